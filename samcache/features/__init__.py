@@ -1,0 +1,1 @@
+"""SAM pieces: model registry and checkpoints, preprocessing, encoder, prompts, decoder, head."""

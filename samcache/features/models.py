@@ -1,0 +1,168 @@
+"""Model registry: segment-anything's vit_h / vit_l / vit_b builders plus a ``tiny`` one.
+
+``tiny`` is a small ViT image encoder in front of segment-anything's own PromptEncoder and
+MaskDecoder. It outputs the real 256x64x64 embedding. Its weights are random, deterministic
+from a seed, and always labelled as random: it exercises the pipeline, not SAM's accuracy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from segment_anything import sam_model_registry
+from segment_anything.build_sam import _build_sam
+from segment_anything.modeling import MaskDecoder, PromptEncoder, Sam
+
+from samcache.errors import SamcacheError
+
+# image encoder (embed_dim, depth, num_heads, global_attn_indexes); the official three match
+# segment_anything.build_sam and serve to recognise a checkpoint's type from its keys.
+ENCODER_SPECS = {
+    "vit_h": (1280, 32, 16, (7, 15, 23, 31)),
+    "vit_l": (1024, 24, 16, (5, 11, 17, 23)),
+    "vit_b": (768, 12, 12, (2, 5, 8, 11)),
+    "tiny": (64, 2, 2, (1,)),
+}
+MODEL_TYPES = tuple(ENCODER_SPECS)
+OFFICIAL_CHECKPOINTS = {
+    "vit_h": "sam_vit_h_4b8939.pth",
+    "vit_l": "sam_vit_l_0b3195.pth",
+    "vit_b": "sam_vit_b_01ec64.pth",
+}
+
+
+@dataclass(frozen=True)
+class WeightsId:
+    """Where the weights came from: a checkpoint's sha256, or a random-init seed."""
+
+    checkpoint_sha256: str | None
+    random_seed: int | None
+
+    @property
+    def random(self) -> bool:
+        return self.checkpoint_sha256 is None
+
+    def describe(self) -> str:
+        if self.random:
+            return f"RANDOM weights (seed {self.random_seed})"
+        return f"checkpoint sha256 {self.checkpoint_sha256[:12]}"
+
+
+def file_sha256(path: str | Path, block: int = 1 << 24) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def build_random_sam(model_type: str, seed: int = 0) -> Sam:
+    """A SAM of ``model_type`` with deterministic random-init weights (RNG state is restored)."""
+    if model_type not in ENCODER_SPECS:
+        raise SamcacheError(f"unknown model type {model_type!r}; choose one of {', '.join(MODEL_TYPES)}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _construct(model_type)
+
+
+def _construct(model_type: str) -> Sam:
+    if model_type == "tiny":
+        dim, depth, heads, global_idx = ENCODER_SPECS["tiny"]
+        return _build_sam(dim, depth, heads, list(global_idx)).eval()  # upstream builder, real decoder
+    return sam_model_registry[model_type]().eval()
+
+
+def identify_model_type(state_dict: dict) -> str | None:
+    """Which registered type a state dict belongs to, from its encoder width and depth."""
+    patch = state_dict.get("image_encoder.patch_embed.proj.weight")
+    if patch is None:
+        return None
+    blocks = {int(m.group(1)) for k in state_dict if (m := re.match(r"image_encoder\.blocks\.(\d+)\.", k))}
+    for name, (dim, depth, _, _) in ENCODER_SPECS.items():
+        if patch.shape[0] == dim and len(blocks) == depth:
+            return name
+    return None
+
+
+def load_state_dict(path: str | Path) -> dict:
+    """Load a checkpoint lazily (mmap) with clear errors naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SamcacheError(f"checkpoint not found: {path}")
+    try:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as exc:
+            if "mmap" not in str(exc):
+                raise
+            state = torch.load(path, map_location="cpu", weights_only=True)  # legacy format
+    except Exception as exc:  # torch raises many types for a non-checkpoint file
+        raise SamcacheError(f"{path} is not a PyTorch checkpoint ({type(exc).__name__})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise SamcacheError(f"{path} does not hold a state dict of tensors")
+    return state
+
+
+def _checked_state_dict(model_type: str, checkpoint: str | Path) -> dict:
+    state = load_state_dict(checkpoint)
+    found = identify_model_type(state)
+    if found is None:
+        raise SamcacheError(f"{checkpoint} is not a SAM checkpoint (no image encoder keys of a known type)")
+    if found != model_type:
+        raise SamcacheError(f"{checkpoint} looks like a {found} checkpoint, not {model_type}")
+    return state
+
+
+def weights_id(model_type: str, checkpoint: str | Path | None, seed: int) -> WeightsId:
+    if checkpoint is None:
+        return WeightsId(None, seed)
+    return WeightsId(file_sha256(checkpoint), None)
+
+
+def build_sam(model_type: str, checkpoint: str | Path | None = None, seed: int = 0,
+              allow_random: bool = False) -> tuple[Sam, WeightsId]:
+    """The full SAM. vit_* need a checkpoint unless ``allow_random`` (benchmarks); tiny never has one."""
+    if checkpoint is None:
+        if model_type != "tiny" and not allow_random:
+            expected = OFFICIAL_CHECKPOINTS.get(model_type, "a checkpoint")
+            raise SamcacheError(f"{model_type} needs --checkpoint (e.g. checkpoints/{expected})")
+        return build_random_sam(model_type, seed), WeightsId(None, seed)
+    state = _checked_state_dict(model_type, checkpoint)
+    sam = _construct(model_type)
+    try:
+        sam.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise SamcacheError(f"{checkpoint} does not match {model_type}: {first}") from None
+    return sam.eval(), weights_id(model_type, checkpoint, seed)
+
+
+def build_prompt_decoder(model_type: str, checkpoint: str | Path | None = None, seed: int = 0,
+                         allow_random: bool = False) -> tuple[PromptEncoder, MaskDecoder, WeightsId]:
+    """Only the prompt encoder and mask decoder (~4M parameters); the image encoder is never built."""
+    if checkpoint is None:
+        if model_type != "tiny" and not allow_random:
+            raise SamcacheError(f"{model_type} needs --checkpoint to decode prompts")
+        sam = build_random_sam(model_type, seed) if model_type == "tiny" else _decoder_only_sam(seed)
+        return sam.prompt_encoder, sam.mask_decoder, WeightsId(None, seed)
+    state = _checked_state_dict(model_type, checkpoint)
+    sam = _decoder_only_sam(seed)
+    for name in ("prompt_encoder", "mask_decoder"):
+        prefix = name + "."
+        part = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        try:
+            getattr(sam, name).load_state_dict(part, strict=True)
+        except RuntimeError as exc:
+            raise SamcacheError(f"{checkpoint}: {name} weights do not match: {str(exc).splitlines()[0]}") from None
+    return sam.prompt_encoder, sam.mask_decoder, weights_id(model_type, checkpoint, seed)
+
+
+def _decoder_only_sam(seed: int) -> Sam:
+    """Upstream's builder with an empty (depth-0) encoder: the real decoder, no encoder cost."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _build_sam(16, 0, 1, []).eval()

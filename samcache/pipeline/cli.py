@@ -1,0 +1,112 @@
+"""The `samcache` command: a thin click layer over the Python API in samcache.pipeline."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from samcache.errors import SamcacheError
+
+
+class _Group(click.Group):
+    """Bad input becomes one line on stderr, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SamcacheError as exc:
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted; finished images are kept, re-run the same command to resume", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="samcache")
+def cli() -> None:
+    """samcache: run SAM's image encoder once, cache embeddings in Zarr, reuse them for
+    zero-shot point-prompted decoding (Phase 1) and semantic-head training (Phase 2)."""
+
+
+def _flags(**kw):
+    """Flags left off are None, so the config file and defaults decide."""
+    return {k: (True if v is True else None) if isinstance(v, bool) else v for k, v in kw.items()}
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+        return w, h
+    except ValueError:
+        raise click.BadParameter(f"expected WIDTHxHEIGHT, got {text!r}") from None
+
+
+@cli.command()
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--train", "n_train", type=int, default=24, show_default=True, help="Train images.")
+@click.option("--val", "n_val", type=int, default=8, show_default=True, help="Val images.")
+@click.option("--test", "n_test", type=int, default=0, show_default=True, help="Test images.")
+@click.option("--size", default="2048x1024", show_default=True, help="WIDTHxHEIGHT of every image.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def synth(out_dir, n_train, n_val, n_test, size, seed):
+    """Write deterministic synthetic street scenes in the Cityscapes layout."""
+    from samcache.data.synth import write_synthetic
+
+    splits = {k: v for k, v in {"train": n_train, "val": n_val, "test": n_test}.items() if v > 0}
+    paths = write_synthetic(out_dir, splits, size=_size(size), seed=seed)
+    click.echo(f"wrote {len(paths)} synthetic images ({', '.join(f'{k} {v}' for k, v in splits.items())}) to {out_dir}")
+
+
+@cli.command()
+@click.option("--data", type=click.Path(), help="Cityscapes root (holds leftImg8bit/ and gtFine/).")
+@click.option("--cache", type=str, help="Zarr cache path (local path or fsspec URL).")
+@click.option("--split", type=str, help="Split to extract (train, val, test, ...).")
+@click.option("--model-type", type=click.Choice(["vit_h", "vit_l", "vit_b", "tiny"]))
+@click.option("--checkpoint", type=click.Path(), help="Official SAM .pth checkpoint (not for tiny).")
+@click.option("--seed", type=int, help="Weights seed of the tiny model.")
+@click.option("--dtype", type=click.Choice(["float16", "float32"]), help="Stored embedding dtype.")
+@click.option("--batch-size", type=int)
+@click.option("--device", type=str, help="auto, cpu or cuda.")
+@click.option("--num-workers", type=int, help="DataLoader workers decoding images.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), help="Encoder compute precision.")
+@click.option("--codec", type=str, help="Compression codec of the arrays.")
+@click.option("--rebuild", is_flag=True, help="Recompute the split from scratch.")
+@click.option("--limit", type=int, help="Only the first N images (sorted order).")
+@click.option("--dask", type=str, help="local:N for a LocalCluster, or tcp://HOST:8786.")
+@click.option("--resources", type=str, help="Dask worker resources each task needs, e.g. GPU=1.")
+@click.option("--config", "config_file", type=click.Path(), help="YAML config file.")
+def extract(config_file, **options):
+    """Stage 1: encode each image once and store embeddings + labels in the Zarr cache.
+
+    Re-running resumes (done images are skipped) and appends images new to the split.
+    """
+    from samcache.pipeline.config import resolve
+    from samcache.pipeline.extract import ExtractConfig, extract as run
+
+    cfg = resolve(ExtractConfig, "extract", config_file, **_flags(**options))
+    result = run(cfg)
+    if cfg.model_type == "tiny" or cfg.checkpoint is None:
+        click.echo("note: RANDOM weights (tiny model): embeddings exercise the pipeline, not SAM's accuracy")
+    for split in result.stale_splits:
+        click.echo(f"warning: split {split} was built with another fingerprint; rebuild it too", err=True)
+    click.echo(result.summary_line())
+    if result.failed:
+        raise SamcacheError(f"{len(result.failed)} image(s) failed and are not marked done; first: {result.failed[0]}")
+
+
+@cli.command()
+@click.option("--cache", required=True, type=str, help="Zarr cache path.")
+def info(cache):
+    """Print the splits, counts, done/total, fingerprint and size on disk of a cache."""
+    from samcache.pipeline.info import describe_cache
+
+    click.echo(describe_cache(cache))
+
+
+def main() -> None:
+    cli(prog_name="samcache")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""`samcache info`: what a cache holds, as text."""
+
+from __future__ import annotations
+
+from samcache.cache.reader import open_cache
+
+
+def describe_cache(path: str) -> str:
+    cache = open_cache(path)
+    attrs = cache.attrs
+    lines = [f"cache {path}  (format {attrs['samcache_format']}, samcache {attrs.get('samcache_version')}, "
+             f"segment-anything {attrs.get('segment_anything_version')})",
+             f"fingerprint: {cache.fingerprint.describe()}"]
+    if cache.fingerprint.random_weights:
+        lines.append("RANDOM weights: these embeddings exercise the pipeline, not SAM's accuracy")
+    lines.append(f"{'split':<10}{'images':>8}{'done':>12}{'MiB':>10}{'MiB/img':>9}  size      fingerprint")
+    total = 0
+    for name in cache.splits:
+        split = cache.split(name)
+        n, done, nbytes = len(split), int(split.done_mask().sum()), split.nbytes_stored()
+        total += nbytes
+        same = "same" if split.fingerprint == cache.fingerprint else f"STALE {split.fingerprint.describe()}"
+        size = f"{split.attrs['width']}x{split.attrs['height']}"
+        lines.append(f"{name:<10}{n:>8}{f'{done}/{n}':>12}{nbytes / 2**20:>10.1f}"
+                     f"{nbytes / 2**20 / max(done, 1):>9.2f}  {size:<9} {same}")
+    lines.append(f"total on disk: {total / 2**20:.1f} MiB")
+    return "\n".join(lines)
