@@ -1,0 +1,73 @@
+"""Shared fixtures: one small synthetic Cityscapes set and tiny-model caches built once per session."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+SIZE = (512, 256)  # WxH; the encoder input is 1024x512 whatever the original size
+N_TRAIN, N_VAL = 6, 3
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory) -> Path:
+    from samcache.data.synth import write_synthetic
+
+    root = tmp_path_factory.mktemp("synth")
+    write_synthetic(root, {"train": N_TRAIN, "val": N_VAL}, size=SIZE, seed=0, progress=False)
+    return root
+
+
+def extract_cfg(data, cache, split, **kw):
+    from samcache.pipeline.extract import ExtractConfig
+
+    base = dict(data=str(data), cache=str(cache), split=split, model_type="tiny", batch_size=1,
+                num_workers=0, device="cpu", dtype="float32")
+    base.update(kw)
+    return ExtractConfig(**base)
+
+
+@pytest.fixture(scope="session")
+def cache32(synth_root, tmp_path_factory) -> Path:
+    """float32 cache of train + val, batch size 1 (the bit-exact reference)."""
+    from samcache.pipeline.extract import extract
+
+    cache = tmp_path_factory.mktemp("cache") / "c32.zarr"
+    for split in ("train", "val"):
+        extract(extract_cfg(synth_root, cache, split), progress=False)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def cache16(synth_root, tmp_path_factory) -> Path:
+    from samcache.pipeline.extract import extract
+
+    cache = tmp_path_factory.mktemp("cache") / "c16.zarr"
+    for split in ("train", "val"):
+        extract(extract_cfg(synth_root, cache, split, dtype="float16", batch_size=3, num_workers=1), progress=False)
+    return cache
+
+
+def run_cli(*args, check=False, timeout=600) -> subprocess.CompletedProcess:
+    """The real console entry point in a subprocess, as a user runs it."""
+    proc = subprocess.run([sys.executable, "-m", "samcache.pipeline.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"samcache {' '.join(map(str, args))} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr, proc.stderr
+    line = [ln for ln in proc.stderr.splitlines() if ln.startswith("Error:")]
+    assert len(line) == 1, proc.stderr
+    for needle in needles:
+        assert needle in line[0], line[0]
+    return line[0]
