@@ -147,7 +147,7 @@ def build_prompt_decoder(model_type: str, checkpoint: str | Path | None = None, 
     if checkpoint is None:
         if model_type != "tiny" and not allow_random:
             raise SamcacheError(f"{model_type} needs --checkpoint to decode prompts")
-        sam = build_random_sam(model_type, seed) if model_type == "tiny" else _decoder_only_sam(seed)
+        sam = build_random_sam(model_type, seed)  # same RNG order as the encoder that made the cache
         return sam.prompt_encoder, sam.mask_decoder, WeightsId(None, seed)
     state = _checked_state_dict(model_type, checkpoint)
     sam = _decoder_only_sam(seed)

@@ -104,6 +104,34 @@ def info(cache):
     click.echo(describe_cache(cache))
 
 
+@cli.command("zero-shot")
+@click.option("--cache", type=str, help="Zarr cache path.")
+@click.option("--split", type=str, help="Split to evaluate (default val).")
+@click.option("--checkpoint", type=click.Path(), help="SAM checkpoint; only its prompt encoder + decoder load.")
+@click.option("--model-type", type=click.Choice(["vit_h", "vit_l", "vit_b", "tiny"]), help="Default: the cache's.")
+@click.option("--prompt", type=click.Choice(["random", "center", "per-instance", "multi", "box"]))
+@click.option("--points", type=int, help="multi: positive points per class.")
+@click.option("--negatives", type=int, help="multi: negative points from other classes.")
+@click.option("--multimask", type=click.Choice(["best-score", "oracle", "single"]))
+@click.option("--classes", type=click.Choice(["seed5", "cityscapes19"]))
+@click.option("--seed", type=int, help="Prompt sampling seed.")
+@click.option("--visualize", type=int, help="Overlays to draw.")
+@click.option("--out", type=click.Path(), help="Run folder (default runs/<timestamp>-zero-shot-...).")
+@click.option("--device", type=str)
+@click.option("--images-per-batch", type=int, help="Images whose prompts share a decoder call.")
+@click.option("--limit", type=int, help="Only the first N images.")
+@click.option("--config", "config_file", type=click.Path(), help="YAML config file.")
+def zero_shot(config_file, **options):
+    """Phase 1: point-prompted SAM decoding from cached embeddings; per-class IoU and mIoU."""
+    from samcache.pipeline.config import resolve
+    from samcache.pipeline.zero_shot import ZeroShotConfig, run_zero_shot, summary_table
+
+    record = run_zero_shot(resolve(ZeroShotConfig, "zero_shot", config_file, **_flags(**options)))
+    click.echo(summary_table(record))
+    click.echo(f"{record['prompts']} prompts on {record['images']} images in {record['seconds']:.1f} s "
+               f"({record['prompts_per_s']:.1f} prompts/s); results in {record['out']}")
+
+
 def main() -> None:
     cli(prog_name="samcache")
 

@@ -1,0 +1,39 @@
+"""Shared helpers: a scratch dir with synthetic data, machine description, timing."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+OUT = Path(__file__).parent / "out"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}"
+
+
+def synth_data(n_train: int, n_val: int, size=(2048, 1024), name: str = "data") -> Path:
+    """Synthetic Cityscapes-format data, made once and reused across benchmark runs."""
+    from samcache.data.synth import write_synthetic
+
+    root = OUT / f"{name}-{n_train}-{n_val}-{size[0]}x{size[1]}"
+    marker = root / ".complete"
+    if not marker.exists():
+        write_synthetic(root, {"train": n_train, "val": n_val}, size=size, seed=0, progress=False)
+        marker.touch()
+    return root
+
+
+@contextmanager
+def timer():
+    box = {}
+    t0 = time.perf_counter()
+    yield box
+    box["s"] = time.perf_counter() - t0

@@ -1,0 +1,84 @@
+"""Prompt strategies, sampled from ground-truth masks (original-image pixel coordinates).
+
+- random:       one uniform point inside the class mask (the seed project's behaviour)
+- center:       the point farthest from the mask boundary (distance transform; the image
+                border counts as boundary, as in interactive-segmentation evaluation)
+- per-instance: one center point per instance (instanceIds for thing classes, connected
+                components for stuff); the class prediction is the union
+- multi:        K positive points plus K negatives from other valid classes
+- box:          the mask's bounding box
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import distance_transform_edt
+from skimage.measure import label as connected_components
+
+STRATEGIES = ("random", "center", "per-instance", "multi", "box")
+MIN_INSTANCE_PIXELS = 50  # smaller fragments get no prompt of their own (unless nothing is larger)
+
+
+@dataclass
+class Prompt:
+    points: np.ndarray  # (N, 2) float [x, y]; N may be 0 for a box
+    point_labels: np.ndarray  # (N,) int, 1 positive / 0 negative
+    box: np.ndarray | None = None  # (4,) [x0, y0, x1, y1]
+
+    def key(self) -> tuple:
+        """Prompts with equal keys can share one decoder call (same token count)."""
+        return (len(self.points), self.box is not None)
+
+
+def center_point(mask: np.ndarray) -> np.ndarray:
+    """[x, y] of the distance-transform maximum (first in row-major order on ties)."""
+    dist = distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+    y, x = np.unravel_index(np.argmax(dist), dist.shape)
+    return np.array([x, y], dtype=np.float64)
+
+
+def _uniform_points(mask: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    ys, xs = np.nonzero(mask)
+    idx = rng.choice(len(ys), size=min(k, len(ys)), replace=False)
+    return np.stack([xs[idx], ys[idx]], axis=1).astype(np.float64)
+
+
+def instance_masks(class_mask: np.ndarray, instances: np.ndarray, is_thing: bool) -> list[np.ndarray]:
+    """One mask per instance: instanceIds for things, connected components otherwise."""
+    parts = []
+    if is_thing:
+        ids = np.unique(instances[class_mask & (instances >= 1000)])
+        parts = [class_mask & (instances == i) for i in ids]
+        rest = class_mask & (instances < 1000)  # "group" regions that carry no instance id
+    else:
+        rest = class_mask
+    if rest.any():
+        comps = connected_components(rest, connectivity=1)
+        parts += [comps == c for c in range(1, comps.max() + 1)]
+    big = [p for p in parts if p.sum() >= MIN_INSTANCE_PIXELS]
+    return big or [max(parts, key=lambda p: p.sum())]
+
+
+def sample_prompts(strategy: str, class_mask: np.ndarray, valid: np.ndarray, instances: np.ndarray,
+                   is_thing: bool, rng: np.random.Generator, points: int = 3, negatives: int = 3) -> list[Prompt]:
+    """Prompts for one class in one image; ``class_mask`` must be non-empty."""
+    positive = lambda pts: Prompt(pts, np.ones(len(pts), np.int64))  # noqa: E731
+    if strategy == "random":
+        return [positive(_uniform_points(class_mask, 1, rng))]
+    if strategy == "center":
+        return [positive(center_point(class_mask)[None])]
+    if strategy == "per-instance":
+        return [positive(center_point(m)[None]) for m in instance_masks(class_mask, instances, is_thing)]
+    if strategy == "multi":
+        pos = _uniform_points(class_mask, points, rng)
+        others = valid & ~class_mask
+        neg = _uniform_points(others, negatives, rng) if negatives and others.any() else np.zeros((0, 2))
+        labels = np.concatenate([np.ones(len(pos), np.int64), np.zeros(len(neg), np.int64)])
+        return [Prompt(np.concatenate([pos, neg]), labels)]
+    if strategy == "box":
+        ys, xs = np.nonzero(class_mask)
+        box = np.array([xs.min(), ys.min(), xs.max(), ys.max()], dtype=np.float64)
+        return [Prompt(np.zeros((0, 2)), np.zeros(0, np.int64), box)]
+    raise ValueError(f"unknown prompt strategy {strategy!r}")

@@ -1,0 +1,73 @@
+"""IoU bookkeeping shared by Phase 1 and Phase 2.
+
+Two aggregations of per-class IoU:
+- mean over images: IoU per (image, class) where the class is present, averaged per class
+  (the seed project's number);
+- dataset-level: intersections and unions summed over images, then divided (cityscapesScripts).
+Void pixels (labels that map to IGNORE) are excluded from both.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from samcache.data.labels import IGNORE
+
+
+def intersection_union(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> tuple[int, int]:
+    pred, gt = pred & valid, gt & valid
+    return int(np.count_nonzero(pred & gt)), int(np.count_nonzero(pred | gt))
+
+
+@dataclass
+class IoUAccumulator:
+    """Collects (image, class) intersections and unions; classes absent from an image are not added."""
+
+    per_image: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    inter: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    union: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def add(self, class_name: str, inter: int, union: int) -> float:
+        iou = inter / union if union else float("nan")
+        self.per_image[class_name].append(iou)
+        self.inter[class_name] += inter
+        self.union[class_name] += union
+        return iou
+
+    def summary(self, class_names: list[str]) -> list[dict]:
+        """Rows of class, iou_mean_over_images, iou_dataset; plus a final ``mean`` row."""
+        rows = []
+        for name in class_names:
+            if not self.per_image.get(name):
+                rows.append({"class": name, "iou_mean_over_images": float("nan"), "iou_dataset": float("nan")})
+                continue
+            rows.append({"class": name,
+                         "iou_mean_over_images": float(np.nanmean(self.per_image[name])),
+                         "iou_dataset": self.inter[name] / self.union[name] if self.union[name] else float("nan")})
+        rows.append({"class": "mean",
+                     "iou_mean_over_images": _nanmean([r["iou_mean_over_images"] for r in rows]),
+                     "iou_dataset": _nanmean([r["iou_dataset"] for r in rows])})
+        return rows
+
+
+def _nanmean(values: list[float]) -> float:
+    arr = np.asarray(values, dtype=np.float64)
+    return float(np.nanmean(arr)) if np.isfinite(arr).any() else float("nan")
+
+
+def confusion_matrix(pred: np.ndarray, gt: np.ndarray, num_classes: int) -> np.ndarray:
+    """(num_classes, num_classes) counts, rows = ground truth; gt == IGNORE is skipped."""
+    keep = gt != IGNORE
+    idx = gt[keep].astype(np.int64) * num_classes + pred[keep].astype(np.int64)
+    return np.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def iou_from_confusion(conf: np.ndarray) -> np.ndarray:
+    """Per-class TP / (TP + FP + FN), as cityscapesScripts' getIouScoreForLabel computes it."""
+    tp = np.diag(conf).astype(np.float64)
+    denom = conf.sum(0) + conf.sum(1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, tp / denom, np.nan)

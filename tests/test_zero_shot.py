@@ -1,0 +1,196 @@
+"""Stage 2a: decoding from the cache equals upstream SamPredictor; prompts; metrics; outputs."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from segment_anything import SamPredictor
+
+from conftest import assert_one_line_error, run_cli
+from samcache.cache.reader import open_cache
+from samcache.data.labels import IGNORE, get_class_set
+from samcache.features.decoder import decode, to_input_frame, upscale_logits
+from samcache.features.models import build_prompt_decoder, build_sam
+from samcache.features.prompts import center_point, instance_masks, sample_prompts
+from samcache.pipeline.metrics import IoUAccumulator, intersection_union
+from samcache.pipeline.runs import read_csv
+from samcache.pipeline.zero_shot import ZeroShotConfig, run_zero_shot
+
+
+def predictor_on_cache(split, row, sam):
+    """Upstream SamPredictor with the cached embedding in place of set_image."""
+    p = SamPredictor(sam)
+    p.features = torch.from_numpy(split.embedding(row).astype(np.float32))[None]
+    p.original_size = tuple(int(v) for v in split.original_sizes[row])
+    p.input_size = tuple(int(v) for v in split.input_sizes[row])
+    p.is_image_set = True
+    return p
+
+
+def our_masks(split, rows, coords, labels, multimask=True):
+    pe, md, _ = build_prompt_decoder("tiny", None, 0)
+    emb = torch.from_numpy(np.stack([split.embedding(r) for r in rows]).astype(np.float32))
+    size = tuple(int(v) for v in split.original_sizes[rows[0]])
+    frame = np.stack([to_input_frame(c, size) for c in coords])
+    logits, scores = decode(pe, md, emb, torch.arange(len(rows)), torch.tensor(frame, dtype=torch.float),
+                            torch.tensor(labels, dtype=torch.int), None, multimask)
+    masks = upscale_logits(logits, tuple(split.input_sizes[rows[0]]), size) > 0
+    return masks.numpy(), scores.numpy()
+
+
+def test_decoding_from_float32_cache_equals_sampredictor(cache32, synth_root):
+    from samcache.data.cityscapes import list_images, read_image
+
+    sam, _ = build_sam("tiny", seed=0)
+    val = open_cache(cache32).split("val")
+    coords = np.array([[[100.0, 200.0], [300.0, 150.0]], [[400.0, 60.0], [20.0, 240.0]]])
+    labels = np.array([[1, 0], [1, 1]])
+    masks, scores = our_masks(val, [0, 1], coords, labels)  # two images in one decoder call
+    for k, row in enumerate([0, 1]):
+        p = SamPredictor(sam)
+        p.set_image(read_image(list_images(synth_root, "val")[row].image_path))  # the full upstream path
+        ref_masks, ref_scores, _ = p.predict(coords[k], labels[k], multimask_output=True)
+        assert np.array_equal(masks[k], ref_masks)
+        np.testing.assert_allclose(scores[k], ref_scores, rtol=1e-5, atol=1e-6)
+
+
+def test_float16_cache_masks_match_with_iou_099(cache16, cache32):
+    sam, _ = build_sam("tiny", seed=0)
+    v16, v32 = open_cache(cache16).split("val"), open_cache(cache32).split("val")
+    rng = np.random.default_rng(0)
+    for row in range(len(v16)):
+        coords = rng.uniform([0, 0], [511, 255], (1, 1, 2))
+        masks, _ = our_masks(v16, [row], coords, np.ones((1, 1)))
+        ref, _, _ = predictor_on_cache(v32, row, sam).predict(coords[0], np.ones(1), multimask_output=True)
+        for a, b in zip(masks[0], ref):
+            inter, union = np.logical_and(a, b).sum(), np.logical_or(a, b).sum()
+            assert union == 0 or inter / union >= 0.99
+
+
+def brute_force_boundary_distance(mask):
+    """Distance of each mask pixel to the nearest non-mask pixel, the outside of the image included."""
+    padded = np.pad(mask, 1)
+    ys, xs = np.nonzero(~padded)
+    out = np.zeros(mask.shape)
+    for y, x in zip(*np.nonzero(mask)):
+        out[y, x] = np.sqrt(((ys - (y + 1)) ** 2 + (xs - (x + 1)) ** 2).min())
+    return out
+
+
+def test_prompt_points_lie_where_they_claim():
+    rng = np.random.default_rng(1)
+    gt = np.zeros((30, 40), np.uint8)
+    gt[5:20, 3:30] = 1  # class 1: a rectangle
+    gt[22:28, 10:20] = 1  # and a second blob of 60 px
+    gt[29, 0] = 1  # a 1-px fragment: too small for a prompt of its own
+    gt[:, 35:] = IGNORE
+    mask, valid = gt == 1, gt != IGNORE
+    inst = np.zeros_like(gt, dtype=np.int32)
+    for strategy in ("random", "multi"):
+        (p,) = sample_prompts(strategy, mask, valid, inst, False, rng, points=4, negatives=3)
+        for (x, y), lab in zip(p.points.astype(int), p.point_labels):
+            assert mask[y, x] if lab == 1 else (valid[y, x] and not mask[y, x])
+        if strategy == "multi":
+            assert list(p.point_labels) == [1] * 4 + [0] * 3
+    (c,) = sample_prompts("center", mask, valid, inst, False, rng)
+    dist = brute_force_boundary_distance(mask)
+    x, y = c.points[0].astype(int)
+    assert dist[y, x] == dist.max()
+    per = sample_prompts("per-instance", mask, valid, inst, False, rng)
+    assert len(per) == 2  # the two large connected components of a stuff class
+    assert all(mask[int(p.points[0, 1]), int(p.points[0, 0])] for p in per)
+    (b,) = sample_prompts("box", mask, valid, inst, False, rng)
+    assert b.box.tolist() == [0, 5, 29, 29]  # the fragment at (x=0, y=29) widens the box
+
+
+def test_per_instance_uses_instance_ids_for_things():
+    mask = np.zeros((40, 60), bool)
+    mask[5:25, 5:25] = mask[5:25, 25:45] = True  # two touching cars: one component, two instances
+    inst = np.zeros((40, 60), np.int32)
+    inst[5:25, 5:25], inst[5:25, 25:45] = 26000, 26001
+    parts = instance_masks(mask, inst, is_thing=True)
+    assert len(parts) == 2
+    for part, point in zip(parts, [center_point(p) for p in parts]):
+        assert part[int(point[1]), int(point[0])]
+    assert len(instance_masks(mask, inst, is_thing=False)) == 1
+
+
+def test_iou_of_a_known_prediction_is_exact():
+    gt = np.zeros((10, 10), bool)
+    gt[0:4, 0:5] = True  # 20 px
+    pred = np.zeros((10, 10), bool)
+    pred[2:6, 0:5] = True  # 20 px, 10 overlap
+    valid = np.ones((10, 10), bool)
+    valid[5, :] = False  # one pred row ignored: 5 px of pred are void
+    assert intersection_union(pred, gt, valid) == (10, 25)
+
+
+def test_aggregations_match_a_hand_computed_example():
+    acc = IoUAccumulator()
+    acc.add("road", 1, 2)  # image 1: 0.5
+    acc.add("road", 9, 10)  # image 2: 0.9
+    acc.add("car", 1, 4)  # image 1 only: car absent from image 2, not counted
+    rows = {r["class"]: r for r in acc.summary(["road", "car", "person"])}
+    assert rows["road"]["iou_mean_over_images"] == pytest.approx(0.7)
+    assert rows["road"]["iou_dataset"] == pytest.approx(10 / 12)
+    assert rows["car"]["iou_mean_over_images"] == rows["car"]["iou_dataset"] == pytest.approx(0.25)
+    assert np.isnan(rows["person"]["iou_dataset"])  # absent everywhere: no score, not a zero
+    assert rows["mean"]["iou_mean_over_images"] == pytest.approx((0.7 + 0.25) / 2)
+    assert rows["mean"]["iou_dataset"] == pytest.approx((10 / 12 + 0.25) / 2)
+
+
+@pytest.mark.parametrize("prompt,multimask", [("random", "best-score"), ("box", "single"), ("multi", "oracle"),
+                                              ("per-instance", "best-score")])
+def test_run_outputs_agree_with_sampredictor(cache32, tmp_path, prompt, multimask):
+    """Every CSV row: replaying its prompts through upstream SamPredictor gives the reported IoU."""
+    cfg = ZeroShotConfig(cache=str(cache32), split="val", prompt=prompt, multimask=multimask, out=str(tmp_path),
+                         visualize=1, device="cpu", limit=2)
+    record = run_zero_shot(cfg, progress=False)
+    assert record["oracle"] == (multimask == "oracle") and record["random_weights"]
+    for name in ("detailed_results.csv", "summary.csv", "config.yaml", "run.json"):
+        assert (tmp_path / name).exists()
+    assert len(list((tmp_path / "visualizations").glob("*.png"))) == 1
+    sam, _ = build_sam("tiny", seed=0)
+    val = open_cache(cache32).split("val")
+    cs = get_class_set("seed5")
+    rows = read_csv(tmp_path / "detailed_results.csv")
+    assert {r["multimask"] for r in rows} == {multimask}
+    for r in rows:
+        row = val.image_ids.index(r["image_id"])
+        gt = cs.to_index(val.labels[row])
+        c = cs.class_names.index(r["class"])
+        pred = predictor_on_cache(val, row, sam)
+        points, labels = np.array(json.loads(r["points"]), float), np.array(json.loads(r["point_labels"]))
+        if prompt == "per-instance":
+            prompts = [dict(point_coords=pt[None], point_labels=labels[i:i + 1]) for i, pt in enumerate(points)]
+        elif prompt == "box":
+            prompts = [dict(box=np.array(json.loads(r["box"]), float))]
+        else:
+            prompts = [dict(point_coords=points, point_labels=labels)]
+        union = np.zeros(gt.shape, bool)
+        for kw in prompts:
+            masks, scores, _ = pred.predict(**kw, multimask_output=multimask != "single")
+            if multimask == "oracle":
+                ious = [intersection_union(m, gt == c, gt != IGNORE) for m in masks]
+                masks = [masks[int(np.argmax([i / u if u else 0 for i, u in ious]))]]
+            else:
+                masks = [masks[int(np.argmax(scores))]]
+            union |= masks[0]
+        inter, uni = intersection_union(union, gt == c, gt != IGNORE)
+        assert float(r["iou"]) == pytest.approx(inter / uni, abs=1e-6)
+
+
+def test_checkpoint_that_does_not_match_the_cache_is_refused(cache32, tmp_path):
+    path = tmp_path / "tiny.pth"
+    torch.save(build_sam("tiny", seed=3)[0].state_dict(), path)
+    proc = run_cli("zero-shot", "--cache", cache32, "--checkpoint", path, "--out", tmp_path / "o")
+    assert_one_line_error(proc, "RANDOM-weight embeddings", "tiny.pth")
+    proc = run_cli("zero-shot", "--cache", cache32, "--model-type", "vit_b", "--out", tmp_path / "o")
+    assert_one_line_error(proc, "built with tiny, not --model-type vit_b")
+    proc = run_cli("zero-shot", "--cache", cache32, "--split", "test", "--out", tmp_path / "o")
+    assert_one_line_error(proc, "no split 'test'")
+
+
+def test_zero_shot_help():
+    assert "--multimask" in run_cli("zero-shot", "--help", check=True).stdout
