@@ -37,10 +37,9 @@ def decode(prompt_encoder: PromptEncoder, mask_decoder: MaskDecoder, embeddings:
     output_tokens = output_tokens.unsqueeze(0).expand(sparse.size(0), -1, -1)
     tokens = torch.cat((output_tokens, sparse), dim=1)
     src = embeddings[image_index] + dense
-    image_pe = prompt_encoder.get_dense_pe()
-    pos_src = image_pe.expand(tokens.shape[0], -1, -1, -1)
-    b, c, h, w = src.shape
-    hs, src = md.transformer(src, pos_src, tokens)
+    # the transformer only adds image_pe, so a batch of one broadcasts (upstream copies it per prompt)
+    hs, src = md.transformer(src, prompt_encoder.get_dense_pe(), tokens)
+    b, (c, h, w) = tokens.shape[0], embeddings.shape[1:]
     iou_token_out = hs[:, 0, :]
     mask_tokens_out = hs[:, 1: (1 + md.num_mask_tokens), :]
     src = src.transpose(1, 2).view(b, c, h, w)

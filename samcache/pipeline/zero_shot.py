@@ -32,6 +32,7 @@ from samcache.pipeline.visualize import save_overlay, source_image
 MULTIMASK = ("best-score", "oracle", "single")
 DETAIL_COLUMNS = ["image_id", "class", "strategy", "multimask", "points", "point_labels", "box", "score", "iou"]
 UPSCALE_CHUNK = 24  # masks upsampled per interpolate call, to bound memory at 2048x1024
+CPU_DECODE_CHUNK = 4  # on CPU larger decoder batches fall out of cache and get slower per prompt
 
 
 @dataclass
@@ -101,9 +102,14 @@ def _decode_entries(pe, md, embeddings: torch.Tensor, entries: list[Entry], size
             boxes = torch.as_tensor(np.stack([to_input_frame(e.prompt.box.reshape(2, 2), sizes[e.image][0]).reshape(4)
                                               for e in group]), dtype=torch.float, device=device)
         index = torch.tensor([e.image for e in group], device=device)
-        logits, scores = decode(pe, md, embeddings, index, coords, labels, boxes, multimask)
-        for k, e in enumerate(group):
-            e.logits, e.scores = logits[k], scores[k]
+        step = CPU_DECODE_CHUNK if device.type == "cpu" else len(group)
+        for s in range(0, len(group), step):
+            part = slice(s, s + step)
+            logits, scores = decode(pe, md, embeddings, index[part], None if coords is None else coords[part],
+                                    None if labels is None else labels[part],
+                                    None if boxes is None else boxes[part], multimask)
+            for e, lg, sc in zip(group[part], logits, scores):
+                e.logits, e.scores = lg, sc
 
 
 def _choose_masks(entries: list[Entry], original_size, input_size, mode: str, gt: np.ndarray, valid: np.ndarray):

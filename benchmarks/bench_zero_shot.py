@@ -1,0 +1,106 @@
+"""Phase 1: batched decoding from the cache against a loop of SamPredictor.predict, one prompt each.
+
+The prompt encoder and mask decoder are the same for tiny and ViT-H, so decoder speed measured
+with tiny weights is what a ViT-H cache gets. Then: a whole Phase 1 pass from the cache against
+the seed's way (encoder per image + predict per class), the encoder being a random-init ViT-B
+timed on a few images and extrapolated to Cityscapes val (500 images).
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import torch
+from segment_anything import SamPredictor
+
+from benchmarks.common import OUT, synth_data, timer
+from samcache.cache.reader import open_cache
+from samcache.data.cityscapes import list_images, read_image
+from samcache.data.labels import IGNORE, get_class_set
+from samcache.features.encoder import encode
+from samcache.features.models import build_prompt_decoder, build_random_sam, build_sam
+from samcache.features.preprocess import resize_and_pad_uint8
+from samcache.pipeline.extract import ExtractConfig, extract
+from samcache.pipeline.zero_shot import Entry, ZeroShotConfig, _choose_masks, _decode_entries, _prompts_for_image, run_zero_shot
+
+N_IMAGES = 4
+VAL_IMAGES = 500
+
+
+def _cache() -> str:
+    data = synth_data(16, 0)
+    cache = OUT / "bench_zero_shot.zarr"
+    shutil.rmtree(cache, ignore_errors=True)
+    extract(ExtractConfig(data=str(data), cache=str(cache), split="train", model_type="tiny", device="cpu",
+                          limit=N_IMAGES, num_workers=1, dtype="float16"), progress=False)
+    return str(cache)
+
+
+def run() -> list[dict]:
+    cache = _cache()
+    split = open_cache(cache).split("train")
+    cs = get_class_set("seed5")
+    sam, _ = build_sam("tiny", seed=0)
+    pe, md, _ = build_prompt_decoder("tiny", None, 0)
+    cfg = ZeroShotConfig(prompt="per-instance")
+    work = []
+    for r in range(N_IMAGES):
+        gt = cs.to_index(split.labels[r])
+        entries = [Entry(0, c, p) for c, p in _prompts_for_image(cfg, cs, gt, split.instances[r].astype(np.int32),
+                                                                  np.random.default_rng(r))]
+        work.append((r, gt, entries))
+    n_prompts = sum(len(e) for _, _, e in work)
+
+    def ours():
+        for r, gt, entries in work:
+            emb = torch.from_numpy(split.embedding(r).astype(np.float32))[None]
+            sizes = [(tuple(split.original_sizes[r]), tuple(split.input_sizes[r]))]
+            _decode_entries(pe, md, emb, entries, sizes, True)
+            _choose_masks(entries, sizes[0][0], sizes[0][1], "best-score", gt, gt != IGNORE)
+
+    def upstream():
+        for r, _, entries in work:
+            p = SamPredictor(sam)
+            p.features = torch.from_numpy(split.embedding(r).astype(np.float32))[None]
+            p.original_size, p.input_size = tuple(split.original_sizes[r]), tuple(split.input_sizes[r])
+            p.is_image_set = True
+            for e in entries:
+                masks, scores, _ = p.predict(e.prompt.points, e.prompt.point_labels, multimask_output=True)
+                masks[int(np.argmax(scores))]
+
+    ours()  # warm-up
+    with timer() as t_up:
+        upstream()
+    with timer() as t_ours:
+        ours()
+    speedup = t_up["s"] / t_ours["s"]
+
+    zs = run_zero_shot(ZeroShotConfig(cache=cache, split="train", prompt="random", out=str(OUT / "zs-run"),
+                                      visualize=0, device="cpu"), progress=False)
+    ours_per_image = zs["seconds"] / zs["images"]
+    vit_b = build_random_sam("vit_b", seed=0)
+    records = list_images(synth_data(16, 0), "train")[:2]
+    x = [resize_and_pad_uint8(read_image(r.image_path)) for r in records]
+    with timer() as t_enc:
+        for img, hw in x:
+            encode(vit_b.image_encoder, img[None], torch.tensor([hw]))
+    enc_per_image = t_enc["s"] / len(x)
+    seed_per_image = enc_per_image + t_up["s"] / n_prompts * (zs["prompts"] / zs["images"])
+    return [
+        {"benchmark": "zero-shot", "metric": f"upstream SamPredictor.predict loop ({n_prompts} prompts, 2048x1024)",
+         "value": f"{n_prompts / t_up['s']:.1f} prompts/s"},
+        {"benchmark": "zero-shot", "metric": "samcache batched decode + one upsample per image",
+         "value": f"{n_prompts / t_ours['s']:.1f} prompts/s"},
+        {"benchmark": "zero-shot", "metric": "speed-up batched / upstream loop (goal >= 3)", "value": f"{speedup:.2f}x"},
+        {"benchmark": "zero-shot", "metric": "random-init ViT-B encoder, CPU", "value": f"{enc_per_image:.2f} s/img"},
+        {"benchmark": "zero-shot", "metric": f"Phase 1 over {VAL_IMAGES} val images: seed way (ViT-B encode + predict)",
+         "value": f"{seed_per_image * VAL_IMAGES / 60:.1f} min (extrapolated)"},
+        {"benchmark": "zero-shot", "metric": f"Phase 1 over {VAL_IMAGES} val images: from the cache (whole run)",
+         "value": f"{ours_per_image * VAL_IMAGES / 60:.1f} min ({seed_per_image / ours_per_image:.0f}x less)"},
+    ]
+
+
+if __name__ == "__main__":
+    for row in run():
+        print(row)
