@@ -132,6 +132,68 @@ def zero_shot(config_file, **options):
                f"({record['prompts_per_s']:.1f} prompts/s); results in {record['out']}")
 
 
+@cli.command("train-head")
+@click.option("--cache", type=str, help="Zarr cache path.")
+@click.option("--train-split", type=str)
+@click.option("--val-split", type=str)
+@click.option("--classes", type=click.Choice(["seed5", "cityscapes19"]))
+@click.option("--epochs", type=int)
+@click.option("--batch-size", type=int)
+@click.option("--lr", type=float)
+@click.option("--width", type=int, help="Channels of the two 3x3 conv layers.")
+@click.option("--num-workers", type=int, help="DataLoader workers when not preloaded.")
+@click.option("--preload", type=click.Choice(["auto", "ram", "gpu", "off"]))
+@click.option("--flip", is_flag=True, help="Random horizontal flips of embedding + target.")
+@click.option("--seed", type=int)
+@click.option("--out", type=click.Path(), help="Run folder (default runs/<timestamp>-head).")
+@click.option("--resume", type=click.Path(), help="Continue RUN_DIR from its last epoch.")
+@click.option("--save-predictions", is_flag=True, help="Official-style labelIds PNGs of the last epoch.")
+@click.option("--visualize", type=int)
+@click.option("--device", type=str)
+@click.option("--limit", type=int, help="Only the first N train images.")
+@click.option("--config", "config_file", type=click.Path(), help="YAML config file.")
+def train_head(config_file, **options):
+    """Phase 2: train the semantic head on cached embeddings (the encoder never runs)."""
+    from pathlib import Path
+
+    from samcache.pipeline.config import resolve
+    from samcache.pipeline.evaluate import head_table
+    from samcache.pipeline.train_head import HeadConfig, train_head as run
+
+    if options["resume"] and config_file is None:
+        config_file = Path(options["resume"]) / "config.yaml"  # the run's own config, flags on top
+        if not config_file.is_file():
+            raise SamcacheError(f"--resume {options['resume']}: no config.yaml there")
+    record = run(resolve(HeadConfig, "train_head", config_file, **_flags(**options)))
+    click.echo(f"head on {record['classes']}, {record['epochs']} epochs ({record['epochs_run']} run now), "
+               f"preload={record['preload']}, {record['seconds']:.1f} s")
+    click.echo(head_table(record["summary"]))
+    if record["random_weights"]:
+        click.echo("RANDOM-weight embeddings: these numbers show the pipeline working, not SAM's accuracy.")
+    click.echo(f"results in {record['out']}")
+
+
+@cli.command()
+@click.option("--head", required=True, type=click.Path(), help="RUN_DIR/head_epoch_N.pt")
+@click.option("--cache", type=str, help="Zarr cache path.")
+@click.option("--split", type=str, help="Split to evaluate (default val).")
+@click.option("--batch-size", type=int)
+@click.option("--num-workers", type=int)
+@click.option("--device", type=str)
+@click.option("--out", type=click.Path(), help="Default RUN_DIR/eval-<split>-epochN.")
+@click.option("--save-predictions", is_flag=True)
+@click.option("--visualize", type=int)
+@click.option("--config", "config_file", type=click.Path(), help="YAML config file.")
+def evaluate(config_file, **options):
+    """Re-evaluate a saved head on a cache split (dataset-level IoU, as cityscapesScripts)."""
+    from samcache.pipeline.config import resolve
+    from samcache.pipeline.evaluate import EvaluateConfig, evaluate_head, head_table
+
+    record = evaluate_head(resolve(EvaluateConfig, "evaluate", config_file, **_flags(**options)))
+    click.echo(head_table(record["summary"]))
+    click.echo(f"results in {record['out']}")
+
+
 def main() -> None:
     cli(prog_name="samcache")
 

@@ -1,0 +1,112 @@
+"""Cache-only data for the head: a torch Dataset over a split, and preloaded tensors.
+
+Nothing here opens a PNG or touches the image encoder: embeddings and labels come from Zarr.
+Targets live in the 1024x1024 input frame: class indices resized (nearest) to (h, w) like
+the image was, then padded with IGNORE.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from samcache.cache.reader import CacheSplit, open_cache
+from samcache.data.labels import IGNORE, ClassSet
+from samcache.features.preprocess import IMG_SIZE
+
+
+def target_in_frame(label_ids: np.ndarray, class_set: ClassSet, input_size) -> np.ndarray:
+    """(H, W) labelIds -> (1024, 1024) uint8 class indices, nearest-resized to (h, w), IGNORE-padded."""
+    index = class_set.to_index(label_ids)
+    (big_h, big_w), (h, w) = index.shape, tuple(int(v) for v in input_size)
+    rows = np.minimum(((np.arange(h) + 0.5) * big_h / h).astype(np.int64), big_h - 1)  # pixel centres
+    cols = np.minimum(((np.arange(w) + 0.5) * big_w / w).astype(np.int64), big_w - 1)
+    frame = np.full((IMG_SIZE, IMG_SIZE), IGNORE, np.uint8)
+    frame[:h, :w] = index[rows[:, None], cols[None, :]]
+    return frame
+
+
+class CacheHeadDataset(Dataset):
+    """Items ``(row, embedding float32 (256,64,64), target uint8 (1024,1024))`` of one cache split.
+
+    ``mode="eval"`` yields the class-index map at original resolution instead of the frame target.
+    Each DataLoader worker opens its own handle to the store.
+    """
+
+    def __init__(self, cache: str, split: str, class_set: ClassSet, rows: list[int] | None = None,
+                 mode: str = "train"):
+        self.cache, self.split_name, self.class_set, self.mode = str(cache), split, class_set, mode
+        self._split: CacheSplit | None = None
+        self.rows = rows if rows is not None else self.split.require_complete()
+
+    @property
+    def split(self) -> CacheSplit:
+        if self._split is None or self._pid != os.getpid():
+            self._split, self._pid = open_cache(self.cache).split(self.split_name), os.getpid()
+        return self._split
+
+    def __getstate__(self):
+        return {**self.__dict__, "_split": None}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int):
+        row = self.rows[i]
+        split = self.split
+        embedding = torch.from_numpy(split.embedding(row).astype(np.float32))
+        labels = split.labels[row]
+        if self.mode == "eval":
+            return row, embedding, torch.from_numpy(self.class_set.to_index(labels))
+        return row, embedding, torch.from_numpy(target_in_frame(labels, self.class_set, split.input_sizes[row]))
+
+
+def preload(dataset: CacheHeadDataset, device: torch.device, chunk: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Whole split in memory: embeddings in their stored dtype, targets (or eval labels) as uint8."""
+    split, rows, cs = dataset.split, np.asarray(dataset.rows), dataset.class_set
+    embeddings, targets = [], []
+    for start in range(0, len(rows), chunk):  # chunked: original-size labels are 2 MB each
+        part = rows[start: start + chunk]
+        embeddings.append(torch.from_numpy(split.embeddings.oindex[part]).to(device))
+        labels = split.labels.oindex[part]
+        if dataset.mode == "train":
+            frames = [target_in_frame(lab, cs, split.input_sizes[r]) for lab, r in zip(labels, part)]
+            targets.append(torch.from_numpy(np.stack(frames)).to(device))
+        else:
+            targets.append(torch.from_numpy(cs.to_index(labels)).to(device))
+    return torch.cat(embeddings), torch.cat(targets)
+
+
+def preload_bytes(split: CacheSplit, rows: list[int], mode: str) -> int:
+    per_image = split.embeddings.dtype.itemsize * int(np.prod(split.embeddings.shape[1:]))
+    per_image += IMG_SIZE * IMG_SIZE if mode == "train" else int(np.prod(split.labels.shape[1:]))
+    return per_image * len(rows)
+
+
+def choose_preload(requested: str, nbytes: int, device: torch.device, gpu_fraction: float = 0.6,
+                   ram_fraction: float = 0.5) -> str:
+    """auto: on the GPU if it fits a share of free GPU memory, else RAM if it fits, else off."""
+    if requested != "auto":
+        return requested
+    if device.type == "cuda" and nbytes < gpu_fraction * torch.cuda.mem_get_info(device)[0]:
+        return "gpu"
+    available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return "ram" if nbytes < ram_fraction * available else "off"
+
+
+def iterate(dataset: CacheHeadDataset, preloaded: tuple | None, positions: list[int], batch_size: int,
+            num_workers: int, device: torch.device):
+    """Yield (rows, embeddings, targets) batches in ``positions`` order, from memory or via a DataLoader."""
+    if preloaded is not None:
+        embeddings, targets = preloaded
+        for start in range(0, len(positions), batch_size):
+            idx = torch.as_tensor(positions[start: start + batch_size], device=embeddings.device)
+            yield [dataset.rows[i] for i in idx.tolist()], embeddings[idx].to(device), targets[idx].to(device)
+        return
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=positions, num_workers=num_workers,
+                        pin_memory=device.type == "cuda")
+    for rows, embeddings, targets in loader:
+        yield rows.tolist(), embeddings.to(device, non_blocking=True), targets.to(device, non_blocking=True)
