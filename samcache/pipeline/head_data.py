@@ -20,17 +20,16 @@ from samcache.features.preprocess import IMG_SIZE
 
 def target_in_frame(label_ids: np.ndarray, class_set: ClassSet, input_size) -> np.ndarray:
     """(H, W) labelIds -> (1024, 1024) uint8 class indices, nearest-resized to (h, w), IGNORE-padded."""
-    index = class_set.to_index(label_ids)
-    (big_h, big_w), (h, w) = index.shape, tuple(int(v) for v in input_size)
+    (big_h, big_w), (h, w) = label_ids.shape, tuple(int(v) for v in input_size)
     rows = np.minimum(((np.arange(h) + 0.5) * big_h / h).astype(np.int64), big_h - 1)  # pixel centres
     cols = np.minimum(((np.arange(w) + 0.5) * big_w / w).astype(np.int64), big_w - 1)
     frame = np.full((IMG_SIZE, IMG_SIZE), IGNORE, np.uint8)
-    frame[:h, :w] = index[rows[:, None], cols[None, :]]
+    frame[:h, :w] = class_set.to_index(label_ids[rows[:, None], cols[None, :]])  # gather, then map
     return frame
 
 
 class CacheHeadDataset(Dataset):
-    """Items ``(row, embedding float32 (256,64,64), target uint8 (1024,1024))`` of one cache split.
+    """Items ``(row, embedding (256,64,64) in the stored dtype, target uint8 (1024,1024))`` of one split.
 
     ``mode="eval"`` yields the class-index map at original resolution instead of the frame target.
     Each DataLoader worker opens its own handle to the store.
@@ -57,7 +56,7 @@ class CacheHeadDataset(Dataset):
     def __getitem__(self, i: int):
         row = self.rows[i]
         split = self.split
-        embedding = torch.from_numpy(split.embedding(row).astype(np.float32))
+        embedding = torch.from_numpy(split.embedding(row))  # cast on the device: half the IPC for float16
         labels = split.labels[row]
         if self.mode == "eval":
             return row, embedding, torch.from_numpy(self.class_set.to_index(labels))
