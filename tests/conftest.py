@@ -54,6 +54,28 @@ def cache16(synth_root, tmp_path_factory) -> Path:
     return cache
 
 
+ARRAYS = ("embeddings", "labels", "instances", "image_ids", "original_sizes", "input_sizes", "done")
+
+
+def assert_same_split(a: Path, b: Path, split: str) -> None:
+    """Every array of ``split`` equal between two stores, read with plain zarr."""
+    import numpy as np
+    import zarr
+
+    ga, gb = zarr.open_group(str(a), mode="r")[split], zarr.open_group(str(b), mode="r")[split]
+    for name in ARRAYS:
+        assert np.array_equal(ga[name][:], gb[name][:]), name
+
+
+def done_count(cache: Path, split: str) -> int:
+    import zarr
+
+    try:
+        return int(zarr.open_group(str(cache), mode="r")[split]["done"][:].sum())
+    except Exception:  # not created yet
+        return 0
+
+
 def run_cli(*args, check=False, timeout=600) -> subprocess.CompletedProcess:
     """The real console entry point in a subprocess, as a user runs it."""
     proc = subprocess.run([sys.executable, "-m", "samcache.pipeline.cli", *map(str, args)],

@@ -10,23 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import zarr
 from segment_anything import SamPredictor
 
-from conftest import assert_one_line_error, extract_cfg, run_cli
+from conftest import assert_one_line_error, assert_same_split, done_count, extract_cfg, run_cli
 from samcache.cache.reader import open_cache
 from samcache.data.cityscapes import list_images, read_image, read_instance_ids, read_label_ids
 from samcache.features.models import build_sam
 from samcache.pipeline.extract import extract
-
-ARRAYS = ("embeddings", "labels", "instances", "image_ids", "original_sizes", "input_sizes", "done")
-
-
-def assert_same_split(a: Path, b: Path, split: str) -> None:
-    ga, gb = zarr.open_group(str(a), mode="r")[split], zarr.open_group(str(b), mode="r")[split]
-    for name in ARRAYS:
-        assert np.array_equal(ga[name][:], gb[name][:]), name
-
 
 def test_cache_equals_sampredictor_set_image(cache32, synth_root):
     sam, _ = build_sam("tiny", seed=0)
@@ -69,13 +59,6 @@ assert "samcache" not in sys.modules
     assert list(np.load(tmp_path / "ids.npy")) == val.image_ids
 
 
-def _done_count(cache: Path, split: str) -> int:
-    try:
-        return int(zarr.open_group(str(cache), mode="r")[split]["done"][:].sum())
-    except Exception:  # not created yet
-        return 0
-
-
 def test_killed_run_resumes_to_the_same_store(synth_root, cache32, tmp_path):
     cache = tmp_path / "killed.zarr"
     args = ["extract", "--data", synth_root, "--cache", cache, "--split", "train", "--model-type", "tiny",
@@ -83,11 +66,11 @@ def test_killed_run_resumes_to_the_same_store(synth_root, cache32, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "samcache.pipeline.cli", *map(str, args)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while _done_count(cache, "train") < 2 and time.time() < deadline and proc.poll() is None:
+    while done_count(cache, "train") < 2 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    done_before = _done_count(cache, "train")
+    done_before = done_count(cache, "train")
     assert 2 <= done_before < 6, "the kill should land mid-run"
     result = extract(extract_cfg(synth_root, cache, "train"), progress=False)
     assert result.images == 6 - done_before

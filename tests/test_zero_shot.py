@@ -178,7 +178,9 @@ def test_run_outputs_agree_with_sampredictor(cache32, tmp_path, prompt, multimas
                 masks = [masks[int(np.argmax(scores))]]
             union |= masks[0]
         inter, uni = intersection_union(union, gt == c, gt != IGNORE)
-        assert float(r["iou"]) == pytest.approx(inter / uni, abs=1e-6)
+        # several prompts share one decoder call here and not upstream: float32 sums may differ by
+        # an ulp, which can flip a logit sitting at 0.0 -- allow two such boundary pixels
+        assert float(r["iou"]) == pytest.approx(inter / uni, abs=max(1e-6, 2 / uni))
 
 
 def test_checkpoint_that_does_not_match_the_cache_is_refused(cache32, tmp_path):

@@ -123,6 +123,16 @@ def weights_id(model_type: str, checkpoint: str | Path | None, seed: int) -> Wei
     return WeightsId(file_sha256(checkpoint), None)
 
 
+def check_weights(model_type: str, checkpoint: str | Path | None = None, seed: int = 0) -> WeightsId:
+    """Validate a checkpoint's type and identify the weights without building the model (Dask drivers)."""
+    if checkpoint is None:
+        if model_type != "tiny":
+            raise SamcacheError(f"{model_type} needs --checkpoint (e.g. checkpoints/{OFFICIAL_CHECKPOINTS[model_type]})")
+        return WeightsId(None, seed)
+    _checked_state_dict(model_type, checkpoint)
+    return weights_id(model_type, checkpoint, seed)
+
+
 def build_sam(model_type: str, checkpoint: str | Path | None = None, seed: int = 0,
               allow_random: bool = False) -> tuple[Sam, WeightsId]:
     """The full SAM. vit_* need a checkpoint unless ``allow_random`` (benchmarks); tiny never has one."""

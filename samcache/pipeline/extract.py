@@ -21,7 +21,7 @@ from samcache.cache.writer import ChunkWriter, PreparedSplit, prepare_split, rec
 from samcache.data.cityscapes import ImageRecord, image_size, list_images, read_image, read_instance_ids, read_label_ids
 from samcache.errors import SamcacheError
 from samcache.features.encoder import PRECISIONS, describe_device, encode, resolve_device
-from samcache.features.models import MODEL_TYPES, build_sam
+from samcache.features.models import MODEL_TYPES, build_sam, check_weights
 from samcache.features.preprocess import resize_and_pad_uint8
 from samcache.pipeline.config import now_iso
 
@@ -167,7 +167,10 @@ def extract(cfg: ExtractConfig, progress: bool = True) -> ExtractResult:
     """Encode every image of ``cfg.split`` that the cache does not hold yet."""
     cfg.validate()
     device = resolve_device(cfg.device)
-    sam, weights = build_sam(cfg.model_type, cfg.checkpoint, cfg.seed)
+    if cfg.dask:  # the workers build the model; the driver only checks and identifies the weights
+        sam, weights = None, check_weights(cfg.model_type, cfg.checkpoint, cfg.seed)
+    else:
+        sam, weights = build_sam(cfg.model_type, cfg.checkpoint, cfg.seed)
     prepared, by_id, fingerprint = plan(cfg, weights)
     started, t0 = now_iso(), time.perf_counter()
     written, enc_s, errors = 0, 0.0, []
@@ -175,7 +178,7 @@ def extract(cfg: ExtractConfig, progress: bool = True) -> ExtractResult:
         if cfg.dask:
             from samcache.pipeline.dask_extract import run_dask
 
-            written, enc_s, errors = run_dask(cfg, prepared, by_id, progress=progress)
+            written, enc_s, errors = run_dask(cfg, prepared, by_id, weights, progress=progress)
             device_name = f"dask:{cfg.dask}"
         else:
             sam = sam.to(device)

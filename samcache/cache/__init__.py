@@ -1,0 +1,1 @@
+"""The Zarr feature cache: its schema (one place), a resumable writer, a reader."""

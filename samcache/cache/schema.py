@@ -1,0 +1,128 @@
+"""The cache format, in one place. The README's specification describes exactly this.
+
+    <cache>/              Zarr v3 group; root_attrs() below
+      <split>/            one group per split; split_attrs() below
+        embeddings      (N, 256, 64, 64) float16|float32, chunks (1, 256, 64, 64)
+        labels          (N, H, W) uint8 Cityscapes labelIds, chunks (1, H, W)
+        instances       (N, H, W) uint16 Cityscapes instanceIds, chunks (1, H, W)
+        image_ids       (N,) str
+        original_sizes  (N, 2) int32 (H, W)
+        input_sizes     (N, 2) int32 (h, w) after ResizeLongestSide(1024)
+        done            (N,) bool, chunks (1,): true only after row i is fully written
+
+One image per chunk in every array a worker writes, so concurrent writers of different
+images never touch the same chunk file. No sharding codec spans images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from importlib.metadata import PackageNotFoundError, version
+
+from zarr.codecs import BloscCodec, ZstdCodec
+
+from samcache import __version__
+from samcache.features.preprocess import EMBED_SIZE, IMG_SIZE, PIXEL_MEAN, PIXEL_STD
+
+FORMAT_VERSION = 1
+EMBED_DIM = 256
+EMBED_SHAPE = (EMBED_DIM, EMBED_SIZE, EMBED_SIZE)
+EMBEDDING_DTYPES = ("float16", "float32")
+META_CHUNK = 4096  # rows per chunk of the small per-image arrays the driver writes
+
+# name -> compressor factory; measured in benchmarks/bench_codecs.py, numbers in the README
+CODECS = {
+    "zstd": lambda: [ZstdCodec(level=3)],
+    "blosc-zstd": lambda: [BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle")],
+    "blosc-lz4": lambda: [BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")],
+    "none": lambda: None,
+}
+DEFAULT_CODEC = "zstd"  # best bytes/image among the fast ones; writes far faster than the encoder
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What produced a split's embeddings; two splits are comparable only if these agree."""
+
+    model_type: str
+    checkpoint_sha256: str | None  # None: random-init weights from random_seed
+    random_seed: int | None
+    embedding_dtype: str
+    precision: str
+
+    @classmethod
+    def make(cls, model_type: str, weights, embedding_dtype: str, precision: str) -> "Fingerprint":
+        """From a features.models.WeightsId."""
+        return cls(model_type, weights.checkpoint_sha256, weights.random_seed, embedding_dtype, precision)
+
+    @property
+    def random_weights(self) -> bool:
+        return self.checkpoint_sha256 is None
+
+    def weights(self) -> str:
+        if self.random_weights:
+            return f"RANDOM weights (seed {self.random_seed})"
+        return f"checkpoint sha256 {self.checkpoint_sha256[:12]}"
+
+    def describe(self) -> str:
+        return f"{self.model_type}/{self.weights()}/{self.embedding_dtype}/{self.precision}"
+
+    def same_model(self, other: "Fingerprint") -> bool:
+        """Same encoder weights (the stored dtype and compute precision may differ)."""
+        return (self.model_type, self.checkpoint_sha256, self.random_seed) == \
+            (other.model_type, other.checkpoint_sha256, other.random_seed)
+
+    def to_attrs(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_attrs(cls, attrs: dict) -> "Fingerprint":
+        return cls(**{k: attrs.get(k) for k in cls.__dataclass_fields__})
+
+
+def _package_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def root_attrs(fp: Fingerprint) -> dict:
+    """Everything a reader needs to interpret the embeddings without samcache."""
+    return {
+        "samcache_format": FORMAT_VERSION,
+        "model_type": fp.model_type,
+        "checkpoint_sha256": fp.checkpoint_sha256,
+        "random_seed": fp.random_seed,
+        "random_weights": fp.random_weights,
+        "embedding_dtype": fp.embedding_dtype,
+        "precision": fp.precision,
+        "img_size": IMG_SIZE,
+        "pixel_mean": list(PIXEL_MEAN),
+        "pixel_std": list(PIXEL_STD),
+        "segment_anything_version": _package_version("segment-anything"),
+        "samcache_version": __version__,
+        "fingerprint": fp.to_attrs(),
+    }
+
+
+def split_attrs(fp: Fingerprint, data_root: str, height: int, width: int, n_images: int, codec: str) -> dict:
+    return {"data_root": data_root, "n_images": n_images, "height": height, "width": width, "codec": codec,
+            "fingerprint": fp.to_attrs(), "runs": []}
+
+
+def array_specs(n: int, height: int, width: int, embedding_dtype: str) -> dict[str, tuple]:
+    """name -> (shape, chunks, dtype) for a split of n images of height x width."""
+    meta = META_CHUNK
+    return {
+        "embeddings": ((n, *EMBED_SHAPE), (1, *EMBED_SHAPE), embedding_dtype),
+        "labels": ((n, height, width), (1, height, width), "uint8"),
+        "instances": ((n, height, width), (1, height, width), "uint16"),
+        "image_ids": ((n,), (meta,), str),
+        "original_sizes": ((n, 2), (meta, 2), "int32"),
+        "input_sizes": ((n, 2), (meta, 2), "int32"),
+        "done": ((n,), (1,), "bool"),
+    }
+
+
+PER_IMAGE_ARRAYS = ("embeddings", "labels", "instances", "done")  # written by workers, one chunk per image

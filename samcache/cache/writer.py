@@ -1,0 +1,164 @@
+"""Create, resume, grow or rebuild a split, and write images into it.
+
+The order of writes is what makes runs resumable and never half-written: the driver
+registers image ids and sizes first (``n_images`` is bumped only after they are stored),
+workers write an image's embedding, labels and instances, and only then set ``done[row]``.
+LocalStore writes are atomic from zarr 3.1.3, so a killed writer leaves whole chunks or none.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import zarr
+
+from samcache.cache.schema import (CODECS, FORMAT_VERSION, PER_IMAGE_ARRAYS, Fingerprint, array_specs,
+                                   root_attrs, split_attrs)
+from samcache.errors import SamcacheError
+from samcache.features.preprocess import input_size
+
+
+@dataclass
+class PreparedSplit:
+    group: zarr.Group
+    image_ids: list[str]  # every row of the split, in row order
+    pending_rows: list[int]  # rows to encode now: not done and present in the current listing
+    stale_splits: list[str]  # other splits whose fingerprint differs from the cache's
+
+
+def open_root(cache: str, mode: str = "a") -> zarr.Group:
+    try:
+        root = zarr.open_group(str(cache), mode=mode)
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+        raise SamcacheError(f"no cache at {cache}") from None
+    except Exception as exc:  # an array, a file, a foreign store
+        raise SamcacheError(f"{cache} is not a Zarr group ({type(exc).__name__}: {exc})") from None
+    fmt = root.attrs.get("samcache_format")
+    if fmt is None and (mode == "r" or len(list(root.keys()))):
+        raise SamcacheError(f"{cache} is a Zarr group but not a samcache cache (no samcache_format attribute)")
+    if fmt is not None and fmt != FORMAT_VERSION:
+        raise SamcacheError(f"{cache} has samcache_format {fmt}; this samcache reads format {FORMAT_VERSION}")
+    return root
+
+
+def _check_root_fingerprint(root: zarr.Group, cache: str, split: str, fp: Fingerprint, rebuild: bool) -> None:
+    if "fingerprint" not in root.attrs:
+        root.attrs.update(root_attrs(fp))
+        return
+    held = Fingerprint.from_attrs(root.attrs["fingerprint"])
+    if held == fp:
+        return
+    if not rebuild:
+        raise SamcacheError(f"cache {cache} holds {held.describe()} embeddings, this run asks for {fp.describe()}; "
+                            f"pass --rebuild to recompute split {split} (the other splits then need it too), "
+                            f"or use another --cache")
+    root.attrs.update(root_attrs(fp))
+
+
+def _create_split(root: zarr.Group, split: str, fp: Fingerprint, sizes: list[tuple[int, int]], data_root: str,
+                  codec: str) -> zarr.Group:
+    height, width = sizes[0]
+    group = root.create_group(split, overwrite=True)
+    for name, (shape, chunks, dtype) in array_specs(0, height, width, fp.embedding_dtype).items():
+        group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, compressors=CODECS[codec](),
+                           fill_value="" if dtype is str else 0)
+    group.attrs.update(split_attrs(fp, data_root, height, width, 0, codec))
+    return group
+
+
+def _register(group: zarr.Group, known: int, new_ids: list[str], new_sizes: list[tuple[int, int]]) -> None:
+    """Append rows for ``new_ids``; ``n_images`` moves last so a killed append is redone cleanly."""
+    n = known + len(new_ids)
+    for name in array_specs(0, 1, 1, "float32"):
+        arr = group[name]
+        arr.resize((n, *arr.shape[1:]))
+    group["image_ids"][known:n] = np.array(new_ids, dtype=object)
+    group["original_sizes"][known:n] = np.array(new_sizes, np.int32)
+    group["input_sizes"][known:n] = np.array([input_size(s) for s in new_sizes], np.int32)
+    group["done"][known:n] = False
+    group.attrs["n_images"] = n
+
+
+def prepare_split(cache: str, split: str, image_ids: list[str], sizes: list[tuple[int, int]], fp: Fingerprint,
+                  data_root: str, codec: str, rebuild: bool = False) -> PreparedSplit:
+    """Make ``split`` hold a row for every listed image; say which rows still need encoding."""
+    if codec not in CODECS:
+        raise SamcacheError(f"unknown codec {codec!r}; choose one of {', '.join(CODECS)}")
+    odd = [i for i, s in zip(image_ids, sizes) if s != sizes[0]]
+    if odd:
+        raise SamcacheError(f"split {split}: {odd[0]} is {sizes[image_ids.index(odd[0])]} (H, W) but "
+                            f"{image_ids[0]} is {sizes[0]}; a split holds images of one size")
+    root = open_root(cache, mode="a")
+    _check_root_fingerprint(root, cache, split, fp, rebuild)
+    group = root[split] if split in root else None
+    if group is not None and not rebuild:
+        held = Fingerprint.from_attrs(group.attrs["fingerprint"])
+        if held != fp:
+            raise SamcacheError(f"split {split} of {cache} holds {held.describe()} embeddings, this run asks for "
+                                f"{fp.describe()}; pass --rebuild to recompute it")
+        if (group.attrs["height"], group.attrs["width"]) != tuple(sizes[0]):
+            raise SamcacheError(f"split {split} of {cache} holds {group.attrs['height']}x{group.attrs['width']} "
+                                f"(HxW) images, the data is {sizes[0][0]}x{sizes[0][1]}")
+    if group is None or rebuild:
+        group = _create_split(root, split, fp, sizes, str(data_root), codec)
+    known = int(group.attrs["n_images"])
+    held_ids = group["image_ids"][:known].tolist() if known else []
+    held = set(held_ids)
+    new = [(i, s) for i, s in zip(image_ids, sizes) if i not in held]
+    if new or group["done"].shape[0] != known:
+        _register(group, known, [i for i, _ in new], [s for _, s in new])
+    all_ids = held_ids + [i for i, _ in new]
+    done = group["done"][:]
+    wanted = set(image_ids)
+    pending = [r for r, i in enumerate(all_ids) if not done[r] and i in wanted]
+    stale = [name for name in sorted(root.group_keys()) if name != split
+             and Fingerprint.from_attrs(root[name].attrs.get("fingerprint", {})) != fp]
+    return PreparedSplit(group, all_ids, pending, stale)
+
+
+def write_image(arrays, row: int, embedding: np.ndarray, labels: np.ndarray, instances: np.ndarray) -> None:
+    """One image's chunks, then its done flag: a reader never sees done without the data."""
+    arrays["embeddings"][row] = embedding
+    arrays["labels"][row] = labels
+    arrays["instances"][row] = instances
+    arrays["done"][row] = True
+
+
+def record_run(group: zarr.Group, run: dict) -> None:
+    """Append this run's timing and device to the split's history (read by `samcache report`)."""
+    group.attrs["runs"] = [*group.attrs.get("runs", []), run]
+
+
+class ChunkWriter:
+    """Compresses and stores images on a background thread so the encoder never waits on disk."""
+
+    def __init__(self, group: zarr.Group, max_pending: int = 8):
+        self.arrays = {name: group[name] for name in PER_IMAGE_ARRAYS}
+        self.queue: queue.Queue = queue.Queue(max(max_pending, 1))
+        self.written = 0
+        self.error: Exception | None = None
+        self.thread = threading.Thread(target=self._run, name="samcache-writer", daemon=True)
+        self.thread.start()
+
+    def put(self, row: int, embedding: np.ndarray, labels: np.ndarray, instances: np.ndarray) -> None:
+        if self.error is not None:
+            raise SamcacheError(f"writing the cache failed: {self.error}")
+        self.queue.put((row, embedding, labels, instances))
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    write_image(self.arrays, *item)
+                    self.written += 1
+                except Exception as exc:  # reported by put() / close() on the main thread
+                    self.error = exc
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise SamcacheError(f"writing the cache failed: {self.error}")

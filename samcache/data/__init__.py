@@ -1,0 +1,1 @@
+"""Datasets: the official Cityscapes layout, its class table, and a synthetic generator."""
