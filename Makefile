@@ -15,7 +15,7 @@ $(STAMP): setup.cfg pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/samcache demo --out runs/demo
+	$(VENV)/bin/samcache demo --config configs/demo.yaml
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

@@ -194,6 +194,50 @@ def evaluate(config_file, **options):
     click.echo(f"results in {record['out']}")
 
 
+def _print_report(report: dict) -> None:
+    click.echo("\nPer-class IoU (dataset-level), Phase 1 zero-shot vs Phase 2 head:\n" + report["iou_table"])
+    click.echo("\nCost (seed_reencode_s: what re-running the encoder per stage would have cost):\n"
+               + report["cost_table"])
+    if report["random_weights"]:
+        click.echo("\nRANDOM weights: these numbers come from a randomly initialised model. They show the "
+                   "pipeline working end to end, not SAM's accuracy.")
+    click.echo("\nreport: " + "  ".join(report["files"]))
+
+
+@cli.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), help="Default runs/<timestamp>-report.")
+def report(run_dirs, out):
+    """Compare zero-shot and head runs: IoU table, bar chart, cost table (report.md/.csv/.png)."""
+    from samcache.pipeline.config import new_run_dir
+    from samcache.pipeline.report import build_report
+
+    _print_report(build_report(list(run_dirs), out or new_run_dir("report")))
+
+
+@cli.command()
+@click.option("--out", type=click.Path(file_okay=False), help="Folder for data, cache, runs, report.")
+@click.option("--train", type=int, help="Synthetic train images.")
+@click.option("--val", type=int, help="Synthetic val images.")
+@click.option("--size", type=str, help="WIDTHxHEIGHT of the synthetic images.")
+@click.option("--epochs", type=int, help="Head training epochs.")
+@click.option("--model-type", type=click.Choice(["auto", "vit_h", "vit_l", "vit_b", "tiny"]),
+              help="auto: vit_h if checkpoints/sam_vit_h_4b8939.pth exists, else tiny.")
+@click.option("--checkpoint", type=click.Path(), help="SAM checkpoint for vit_*.")
+@click.option("--device", type=str)
+@click.option("--config", "config_file", type=click.Path(), help="YAML config file (its 'demo' section).")
+def demo(config_file, **options):
+    """Run everything on the embedded default: synth -> extract -> zero-shot x2 -> head -> report."""
+    from samcache.pipeline.config import resolve
+    from samcache.pipeline.demo import DemoConfig, run_demo
+
+    cfg = resolve(DemoConfig, "demo", config_file, **_flags(**options))
+    result = run_demo(cfg)
+    _print_report(result)
+    click.echo(f"pictures: {cfg.out}/zero-shot-*/visualizations/  {cfg.out}/head/visualizations/")
+    click.echo(f"demo finished in {result['seconds']:.0f} s with the {result['model_type']} model")
+
+
 def main() -> None:
     cli(prog_name="samcache")
 

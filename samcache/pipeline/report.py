@@ -50,8 +50,8 @@ def _encoder_seconds_per_image(cache: str) -> tuple[float | None, list[dict]]:
                 total_s += r["encoder_seconds_per_image"] * r["images"]
                 total_n += r["images"]
         rows.append({"stage": f"extract {name}", "encoder_passes": images,
-                     "wall_s": round(sum(r["seconds"] for r in runs), 1), "seed_reencode_s": "",
-                     "cache_mib": round(split.nbytes_stored() / 2**20, 1),
+                     "wall_s": f"{sum(r['seconds'] for r in runs):.1f}", "seed_reencode_s": "",
+                     "cache_mib": f"{split.nbytes_stored() / 2**20:.1f}",
                      "device": ", ".join(sorted({r["device"] for r in runs}))})
     return (total_s / total_n if total_n else None), rows
 
@@ -77,8 +77,8 @@ def build_report(run_dirs: list[str | Path], out: str | Path) -> dict:
     t_enc, cost_rows = _encoder_seconds_per_image(records[0]["cache"])
     for r, col in zip(records, columns):
         images = r["images"] if r["stage"] == "zero-shot" else r["epochs"] * (r["train_images"] + r["val_images"])
-        cost_rows.append({"stage": col, "encoder_passes": r["encoder_passes"], "wall_s": round(r["seconds"], 1),
-                          "seed_reencode_s": round(images * t_enc, 1) if t_enc else "", "cache_mib": "",
+        cost_rows.append({"stage": col, "encoder_passes": r["encoder_passes"], "wall_s": f"{r['seconds']:.1f}",
+                          "seed_reencode_s": f"{images * t_enc:.1f}" if t_enc else "", "cache_mib": "",
                           "device": r["device"]})
     random_weights = any(r["random_weights"] for r in records)
 

@@ -38,8 +38,15 @@ def read_record(run_dir: Path) -> dict:
     return json.loads((Path(run_dir) / RUN_RECORD).read_text())
 
 
+def _show(value) -> str:
+    """Terminal/markdown cell: IoUs with 4 decimals, seconds and sizes with 1."""
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else (f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}")
+    return str(value)
+
+
 def format_table(rows: list[dict], columns: list[str]) -> str:
-    cells = [[str(_fmt(r.get(c, ""))) for c in columns] for r in rows]
+    cells = [[_show(r.get(c, "")) for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)]
     line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths))  # noqa: E731
     return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])

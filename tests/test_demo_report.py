@@ -1,0 +1,106 @@
+"""`samcache demo` end to end (reduced), the report against the runs it reads, and the config files."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage.measure import label as connected_components
+
+from conftest import assert_one_line_error, run_cli
+from samcache.pipeline.config import resolve
+from samcache.pipeline.demo import DemoConfig
+from samcache.pipeline.evaluate import EvaluateConfig
+from samcache.pipeline.extract import ExtractConfig
+from samcache.pipeline.report import SERIES_COLORS
+from samcache.pipeline.runs import read_csv
+from samcache.pipeline.train_head import HeadConfig
+from samcache.pipeline.zero_shot import ZeroShotConfig
+
+CONFIGS = Path(__file__).parent.parent / "configs"
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    proc = run_cli("demo", "--out", out, "--train", 4, "--val", 2, "--size", "512x256", "--epochs", 1,
+                   "--model-type", "auto", check=True)
+    return out, proc.stdout
+
+
+def test_demo_writes_every_promised_file(demo_dir):
+    out, stdout = demo_dir
+    for prompt in ("random", "center"):
+        run = out / f"zero-shot-{prompt}"
+        for name in ("detailed_results.csv", "summary.csv", "config.yaml", "run.json"):
+            assert (run / name).is_file(), run / name
+        assert len(list((run / "visualizations").glob("*.png"))) == 2
+    for name in ("head_epoch_1.pt", "metrics.csv", "summary.csv", "config.yaml", "run.json"):
+        assert (out / "head" / name).is_file(), name
+    assert list((out / "head" / "visualizations").glob("*.png"))
+    for name in ("report.md", "report.csv", "report_iou.png"):
+        assert (out / "report" / name).is_file(), name
+    assert (out / "config.yaml").is_file() and (out / "cache.zarr" / "zarr.json").is_file()
+    # the terminal shows the comparison, the paths and the random-weights warning
+    assert "zero-shot random/best-score" in stdout and "head (1 ep)" in stdout
+    assert str(out / "report" / "report_iou.png") in stdout
+    assert "RANDOM weights" in stdout and "not SAM's accuracy" in stdout
+    assert "RANDOM weights" in (out / "report" / "report.md").read_text()
+
+
+def test_report_numbers_are_the_runs_summaries(demo_dir):
+    out, _ = demo_dir
+    report = read_csv(out / "report" / "report.csv")
+    sources = {"zero-shot random/best-score": (out / "zero-shot-random", "iou_dataset"),
+               "zero-shot center/best-score": (out / "zero-shot-center", "iou_dataset"),
+               "head (1 ep)": (out / "head", "iou")}
+    assert list(report[0]) == ["class", *sources]
+    assert [r["class"] for r in report] == ["road", "sidewalk", "building", "person", "car", "mean"]
+    for column, (run, key) in sources.items():
+        summary = {r["class"]: r[key] for r in read_csv(run / "summary.csv")}
+        for row in report:
+            want, got = summary[row["class"]], row[column]
+            assert (want == got == "") or float(got) == pytest.approx(float(want), abs=1e-6), (column, row)
+
+
+def test_chart_is_a_png_with_one_bar_per_class_and_run(demo_dir):
+    out, _ = demo_dir
+    path = out / "report" / "report_iou.png"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(path) as image:
+        image.verify()
+    pixels = np.asarray(Image.open(path).convert("RGB"))
+    report = read_csv(out / "report" / "report.csv")[:-1]  # no bar for the mean
+    columns = list(report[0])[1:]
+    for color, column in zip(SERIES_COLORS, columns):
+        rgb = np.array([int(color[i: i + 2], 16) for i in (1, 3, 5)])
+        blobs = connected_components(np.all(pixels == rgb, axis=-1))
+        found = sum(1 for k in range(1, blobs.max() + 1) if (blobs == k).sum() >= 10)
+        values = [float(r[column] or 0) for r in report]
+        tall, tiny = sum(v >= 0.03 for v in values), sum(0 < v < 0.03 for v in values)
+        assert tall + 1 <= found <= tall + tiny + 1, (column, values, found)  # + its legend patch
+
+
+def test_report_refuses_folders_that_are_not_runs(tmp_path):
+    assert_one_line_error(run_cli("report", tmp_path, "--out", tmp_path / "r"), "not a samcache run folder")
+
+
+def test_config_files_load_for_every_command():
+    for name in ("default.yaml", "demo.yaml"):
+        path = CONFIGS / name
+        extract = resolve(ExtractConfig, "extract", path)
+        extract.validate()
+        resolve(ZeroShotConfig, "zero_shot", path)
+        resolve(HeadConfig, "train_head", path)
+        resolve(EvaluateConfig, "evaluate", path)
+        resolve(DemoConfig, "demo", path)
+    real = resolve(ExtractConfig, "extract", CONFIGS / "default.yaml")
+    assert (real.model_type, real.precision, real.checkpoint) == ("vit_h", "bf16", "checkpoints/sam_vit_h_4b8939.pth")
+    demo = resolve(DemoConfig, "demo", CONFIGS / "demo.yaml")
+    assert resolve(ExtractConfig, "extract", CONFIGS / "demo.yaml").model_type == "tiny"
+    assert resolve(ExtractConfig, "extract", CONFIGS / "demo.yaml").cache == f"{demo.out}/cache.zarr"
+
+
+@pytest.mark.parametrize("command", ["demo", "report"])
+def test_help(command):
+    assert "Usage: samcache " + command in run_cli(command, "--help", check=True).stdout
