@@ -22,6 +22,7 @@ from importlib.metadata import PackageNotFoundError, version
 from zarr.codecs import BloscCodec, ZstdCodec
 
 from samcache import __version__
+from samcache.features.models import WeightsId
 from samcache.features.preprocess import EMBED_SIZE, IMG_SIZE, PIXEL_MEAN, PIXEL_STD
 
 FORMAT_VERSION = 1
@@ -60,9 +61,7 @@ class Fingerprint:
         return self.checkpoint_sha256 is None
 
     def weights(self) -> str:
-        if self.random_weights:
-            return f"RANDOM weights (seed {self.random_seed})"
-        return f"checkpoint sha256 {self.checkpoint_sha256[:12]}"
+        return WeightsId(self.checkpoint_sha256, self.random_seed).describe()
 
     def describe(self) -> str:
         return f"{self.model_type}/{self.weights()}/{self.embedding_dtype}/{self.precision}"

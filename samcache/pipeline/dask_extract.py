@@ -121,6 +121,7 @@ def run_dask(cfg, prepared: PreparedSplit, by_id: dict[str, ImageRecord], weight
              progress: bool = True) -> tuple[int, float, list[str]]:
     """Encode ``prepared.pending_rows`` on a Dask cluster; returns (written, encoder seconds, errors)."""
     resources = parse_resources(cfg.resources)
+    environ = dict(os.environ)  # LocalCluster sets MKL/OPENBLAS_NUM_THREADS=1 etc. in *this* process too
     client, cluster, threads = start_cluster(cfg.dask, resources)
     try:
         checkpoint = os.path.abspath(cfg.checkpoint) if cfg.checkpoint else None
@@ -149,6 +150,8 @@ def run_dask(cfg, prepared: PreparedSplit, by_id: dict[str, ImageRecord], weight
         client.close()
         if cluster is not None:
             cluster.close()
+        os.environ.clear()  # later subprocesses (and their BLAS threads) see what they saw before
+        os.environ.update(environ)
     done = prepared.group["done"][:]
     missing = [prepared.image_ids[r] for r in prepared.pending_rows if not done[r]]
     named = " ".join(errors)
