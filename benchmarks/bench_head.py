@@ -29,11 +29,12 @@ from samcache.pipeline.train_head import HeadConfig, train_head
 N_TRAIN, CITYSCAPES_TRAIN, BATCH = 24, 2975, 16
 
 RSS_CODE = """
-import json, resource, sys
+import json, sys
 from samcache.pipeline.train_head import HeadConfig, train_head
 train_head(HeadConfig(cache=sys.argv[1], out=sys.argv[2], epochs=1, batch_size=16, preload=sys.argv[3],
                       num_workers=1, device="cpu", visualize=0), progress=False)
-print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork + exec from this (large) parent process
+print(json.dumps([int(ln.split()[1]) * 1024 for ln in open("/proc/self/status") if ln.startswith("VmHWM")][0]))
 """
 
 

@@ -37,8 +37,9 @@ NOTES = """
   machine is cache vs encoder-per-image.
 - **head samples/s, Zarr / preloaded** (goal >= 0.8): the loader workers share the two cores
   with the training step; the raw loader (no training) delivers many times the training rate.
-- **peak RSS**: both dominated by cross-entropy over 1024x1024 logits at batch 16; the preloaded
-  split adds its size (last row) on top.
+- **peak RSS** (VmHWM of a fresh process): `--preload ram` holds the split (last row: all of
+  Cityscapes train+val) on top of the training step; `--preload off` holds only the batches in
+  flight. The step itself (cross-entropy over 1024x1024 logits at batch 16) is the larger share.
 """
 
 

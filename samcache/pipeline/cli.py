@@ -92,7 +92,10 @@ def extract(config_file, **options):
         click.echo(f"warning: split {split} was built with another fingerprint; rebuild it too", err=True)
     click.echo(result.summary_line())
     if result.failed:
-        raise SamcacheError(f"{len(result.failed)} image(s) failed and are not marked done; first: {result.failed[0]}")
+        for message in result.failed:
+            click.echo(f"failed: {message}", err=True)
+        raise SamcacheError(f"{len(result.failed)} image(s) failed and are not marked done (re-run to retry them); "
+                            f"first: {result.failed[0]}")
 
 
 @cli.command()

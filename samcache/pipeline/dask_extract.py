@@ -145,7 +145,8 @@ def run_dask(cfg, prepared: PreparedSplit, by_id: dict[str, ImageRecord], weight
             bar.update(1)
             bar.set_postfix(images=written, refresh=False)
         bar.close()
-        failures = {f.key: f.exception() for f in futures if f.status != "finished"}
+        failures = {f.key: f.exception() if f.status == "error" else f.status for f in futures
+                    if f.status != "finished"}
     finally:
         client.close()
         if cluster is not None:
@@ -155,9 +156,10 @@ def run_dask(cfg, prepared: PreparedSplit, by_id: dict[str, ImageRecord], weight
     done = prepared.group["done"][:]
     missing = [prepared.image_ids[r] for r in prepared.pending_rows if not done[r]]
     named = " ".join(errors)
-    first_failure = next(iter(failures.values()), None)
-    errors += [f"{i}: not written ({type(first_failure).__name__}: {first_failure})" if first_failure
-               else f"{i}: not written" for i in missing if i not in named]
+    first = next(iter(failures.values()), None)
+    reason = "" if first is None else f" (task {first})" if isinstance(first, str) else \
+        f" ({type(first).__name__}: {first})"
+    errors += [f"{i}: not written{reason}" for i in missing if i not in named]
     return written, seconds, errors
 
 
