@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from samcache.cache.schema import PER_IMAGE_ARRAYS
 from samcache.cache.writer import PreparedSplit, write_image
-from samcache.data.cityscapes import ImageRecord
+from samcache.data.cityscapes import ImageRecord, record_for
 from samcache.errors import SamcacheError
 from samcache.features.encoder import encode, resolve_device
 from samcache.features.models import build_sam
@@ -117,8 +117,7 @@ def start_cluster(address: str, resources: dict[str, float]):
     return Client(cluster), cluster, threads
 
 
-def run_dask(cfg, prepared: PreparedSplit, by_id: dict[str, ImageRecord], weights,
-             progress: bool = True) -> tuple[int, float, list[str]]:
+def run_dask(cfg, prepared: PreparedSplit, weights, progress: bool = True) -> tuple[int, float, list[str]]:
     """Encode ``prepared.pending_rows`` on a Dask cluster; returns (written, encoder seconds, errors)."""
     resources = parse_resources(cfg.resources)
     environ = dict(os.environ)  # LocalCluster sets MKL/OPENBLAS_NUM_THREADS=1 etc. in *this* process too
@@ -128,7 +127,8 @@ def run_dask(cfg, prepared: PreparedSplit, by_id: dict[str, ImageRecord], weight
         client.register_plugin(EncoderPlugin(cfg.model_type, checkpoint, cfg.seed, cfg.device, threads))
         rows = prepared.pending_rows
         per_task = max(cfg.batch_size, 1)
-        tasks = [[(r, by_id[prepared.image_ids[r]]) for r in rows[s: s + per_task]]
+        data_root = os.path.abspath(cfg.data)  # workers may run in another directory or on another node
+        tasks = [[(r, record_for(data_root, cfg.split, prepared.image_ids[r])) for r in rows[s: s + per_task]]
                  for s in range(0, len(rows), per_task)]
         expected = (weights.checkpoint_sha256, weights.random_seed)
         futures = [client.submit(encode_rows, _store_path(cfg.cache), cfg.split, task, cfg.precision, cfg.dtype,

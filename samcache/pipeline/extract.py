@@ -178,7 +178,7 @@ def extract(cfg: ExtractConfig, progress: bool = True) -> ExtractResult:
         if cfg.dask:
             from samcache.pipeline.dask_extract import run_dask
 
-            written, enc_s, errors = run_dask(cfg, prepared, by_id, weights, progress=progress)
+            written, enc_s, errors = run_dask(cfg, prepared, weights, progress=progress)
             device_name = f"dask:{cfg.dask}"
         else:
             sam = sam.to(device)
