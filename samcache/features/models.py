@@ -123,11 +123,17 @@ def weights_id(model_type: str, checkpoint: str | Path | None, seed: int) -> Wei
     return WeightsId(file_sha256(checkpoint), None)
 
 
+def _require_checkpoint(model_type: str, allow_random: bool) -> None:
+    """vit_* without a checkpoint would be silently random: only benchmarks ask for that."""
+    if model_type != "tiny" and not allow_random:
+        expected = OFFICIAL_CHECKPOINTS.get(model_type, "a checkpoint")
+        raise SamcacheError(f"{model_type} needs --checkpoint (e.g. checkpoints/{expected})")
+
+
 def check_weights(model_type: str, checkpoint: str | Path | None = None, seed: int = 0) -> WeightsId:
     """Validate a checkpoint's type and identify the weights without building the model (Dask drivers)."""
     if checkpoint is None:
-        if model_type != "tiny":
-            raise SamcacheError(f"{model_type} needs --checkpoint (e.g. checkpoints/{OFFICIAL_CHECKPOINTS[model_type]})")
+        _require_checkpoint(model_type, allow_random=False)
         return WeightsId(None, seed)
     _checked_state_dict(model_type, checkpoint)
     return weights_id(model_type, checkpoint, seed)
@@ -137,9 +143,7 @@ def build_sam(model_type: str, checkpoint: str | Path | None = None, seed: int =
               allow_random: bool = False) -> tuple[Sam, WeightsId]:
     """The full SAM. vit_* need a checkpoint unless ``allow_random`` (benchmarks); tiny never has one."""
     if checkpoint is None:
-        if model_type != "tiny" and not allow_random:
-            expected = OFFICIAL_CHECKPOINTS.get(model_type, "a checkpoint")
-            raise SamcacheError(f"{model_type} needs --checkpoint (e.g. checkpoints/{expected})")
+        _require_checkpoint(model_type, allow_random)
         return build_random_sam(model_type, seed), WeightsId(None, seed)
     state = _checked_state_dict(model_type, checkpoint)
     sam = _construct(model_type)
