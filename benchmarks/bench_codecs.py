@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 
-import numpy as np
 import torch
 import zarr
 

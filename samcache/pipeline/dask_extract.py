@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import time
 
-import numpy as np
 import torch
 import zarr
 from distributed import Client, LocalCluster, Nanny, SpecCluster, WorkerPlugin, as_completed, get_worker
