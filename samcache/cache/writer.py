@@ -70,15 +70,17 @@ def _create_split(root: zarr.Group, split: str, fp: Fingerprint, sizes: list[tup
 
 
 def _register(group: zarr.Group, known: int, new_ids: list[str], new_sizes: list[tuple[int, int]]) -> None:
-    """Append rows for ``new_ids``; ``n_images`` moves last so a killed append is redone cleanly."""
+    """Append rows for ``new_ids``; ``n_images`` moves last so a killed append is redone cleanly.
+
+    Shrinking (to ``known``) drops a killed append's chunks, and new rows read as the fill
+    value, so ``done`` needs no write here.
+    """
     n = known + len(new_ids)
-    for name in array_specs(0, 1, 1, "float32"):
-        arr = group[name]
+    for _, arr in group.arrays():
         arr.resize((n, *arr.shape[1:]))
     group["image_ids"][known:n] = np.array(new_ids, dtype=object)
     group["original_sizes"][known:n] = np.array(new_sizes, np.int32)
     group["input_sizes"][known:n] = np.array([input_size(s) for s in new_sizes], np.int32)
-    group["done"][known:n] = False
     group.attrs["n_images"] = n
 
 
@@ -95,9 +97,9 @@ def prepare_split(cache: str, split: str, image_ids: list[str], sizes: list[tupl
     _check_root_fingerprint(root, cache, split, fp, rebuild)
     group = root[split] if split in root else None
     if group is not None and not rebuild:
-        held = Fingerprint.from_attrs(group.attrs["fingerprint"])
-        if held != fp:
-            raise SamcacheError(f"split {split} of {cache} holds {held.describe()} embeddings, this run asks for "
+        split_fp = Fingerprint.from_attrs(group.attrs["fingerprint"])
+        if split_fp != fp:
+            raise SamcacheError(f"split {split} of {cache} holds {split_fp.describe()} embeddings, this run asks for "
                                 f"{fp.describe()}; pass --rebuild to recompute it")
         if (group.attrs["height"], group.attrs["width"]) != tuple(sizes[0]):
             raise SamcacheError(f"split {split} of {cache} holds {group.attrs['height']}x{group.attrs['width']} "
@@ -106,8 +108,8 @@ def prepare_split(cache: str, split: str, image_ids: list[str], sizes: list[tupl
         group = _create_split(root, split, fp, sizes, str(data_root), codec)
     known = int(group.attrs["n_images"])
     held_ids = group["image_ids"][:known].tolist() if known else []
-    held = set(held_ids)
-    new = [(i, s) for i, s in zip(image_ids, sizes) if i not in held]
+    known_ids = set(held_ids)
+    new = [(i, s) for i, s in zip(image_ids, sizes) if i not in known_ids]
     if new or group["done"].shape[0] != known:
         _register(group, known, [i for i, _ in new], [s for _, s in new])
     all_ids = held_ids + [i for i, _ in new]

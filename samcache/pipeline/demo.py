@@ -22,6 +22,7 @@ from samcache.pipeline.train_head import HeadConfig, train_head
 from samcache.pipeline.zero_shot import ZeroShotConfig, run_zero_shot
 
 VIT_H_CHECKPOINT = Path("checkpoints/sam_vit_h_4b8939.pth")
+DATA_MARKER = "demo-data.json"  # what the synthetic data was made from: reused only if it matches
 RUN_FOLDERS = ("report", "head")  # plus zero-shot-<prompt>: recreated by every demo run
 
 
@@ -52,6 +53,9 @@ class DemoConfig:
             return "vit_h", self.checkpoint or str(VIT_H_CHECKPOINT)
         return "tiny", None
 
+    def data_key(self) -> dict:
+        return {"train": self.train, "val": self.val, "size": self.size, "seed": self.seed}
+
     def image_size(self) -> tuple[int, int]:
         try:
             width, height = (int(v) for v in self.size.lower().split("x"))
@@ -67,9 +71,8 @@ def _say(step: int, text: str, progress: bool) -> None:
 
 def _fresh_data(cfg: DemoConfig, out: Path) -> tuple[Path, Path, bool]:
     """Reuse data + cache from an identical earlier demo (extraction then resumes: nothing to do)."""
-    data, cache, marker = out / "data", out / "cache.zarr", out / "data" / "demo-data.json"
-    wanted = {"train": cfg.train, "val": cfg.val, "size": cfg.size, "seed": cfg.seed}
-    reuse = marker.is_file() and json.loads(marker.read_text()) == wanted
+    data, cache, marker = out / "data", out / "cache.zarr", out / "data" / DATA_MARKER
+    reuse = marker.is_file() and json.loads(marker.read_text()) == cfg.data_key()
     if not reuse:
         shutil.rmtree(data, ignore_errors=True)
         shutil.rmtree(cache, ignore_errors=True)
@@ -92,8 +95,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
          + ("  (reused)" if reuse else ""), progress)
     if not reuse:
         write_synthetic(data, {"train": cfg.train, "val": cfg.val}, size=size, seed=cfg.seed, progress=progress)
-        (data / "demo-data.json").write_text(json.dumps({"train": cfg.train, "val": cfg.val, "size": cfg.size,
-                                                         "seed": cfg.seed}))
+        (data / DATA_MARKER).write_text(json.dumps(cfg.data_key()))
 
     _say(2, f"extract: {model_type} image encoder, once per image -> {cache}", progress)
     extracted = []

@@ -15,14 +15,12 @@ from samcache.data.labels import IGNORE, ClassSet  # noqa: E402
 
 def source_image(data_root: str | None, split: str, image_id: str) -> np.ndarray | None:
     """The original RGB image if the data is still where extraction found it (display only)."""
-    from samcache.data.cityscapes import IMAGE_SUFFIX, read_image
+    from samcache.data.cityscapes import read_image, record_for
 
     if not data_root:
         return None
-    city = image_id.rsplit("_", 2)[0]
-    path = Path(data_root) / "leftImg8bit" / split / city / f"{image_id}{IMAGE_SUFFIX}"
     try:
-        return read_image(path)
+        return read_image(record_for(data_root, split, image_id).image_path)
     except Exception:
         return None
 
