@@ -1,5 +1,17 @@
-"""One exception type for bad input: the CLI prints it as a single line, no traceback."""
+"""Exception types the CLI turns into one line on stderr (never a traceback)."""
 
 
 class SamcacheError(Exception):
-    """A user-facing error: missing or corrupt file, wrong checkpoint, mismatched cache."""
+    """A user-facing error: bad value, missing or corrupt file, wrong checkpoint, mismatched cache."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM, carrying advice that is true for the command that was interrupted."""
+
+    def __init__(self, advice: str, exit_code: int = 130):
+        super().__init__(advice)
+        self.advice, self.exit_code = advice, exit_code
+
+
+class SamcacheWarning(UserWarning):
+    """Something the user should know that does not stop the command (the CLI prints 'warning: ...')."""

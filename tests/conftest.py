@@ -25,7 +25,7 @@ def synth_root(tmp_path_factory) -> Path:
 
 
 def extract_cfg(data, cache, split, **kw):
-    from samcache.pipeline.extract import ExtractConfig
+    from samcache.pipeline.configs import ExtractConfig
 
     base = dict(data=str(data), cache=str(cache), split=split, model_type="tiny", batch_size=1,
                 num_workers=0, device="cpu", dtype="float32")

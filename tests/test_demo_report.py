@@ -9,13 +9,9 @@ from skimage.measure import label as connected_components
 
 from conftest import assert_one_line_error, run_cli
 from samcache.pipeline.config import resolve
-from samcache.pipeline.demo import DemoConfig
-from samcache.pipeline.evaluate import EvaluateConfig
-from samcache.pipeline.extract import ExtractConfig
+from samcache.pipeline.configs import DemoConfig, EvaluateConfig, ExtractConfig, HeadConfig, ZeroShotConfig
 from samcache.pipeline.report import SERIES_COLORS
 from samcache.pipeline.runs import read_csv
-from samcache.pipeline.train_head import HeadConfig
-from samcache.pipeline.zero_shot import ZeroShotConfig
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 
@@ -54,7 +50,8 @@ def test_report_numbers_are_the_runs_summaries(demo_dir):
     sources = {"zero-shot random/best-score": (out / "zero-shot-random", "iou_dataset"),
                "zero-shot center/best-score": (out / "zero-shot-center", "iou_dataset"),
                "head (1 ep)": (out / "head", "iou")}
-    assert list(report[0]) == ["class", *sources]
+    assert list(report[0]) == ["class_set", "class", *sources]
+    assert {r["class_set"] for r in report} == {"seed5"}
     assert [r["class"] for r in report] == ["road", "sidewalk", "building", "person", "car", "mean"]
     for column, (run, key) in sources.items():
         summary = {r["class"]: r[key] for r in read_csv(run / "summary.csv")}
@@ -71,7 +68,7 @@ def test_chart_is_a_png_with_one_bar_per_class_and_run(demo_dir):
         image.verify()
     pixels = np.asarray(Image.open(path).convert("RGB"))
     report = read_csv(out / "report" / "report.csv")[:-1]  # no bar for the mean
-    columns = list(report[0])[1:]
+    columns = list(report[0])[2:]
     for color, column in zip(SERIES_COLORS, columns):
         rgb = np.array([int(color[i: i + 2], 16) for i in (1, 3, 5)])
         blobs = connected_components(np.all(pixels == rgb, axis=-1))
@@ -88,17 +85,16 @@ def test_report_refuses_folders_that_are_not_runs(tmp_path):
 def test_config_files_load_for_every_command():
     for name in ("default.yaml", "demo.yaml"):
         path = CONFIGS / name
-        extract = resolve(ExtractConfig, "extract", path)
-        extract.validate()
-        resolve(ZeroShotConfig, "zero_shot", path)
-        resolve(HeadConfig, "train_head", path)
-        resolve(EvaluateConfig, "evaluate", path)
-        resolve(DemoConfig, "demo", path)
-    real = resolve(ExtractConfig, "extract", CONFIGS / "default.yaml")
+        resolve(ExtractConfig, path)
+        resolve(ZeroShotConfig, path)
+        resolve(HeadConfig, path)
+        resolve(EvaluateConfig, path, head="runs/head/head_epoch_20.pt")
+        resolve(DemoConfig, path)
+    real = resolve(ExtractConfig, CONFIGS / "default.yaml")
     assert (real.model_type, real.precision, real.checkpoint) == ("vit_h", "bf16", "checkpoints/sam_vit_h_4b8939.pth")
-    demo = resolve(DemoConfig, "demo", CONFIGS / "demo.yaml")
-    assert resolve(ExtractConfig, "extract", CONFIGS / "demo.yaml").model_type == "tiny"
-    assert resolve(ExtractConfig, "extract", CONFIGS / "demo.yaml").cache == f"{demo.out}/cache.zarr"
+    demo = resolve(DemoConfig, CONFIGS / "demo.yaml")
+    assert resolve(ExtractConfig, CONFIGS / "demo.yaml").model_type == "tiny"
+    assert resolve(ExtractConfig, CONFIGS / "demo.yaml").cache == f"{demo.out}/cache.zarr"
 
 
 @pytest.mark.parametrize("command", ["demo", "report"])

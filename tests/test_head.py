@@ -11,11 +11,12 @@ from torch.nn import functional as F
 from conftest import assert_one_line_error, run_cli
 from samcache.cache.reader import open_cache
 from samcache.data.labels import IGNORE, get_class_set
-from samcache.pipeline.evaluate import EvaluateConfig, evaluate_head
-from samcache.pipeline.head_data import CacheHeadDataset
-from samcache.pipeline.metrics import confusion_matrix
+from samcache.cache.datasets import CacheHeadDataset
+from samcache.evaluation.metrics import confusion_matrix
+from samcache.pipeline.configs import EvaluateConfig, HeadConfig
+from samcache.pipeline.evaluate import evaluate_head
 from samcache.pipeline.runs import read_csv
-from samcache.pipeline.train_head import HeadConfig, train_head
+from samcache.pipeline.train_head import train_head
 
 # measured on the session caches (6 train / 3 val synthetic images, tiny RANDOM weights, width 64):
 # 8 epochs reach 0.530 (seed 0) and 0.509 (seed 1) mIoU; predicting the most frequent class gives < 0.1

@@ -10,12 +10,14 @@ from segment_anything import SamPredictor
 from conftest import assert_one_line_error, run_cli
 from samcache.cache.reader import open_cache
 from samcache.data.labels import IGNORE, get_class_set
-from samcache.features.decoder import decode, to_input_frame, upscale_logits
+from samcache.evaluation.metrics import IoUAccumulator, intersection_union
+from samcache.features.decoder import decode
 from samcache.features.models import build_prompt_decoder, build_sam
 from samcache.features.prompts import center_point, instance_masks, sample_prompts
-from samcache.pipeline.metrics import IoUAccumulator, intersection_union
 from samcache.pipeline.runs import read_csv
-from samcache.pipeline.zero_shot import ZeroShotConfig, run_zero_shot
+from samcache.features.preprocess import postprocess_logits, to_input_frame
+from samcache.pipeline.configs import ZeroShotConfig
+from samcache.pipeline.zero_shot import run_zero_shot
 
 
 def predictor_on_cache(split, row, sam):
@@ -35,7 +37,7 @@ def our_masks(split, rows, coords, labels, multimask=True):
     frame = np.stack([to_input_frame(c, size) for c in coords])
     logits, scores = decode(pe, md, emb, torch.arange(len(rows)), torch.tensor(frame, dtype=torch.float),
                             torch.tensor(labels, dtype=torch.int), None, multimask)
-    masks = upscale_logits(logits, tuple(split.input_sizes[rows[0]]), size) > 0
+    masks = postprocess_logits(logits, tuple(split.input_sizes[rows[0]]), size) > 0
     return masks.numpy(), scores.numpy()
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import zarr
 
 from samcache.cache.schema import Fingerprint
-from samcache.cache.writer import open_root
+from samcache.cache.store import open_root, ready_splits, split_state
 from samcache.errors import SamcacheError
 
 
@@ -42,6 +42,11 @@ class CacheSplit:
     def input_sizes(self) -> np.ndarray:
         return self.group["input_sizes"][: len(self)]
 
+    @property
+    def dropped(self) -> set[str]:
+        """Rows never encoded whose source image left the dataset (see schema.split_attrs)."""
+        return set(self.attrs.get("dropped", []))
+
     def done_mask(self) -> np.ndarray:
         """Read fresh each call: other processes may be writing."""
         return self.group["done"][: len(self)]
@@ -52,31 +57,43 @@ class CacheSplit:
     def nbytes_stored(self) -> int:
         return sum(int(arr.nbytes_stored()) for _, arr in self.group.arrays())
 
-    def require_complete(self) -> list[int]:
-        """All rows, or a clear error if extraction has not finished."""
+    def progress(self) -> tuple[int, int]:
+        """(done, expected): dropped rows are not expected."""
         done = self.done_mask()
-        if len(done) == 0 or not done.all():
-            raise SamcacheError(f"split {self.name} of {self.cache_path} has {int(done.sum())}/{len(done)} images "
+        dropped = self.dropped
+        expected = sum(1 for i, d in zip(self.image_ids, done) if d or i not in dropped)
+        return int(done.sum()), expected
+
+    def require_complete(self) -> list[int]:
+        """Every encoded row, or a clear error if extraction has not finished."""
+        done, expected = self.progress()
+        if expected == 0 or done < expected:
+            raise SamcacheError(f"split {self.name} of {self.cache_path} has {done}/{expected} images "
                                 f"done; finish it with `samcache extract --split {self.name} ...` (it resumes)")
-        return list(range(len(done)))
+        return [int(r) for r in np.flatnonzero(self.done_mask())]
 
 
 class Cache:
     def __init__(self, path: str, root: zarr.Group):
         self.path, self.root = str(path), root
         self.attrs = dict(root.attrs)
-        if "fingerprint" not in self.attrs:
-            raise SamcacheError(f"{path} holds no samcache fingerprint; re-create it with `samcache extract`")
         self.fingerprint = Fingerprint.from_attrs(self.attrs["fingerprint"])
 
     @property
     def splits(self) -> list[str]:
-        return sorted(name for name, _ in self.root.groups())
+        """Splits whose creation finished; see ``unfinished_splits`` for the rest."""
+        return ready_splits(self.root)
+
+    @property
+    def unfinished_splits(self) -> list[str]:
+        """Split groups whose creation was cut short (a plain re-run of extract recreates them)."""
+        return sorted(n for n, _ in self.root.groups() if split_state(self.root, n) == "partial")
 
     def split(self, name: str) -> CacheSplit:
         if name not in self.splits:
             have = ", ".join(self.splits) or "none"
-            raise SamcacheError(f"no split '{name}' in cache {self.path} (has: {have})")
+            hint = "; its creation was interrupted: re-run extract" if name in self.unfinished_splits else ""
+            raise SamcacheError(f"no split '{name}' in cache {self.path} (has: {have}){hint}")
         return CacheSplit(name, self.root[name], self.path)
 
 

@@ -26,6 +26,7 @@ from samcache.features.models import WeightsId
 from samcache.features.preprocess import EMBED_SIZE, IMG_SIZE, PIXEL_MEAN, PIXEL_STD
 
 FORMAT_VERSION = 1
+DEFAULT_CACHE = "cache/cityscapes_vit_h.zarr"  # the one default; README and configs/default.yaml say the same
 EMBED_DIM = 256
 EMBED_SHAPE = (EMBED_DIM, EMBED_SIZE, EMBED_SIZE)
 EMBEDDING_DTYPES = ("float16", "float32")
@@ -106,8 +107,13 @@ def root_attrs(fp: Fingerprint) -> dict:
 
 
 def split_attrs(fp: Fingerprint, data_root: str, height: int, width: int, n_images: int, codec: str) -> dict:
+    """Written together with the group (one file write), so a split never exists without them.
+
+    ``dropped``: ids of rows that were never encoded and whose source image has since left the
+    dataset; they stay in the arrays (done=false) but no longer count as missing.
+    """
     return {"data_root": data_root, "n_images": n_images, "height": height, "width": width, "codec": codec,
-            "fingerprint": fp.to_attrs(), "runs": []}
+            "fingerprint": fp.to_attrs(), "runs": [], "dropped": []}
 
 
 def array_specs(n: int, height: int, width: int, embedding_dtype: str) -> dict[str, tuple]:
@@ -125,3 +131,4 @@ def array_specs(n: int, height: int, width: int, embedding_dtype: str) -> dict[s
 
 
 PER_IMAGE_ARRAYS = ("embeddings", "labels", "instances", "done")  # written by workers, one chunk per image
+SPLIT_ARRAYS = tuple(array_specs(0, 1, 1, "float16"))

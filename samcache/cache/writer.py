@@ -1,22 +1,23 @@
 """Create, resume, grow or rebuild a split, and write images into it.
 
-The order of writes is what makes runs resumable and never half-written: the driver
-registers image ids and sizes first (``n_images`` is bumped only after they are stored),
-workers write an image's embedding, labels and instances, and only then set ``done[row]``.
-LocalStore writes are atomic from zarr 3.1.3, so a killed writer leaves whole chunks or none.
+The order of writes is what makes runs resumable and never half-written: a split group is
+created together with its attributes, the driver registers image ids and sizes (``n_images``
+is bumped only after they are stored), workers write an image's embedding, labels and
+instances, and only then set ``done[row]``. LocalStore writes are atomic from zarr 3.1.3, so
+a killed writer leaves whole chunks or none.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import zarr
 
-from samcache.cache.schema import (CODECS, FORMAT_VERSION, PER_IMAGE_ARRAYS, Fingerprint, array_specs,
-                                   root_attrs, split_attrs)
+from samcache.cache.schema import CODECS, PER_IMAGE_ARRAYS, Fingerprint, array_specs, root_attrs, split_attrs
+from samcache.cache.store import check_location, delete_split_arrays, open_or_create_root, ready_splits, split_state
 from samcache.errors import SamcacheError
 from samcache.features.preprocess import input_size
 
@@ -27,27 +28,12 @@ class PreparedSplit:
     image_ids: list[str]  # every row of the split, in row order
     pending_rows: list[int]  # rows to encode now: not done and present in the current listing
     stale_splits: list[str]  # other splits whose fingerprint differs from the cache's
-
-
-def open_root(cache: str, mode: str = "a") -> zarr.Group:
-    try:
-        root = zarr.open_group(str(cache), mode=mode)
-    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
-        raise SamcacheError(f"no cache at {cache}") from None
-    except Exception as exc:  # an array, a file, a foreign store
-        raise SamcacheError(f"{cache} is not a Zarr group ({type(exc).__name__}: {exc})") from None
-    fmt = root.attrs.get("samcache_format")
-    if fmt is None and (mode == "r" or len(list(root.keys()))):
-        raise SamcacheError(f"{cache} is a Zarr group but not a samcache cache (no samcache_format attribute)")
-    if fmt is not None and fmt != FORMAT_VERSION:
-        raise SamcacheError(f"{cache} has samcache_format {fmt}; this samcache reads format {FORMAT_VERSION}")
-    return root
+    newly_dropped: list[str] = field(default_factory=list)  # never encoded, source image gone: no longer missing
+    gone_done: list[str] = field(default_factory=list)  # encoded, source image gone: kept
+    created: bool = False  # this run created the store
 
 
 def _check_root_fingerprint(root: zarr.Group, cache: str, split: str, fp: Fingerprint, rebuild: bool) -> None:
-    if "fingerprint" not in root.attrs:
-        root.attrs.update(root_attrs(fp))
-        return
     held = Fingerprint.from_attrs(root.attrs["fingerprint"])
     if held == fp:
         return
@@ -58,14 +44,22 @@ def _check_root_fingerprint(root: zarr.Group, cache: str, split: str, fp: Finger
     root.attrs.update(root_attrs(fp))
 
 
-def _create_split(root: zarr.Group, split: str, fp: Fingerprint, sizes: list[tuple[int, int]], data_root: str,
+def _create_split(root: zarr.Group, split: str, fp: Fingerprint, size: tuple[int, int], data_root: str,
                   codec: str) -> zarr.Group:
-    height, width = sizes[0]
-    group = root.create_group(split, overwrite=True)
+    """Group and attributes in one write, then the arrays. A kill before the last array leaves a
+    'partial' split (``store.split_state``) that the next run recreates."""
+    height, width = size
+    attrs = split_attrs(fp, data_root, height, width, 0, codec)
+    if split in root:  # partial, or a samcache split being rebuilt: replace only what samcache made
+        group = root[split]
+        group.attrs.put({})  # 'partial' from here on, whatever is killed next
+        delete_split_arrays(group)
+        group.attrs.put(attrs)
+    else:
+        group = root.create_group(split, attributes=attrs)
     for name, (shape, chunks, dtype) in array_specs(0, height, width, fp.embedding_dtype).items():
         group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, compressors=CODECS[codec](),
                            fill_value="" if dtype is str else 0)
-    group.attrs.update(split_attrs(fp, data_root, height, width, 0, codec))
     return group
 
 
@@ -84,28 +78,48 @@ def _register(group: zarr.Group, known: int, new_ids: list[str], new_sizes: list
     group.attrs["n_images"] = n
 
 
+def _existing_split(root: zarr.Group, cache: str, split: str, fp: Fingerprint, size, rebuild: bool):
+    """The split group to continue, or None when it must be (re)created."""
+    state = split_state(root, split)
+    if state == "foreign":
+        raise SamcacheError(f"{cache} holds a node '{split}' that samcache did not make; leaving it alone "
+                            f"(use another --split or --cache)")
+    if state != "ready" or rebuild:
+        return None
+    group = root[split]
+    split_fp = Fingerprint.from_attrs(group.attrs["fingerprint"])
+    if split_fp != fp:
+        raise SamcacheError(f"split {split} of {cache} holds {split_fp.describe()} embeddings, this run asks for "
+                            f"{fp.describe()}; pass --rebuild to recompute it")
+    if (group.attrs["height"], group.attrs["width"]) != tuple(size):
+        raise SamcacheError(f"split {split} of {cache} holds {group.attrs['height']}x{group.attrs['width']} "
+                            f"(HxW) images, the data is {size[0]}x{size[1]}")
+    return group
+
+
 def prepare_split(cache: str, split: str, image_ids: list[str], sizes: list[tuple[int, int]], fp: Fingerprint,
-                  data_root: str, codec: str, rebuild: bool = False) -> PreparedSplit:
-    """Make ``split`` hold a row for every listed image; say which rows still need encoding."""
+                  data_root: str, codec: str, rebuild: bool = False, present_ids: set[str] | None = None
+                  ) -> PreparedSplit:
+    """Make ``split`` hold a row for every listed image; say which rows still need encoding.
+
+    ``present_ids``: every image in the data folder now (``image_ids`` may be a --limit prefix);
+    rows never encoded whose image is gone are marked dropped, and undropped if it comes back.
+    Call with the cache and split locks held (``cache.locks``).
+    """
     if codec not in CODECS:
         raise SamcacheError(f"unknown codec {codec!r}; choose one of {', '.join(CODECS)}")
     odd = [i for i, s in zip(image_ids, sizes) if s != sizes[0]]
     if odd:
         raise SamcacheError(f"split {split}: {odd[0]} is {sizes[image_ids.index(odd[0])]} (H, W) but "
                             f"{image_ids[0]} is {sizes[0]}; a split holds images of one size")
-    root = open_root(cache, mode="a")
+    check_location(cache, data_root)
+    root, created = open_or_create_root(cache, fp)
     _check_root_fingerprint(root, cache, split, fp, rebuild)
-    group = root[split] if split in root else None
-    if group is not None and not rebuild:
-        split_fp = Fingerprint.from_attrs(group.attrs["fingerprint"])
-        if split_fp != fp:
-            raise SamcacheError(f"split {split} of {cache} holds {split_fp.describe()} embeddings, this run asks for "
-                                f"{fp.describe()}; pass --rebuild to recompute it")
-        if (group.attrs["height"], group.attrs["width"]) != tuple(sizes[0]):
-            raise SamcacheError(f"split {split} of {cache} holds {group.attrs['height']}x{group.attrs['width']} "
-                                f"(HxW) images, the data is {sizes[0][0]}x{sizes[0][1]}")
-    if group is None or rebuild:
-        group = _create_split(root, split, fp, sizes, str(data_root), codec)
+    group = _existing_split(root, cache, split, fp, sizes[0], rebuild)
+    if group is None:
+        group = _create_split(root, split, fp, sizes[0], str(data_root), codec)
+    elif group.attrs.get("data_root") != str(data_root):
+        group.attrs["data_root"] = str(data_root)  # where the images are now (overlays read them)
     known = int(group.attrs["n_images"])
     held_ids = group["image_ids"][:known].tolist() if known else []
     known_ids = set(held_ids)
@@ -114,11 +128,17 @@ def prepare_split(cache: str, split: str, image_ids: list[str], sizes: list[tupl
         _register(group, known, [i for i, _ in new], [s for _, s in new])
     all_ids = held_ids + [i for i, _ in new]
     done = group["done"][:]
+    present = set(image_ids) if present_ids is None else present_ids
+    dropped_before = set(group.attrs.get("dropped", []))
+    dropped = {i for r, i in enumerate(all_ids) if not done[r] and i not in present}
+    if dropped != dropped_before:
+        group.attrs["dropped"] = sorted(dropped)
     wanted = set(image_ids)
     pending = [r for r, i in enumerate(all_ids) if not done[r] and i in wanted]
-    stale = [name for name in sorted(root.group_keys()) if name != split
-             and Fingerprint.from_attrs(root[name].attrs.get("fingerprint", {})) != fp]
-    return PreparedSplit(group, all_ids, pending, stale)
+    stale = [name for name in ready_splits(root) if name != split
+             and Fingerprint.from_attrs(root[name].attrs["fingerprint"]) != fp]
+    gone_done = [i for r, i in enumerate(all_ids) if done[r] and i not in present]
+    return PreparedSplit(group, all_ids, pending, stale, sorted(dropped - dropped_before), gone_done, created)
 
 
 def write_image(arrays, row: int, embedding: np.ndarray, labels: np.ndarray, instances: np.ndarray) -> None:

@@ -21,6 +21,8 @@ SEED5 = ("road", "sidewalk", "building", "person", "car")  # the seed project's 
 OTHER = "other"
 OTHER_COLOR = (128, 128, 128)
 _ID_LABELS = [lab for lab in CS_LABELS if 0 <= lab.id < 256]
+LABEL_IDS = np.array(sorted(lab.id for lab in _ID_LABELS))  # every labelId a gtFine PNG may hold (0..33)
+INSTANCE_LABEL_IDS = np.array(sorted(lab.id for lab in _ID_LABELS if lab.hasInstances))  # id*1000+k allowed
 
 
 @dataclass(frozen=True)
@@ -71,9 +73,13 @@ def _cityscapes19() -> ClassSet:
 
 
 CLASS_SETS = {"seed5": _seed5, "cityscapes19": _cityscapes19}
+CLASS_SET_NAMES = tuple(CLASS_SETS)
 
 
-def get_class_set(name: str) -> ClassSet:
+def get_class_set(name: "str | ClassSet") -> ClassSet:
+    """A class set by name (``seed5``, ``cityscapes19``); a ClassSet is returned as it is."""
+    if isinstance(name, ClassSet):
+        return name
     if name not in CLASS_SETS:
         raise SamcacheError(f"unknown class set {name!r}; choose one of {', '.join(CLASS_SETS)}")
     return CLASS_SETS[name]()

@@ -8,6 +8,7 @@ The generator exists to test and demo the pipeline; it is not a stand-in for Cit
 
 from __future__ import annotations
 
+import json
 import zlib
 from pathlib import Path
 
@@ -18,12 +19,26 @@ from PIL import Image
 from skimage.draw import ellipse, polygon
 from tqdm import tqdm
 
+from samcache import fileio
 from samcache.data.cityscapes import COLOR_SUFFIX, record_for
+from samcache.errors import SamcacheError
 
 CITIES = ("synthbergen", "synthdorf")
+SYNTH_MARKER = "samcache-synth.json"  # what the folder was written with; marks it as samcache's own
 FRAME = "000019"  # Cityscapes annotates the 20th frame of each snippet
 ID = {name: name2label[name].id for name in
       ("ego vehicle", "sky", "building", "vegetation", "road", "sidewalk", "car", "person")}
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'2048x1024' -> (width, height), both >= 32 (smaller scenes cannot hold the drawn objects)."""
+    try:
+        width, height = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise SamcacheError(f"expected WIDTHxHEIGHT such as 2048x1024, got {text!r}") from None
+    if width < 32 or height < 32:
+        raise SamcacheError(f"image size {text!r} is too small: width and height must be at least 32")
+    return width, height
 
 
 def image_id(split_index: int) -> str:
@@ -134,9 +149,32 @@ for _lab in CS_LABELS:
         _COLOR_LUT[_lab.id] = _lab.color
 
 
+def _save_png(array: np.ndarray, path: Path) -> None:
+    fileio.write_with(path, lambda tmp: Image.fromarray(array).save(tmp, format="PNG"))
+
+
+def read_marker(root: str | Path) -> dict | None:
+    """The parameters a synthetic folder was written with, or None if samcache did not write it."""
+    path = Path(root) / SYNTH_MARKER
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def write_synthetic(root: str | Path, splits: dict[str, int], size: tuple[int, int] = (2048, 1024), seed: int = 0,
                     progress: bool = True) -> list[Path]:
-    """Write ``splits`` ({split: n_images}) under ``root``; returns the image paths."""
+    """Write ``splits`` ({split: n_images}) under ``root``; returns the image paths.
+
+    Refuses a non-empty folder that samcache did not create (synthetic scenes must never mix
+    into a real dataset); every PNG is written atomically, so a killed run is simply re-run.
+    """
+    root = Path(root)
+    if root.is_file() or (root.is_dir() and any(root.iterdir()) and read_marker(root) is None):
+        raise SamcacheError(f"{root} exists and is not a samcache synthetic folder; choose an empty or new folder")
+    root.mkdir(parents=True, exist_ok=True)
+    marker = {"splits": dict(splits), "size": list(size), "seed": seed}
+    fileio.write_text(root / SYNTH_MARKER, json.dumps({**marker, "complete": False}))
     paths = []
     bar = tqdm(total=sum(splits.values()), unit="img", desc="synth", disable=not progress)
     for split, n in splits.items():
@@ -145,11 +183,12 @@ def write_synthetic(root: str | Path, splits: dict[str, int], size: tuple[int, i
             image, labels, instances = make_scene(seed, split, i, size)
             record.image_path.parent.mkdir(parents=True, exist_ok=True)
             record.label_path.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(image).save(record.image_path)
-            Image.fromarray(labels).save(record.label_path)
-            Image.fromarray(instances.astype(np.uint16)).save(record.instance_path)
-            Image.fromarray(_COLOR_LUT[labels]).save(record.label_path.parent / f"{record.image_id}{COLOR_SUFFIX}")
+            _save_png(image, record.image_path)
+            _save_png(labels, record.label_path)
+            _save_png(instances.astype(np.uint16), record.instance_path)
+            _save_png(_COLOR_LUT[labels], record.label_path.parent / f"{record.image_id}{COLOR_SUFFIX}")
             paths.append(record.image_path)
             bar.update(1)
     bar.close()
+    fileio.write_text(root / SYNTH_MARKER, json.dumps({**marker, "complete": True}))
     return paths

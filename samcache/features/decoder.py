@@ -8,21 +8,13 @@ prompts of several images share one call. For one image it computes exactly what
 
 from __future__ import annotations
 
-import numpy as np
 import torch
-from segment_anything.modeling import MaskDecoder, PromptEncoder
-from segment_anything.utils.transforms import ResizeLongestSide
-from torch.nn import functional as F
+from segment_anything.modeling import MaskDecoder, PromptEncoder, Sam
 
-from samcache.features.preprocess import IMG_SIZE
-
-MASK_THRESHOLD = 0.0  # segment_anything.modeling.Sam.mask_threshold
-_resizer = ResizeLongestSide(IMG_SIZE)
-
-
-def to_input_frame(coords: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:
-    """Original-pixel [x, y] -> the 1024-frame coordinates the prompt encoder expects."""
-    return _resizer.apply_coords(coords, original_size)
+MASK_THRESHOLD = Sam.mask_threshold
+# which of SAM's masks a prompt keeps: its own top score, the best against ground truth (the SAM
+# paper's oracle, labelled ORACLE in every output), or a single mask (multimask_output=False)
+MULTIMASK_MODES = ("best-score", "oracle", "single")
 
 
 @torch.inference_mode()
@@ -52,9 +44,3 @@ def decode(prompt_encoder: PromptEncoder, mask_decoder: MaskDecoder, embeddings:
     keep = slice(1, None) if multimask_output else slice(0, 1)
     return masks[:, keep], iou_pred[:, keep]
 
-
-def upscale_logits(low_res: torch.Tensor, input_size: tuple[int, int], original_size: tuple[int, int]) -> torch.Tensor:
-    """Sam.postprocess_masks for a batch of one image size: 1024 frame, crop padding, original size."""
-    x = F.interpolate(low_res, (IMG_SIZE, IMG_SIZE), mode="bilinear", align_corners=False)
-    x = x[..., : input_size[0], : input_size[1]]
-    return F.interpolate(x, tuple(original_size), mode="bilinear", align_corners=False)

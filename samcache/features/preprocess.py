@@ -15,13 +15,14 @@ import numpy as np
 import torch
 from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
+from torch.nn import functional as F
 
 IMG_SIZE = 1024  # segment_anything.build_sam's image_size for every official model
 EMBED_SIZE = IMG_SIZE // 16  # ViT patch size 16 -> 64x64 embeddings
 _sam_defaults = inspect.signature(Sam.__init__).parameters
 PIXEL_MEAN = tuple(float(v) for v in _sam_defaults["pixel_mean"].default)
 PIXEL_STD = tuple(float(v) for v in _sam_defaults["pixel_std"].default)
-_resizer = ResizeLongestSide(IMG_SIZE)
+_resizer = ResizeLongestSide(IMG_SIZE)  # the one instance: images, coordinates and boxes
 
 
 def input_size(original_size: tuple[int, int]) -> tuple[int, int]:
@@ -47,3 +48,19 @@ def normalize_padded(images_uint8: torch.Tensor, input_sizes: torch.Tensor) -> t
     sizes = input_sizes.to(x.device)
     valid = (rows.view(1, -1, 1) < sizes[:, 0].view(-1, 1, 1)) & (rows.view(1, 1, -1) < sizes[:, 1].view(-1, 1, 1))
     return x * valid.unsqueeze(1)
+
+
+def to_input_frame(coords: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:
+    """Original-pixel [x, y] (any leading shape) -> the 1024-frame coordinates the prompt encoder expects."""
+    return _resizer.apply_coords(coords, original_size)
+
+
+def to_frame(logits: torch.Tensor) -> torch.Tensor:
+    """Low-resolution logits (64x64 head or 256x256 mask decoder) -> the padded 1024x1024 input frame."""
+    return F.interpolate(logits, (IMG_SIZE, IMG_SIZE), mode="bilinear", align_corners=False)
+
+
+def postprocess_logits(logits: torch.Tensor, input_size: tuple[int, int], original_size: tuple[int, int]) -> torch.Tensor:
+    """Sam.postprocess_masks for a batch of one image size: 1024 frame, crop the padding, original (H, W)."""
+    frame = to_frame(logits)[..., : int(input_size[0]), : int(input_size[1])]
+    return F.interpolate(frame, tuple(int(v) for v in original_size), mode="bilinear", align_corners=False)

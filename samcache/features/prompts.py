@@ -18,6 +18,7 @@ from scipy.ndimage import distance_transform_edt
 from skimage.measure import label as connected_components
 
 STRATEGIES = ("random", "center", "per-instance", "multi", "box")
+MAX_PROMPT_POINTS = 64  # per prompt: each point is a decoder token; 100k tokens exhaust memory
 MIN_INSTANCE_PIXELS = 50  # smaller fragments get no prompt of their own (unless nothing is larger)
 
 

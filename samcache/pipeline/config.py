@@ -1,8 +1,11 @@
-"""Effective configs: dataclass defaults < YAML (top-level keys, then the command's section) < CLI flags.
+"""Typed configs, one mechanism for every command: defaults < YAML file < command-line flags.
 
-A YAML file looks like::
+Each command's settings are a pydantic model (``pipeline/configs.py``). Its fields are the one
+place for a setting's type, default, range, choices and help text: the click options are
+generated from them, YAML values are validated by them, and any bad value becomes one line
+naming where it came from. A YAML file looks like::
 
-    model_type: vit_h            # shared keys apply to every command that has that field
+    model_type: vit_h            # top-level keys apply to every command that has that field
     cache: cache/cityscapes_vit_h.zarr
     extract: {batch_size: 8, precision: bf16}
     train_head: {epochs: 20}
@@ -10,17 +13,43 @@ A YAML file looks like::
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
+import functools
+import types
+import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Callable, Literal, TypeVar
 
+import click
 import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from samcache import fileio
 from samcache.errors import SamcacheError
 
-T = TypeVar("T")
-SECTIONS = ("extract", "zero_shot", "train_head", "evaluate", "demo")
+T = TypeVar("T", bound="StageConfig")
+
+
+class StageConfig(BaseModel):
+    """Base of every command's settings: unknown keys and bad values are errors, never ignored."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    SECTION: typing.ClassVar[str] = ""  # the YAML section of this command
+
+    def dump(self) -> dict:
+        return self.model_dump(mode="json")
+
+
+REGISTRY: dict[str, type[StageConfig]] = {}  # section -> config class, filled by configs.py
+
+
+def register(cls: type[T]) -> type[T]:
+    REGISTRY[cls.SECTION] = cls
+    return cls
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def load_yaml(path: str | Path) -> dict:
@@ -29,33 +58,65 @@ def load_yaml(path: str | Path) -> dict:
         raise SamcacheError(f"config file not found: {path}")
     try:
         data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise SamcacheError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise SamcacheError(f"{path} must hold a mapping at the top level")
     return data
 
 
-def resolve(cls: type[T], section: str, config_file: str | Path | None = None, **overrides: Any) -> T:
+def _file_values(cls: type[StageConfig], path: str | Path) -> tuple[dict, dict]:
+    """(values, sources) that ``path`` gives ``cls``; unknown keys anywhere are errors listing the valid ones."""
+    data = load_yaml(path)
+    shared = set().union(*(c.model_fields for c in REGISTRY.values()))
+    unknown = sorted(str(k) for k in data if k not in shared and k not in REGISTRY)
+    if unknown:
+        raise SamcacheError(f"{path}: unknown key(s) {', '.join(unknown)}; valid top-level keys: "
+                            f"{', '.join(sorted(shared))}; sections: {', '.join(REGISTRY)}")
+    values = {k: v for k, v in data.items() if k in cls.model_fields}
+    sources = {k: f"{k} in {path}" for k in values}
+    own = data.get(cls.SECTION)
+    if own is None:
+        return values, sources
+    if not isinstance(own, dict):
+        raise SamcacheError(f"{path}: section '{cls.SECTION}' must be a mapping")
+    unknown = sorted(str(k) for k in own if k not in cls.model_fields)
+    if unknown:
+        raise SamcacheError(f"{path}: unknown key(s) in '{cls.SECTION}': {', '.join(unknown)}; valid: "
+                            f"{', '.join(cls.model_fields)}")
+    values.update(own)
+    sources.update({k: f"{cls.SECTION}.{k} in {path}" for k in own})
+    return values, sources
+
+
+def _describe(error: dict, sources: dict) -> str:
+    name = str(error["loc"][0]) if error["loc"] else "config"
+    where = sources.get(name, flag(name))
+    if error["type"] == "missing":
+        return f"missing value for {where}"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"invalid value for {where}: {message} (got {error.get('input')!r})"
+
+
+def build(cls: type[T], values: dict, sources: dict | None = None) -> T:
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        raise SamcacheError("; ".join(_describe(e, sources or {}) for e in exc.errors())) from None
+
+
+def resolve(cls: type[T], config_file: str | Path | None = None, **overrides: Any) -> T:
     """Build ``cls`` from defaults, the YAML file, then every override that is not None."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    values: dict[str, Any] = {}
-    if config_file is not None:
-        data = load_yaml(config_file)
-        values.update({k: v for k, v in data.items() if k in names})
-        own = data.get(section) or {}
-        unknown = sorted(set(own) - names)
-        if unknown:
-            raise SamcacheError(f"{config_file}: unknown key(s) in '{section}': {', '.join(unknown)}")
-        values.update(own)
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return cls(**values)
+    values, sources = _file_values(cls, config_file) if config_file is not None else ({}, {})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    values.update(given)
+    sources.update({k: flag(k) for k in given})
+    return build(cls, values, sources)
 
 
-def save_config(cfg: Any, path: str | Path, extra: dict | None = None) -> None:
-    data = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg)
-    data.update(extra or {})
-    Path(path).write_text(yaml.safe_dump(data, sort_keys=False))
+def save_config(cfg: StageConfig, path: str | Path) -> None:
+    """The effective config of a run, loadable again with --config."""
+    fileio.write_text(path, yaml.safe_dump(cfg.dump(), sort_keys=False))
 
 
 def new_run_dir(kind: str, root: str | Path = "runs") -> Path:
@@ -70,3 +131,77 @@ def new_run_dir(kind: str, root: str | Path = "runs") -> Path:
 
 def now_iso() -> str:
     return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+# ---- click options generated from the fields ------------------------------------------------
+
+def _base_type(annotation):
+    """(python type or Literal choices, is_list) with Optional/Annotated stripped."""
+    is_list = False
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+        elif origin is list:
+            is_list, annotation = True, typing.get_args(annotation)[0]
+        else:
+            return annotation, is_list
+
+
+def _option(name: str, field) -> Callable:
+    """One click option; its default stays None so that a YAML value is not masked (shown in the help)."""
+    extra = field.json_schema_extra or {}
+    base, is_list = _base_type(field.annotation)
+    default = field.default
+    if extra.get("argument"):
+        return click.argument(name, nargs=-1 if is_list else 1, required=True)
+    if base is bool:
+        shown = "yes" if default else "no"
+    else:
+        shown = None if default is None else ", ".join(default) if isinstance(default, list) else str(default)
+    help_text = (field.description or "") + (f"  [default: {shown}]" if shown is not None else "")
+    if base is bool:
+        return click.option(f"{flag(name)}/--no-{name.replace('_', '-')}", name, default=None, help=help_text)
+    kwargs: dict = {"default": None, "help": help_text}
+    if typing.get_origin(base) is Literal:
+        kwargs["type"] = click.Choice([str(a) for a in typing.get_args(base)])
+    elif base in (int, float):
+        kwargs["type"] = base
+    if is_list:
+        kwargs["multiple"] = True
+    return click.option(*extra.get("flags", ()), flag(name), name, **kwargs)
+
+
+def command_options(cls: type[StageConfig], config_option: bool = True):
+    """Decorate a click command with one option per field (plus --config, --quiet); the command
+    receives ``(cfg, quiet)``, where cfg is the validated config."""
+
+    def decorate(f: Callable) -> Callable:
+        @functools.wraps(f)
+        def callback(config_file=None, quiet=False, **kwargs):
+            kwargs = {k: (list(v) or None) if isinstance(v, tuple) else v for k, v in kwargs.items()}
+            return f(cfg_builder(cls, config_file, kwargs), quiet)
+
+        wrapped = callback
+        for name, field in reversed(list(cls.model_fields.items())):
+            if (field.json_schema_extra or {}).get("cli", True):
+                wrapped = _option(name, field)(wrapped)
+        wrapped = click.option("--quiet", "-q", is_flag=True, help="No progress bars or step messages; "
+                               "results and errors are still printed.")(wrapped)
+        if config_option:
+            wrapped = click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+                                   help=f"YAML file: top-level keys, then its '{cls.SECTION}' section; "
+                                        f"flags on the command line win.")(wrapped)
+        return wrapped
+
+    return decorate
+
+
+def cfg_builder(cls: type[T], config_file, flags: dict) -> T:
+    """Hook for commands that pick their config file themselves (train-head --resume)."""
+    hook = getattr(cls, "from_cli", None)
+    if hook is not None:
+        return hook(config_file, flags)
+    return resolve(cls, config_file, **flags)

@@ -21,10 +21,12 @@ from tqdm import tqdm
 
 from samcache.cache.schema import PER_IMAGE_ARRAYS
 from samcache.cache.writer import PreparedSplit, write_image
-from samcache.data.cityscapes import ImageRecord, record_for
+from samcache.data.cityscapes import ImageRecord, load_item, record_for
 from samcache.errors import SamcacheError
 from samcache.features.encoder import encode, resolve_device
 from samcache.features.models import build_sam
+from samcache.features.preprocess import resize_and_pad_uint8
+from samcache.pipeline.configs import parse_dask_address, parse_resources
 
 PLUGIN = "samcache-encoder"
 
@@ -50,8 +52,6 @@ class EncoderPlugin(WorkerPlugin):
 def encode_rows(cache: str, split: str, items: list[tuple[int, ImageRecord]], precision: str, dtype: str,
                 batch_size: int, expected_weights: tuple) -> dict:
     """One task: encode and store ``items`` (row, record); returns counts and per-image read errors."""
-    from samcache.pipeline.extract import load_item  # the same decode + preprocess as the local path
-
     plugin: EncoderPlugin = get_worker().plugins[PLUGIN]
     if (plugin.weights.checkpoint_sha256, plugin.weights.random_seed) != expected_weights:
         raise SamcacheError(f"worker {get_worker().address} loaded other weights ({plugin.weights.describe()})")
@@ -61,7 +61,7 @@ def encode_rows(cache: str, split: str, items: list[tuple[int, ImageRecord]], pr
     todo = [(row, rec) for row, rec in items if not done[row]]  # a retried task skips what it finished
     written, seconds, errors = 0, 0.0, []
     for start in range(0, len(todo), batch_size):
-        batch = [(row, load_item(rec)) for row, rec in todo[start: start + batch_size]]
+        batch = [(row, load_item(rec, resize_and_pad_uint8)) for row, rec in todo[start: start + batch_size]]
         errors += [it["error"] for _, it in batch if "error" in it]
         batch = [(row, it) for row, it in batch if "error" not in it]
         if not batch:
@@ -78,29 +78,14 @@ def encode_rows(cache: str, split: str, items: list[tuple[int, ImageRecord]], pr
     return {"written": written, "seconds": seconds, "errors": errors}
 
 
-def parse_resources(text: str | None) -> dict[str, float]:
-    """'GPU=1,MEM=8e9' -> {'GPU': 1.0, 'MEM': 8e9}."""
-    if not text:
-        return {}
-    try:
-        return {k.strip(): float(v) for k, v in (part.split("=") for part in text.split(","))}
-    except ValueError:
-        raise SamcacheError(f"--resources expects NAME=AMOUNT[,NAME=AMOUNT], got {text!r}") from None
-
-
 def start_cluster(address: str, resources: dict[str, float]):
     """``local:N`` -> a cluster on this machine (one worker per GPU when there are GPUs); else join ``address``."""
-    if not address.startswith("local:"):
+    kind, n = parse_dask_address(address)
+    if kind != "local":
         try:
             return Client(address, timeout="10s"), None, None
         except OSError as exc:
             raise SamcacheError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
-    try:
-        n = int(address.split(":", 1)[1])
-    except ValueError:
-        raise SamcacheError(f"--dask local:N needs a number of workers, got {address!r}") from None
-    if n < 1:
-        raise SamcacheError("--dask local:N needs N >= 1")
     gpus = torch.cuda.device_count()
     common = {"dashboard_address": None}
     if gpus:  # one worker per GPU, each seeing only its own; two threads overlap decode with encode

@@ -2,66 +2,45 @@
 
 synthesize a Cityscapes-format set -> extract (tiny model, or ViT-H if its checkpoint is in
 checkpoints/) -> zero-shot with two prompt strategies -> train the head -> report.
-Every step is the same Python API the commands use; nothing here is demo-only logic.
+Every step is the same Python API the commands use; nothing here is demo-only logic except
+reuse: data and cache from an earlier demo are reused when they were made with the same
+settings (data size and seed; model, checkpoint and dtype), otherwise new ones are built
+beside the old ones and swapped in only after extraction succeeded. Earlier run folders are
+replaced only after that point too.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from samcache.data.synth import write_synthetic
+import zarr
+
+from samcache import fileio
+from samcache.cache.store import is_samcache_store
+from samcache.data.synth import parse_size, read_marker, write_synthetic
 from samcache.errors import SamcacheError
+from samcache.features.models import check_weights
+from samcache.pipeline.configs import DemoConfig, ExtractConfig, HeadConfig, ZeroShotConfig
 from samcache.pipeline.config import save_config
-from samcache.pipeline.extract import ExtractConfig, extract
+from samcache.pipeline.extract import extract
 from samcache.pipeline.report import build_report
-from samcache.pipeline.train_head import HeadConfig, train_head
-from samcache.pipeline.zero_shot import ZeroShotConfig, run_zero_shot
+from samcache.pipeline.train_head import train_head
+from samcache.pipeline.zero_shot import run_zero_shot
 
 VIT_H_CHECKPOINT = Path("checkpoints/sam_vit_h_4b8939.pth")
-DATA_MARKER = "demo-data.json"  # what the synthetic data was made from: reused only if it matches
-RUN_FOLDERS = ("report", "head")  # plus zero-shot-<prompt>: recreated by every demo run
+STATE = "demo-state.json"  # what data/ and cache.zarr were made from, written once they are complete
 
 
-@dataclass
-class DemoConfig:
-    out: str = "runs/demo"
-    train: int = 24
-    val: int = 8
-    size: str = "1024x512"  # WIDTHxHEIGHT of the synthetic images
-    seed: int = 0
-    model_type: str = "auto"  # auto: vit_h if checkpoints/sam_vit_h_4b8939.pth exists, else tiny
-    checkpoint: str | None = None
-    dtype: str = "float16"
-    batch_size: int = 4
-    num_workers: int = 1
-    prompts: list[str] = field(default_factory=lambda: ["random", "center"])
-    multimask: str = "best-score"
-    classes: str = "seed5"
-    epochs: int = 6
-    head_batch_size: int = 8
-    visualize: int = 2
-    device: str = "auto"
-
-    def model(self) -> tuple[str, str | None]:
-        if self.model_type != "auto":
-            return self.model_type, self.checkpoint
-        if self.checkpoint or VIT_H_CHECKPOINT.is_file():
-            return "vit_h", self.checkpoint or str(VIT_H_CHECKPOINT)
-        return "tiny", None
-
-    def data_key(self) -> dict:
-        return {"train": self.train, "val": self.val, "size": self.size, "seed": self.seed}
-
-    def image_size(self) -> tuple[int, int]:
-        try:
-            width, height = (int(v) for v in self.size.lower().split("x"))
-        except ValueError:
-            raise SamcacheError(f"--size expects WIDTHxHEIGHT, got {self.size!r}") from None
-        return width, height
+def resolve_model(cfg: DemoConfig) -> tuple[str, str | None]:
+    if cfg.model_type != "auto":
+        return cfg.model_type, cfg.checkpoint
+    if cfg.checkpoint or VIT_H_CHECKPOINT.is_file():
+        return "vit_h", cfg.checkpoint or str(VIT_H_CHECKPOINT)
+    return "tiny", None
 
 
 def _say(step: int, text: str, progress: bool) -> None:
@@ -69,38 +48,65 @@ def _say(step: int, text: str, progress: bool) -> None:
         print(f"\n[{step}/5] {text}", flush=True)
 
 
-def _fresh_data(cfg: DemoConfig, out: Path) -> tuple[Path, Path, bool]:
-    """Reuse data + cache from an identical earlier demo (extraction then resumes: nothing to do)."""
-    data, cache, marker = out / "data", out / "cache.zarr", out / "data" / DATA_MARKER
-    reuse = marker.is_file() and json.loads(marker.read_text()) == cfg.data_key()
-    if not reuse:
-        shutil.rmtree(data, ignore_errors=True)
-        shutil.rmtree(cache, ignore_errors=True)
-    for name in RUN_FOLDERS + tuple(f"zero-shot-{p}" for p in cfg.prompts):
-        shutil.rmtree(out / name, ignore_errors=True)
-    return data, cache, reuse
+def _remove_own(path: Path) -> None:
+    """Delete a folder only if it is samcache's (synthetic data or a cache); refuse anything else."""
+    if not path.exists():
+        return
+    legacy = (path / "demo-data.json").is_file()  # data of a demo from samcache 0.1
+    if read_marker(path) is None and not is_samcache_store(path) and not legacy:
+        raise SamcacheError(f"{path} exists and was not made by samcache; move it away to run the demo here")
+    shutil.rmtree(path)
+
+
+def _keys(cfg: DemoConfig, model_type: str, checkpoint: str | None) -> tuple[dict, dict]:
+    data_key = {"train": cfg.train, "val": cfg.val, "size": cfg.size, "seed": cfg.seed}
+    weights = check_weights(model_type, checkpoint, cfg.seed)
+    cache_key = {**data_key, "model_type": model_type, "checkpoint_sha256": weights.checkpoint_sha256,
+                 "dtype": cfg.dtype}
+    return data_key, cache_key
+
+
+def _state(out: Path) -> dict:
+    try:
+        return json.loads((out / STATE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _swap_in(staging: Path, final: Path) -> None:
+    _remove_own(final)
+    os.replace(staging, final)
 
 
 def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
     """Run the five steps into ``cfg.out``; return the report (tables, paths) plus timings."""
     out = Path(cfg.out)
-    size = cfg.image_size()
-    model_type, checkpoint = cfg.model()
+    size = parse_size(cfg.size)
+    model_type, checkpoint = resolve_model(cfg)
+    data_key, cache_key = _keys(cfg, model_type, checkpoint)
     out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml", {"model_resolved": model_type, "checkpoint_resolved": checkpoint})
-    data, cache, reuse = _fresh_data(cfg, out)
+    save_config(cfg, out / "config.yaml")
+    state = _state(out)
+    data, cache = out / "data", out / "cache.zarr"
+    reuse_data = state.get("data") == data_key and (read_marker(data) or {}).get("complete")
+    reuse_cache = reuse_data and state.get("cache") == cache_key and is_samcache_store(cache)
+    data_dir = data if reuse_data else out / "data.next"
+    cache_dir = cache if reuse_cache else out / "cache.next.zarr"
     t0 = time.perf_counter()
 
     _say(1, f"synthetic Cityscapes-format data: {cfg.train} train + {cfg.val} val at {cfg.size} -> {data}"
-         + ("  (reused)" if reuse else ""), progress)
-    if not reuse:
-        write_synthetic(data, {"train": cfg.train, "val": cfg.val}, size=size, seed=cfg.seed, progress=progress)
-        (data / DATA_MARKER).write_text(json.dumps(cfg.data_key()))
+         + ("  (reused)" if reuse_data else ""), progress)
+    if not reuse_data:
+        _remove_own(data_dir)  # a staging folder left by a killed demo
+        write_synthetic(data_dir, {"train": cfg.train, "val": cfg.val}, size=size, seed=cfg.seed, progress=progress)
 
-    _say(2, f"extract: {model_type} image encoder, once per image -> {cache}", progress)
+    _say(2, f"extract: {model_type} image encoder, once per image -> {cache}"
+         + ("  (reused)" if reuse_cache else ""), progress)
+    if not reuse_cache:
+        _remove_own(cache_dir)
     extracted = []
     for split in ("train", "val"):
-        result = extract(ExtractConfig(data=str(data), cache=str(cache), split=split, model_type=model_type,
+        result = extract(ExtractConfig(data=str(data_dir), cache=str(cache_dir), split=split, model_type=model_type,
                                        checkpoint=checkpoint, seed=cfg.seed, dtype=cfg.dtype,
                                        batch_size=cfg.batch_size, num_workers=cfg.num_workers, device=cfg.device),
                          progress=progress)
@@ -109,23 +115,31 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
         extracted.append(result)
         if progress:
             print(result.summary_line(), flush=True)
+    if not reuse_data:
+        _swap_in(data_dir, data)
+    if not reuse_cache:
+        _swap_in(cache_dir, cache)
+        root = zarr.open_group(str(cache), mode="r+")
+        for split in ("train", "val"):  # the images now live under out/data
+            root[split].attrs["data_root"] = os.path.abspath(data)
+    fileio.write_text(out / STATE, json.dumps({"data": data_key, "cache": cache_key}))
 
     _say(3, f"zero-shot from the cache, prompts: {', '.join(cfg.prompts)}", progress)
     zero_shot_dirs = []
     for prompt in cfg.prompts:
         record = run_zero_shot(ZeroShotConfig(cache=str(cache), split="val", prompt=prompt, multimask=cfg.multimask,
                                               classes=cfg.classes, seed=cfg.seed, visualize=cfg.visualize,
-                                              out=str(out / f"zero-shot-{prompt}"), device=cfg.device),
-                               progress=progress)
+                                              out=str(out / f"zero-shot-{prompt}"), overwrite=True,
+                                              device=cfg.device), progress=progress)
         zero_shot_dirs.append(record["out"])
 
     _say(4, f"train the semantic head from the cache: {cfg.epochs} epochs", progress)
     head = train_head(HeadConfig(cache=str(cache), classes=cfg.classes, epochs=cfg.epochs,
-                                 batch_size=cfg.head_batch_size, seed=cfg.seed, out=str(out / "head"),
+                                 batch_size=cfg.head_batch_size, seed=cfg.seed, out=str(out / "head"), overwrite=True,
                                  visualize=cfg.visualize, device=cfg.device, num_workers=0), progress=progress)
 
     _say(5, "report: Phase 1 vs Phase 2", progress)
-    report = build_report([*zero_shot_dirs, head["out"]], out / "report")
-    report.update(seconds=time.perf_counter() - t0, model_type=model_type, extracted=[asdict(r) for r in extracted],
-                  run_dirs=[*zero_shot_dirs, head["out"]])
+    report = build_report([*zero_shot_dirs, head["out"]], out / "report", overwrite=True)
+    report.update(seconds=time.perf_counter() - t0, model_type=model_type,
+                  extracted=[vars(r) for r in extracted], run_dirs=[*zero_shot_dirs, head["out"]])
     return report

@@ -1,14 +1,14 @@
 """Evaluate a head on a cache split: predictions at original resolution, confusion-matrix IoU.
 
 IoU is dataset-level, TP / (TP + FP + FN) over all pixels whose ground truth is not void,
-as cityscapesScripts computes it. ``--save-predictions`` writes official-style labelIds PNGs
-(regular Cityscapes ids) that cityscapesScripts' evaluation reads directly.
+as cityscapesScripts computes it. The confusion matrix is accumulated on the device; only
+predictions that are saved or drawn come back to the host. ``--save-predictions`` writes
+official-style labelIds PNGs (regular Cityscapes ids) that cityscapesScripts reads directly.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,56 +16,61 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from samcache import fileio
+from samcache.cache.datasets import CacheHeadDataset, iterate
 from samcache.cache.reader import open_cache
 from samcache.cache.schema import Fingerprint
-from samcache.data.labels import ClassSet, get_class_set
+from samcache.data.labels import get_class_set
 from samcache.errors import SamcacheError
-from samcache.features.encoder import describe_device, resolve_device
-from samcache.features.head import SemanticHead, to_original
-from samcache.pipeline.head_data import CacheHeadDataset, iterate
-from samcache.pipeline.metrics import confusion_matrix, iou_from_confusion
-from samcache.pipeline.runs import format_table, write_csv, write_record
-from samcache.pipeline.visualize import save_overlay, source_image
+from samcache.evaluation.metrics import class_ious, confusion_matrix_torch
+from samcache.evaluation.visualize import save_overlay, source_image
+from samcache.features.encoder import PASSES, describe_device, resolve_device
+from samcache.features.head import SemanticHead
+from samcache.features.preprocess import postprocess_logits
+from samcache.messages import RANDOM_WEIGHTS_NOTE, random_weights_suffix
+from samcache.pipeline.config import now_iso, save_config
+from samcache.pipeline.configs import EvaluateConfig
+from samcache.pipeline.runs import format_table, run_folder, write_csv, write_record
+
+SUMMARY_COLUMNS = ["class", "iou"]
 
 
 @torch.no_grad()
 def evaluate(model: SemanticHead, dataset: CacheHeadDataset, preloaded, batch_size: int, num_workers: int,
              device: torch.device, predictions_dir: Path | None = None, visualize: int = 0,
-             vis_dir: Path | None = None, progress: bool = True) -> np.ndarray:
+             vis_dir: Path | None = None, progress: bool = True, title_suffix: str = "") -> np.ndarray:
     """Confusion matrix (ground truth x prediction) over the dataset's rows."""
     model.eval()
     cs, split = dataset.class_set, dataset.split
-    conf = np.zeros((cs.num_classes, cs.num_classes), np.int64)
+    conf = torch.zeros((cs.num_classes, cs.num_classes), dtype=torch.int64, device=device)
     shown = 0
     bar = tqdm(total=len(dataset), unit="img", desc="evaluate", disable=not progress, leave=False)
     for rows, embeddings, gts in iterate(dataset, preloaded, list(range(len(dataset))), batch_size, num_workers,
                                          device):
         logits = model(embeddings.float())
         for k, row in enumerate(rows):  # one image at a time: 19 x 2048 x 1024 logits is 150 MB
-            full = to_original(logits[k: k + 1], tuple(split.input_sizes[row]), tuple(split.original_sizes[row]))
-            pred = full[0].argmax(0).to(torch.uint8).cpu().numpy()
-            gt = gts[k].cpu().numpy()
-            conf += confusion_matrix(pred, gt, cs.num_classes)
+            full = postprocess_logits(logits[k: k + 1], split.input_sizes[row], split.original_sizes[row])
+            pred = full[0].argmax(0).to(torch.uint8)
+            conf += confusion_matrix_torch(pred, gts[k], cs.num_classes)
             image_id = split.image_ids[row]
             if predictions_dir is not None:
-                city = image_id.rsplit("_", 2)[0]
-                (predictions_dir / city).mkdir(parents=True, exist_ok=True)
-                Image.fromarray(cs.pred_label_ids[pred]).save(predictions_dir / city / f"{image_id}_labelIds.png")
+                save_prediction(predictions_dir, image_id, cs.pred_label_ids[pred.cpu().numpy()])
             if shown < visualize:
                 shown += 1
                 image = source_image(split.attrs.get("data_root"), split.name, image_id)
-                save_overlay(vis_dir / f"{image_id}.png", image, gt, pred, cs, f"{image_id}  semantic head")
+                save_overlay(vis_dir / f"{image_id}.png", image, gts[k].cpu().numpy(), pred.cpu().numpy(), cs,
+                             f"{image_id}  semantic head{title_suffix}")
         bar.update(len(rows))
     bar.close()
-    return conf
+    return conf.cpu().numpy()
 
 
-def class_ious(conf: np.ndarray, class_set: ClassSet) -> tuple[dict[str, float], float]:
-    """Per evaluated class IoU and their mean (seed5's 'other' is trained but not averaged)."""
-    iou = iou_from_confusion(conf)
-    per_class = {class_set.class_names[c]: float(iou[c]) for c in class_set.eval_indices}
-    values = [v for v in per_class.values() if np.isfinite(v)]
-    return per_class, float(np.mean(values)) if values else float("nan")
+def save_prediction(predictions_dir: Path, image_id: str, label_ids: np.ndarray) -> None:
+    """``<dir>/<city>/<image_id>_labelIds.png``, the layout cityscapesScripts' evaluation expects."""
+    city = image_id.rsplit("_", 2)[0]
+    (predictions_dir / city).mkdir(parents=True, exist_ok=True)
+    fileio.write_with(predictions_dir / city / f"{image_id}_labelIds.png",
+                      lambda tmp: Image.fromarray(label_ids).save(tmp, format="PNG"))
 
 
 def summary_rows(per_class: dict[str, float], miou: float) -> list[dict]:
@@ -73,15 +78,18 @@ def summary_rows(per_class: dict[str, float], miou: float) -> list[dict]:
 
 
 def load_head(path: str | Path, device: torch.device) -> tuple[SemanticHead, dict]:
+    """A head checkpoint, loaded with weights_only=True (no code runs from the file)."""
     path = Path(path)
     if not path.is_file():
         raise SamcacheError(f"head checkpoint not found: {path}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
         model = SemanticHead(len(ckpt["class_names"]), ckpt["config"]["width"])
         model.load_state_dict(ckpt["model"])
+        get_class_set(ckpt["class_set"])
     except Exception as exc:
-        raise SamcacheError(f"{path} is not a samcache head checkpoint ({type(exc).__name__})") from None
+        raise SamcacheError(f"{path} is not a readable samcache head checkpoint ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0][:120] if str(exc) else 'damaged'})") from None
     return model.to(device), ckpt
 
 
@@ -92,19 +100,6 @@ def check_fingerprint(head_fp: dict, split, what: str) -> None:
                             f"{split.cache_path} holds {ours.describe()}")
 
 
-@dataclass
-class EvaluateConfig:
-    head: str = ""
-    cache: str = "cache/cityscapes.zarr"
-    split: str = "val"
-    batch_size: int = 8
-    num_workers: int = 2
-    device: str = "auto"
-    out: str | None = None
-    save_predictions: bool = False
-    visualize: int = 0
-
-
 def evaluate_head(cfg: EvaluateConfig, progress: bool = True) -> dict:
     """Re-evaluate a saved head on a cache split; writes summary.csv (and predictions) to ``out``."""
     device = resolve_device(cfg.device)
@@ -112,23 +107,29 @@ def evaluate_head(cfg: EvaluateConfig, progress: bool = True) -> dict:
     split = open_cache(cfg.cache).split(cfg.split)
     check_fingerprint(ckpt["fingerprint"], split, cfg.head)
     cs = get_class_set(ckpt["class_set"])
+    random = Fingerprint.from_attrs(ckpt["fingerprint"]).random_weights
     out = Path(cfg.out) if cfg.out else Path(cfg.head).parent / f"eval-{cfg.split}-epoch{ckpt['epoch']}"
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    dataset = CacheHeadDataset(cfg.cache, cfg.split, cs, mode="eval")
-    conf = evaluate(model, dataset, None, cfg.batch_size, cfg.num_workers, device,
-                    out / "predictions" if cfg.save_predictions else None, cfg.visualize, out / "visualizations",
-                    progress)
-    per_class, miou = class_ious(conf, cs)
-    rows = summary_rows(per_class, miou)
-    write_csv(out / "summary.csv", rows, ["class", "iou"])
-    record = {"stage": "evaluate", "head": str(cfg.head), "epoch": ckpt["epoch"], "split": cfg.split,
-              "seconds": time.perf_counter() - t0, "miou": miou, "summary": rows, "device": describe_device(device),
-              "random_weights": Fingerprint.from_attrs(ckpt["fingerprint"]).random_weights, "config": asdict(cfg),
-              "out": str(out)}
-    write_record(out, record)
+    started, t0, passes = now_iso(), time.perf_counter(), PASSES["images"]
+    with run_folder(out, "evaluate", cfg.overwrite, started) as folder:
+        save_config(cfg, out / "config.yaml")
+        dataset = CacheHeadDataset(cfg.cache, cfg.split, cs, mode="eval")
+        conf = evaluate(model, dataset, None, cfg.batch_size, cfg.num_workers, device,
+                        out / "predictions" if cfg.save_predictions else None, cfg.visualize, out / "visualizations",
+                        progress, random_weights_suffix(random))
+        per_class, miou = class_ious(conf, cs)
+        rows = summary_rows(per_class, miou)
+        write_csv(out / "summary.csv", rows, SUMMARY_COLUMNS)
+        record = {"stage": "evaluate", "status": "complete", "started": started, "head": str(cfg.head),
+                  "epoch": ckpt["epoch"], "split": cfg.split, "images": len(dataset), "classes": ckpt["class_set"],
+                  "cache": str(cfg.cache), "seconds": round(time.perf_counter() - t0, 3), "miou": miou,
+                  "summary": rows, "device": describe_device(device), "random_weights": random,
+                  "encoder_passes": PASSES["images"] - passes, "config": cfg.dump(), "out": str(out)}
+        write_record(out, record)
+        folder.commit()
     return record
 
 
-def head_table(rows: list[dict]) -> str:
-    return format_table(rows, ["class", "iou"])
+def head_table(rows: list[dict], random_weights: bool = False) -> str:
+    table = format_table(rows, SUMMARY_COLUMNS)
+    return table + ("\n" + RANDOM_WEIGHTS_NOTE if random_weights else "")
+

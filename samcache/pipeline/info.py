@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from samcache.cache.reader import open_cache
+from samcache.messages import RANDOM_WEIGHTS_TAG
 
 
 def describe_cache(path: str) -> str:
@@ -12,16 +13,20 @@ def describe_cache(path: str) -> str:
              f"segment-anything {attrs.get('segment_anything_version')})",
              f"fingerprint: {cache.fingerprint.describe()}"]
     if cache.fingerprint.random_weights:
-        lines.append("RANDOM weights: these embeddings exercise the pipeline, not SAM's accuracy")
+        lines.append(f"{RANDOM_WEIGHTS_TAG}: these embeddings exercise the pipeline, not SAM's accuracy")
     lines.append(f"{'split':<10}{'images':>8}{'done':>12}{'MiB':>10}{'MiB/img':>9}  size      fingerprint")
     total = 0
     for name in cache.splits:
         split = cache.split(name)
-        n, done, nbytes = len(split), int(split.done_mask().sum()), split.nbytes_stored()
+        done, expected = split.progress()
+        nbytes = split.nbytes_stored()
         total += nbytes
         same = "same" if split.fingerprint == cache.fingerprint else f"STALE {split.fingerprint.describe()}"
         size = f"{split.attrs['width']}x{split.attrs['height']}"
-        lines.append(f"{name:<10}{n:>8}{f'{done}/{n}':>12}{nbytes / 2**20:>10.1f}"
-                     f"{nbytes / 2**20 / max(done, 1):>9.2f}  {size:<9} {same}")
+        dropped = f"  ({len(split.dropped)} dropped: image gone)" if split.dropped else ""
+        lines.append(f"{name:<10}{expected:>8}{f'{done}/{expected}':>12}{nbytes / 2**20:>10.1f}"
+                     f"{nbytes / 2**20 / max(done, 1):>9.2f}  {size:<9} {same}{dropped}")
+    for name in cache.unfinished_splits:
+        lines.append(f"{name:<10}{'-':>8}{'-':>12}  creation interrupted: re-run extract for this split")
     lines.append(f"total on disk: {total / 2**20:.1f} MiB")
     return "\n".join(lines)

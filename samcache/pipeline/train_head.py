@@ -1,13 +1,14 @@
 """Stage 2b (Phase 2): train the semantic head on cached embeddings. Never loads the encoder.
 
-Read top to bottom: config -> data (cache split, preloaded or via DataLoader) -> model and
-Adam -> epochs of (shuffle, forward, CE in the 1024 frame, step) -> val mIoU -> checkpoint.
+Read top to bottom: config -> run folder (new, or the run being resumed) -> data (cache split,
+preloaded or via DataLoader) -> model and Adam, or the last good checkpoint -> epochs of
+(shuffle, forward, CE in the 1024 frame, step) -> val mIoU -> checkpoint (atomic) -> summary.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,43 +16,39 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from samcache import fileio
+from samcache.cache.datasets import CacheHeadDataset, choose_preload, iterate, preload, preload_bytes
 from samcache.cache.reader import open_cache
 from samcache.data.labels import IGNORE, get_class_set
-from samcache.errors import SamcacheError
-from samcache.features.encoder import describe_device, resolve_device
-from samcache.features.head import SemanticHead, to_frame
+from samcache.errors import Interrupted, SamcacheError, SamcacheWarning
+from samcache.evaluation.metrics import class_ious
+from samcache.features.encoder import PASSES, describe_device, resolve_device
+from samcache.features.head import SemanticHead
+from samcache.features.preprocess import to_frame
+from samcache.messages import INTERRUPT_ADVICE, random_weights_suffix
 from samcache.pipeline.config import new_run_dir, now_iso, save_config
-from samcache.pipeline.evaluate import check_fingerprint, class_ious, evaluate, summary_rows
-from samcache.pipeline.head_data import CacheHeadDataset, choose_preload, iterate, preload, preload_bytes
-from samcache.pipeline.runs import read_csv, write_csv, write_record
-
-PRELOAD = ("auto", "ram", "gpu", "off")
+from samcache.pipeline.configs import HeadConfig
+from samcache.pipeline.evaluate import check_fingerprint, evaluate, summary_rows
+from samcache.pipeline.runs import read_csv, resumed_folder, run_folder, write_csv, write_record
 
 
-@dataclass
-class HeadConfig:
-    cache: str = "cache/cityscapes.zarr"
-    train_split: str = "train"
-    val_split: str = "val"
-    classes: str = "seed5"
-    epochs: int = 5
-    batch_size: int = 16
-    lr: float = 1e-3
-    width: int = 256
-    num_workers: int = 2
-    preload: str = "auto"
-    flip: bool = False
-    seed: int = 0
-    out: str | None = None
-    resume: str | None = None
-    save_predictions: bool = False
-    visualize: int = 4
-    device: str = "auto"
-    limit: int | None = None  # train images (quick experiments)
+def checkpoint_path(run_dir: Path, epoch: int) -> Path:
+    return Path(run_dir) / f"head_epoch_{epoch}.pt"
 
 
 def _checkpoints(run_dir: Path) -> list[Path]:
-    return sorted(run_dir.glob("head_epoch_*.pt"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+    found = [p for p in run_dir.glob("head_epoch_*.pt") if p.stem.rsplit("_", 1)[1].isdigit()]
+    return sorted(found, key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+
+
+def last_good_checkpoint(run_dir: Path) -> tuple[dict, Path]:
+    """The newest checkpoint that loads; damaged ones (a kill during an old, non-atomic save) are skipped."""
+    for path in reversed(_checkpoints(run_dir)):
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True), path
+        except Exception as exc:
+            warnings.warn(f"{path} is damaged ({type(exc).__name__}); using the epoch before it", SamcacheWarning)
+    raise SamcacheError(f"nothing to resume in {run_dir} (no readable head_epoch_N.pt)")
 
 
 def _load_data(cfg: HeadConfig, class_set, device):
@@ -74,37 +71,65 @@ def _load_data(cfg: HeadConfig, class_set, device):
 
 
 def train_head(cfg: HeadConfig, progress: bool = True) -> dict:
-    if cfg.preload not in PRELOAD:
-        raise SamcacheError(f"--preload must be one of {', '.join(PRELOAD)}")
     device = resolve_device(cfg.device)
     class_set = get_class_set(cfg.classes)
-    out = Path(cfg.resume or cfg.out or new_run_dir("head"))
-    out.mkdir(parents=True, exist_ok=True)
-    t_start, started = time.perf_counter(), now_iso()
-
-    # data: from the cache only
-    train, train_ds, val_ds, train_mem, val_mem, preload_mode = _load_data(cfg, class_set, device)
-    load_seconds = time.perf_counter() - t_start
-
-    # model and optimizer, seeded; or the last checkpoint of the run being resumed
-    torch.manual_seed(cfg.seed)
-    model = SemanticHead(class_set.num_classes, cfg.width).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    start_epoch, history = 1, []
+    started, t_start, passes = now_iso(), time.perf_counter(), PASSES["images"]
     if cfg.resume:
-        done = _checkpoints(out)
-        if not done:
-            raise SamcacheError(f"nothing to resume in {out} (no head_epoch_N.pt)")
-        ckpt = torch.load(done[-1], map_location=device, weights_only=False)
-        check_fingerprint(ckpt["fingerprint"], train, done[-1])
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        start_epoch = ckpt["epoch"] + 1
-        history = [r for r in read_csv(out / "metrics.csv") if int(r["epoch"]) < start_epoch]
-    save_config(cfg, out / "config.yaml", {"preload_resolved": preload_mode})
+        out = Path(cfg.resume)
+        ckpt, ckpt_path = last_good_checkpoint(out)
+        if cfg.epochs < ckpt["epoch"]:
+            raise SamcacheError(f"--epochs {cfg.epochs} is fewer than the {ckpt['epoch']} epochs already run in {out}")
+        folder = resumed_folder(out, "head")
+    else:
+        out, ckpt = Path(cfg.out or new_run_dir("head")), None
+        folder = run_folder(out, "head", cfg.overwrite, started)
+    with folder as run:
+        save_config(cfg, out / "config.yaml")
+        train, train_ds, val_ds, train_mem, val_mem, preload_mode = _load_data(cfg, class_set, device)
+        load_seconds = time.perf_counter() - t_start
 
+        # model and optimizer, seeded; or the last good checkpoint of the run being resumed
+        torch.manual_seed(cfg.seed)
+        model = SemanticHead(class_set.num_classes, cfg.width).to(device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        start_epoch, history = 1, []
+        if ckpt is not None:
+            check_fingerprint(ckpt["fingerprint"], train, ckpt_path)
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            start_epoch = ckpt["epoch"] + 1
+            history = [r for r in read_csv(out / "metrics.csv") if int(r["epoch"]) < start_epoch]
+
+        try:
+            history, per_class, miou, train_seconds = _train(cfg, class_set, model, optimizer, train, train_ds,
+                                                             val_ds, train_mem, val_mem, device, out, start_epoch,
+                                                             history, run, progress)
+        except KeyboardInterrupt as exc:
+            done = len(history)
+            advice = (INTERRUPT_ADVICE["train-head-kept"].format(epoch=done, out=out) if run.committed and done
+                      else INTERRUPT_ADVICE["train-head-none"])
+            raise Interrupted(advice, getattr(exc, "exit_code", 130)) from None
+
+        rows = summary_rows(per_class, miou)
+        write_csv(out / "summary.csv", rows, ["class", "iou"])
+        record = {"stage": "head", "status": "complete", "started": started,
+                  "seconds": round(time.perf_counter() - t_start, 3), "load_seconds": load_seconds,
+                  "train_seconds": train_seconds, "epochs": cfg.epochs, "epochs_run": cfg.epochs - start_epoch + 1,
+                  "train_images": len(train_ds), "val_images": len(val_ds), "batch_size": cfg.batch_size,
+                  "preload": preload_mode, "classes": cfg.classes, "cache": cfg.cache,
+                  "device": describe_device(device), "random_weights": train.fingerprint.random_weights,
+                  "encoder_passes": PASSES["images"] - passes, "miou": miou, "summary": rows, "config": cfg.dump(),
+                  "out": str(out)}
+        write_record(out, record)
+    return record
+
+
+def _train(cfg, class_set, model, optimizer, train, train_ds, val_ds, train_mem, val_mem, device, out,
+           start_epoch, history, run, progress):
+    """The epochs; returns (history, per-class IoU, mIoU, training seconds)."""
     train_seconds = 0.0
     per_class, miou = {}, float("nan")
+    title = random_weights_suffix(train.fingerprint.random_weights)
     for epoch in range(start_epoch, cfg.epochs + 1):
         t0 = time.perf_counter()
         model.train()
@@ -123,37 +148,29 @@ def train_head(cfg: HeadConfig, progress: bool = True) -> dict:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            losses.append(loss.item())
+            losses.append(loss.detach())
             bar.update(len(targets))
-            bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
         bar.close()
+        train_loss = float(torch.stack(losses).mean()) if losses else float("nan")
         train_seconds += time.perf_counter() - t0
 
         last = epoch == cfg.epochs
         conf = evaluate(model, val_ds, val_mem, cfg.batch_size, cfg.num_workers, device,
                         out / "predictions" if (last and cfg.save_predictions) else None,
-                        cfg.visualize if last else 0, out / "visualizations", progress)
+                        cfg.visualize if last else 0, out / "visualizations", progress, title)
         per_class, miou = class_ious(conf, class_set)
-        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_miou": miou,
+        history.append({"epoch": epoch, "train_loss": train_loss, "val_miou": miou,
                         **{f"iou_{k}": v for k, v in per_class.items()},
                         "epoch_seconds": time.perf_counter() - t0})
-        write_csv(out / "metrics.csv", history)
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                    "config": asdict(cfg), "class_set": cfg.classes, "class_names": list(class_set.class_names),
-                    "fingerprint": train.fingerprint.to_attrs(), "val_miou": miou}, out / f"head_epoch_{epoch}.pt")
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+                 "config": cfg.dump(), "class_set": cfg.classes, "class_names": list(class_set.class_names),
+                 "fingerprint": train.fingerprint.to_attrs(), "val_miou": miou}
+        write_csv(out / "metrics.csv", history)  # before the checkpoint: a resume rewrites this epoch's row
+        fileio.write_with(checkpoint_path(out, epoch), lambda tmp: torch.save(state, tmp))
+        run.commit()
         if progress:
-            tqdm.write(f"epoch {epoch}: train loss {np.mean(losses):.4f}, val mIoU {miou:.4f}")
-
+            tqdm.write(f"epoch {epoch}: train loss {train_loss:.4f}, val mIoU {miou:.4f}")
     if not per_class:  # resumed a finished run: report its last epoch
         per_class = {k[4:]: float(v) for k, v in history[-1].items() if k.startswith("iou_")}
         miou = float(history[-1]["val_miou"])
-    rows = summary_rows(per_class, miou)
-    write_csv(out / "summary.csv", rows, ["class", "iou"])
-    record = {"stage": "head", "started": started, "seconds": round(time.perf_counter() - t_start, 3),
-              "load_seconds": load_seconds, "train_seconds": train_seconds, "epochs": cfg.epochs,
-              "epochs_run": cfg.epochs - start_epoch + 1, "train_images": len(train_ds), "val_images": len(val_ds),
-              "batch_size": cfg.batch_size, "preload": preload_mode, "classes": cfg.classes, "cache": cfg.cache,
-              "device": describe_device(device), "random_weights": train.fingerprint.random_weights,
-              "encoder_passes": 0, "miou": miou, "summary": rows, "config": asdict(cfg), "out": str(out)}
-    write_record(out, record)
-    return record
+    return history, per_class, miou, train_seconds

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,38 +20,23 @@ from tqdm import tqdm
 from samcache.cache.reader import CacheSplit, open_cache
 from samcache.data.labels import IGNORE, ClassSet, get_class_set
 from samcache.errors import SamcacheError
-from samcache.features.decoder import MASK_THRESHOLD, decode, to_input_frame, upscale_logits
-from samcache.features.encoder import describe_device, resolve_device
+from samcache.evaluation.metrics import IoUAccumulator, intersection_union
+from samcache.evaluation.visualize import save_overlay, source_image
+from samcache.features.decoder import MASK_THRESHOLD, decode
+from samcache.features.encoder import PASSES, describe_device, resolve_device
 from samcache.features.models import build_prompt_decoder
-from samcache.features.prompts import STRATEGIES, Prompt, sample_prompts
+from samcache.features.preprocess import postprocess_logits, to_input_frame
+from samcache.features.prompts import Prompt, sample_prompts
+from samcache.messages import RANDOM_WEIGHTS_NOTE, random_weights_suffix
 from samcache.pipeline.config import new_run_dir, now_iso, save_config
-from samcache.pipeline.metrics import IoUAccumulator, intersection_union
-from samcache.pipeline.runs import format_table, write_csv, write_record
-from samcache.pipeline.visualize import save_overlay, source_image
+from samcache.pipeline.configs import ZeroShotConfig
+from samcache.pipeline.runs import format_table, run_folder, write_csv, write_record
 
-MULTIMASK = ("best-score", "oracle", "single")
-DETAIL_COLUMNS = ["image_id", "class", "strategy", "multimask", "points", "point_labels", "box", "score", "iou"]
+DETAIL_COLUMNS = ["image_id", "class", "strategy", "multimask", "points", "point_labels", "box", "score", "iou",
+                  "intersection", "union"]
+SUMMARY_COLUMNS = ["class", "iou_mean_over_images", "iou_dataset"]
 UPSCALE_CHUNK = 24  # masks upsampled per interpolate call, to bound memory at 2048x1024
 CPU_DECODE_CHUNK = 4  # on CPU larger decoder batches fall out of cache and get slower per prompt
-
-
-@dataclass
-class ZeroShotConfig:
-    cache: str = "cache/cityscapes.zarr"
-    split: str = "val"
-    checkpoint: str | None = None
-    model_type: str | None = None  # default: the cache's
-    prompt: str = "random"
-    points: int = 3  # multi: positive points
-    negatives: int = 3  # multi: negative points from other classes
-    multimask: str = "best-score"
-    classes: str = "seed5"
-    seed: int = 0
-    visualize: int = 4
-    out: str | None = None
-    device: str = "auto"
-    images_per_batch: int = 0  # 0: 1 on CPU, 8 on CUDA
-    limit: int | None = None
 
 
 @dataclass
@@ -120,7 +105,7 @@ def _choose_masks(entries: list[Entry], original_size, input_size, mode: str, gt
         scores = [float(e.scores[b]) for e, b in zip(entries, best)]
     else:
         logits = torch.stack([e.logits for e in entries])
-    masks = torch.cat([upscale_logits(logits[i: i + UPSCALE_CHUNK], input_size, original_size) > MASK_THRESHOLD
+    masks = torch.cat([postprocess_logits(logits[i: i + UPSCALE_CHUNK], input_size, original_size) > MASK_THRESHOLD
                        for i in range(0, len(logits), UPSCALE_CHUNK)]).cpu().numpy()
     if mode != "oracle":
         return masks[:, 0], scores
@@ -147,18 +132,8 @@ def _prompts_for_image(cfg, class_set: ClassSet, gt: np.ndarray, instances: np.n
     return out
 
 
-def _validate(cfg: ZeroShotConfig) -> None:
-    if cfg.prompt not in STRATEGIES:
-        raise SamcacheError(f"--prompt must be one of {', '.join(STRATEGIES)}")
-    if cfg.multimask not in MULTIMASK:
-        raise SamcacheError(f"--multimask must be one of {', '.join(MULTIMASK)}")
-    if cfg.points < 1 or cfg.negatives < 0:
-        raise SamcacheError("--points must be >= 1 and --negatives >= 0")
-
-
 def run_zero_shot(cfg: ZeroShotConfig, progress: bool = True) -> dict:
     """Decode every image of the split; write the run folder; return its record."""
-    _validate(cfg)
     class_set = get_class_set(cfg.classes)
     split = open_cache(cfg.cache).split(cfg.split)
     rows = split.require_complete()[: cfg.limit]
@@ -166,12 +141,33 @@ def run_zero_shot(cfg: ZeroShotConfig, progress: bool = True) -> dict:
     device = resolve_device(cfg.device)
     pe, md = pe.to(device), md.to(device)
     per_batch = cfg.images_per_batch or (8 if device.type == "cuda" else 1)
-    label = cfg.multimask + (" (ORACLE: best of 3 against ground truth)" if cfg.multimask == "oracle" else "")
+    started, t0, passes = now_iso(), time.perf_counter(), PASSES["images"]
     out = Path(cfg.out) if cfg.out else new_run_dir(f"zero-shot-{cfg.prompt}-{cfg.multimask}")
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml", {"weights": weights.describe(), "fingerprint": split.fingerprint.describe()})
+    with run_folder(out, "zero-shot", cfg.overwrite, started) as folder:
+        save_config(cfg, out / "config.yaml")
+        acc, details, n_prompts = _decode_split(cfg, class_set, split, rows, pe, md, device, per_batch, weights.random,
+                                                out, progress)
+        seconds = time.perf_counter() - t0
+        summary = acc.summary([class_set.class_names[c] for c in class_set.eval_indices])
+        write_csv(out / "detailed_results.csv", details, DETAIL_COLUMNS)
+        write_csv(out / "summary.csv", summary, SUMMARY_COLUMNS)
+        record = {"stage": "zero-shot", "status": "complete", "started": started, "seconds": round(seconds, 3),
+                  "images": len(rows), "prompts": n_prompts, "prompts_per_s": n_prompts / seconds if seconds else 0.0,
+                  "strategy": cfg.prompt, "multimask": cfg.multimask, "oracle": cfg.multimask == "oracle",
+                  "classes": cfg.classes, "cache": str(cfg.cache), "split": cfg.split,
+                  "device": describe_device(device), "weights": weights.describe(),
+                  "fingerprint": split.fingerprint.describe(), "random_weights": weights.random,
+                  "encoder_passes": PASSES["images"] - passes, "summary": summary, "config": cfg.dump(),
+                  "out": str(out)}
+        write_record(out, record)
+        folder.commit()
+    return record
+
+
+def _decode_split(cfg, class_set, split, rows, pe, md, device, per_batch, random_weights, out, progress):
+    """Prompts for every (image, present class), decoded in batches; returns (accumulator, detail rows, prompts)."""
+    label = cfg.multimask + (" (ORACLE: best of 3 against ground truth)" if cfg.multimask == "oracle" else "")
     acc, details, n_prompts, shown = IoUAccumulator(), [], 0, 0
-    started, t0 = now_iso(), time.perf_counter()
     bar = tqdm(total=len(rows), unit="img", desc=f"zero-shot {cfg.prompt}/{cfg.multimask}", disable=not progress)
     for start in range(0, len(rows), per_batch):
         batch = rows[start: start + per_batch]
@@ -195,7 +191,8 @@ def run_zero_shot(cfg: ZeroShotConfig, progress: bool = True) -> dict:
                 sel = [k for k, e in enumerate(mine) if e.class_index == c]
                 union = np.any(masks[sel], axis=0)
                 pred_map[union] = c
-                iou = acc.add(class_set.class_names[c], *intersection_union(union, gts[i] == c, valid))
+                inter, uni = intersection_union(union, gts[i] == c, valid)
+                iou = acc.add(class_set.class_names[c], inter, uni)
                 prompts = [mine[k].prompt for k in sel]
                 boxes = [p.box.astype(int).tolist() for p in prompts if p.box is not None]
                 details.append({
@@ -204,35 +201,25 @@ def run_zero_shot(cfg: ZeroShotConfig, progress: bool = True) -> dict:
                     "points": json.dumps(np.concatenate([p.points for p in prompts]).astype(int).tolist()),
                     "point_labels": json.dumps(np.concatenate([p.point_labels for p in prompts]).astype(int).tolist()),
                     "box": json.dumps(boxes[0]) if len(boxes) == 1 else "",
-                    "score": float(np.mean([scores[k] for k in sel])), "iou": iou})
+                    "score": float(np.mean([scores[k] for k in sel])), "iou": iou, "intersection": inter,
+                    "union": uni})
             if shown < cfg.visualize:
                 shown += 1
                 image_id = split.image_ids[r]
                 save_overlay(out / "visualizations" / f"{image_id}.png",
                              source_image(split.attrs.get("data_root"), cfg.split, image_id), gts[i], pred_map,
                              class_set, f"{image_id}  prompt={cfg.prompt}  multimask={label}"
-                             + ("  [RANDOM weights]" if weights.random else ""),
+                             + random_weights_suffix(random_weights),
                              [(e.prompt.points, e.prompt.point_labels) for e in mine],
                              [e.prompt.box for e in mine if e.prompt.box is not None])
         bar.update(len(batch))
     bar.close()
-    seconds = time.perf_counter() - t0
-    summary = acc.summary([class_set.class_names[c] for c in class_set.eval_indices])
-    write_csv(out / "detailed_results.csv", details, DETAIL_COLUMNS)
-    write_csv(out / "summary.csv", summary, ["class", "iou_mean_over_images", "iou_dataset"])
-    record = {"stage": "zero-shot", "started": started, "seconds": round(seconds, 3), "images": len(rows),
-              "prompts": n_prompts, "prompts_per_s": n_prompts / seconds if seconds else 0.0,
-              "strategy": cfg.prompt, "multimask": cfg.multimask, "oracle": cfg.multimask == "oracle",
-              "classes": cfg.classes, "cache": str(cfg.cache), "split": cfg.split, "device": describe_device(device),
-              "random_weights": weights.random, "encoder_passes": 0, "summary": summary, "config": asdict(cfg),
-              "out": str(out)}
-    write_record(out, record)
-    return record
+    return acc, details, n_prompts
 
 
 def summary_table(record: dict) -> str:
     title = f"zero-shot {record['strategy']} / {record['multimask']}" + (" (ORACLE)" if record["oracle"] else "")
-    text = title + "\n" + format_table(record["summary"], ["class", "iou_mean_over_images", "iou_dataset"])
+    text = title + "\n" + format_table(record["summary"], SUMMARY_COLUMNS)
     if record["random_weights"]:
-        text += "\nRANDOM weights: these numbers show the pipeline working, not SAM's accuracy."
+        text += "\n" + RANDOM_WEIGHTS_NOTE
     return text

@@ -1,4 +1,4 @@
-"""Cache-only data for the head: a torch Dataset over a split, and preloaded tensors.
+"""Datasets over the cache for the head: a torch Dataset over a split, and preloaded tensors.
 
 Nothing here opens a PNG or touches the image encoder: embeddings and labels come from Zarr.
 Targets live in the 1024x1024 input frame: class indices resized (nearest) to (h, w) like
@@ -10,12 +10,17 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import psutil
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from samcache.cache.reader import CacheSplit, open_cache
-from samcache.data.labels import IGNORE, ClassSet
+from samcache.data.labels import IGNORE, ClassSet, get_class_set
 from samcache.features.preprocess import IMG_SIZE
+from samcache.procs import worker_init_fn
+
+
+PRELOAD_MODES = ("auto", "ram", "gpu", "off")
 
 
 def target_in_frame(label_ids: np.ndarray, class_set: ClassSet, input_size) -> np.ndarray:
@@ -35,9 +40,12 @@ class CacheHeadDataset(Dataset):
     Each DataLoader worker opens its own handle to the store.
     """
 
-    def __init__(self, cache: str, split: str, class_set: ClassSet, rows: list[int] | None = None,
+    def __init__(self, cache: str, split: str, class_set: ClassSet | str = "seed5", rows: list[int] | None = None,
                  mode: str = "train"):
-        self.cache, self.split_name, self.class_set, self.mode = str(cache), split, class_set, mode
+        if mode not in ("train", "eval"):
+            raise ValueError(f"mode must be 'train' or 'eval', not {mode!r}")
+        self.cache, self.split_name, self.mode = str(cache), split, mode
+        self.class_set = get_class_set(class_set)
         self._split: CacheSplit | None = None
         self.rows = rows if rows is not None else self.split.require_complete()
 
@@ -92,7 +100,7 @@ def choose_preload(requested: str, nbytes: int, device: torch.device, gpu_fracti
         return requested
     if device.type == "cuda" and nbytes < gpu_fraction * torch.cuda.mem_get_info(device)[0]:
         return "gpu"
-    available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    available = psutil.virtual_memory().available  # MemFree ignores reclaimable page cache
     return "ram" if nbytes < ram_fraction * available else "off"
 
 
@@ -106,6 +114,6 @@ def iterate(dataset: CacheHeadDataset, preloaded: tuple | None, positions: list[
             yield [dataset.rows[i] for i in idx.tolist()], embeddings[idx].to(device), targets[idx].to(device)
         return
     loader = DataLoader(dataset, batch_size=batch_size, sampler=positions, num_workers=num_workers,
-                        pin_memory=device.type == "cuda")
+                        pin_memory=device.type == "cuda", worker_init_fn=worker_init_fn() if num_workers else None)
     for rows, embeddings, targets in loader:
         yield rows.tolist(), embeddings.to(device, non_blocking=True), targets.to(device, non_blocking=True)

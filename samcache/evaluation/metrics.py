@@ -13,8 +13,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
-from samcache.data.labels import IGNORE
+from samcache.data.labels import IGNORE, ClassSet
 
 
 def intersection_union(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> tuple[int, int]:
@@ -65,9 +66,24 @@ def confusion_matrix(pred: np.ndarray, gt: np.ndarray, num_classes: int) -> np.n
     return np.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
+def confusion_matrix_torch(pred: torch.Tensor, gt: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``confusion_matrix`` on the tensors' device (torch.bincount): no per-image host copy."""
+    keep = gt != IGNORE
+    idx = gt[keep].long() * num_classes + pred.to(gt.device)[keep].long()
+    return torch.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
 def iou_from_confusion(conf: np.ndarray) -> np.ndarray:
     """Per-class TP / (TP + FP + FN), as cityscapesScripts' getIouScoreForLabel computes it."""
     tp = np.diag(conf).astype(np.float64)
     denom = conf.sum(0) + conf.sum(1) - tp
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(denom > 0, tp / denom, np.nan)
+
+
+def class_ious(conf: np.ndarray, class_set: ClassSet) -> tuple[dict[str, float], float]:
+    """Per evaluated class IoU and their mean (seed5's 'other' is trained but not averaged)."""
+    iou = iou_from_confusion(conf)
+    per_class = {class_set.class_names[c]: float(iou[c]) for c in class_set.eval_indices}
+    values = [v for v in per_class.values() if np.isfinite(v)]
+    return per_class, float(np.mean(values)) if values else float("nan")

@@ -10,13 +10,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from samcache import fileio  # noqa: E402
+from samcache.data.cityscapes import read_image, record_for  # noqa: E402
 from samcache.data.labels import IGNORE, ClassSet  # noqa: E402
 
 
 def source_image(data_root: str | None, split: str, image_id: str) -> np.ndarray | None:
     """The original RGB image if the data is still where extraction found it (display only)."""
-    from samcache.data.cityscapes import read_image, record_for
-
     if not data_root:
         return None
     try:
@@ -63,5 +63,5 @@ def save_overlay(path: Path, image: np.ndarray | None, gt: np.ndarray, pred: np.
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
+    fileio.write_with(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
     plt.close(fig)

@@ -1,0 +1,112 @@
+"""Opening and creating the store, and telling samcache's own nodes from anything else.
+
+Trust rules enforced here: a cache never lives inside (or on top of) the dataset; an existing
+directory is adopted only if it is a samcache store or empty; a group is treated as a split
+only if samcache wrote its attributes; deletion touches only arrays samcache made.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import zarr
+
+from samcache.cache.locks import is_remote
+from samcache.cache.schema import FORMAT_VERSION, SPLIT_ARRAYS, Fingerprint, root_attrs
+from samcache.errors import SamcacheError
+
+
+def open_root(cache: str, mode: str = "r") -> zarr.Group:
+    """An existing samcache store, or a one-line error for anything else."""
+    if not is_remote(cache) and not Path(cache).exists():
+        raise SamcacheError(f"no cache at {cache}")
+    try:
+        root = zarr.open_group(str(cache), mode=mode)
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+        raise SamcacheError(f"no cache at {cache}") from None
+    except PermissionError as exc:
+        raise SamcacheError(f"cannot open {cache}: {exc.strerror or exc}") from None
+    except Exception as exc:  # an array, a file, a foreign store
+        raise SamcacheError(f"{cache} is not a Zarr group ({type(exc).__name__}: {exc})") from None
+    fmt = root.attrs.get("samcache_format")
+    if fmt is None or "fingerprint" not in root.attrs:
+        raise SamcacheError(f"{cache} is a Zarr group but not a samcache cache (no samcache_format attribute)")
+    if fmt != FORMAT_VERSION:
+        raise SamcacheError(f"{cache} has samcache_format {fmt}; this samcache reads format {FORMAT_VERSION}")
+    return root
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    return child == parent or parent in child.parents
+
+
+def check_location(cache: str, data_root: str) -> None:
+    """Refuse a cache path that could destroy the dataset or adopt a folder samcache did not make."""
+    if is_remote(cache):
+        return
+    path, data = Path(os.path.realpath(cache)), Path(os.path.realpath(data_root))
+    if _inside(path, data):
+        raise SamcacheError(f"--cache {cache} lies inside the data root {data_root}; put the cache elsewhere "
+                            f"(e.g. cache/cityscapes_vit_h.zarr)")
+    if _inside(data, path):
+        raise SamcacheError(f"the data root {data_root} lies inside --cache {cache}; choose another cache path")
+    if path.is_file():
+        raise SamcacheError(f"--cache {cache} is a file, not a cache directory")
+    if path.is_dir() and any(path.iterdir()) and not is_samcache_store(path):
+        raise SamcacheError(f"--cache {cache} is a non-empty directory that is not a samcache cache; "
+                            f"choose a new or empty path")
+
+
+def is_samcache_store(path: str | Path) -> bool:
+    try:
+        attrs = zarr.open_group(str(path), mode="r").attrs
+    except Exception:
+        return False
+    return "samcache_format" in attrs
+
+
+def open_or_create_root(cache: str, fp: Fingerprint) -> tuple[zarr.Group, bool]:
+    """The store for writing, after ``check_location``; a new one gets its attributes in one file write."""
+    if is_samcache_store(cache):
+        return open_root(cache, mode="r+"), False
+    if is_remote(cache):
+        try:
+            if len(list(zarr.open_group(str(cache), mode="r").keys())):
+                raise SamcacheError(f"{cache} is a Zarr group with members but not a samcache cache")
+        except SamcacheError:
+            raise
+        except Exception:
+            pass  # nothing there yet
+    try:
+        root = zarr.open_group(str(cache), mode="a", attributes=root_attrs(fp))
+    except PermissionError as exc:
+        raise SamcacheError(f"cannot create the cache {cache}: {exc.strerror or exc}") from None
+    return root, True
+
+
+def split_state(root: zarr.Group, name: str) -> str:
+    """'absent', 'ready' (attributes and every array), 'partial' (a creation cut short), or 'foreign'."""
+    if name not in root:
+        return "absent"
+    node = root[name]
+    if not isinstance(node, zarr.Group):
+        return "foreign"
+    members = set(node.keys())
+    attrs = dict(node.attrs)
+    if "fingerprint" in attrs and members >= set(SPLIT_ARRAYS):
+        return "ready"
+    if members <= set(SPLIT_ARRAYS) and (not attrs or "fingerprint" in attrs) and not attrs.get("n_images"):
+        return "partial"
+    return "foreign"
+
+
+def ready_splits(root: zarr.Group) -> list[str]:
+    return sorted(name for name, _ in root.groups() if split_state(root, name) == "ready")
+
+
+def delete_split_arrays(group: zarr.Group) -> None:
+    """Remove the arrays samcache made in a split group, and nothing else."""
+    for name in SPLIT_ARRAYS:
+        if name in group:
+            del group[name]

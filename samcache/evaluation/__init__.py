@@ -1,0 +1,1 @@
+"""Scoring and pictures shared by the stages: IoU bookkeeping, confusion matrices, overlays."""

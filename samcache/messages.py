@@ -1,0 +1,24 @@
+"""User-facing wording that appears in more than one place, kept in one place."""
+
+RANDOM_WEIGHTS_TAG = "RANDOM weights"
+RANDOM_WEIGHTS_NOTE = (f"{RANDOM_WEIGHTS_TAG}: these numbers come from a randomly initialised model; they show the "
+                       "pipeline working end to end, not SAM's accuracy.")
+RANDOM_WEIGHTS_TITLE = f"[{RANDOM_WEIGHTS_TAG}: pipeline demo, not SAM accuracy]"  # plot titles
+
+# What is true after Ctrl-C / SIGTERM, per command (formatted with the command's own values).
+INTERRUPT_ADVICE = {
+    "extract": "interrupted; images already marked done are kept: re-run the same command to resume",
+    "zero-shot": "interrupted; zero-shot does not resume and wrote no results: re-run the command",
+    "train-head-kept": "interrupted; epochs 1-{epoch} are kept in {out}: continue with `samcache train-head --resume {out}`",
+    "train-head-none": "interrupted before the first epoch finished; nothing was kept: re-run the command",
+    "evaluate": "interrupted; evaluate wrote no results: re-run the command",
+    "report": "interrupted; the report was not written: re-run the command",
+    "demo": "interrupted; re-run `make demo`: finished steps (data, cached images) are reused",
+    "synth": "interrupted; re-run the command (finished images are rewritten identically)",
+    "default": "interrupted",
+}
+
+
+def random_weights_suffix(random: bool) -> str:
+    """Appended to titles and one-line summaries made from random weights."""
+    return f"  [{RANDOM_WEIGHTS_TAG}]" if random else ""

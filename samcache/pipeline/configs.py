@@ -1,0 +1,253 @@
+"""Every command's settings: type, default, range, choices and help, in one place.
+
+Choices come from the registries (model types, codecs, prompt strategies, class sets, ...),
+never retyped. The CLI options, their --help, YAML validation and the saved config.yaml all
+come from these classes (see ``config.py``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, ClassVar, Literal, Optional
+
+from pydantic import BeforeValidator, Field, field_validator
+
+from samcache.cache.datasets import PRELOAD_MODES
+from samcache.cache.schema import CODECS, DEFAULT_CACHE, DEFAULT_CODEC, EMBEDDING_DTYPES
+from samcache.data.labels import CLASS_SET_NAMES
+from samcache.data.synth import parse_size
+from samcache.errors import SamcacheError
+from samcache.features.decoder import MULTIMASK_MODES
+from samcache.features.encoder import PRECISIONS, check_device_name
+from samcache.features.models import MODEL_TYPES
+from samcache.features.prompts import MAX_PROMPT_POINTS, STRATEGIES
+from samcache.pipeline.config import StageConfig, register
+
+
+def _no_bool(value):
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not true/false")
+    return value
+
+
+def _checked(check):
+    """A validator from a function that raises SamcacheError with a one-line reason."""
+
+    def run(value):
+        if value is None:
+            return value
+        try:
+            check(value)
+        except SamcacheError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    return BeforeValidator(run)
+
+
+PosInt = Annotated[int, BeforeValidator(_no_bool), Field(ge=1)]
+NonNegInt = Annotated[int, BeforeValidator(_no_bool), Field(ge=0)]
+PosFloat = Annotated[float, BeforeValidator(_no_bool), Field(gt=0, allow_inf_nan=False)]
+SPLIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def check_split_name(name: str) -> None:
+    if not isinstance(name, str) or not SPLIT_NAME.match(name):
+        raise SamcacheError(f"a split name is letters, digits, '_', '.', '-' (like train, val, test), not {name!r}")
+
+
+def parse_dask_address(text: str) -> tuple[str, int | None]:
+    """'local:N' -> ('local', N); 'tcp://host:port' (or tls://, ucx://, inproc://) -> (text, None)."""
+    match = re.fullmatch(r"local:(\d+)", str(text))
+    if match:
+        n = int(match.group(1))
+        if n < 1:
+            raise SamcacheError("--dask local:N needs N >= 1")
+        return "local", n
+    if re.fullmatch(r"(tcp|tls|ucx|inproc)://\S+", str(text)):
+        return str(text), None
+    raise SamcacheError(f"--dask takes local:N (N workers on this machine) or a scheduler address like "
+                        f"tcp://HOST:8786, not {text!r}")
+
+
+def parse_resources(text: str | None) -> dict[str, float]:
+    """'GPU=1,MEM=8e9' -> {'GPU': 1.0, 'MEM': 8e9}."""
+    if not text:
+        return {}
+    try:
+        pairs = [part.split("=") for part in str(text).split(",")]
+        resources = {k.strip(): float(v) for k, v in pairs}
+    except ValueError:
+        raise SamcacheError(f"--resources expects NAME=AMOUNT[,NAME=AMOUNT], got {text!r}") from None
+    if any(not k or v <= 0 for k, v in resources.items()):
+        raise SamcacheError(f"--resources expects NAME=AMOUNT with AMOUNT > 0, got {text!r}")
+    return resources
+
+
+Device = Annotated[str, _checked(check_device_name)]
+SplitName = Annotated[str, _checked(check_split_name)]
+ClassSetName = Literal[CLASS_SET_NAMES]
+
+CACHE_HELP = "Cache: a Zarr store path (or fsspec URL)."
+OUT_HELP = "Run folder (default runs/<timestamp>-{kind}); must be new or empty unless --overwrite."
+OVERWRITE_HELP = "Replace an earlier samcache run in --out (never a folder samcache did not make)."
+
+
+@register
+class ExtractConfig(StageConfig):
+    SECTION = "extract"
+    data: str = Field("data/cityscapes", description="Cityscapes root (holds leftImg8bit/ and gtFine/).")
+    cache: str = Field(DEFAULT_CACHE, description=CACHE_HELP)
+    split: SplitName = Field("train", description="Split to extract (train, val, test, ...).")
+    model_type: Literal[MODEL_TYPES] = Field("vit_h", description="SAM image encoder (tiny: RANDOM weights, tests).")
+    checkpoint: Optional[str] = Field(None, description="Official SAM .pth checkpoint (vit_*; none for tiny).")
+    seed: NonNegInt = Field(0, description="Seed of random-init weights (tiny).")
+    dtype: Literal[EMBEDDING_DTYPES] = Field("float16", description="Stored embedding dtype.")
+    precision: Literal[tuple(PRECISIONS)] = Field("fp32", description="Encoder compute precision.")
+    batch_size: PosInt = Field(4, description="Images per encoder call.")
+    num_workers: NonNegInt = Field(2, description="DataLoader processes decoding PNGs (0: in the main process).")
+    device: Device = Field("auto", description="auto, cpu, cuda or cuda:N.")
+    codec: Literal[tuple(CODECS)] = Field(DEFAULT_CODEC, description="Compression of the arrays.")
+    rebuild: bool = Field(False, description="Recompute this split from scratch (deletes only its samcache arrays).")
+    limit: Optional[PosInt] = Field(None, description="Only the first N images in sorted order (default: all).")
+    dask: Optional[Annotated[str, _checked(parse_dask_address)]] = Field(
+        None, description="Scale out: local:N workers on this machine, or a scheduler address tcp://HOST:8786.")
+    resources: Optional[Annotated[str, _checked(parse_resources)]] = Field(
+        None, description="Dask worker resources each task needs, e.g. GPU=1.")
+    retries: NonNegInt = Field(2, description="Dask: times a failed task is retried.")
+
+
+@register
+class ZeroShotConfig(StageConfig):
+    SECTION = "zero_shot"
+    cache: str = Field(DEFAULT_CACHE, description=CACHE_HELP)
+    split: SplitName = Field("val", description="Split to evaluate.")
+    checkpoint: Optional[str] = Field(None, description="SAM checkpoint; only its prompt encoder + decoder load.")
+    model_type: Optional[Literal[MODEL_TYPES]] = Field(None, description="Must match the cache (default: the cache's).")
+    prompt: Literal[STRATEGIES] = Field("random", description="Prompt strategy.")
+    points: Annotated[PosInt, Field(le=MAX_PROMPT_POINTS)] = Field(3, description="multi: positive points per class.")
+    negatives: Annotated[NonNegInt, Field(le=MAX_PROMPT_POINTS)] = Field(
+        3, description="multi: negative points from other classes.")
+    multimask: Literal[MULTIMASK_MODES] = Field("best-score", description="Which of SAM's masks a prompt keeps.")
+    classes: ClassSetName = Field("seed5", description="Class set.")
+    seed: NonNegInt = Field(0, description="Prompt sampling seed.")
+    visualize: NonNegInt = Field(4, description="Overlays to draw.")
+    out: Optional[str] = Field(None, description=OUT_HELP.format(kind="zero-shot-..."))
+    overwrite: bool = Field(False, description=OVERWRITE_HELP)
+    device: Device = Field("auto", description="auto, cpu, cuda or cuda:N.")
+    images_per_batch: Optional[PosInt] = Field(None, description="Images whose prompts share a decoder call "
+                                                                 "(default: 1 on CPU, 8 on CUDA).")
+    limit: Optional[PosInt] = Field(None, description="Only the first N images (default: all).")
+
+
+def _preload_off(value):
+    return "off" if value is False else value  # YAML 1.1 reads `preload: off` as false
+
+
+@register
+class HeadConfig(StageConfig):
+    SECTION = "train_head"
+    RESUMABLE: ClassVar[tuple[str, ...]] = ("epochs", "num_workers", "device", "preload", "visualize", "save_predictions",
+                                  "resume", "out", "overwrite")
+    cache: str = Field(DEFAULT_CACHE, description=CACHE_HELP)
+    train_split: SplitName = Field("train", description="Split to train on.")
+    val_split: SplitName = Field("val", description="Split to evaluate every epoch.")
+    classes: ClassSetName = Field("seed5", description="Class set.")
+    epochs: PosInt = Field(5, description="Total epochs (with --resume: at least those already run).")
+    batch_size: PosInt = Field(16, description="Images per step.")
+    lr: PosFloat = Field(1e-3, description="Adam learning rate.")
+    width: Annotated[PosInt, Field(le=4096)] = Field(256, description="Channels of the two 3x3 conv layers.")
+    num_workers: NonNegInt = Field(2, description="DataLoader workers when not preloaded.")
+    preload: Annotated[Literal[PRELOAD_MODES], BeforeValidator(_preload_off)] = Field(
+        "auto", description="Keep the splits in memory: auto (GPU, else RAM, if they fit), ram, gpu or off.")
+    flip: bool = Field(False, description="Random horizontal flips of embedding + target.")
+    seed: NonNegInt = Field(0, description="Seed of initialisation, order and flips.")
+    out: Optional[str] = Field(None, description=OUT_HELP.format(kind="head"))
+    overwrite: bool = Field(False, description=OVERWRITE_HELP)
+    resume: Optional[str] = Field(None, description="Continue RUN_DIR from its last good epoch (its config.yaml).")
+    save_predictions: bool = Field(False, description="Official-style labelIds PNGs of the last epoch.")
+    visualize: NonNegInt = Field(4, description="Overlays of the last epoch.")
+    device: Device = Field("auto", description="auto, cpu, cuda or cuda:N.")
+    limit: Optional[PosInt] = Field(None, description="Only the first N train images (default: all).")
+
+    @classmethod
+    def from_cli(cls, config_file, flags: dict) -> "HeadConfig":
+        from samcache.pipeline.resume import resume_config  # train-head --resume reads the run's own config
+
+        if flags.get("resume"):
+            return resume_config(cls, config_file, flags)
+        from samcache.pipeline.config import resolve
+
+        return resolve(cls, config_file, **flags)
+
+
+@register
+class EvaluateConfig(StageConfig):
+    SECTION = "evaluate"
+    head: str = Field(..., description="A head checkpoint, RUN_DIR/head_epoch_N.pt.")
+    cache: str = Field(DEFAULT_CACHE, description=CACHE_HELP)
+    split: SplitName = Field("val", description="Split to evaluate.")
+    batch_size: PosInt = Field(8, description="Images per forward pass.")
+    num_workers: NonNegInt = Field(2, description="DataLoader workers.")
+    device: Device = Field("auto", description="auto, cpu, cuda or cuda:N.")
+    out: Optional[str] = Field(None, description="Run folder (default RUN_DIR/eval-<split>-epochN).")
+    overwrite: bool = Field(False, description=OVERWRITE_HELP)
+    save_predictions: bool = Field(False, description="Official-style labelIds PNGs.")
+    visualize: NonNegInt = Field(0, description="Overlays to draw.")
+
+
+@register
+class ReportConfig(StageConfig):
+    SECTION = "report"
+    runs: list[str] = Field(..., description="Run folders to compare.", json_schema_extra={"argument": True})
+    out: Optional[str] = Field(None, description=OUT_HELP.format(kind="report"))
+    overwrite: bool = Field(False, description=OVERWRITE_HELP)
+
+    @field_validator("runs")
+    @classmethod
+    def _some(cls, runs: list[str]) -> list[str]:
+        if not runs:
+            raise ValueError("give at least one run folder")
+        return runs
+
+
+@register
+class SynthConfig(StageConfig):
+    SECTION = "synth"
+    out_dir: str = Field(..., description="Folder to write.", json_schema_extra={"argument": True})
+    train: NonNegInt = Field(24, description="Train images.")
+    val: NonNegInt = Field(8, description="Val images.")
+    test: NonNegInt = Field(0, description="Test images.")
+    size: Annotated[str, _checked(parse_size)] = Field("2048x1024", description="WIDTHxHEIGHT of every image.")
+    seed: NonNegInt = Field(0, description="Scene seed.")
+
+
+@register
+class InfoConfig(StageConfig):
+    SECTION = "info"
+    cache: str = Field(DEFAULT_CACHE, description=CACHE_HELP)
+
+
+@register
+class DemoConfig(StageConfig):
+    SECTION = "demo"
+    out: str = Field("runs/demo", description="Folder for data, cache, runs and report.")
+    train: PosInt = Field(24, description="Synthetic train images.")
+    val: PosInt = Field(8, description="Synthetic val images.")
+    size: Annotated[str, _checked(parse_size)] = Field("1024x512", description="WIDTHxHEIGHT of the synthetic images.")
+    seed: NonNegInt = Field(0, description="Seed of data, weights, prompts and head.")
+    model_type: Literal[("auto", *MODEL_TYPES)] = Field(
+        "auto", description="auto: vit_h if checkpoints/sam_vit_h_4b8939.pth exists, else tiny.")
+    checkpoint: Optional[str] = Field(None, description="SAM checkpoint for vit_*.")
+    dtype: Literal[EMBEDDING_DTYPES] = Field("float16", description="Stored embedding dtype.")
+    batch_size: PosInt = Field(4, description="Extraction batch size.")
+    num_workers: NonNegInt = Field(1, description="Extraction DataLoader workers.")
+    prompts: Annotated[list[Literal[STRATEGIES]], Field(min_length=1)] = Field(
+        ["random", "center"], description="Zero-shot prompt strategies (repeat the option).",
+        json_schema_extra={"flags": ("--prompt",)})
+    multimask: Literal[MULTIMASK_MODES] = Field("best-score", description="Which of SAM's masks a prompt keeps.")
+    classes: ClassSetName = Field("seed5", description="Class set.")
+    epochs: PosInt = Field(6, description="Head training epochs.")
+    head_batch_size: PosInt = Field(8, description="Head batch size.")
+    visualize: NonNegInt = Field(2, description="Overlays per run.")
+    device: Device = Field("auto", description="auto, cpu, cuda or cuda:N.")
