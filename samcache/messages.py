@@ -13,8 +13,8 @@ INTERRUPT_ADVICE = {
     "train-head-none": "interrupted before the first epoch finished; nothing was kept: re-run the command",
     "evaluate": "interrupted; evaluate wrote no results: re-run the command",
     "report": "interrupted; the report was not written: re-run the command",
-    "demo": "interrupted; re-run `make demo`: finished steps (data, cached images) are reused",
-    "synth": "interrupted; re-run the command (finished images are rewritten identically)",
+    "demo": "interrupted; re-run the same demo command: the data and images already cached are reused",
+    "synth": "interrupted; re-run the same command: images already written are kept",
     "default": "interrupted",
 }
 

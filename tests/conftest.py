@@ -93,3 +93,42 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> s
     for needle in needles:
         assert needle in line[0], line[0]
     return line[0]
+
+
+def invoke(*args, cwd: Path | None = None, check: bool = False) -> subprocess.CompletedProcess:
+    """The CLI in this process (click's CliRunner): fast, for errors that stop before any real work."""
+    from click.testing import CliRunner
+
+    from samcache.pipeline.cli import cli
+
+    old = os.getcwd()
+    if cwd is not None:
+        os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=True, prog_name="samcache")
+    finally:
+        os.chdir(old)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        import traceback
+
+        stderr = "".join(traceback.format_exception(result.exception)) + result.stderr
+    else:
+        stderr = result.stderr
+    if check and result.exit_code != 0:
+        raise AssertionError(f"samcache {' '.join(map(str, args))} failed:\n{result.stdout}\n{stderr}")
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, stderr)
+
+
+def snapshot(path: Path) -> dict[str, bytes]:
+    """Every file below ``path`` with its bytes: 'nothing was written' compares two snapshots."""
+    path = Path(path)
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def copy_split(src: Path, dst: Path, split: str) -> Path:
+    """A private copy of one split of a Cityscapes-format folder (tests damage it)."""
+    import shutil
+
+    for part in ("leftImg8bit", "gtFine"):
+        shutil.copytree(Path(src) / part / split, Path(dst) / part / split)
+    return Path(dst)

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 
-from conftest import assert_one_line_error, assert_same_split, done_count, extract_cfg, run_cli
+from conftest import assert_one_line_error, assert_same_split, done_count, extract_cfg, invoke, run_cli
 from samcache.cache.reader import open_cache
 from samcache.pipeline.extract import extract
 
@@ -73,6 +73,6 @@ def test_explicit_scheduler_with_gpu_resources_survives_a_killed_worker(synth_ro
 def test_unreachable_scheduler_and_bad_flags_are_one_line_errors(synth_root, tmp_path):
     common = ["extract", "--data", synth_root, "--cache", tmp_path / "c.zarr", "--split", "val",
               "--model-type", "tiny", "--limit", "1"]
-    assert_one_line_error(run_cli(*common, "--dask", "tcp://127.0.0.1:9"), "cannot reach the Dask scheduler")
-    assert_one_line_error(run_cli(*common, "--dask", "local:x"), "local:N")
-    assert_one_line_error(run_cli(*common, "--dask", "local:1", "--resources", "GPU"), "NAME=AMOUNT")
+    assert_one_line_error(invoke(*common, "--dask", "tcp://127.0.0.1:9"), "cannot reach the Dask scheduler")
+    assert_one_line_error(invoke(*common, "--dask", "local:x"), "local:N")
+    assert_one_line_error(invoke(*common, "--dask", "local:1", "--resources", "GPU"), "NAME=AMOUNT")

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 from skimage.measure import label as connected_components
 
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, invoke, run_cli
 from samcache.pipeline.config import resolve
 from samcache.pipeline.configs import DemoConfig, EvaluateConfig, ExtractConfig, HeadConfig, ZeroShotConfig
 from samcache.pipeline.report import SERIES_COLORS
@@ -79,7 +79,7 @@ def test_chart_is_a_png_with_one_bar_per_class_and_run(demo_dir):
 
 
 def test_report_refuses_folders_that_are_not_runs(tmp_path):
-    assert_one_line_error(run_cli("report", tmp_path, "--out", tmp_path / "r"), "not a samcache run folder")
+    assert_one_line_error(invoke("report", tmp_path, "--out", tmp_path / "r"), "not a samcache run folder")
 
 
 def test_config_files_load_for_every_command():
@@ -99,4 +99,34 @@ def test_config_files_load_for_every_command():
 
 @pytest.mark.parametrize("command", ["demo", "report"])
 def test_help(command):
-    assert "Usage: samcache " + command in run_cli(command, "--help", check=True).stdout
+    assert "Usage: samcache " + command in invoke(command, "--help", check=True).stdout
+
+
+def test_demo_reuse_is_keyed_on_dtype_and_a_failed_extraction_keeps_earlier_results(demo_dir, tmp_path, monkeypatch):
+    import shutil
+
+    import numpy as np
+
+    import samcache.pipeline.demo as demo_module
+    from conftest import snapshot
+    from samcache.cache.reader import open_cache
+    from samcache.errors import SamcacheError
+
+    out = tmp_path / "demo"
+    shutil.copytree(demo_dir[0], out)
+    results = {name: snapshot(out / name) for name in ("zero-shot-random", "head", "report")}
+    cfg = DemoConfig(out=str(out), train=4, val=2, size="512x256", epochs=1, dtype="float32", visualize=0)
+
+    def fails(*a, **k):
+        raise SamcacheError("extraction failed")
+
+    monkeypatch.setattr(demo_module, "extract", fails)
+    with pytest.raises(SamcacheError):
+        demo_module.run_demo(cfg, progress=False)
+    assert {name: snapshot(out / name) for name in results} == results  # nothing deleted before success
+    assert open_cache(out / "cache.zarr").split("val").embeddings.dtype == np.float16
+    monkeypatch.undo()
+    demo_module.run_demo(cfg, progress=False)  # another dtype: a new cache, not "pass --rebuild"
+    assert open_cache(out / "cache.zarr").split("val").embeddings.dtype == np.float32
+    assert not (out / "cache.next.zarr").exists() and not (out / "data.next").exists()
+    assert snapshot(out / "head") != results["head"]

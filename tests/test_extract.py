@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from segment_anything import SamPredictor
 
-from conftest import assert_one_line_error, assert_same_split, done_count, extract_cfg, run_cli
+from conftest import assert_one_line_error, assert_same_split, done_count, extract_cfg, invoke
 from samcache.cache.reader import open_cache
 from samcache.data.cityscapes import list_images, read_image, read_instance_ids, read_label_ids
 from samcache.features.models import build_sam
@@ -104,10 +104,10 @@ def test_fingerprint_mismatch_is_refused_and_rebuild_recomputes(synth_root, tmp_
     extract(extract_cfg(synth_root, cache, "val", limit=1), progress=False)
     common = ["extract", "--data", synth_root, "--cache", cache, "--split", "val", "--model-type", "tiny",
               "--limit", "1", "--device", "cpu", "--num-workers", "0"]
-    line = assert_one_line_error(run_cli(*common, "--dtype", "float16"), "float32", "float16", "--rebuild")
+    line = assert_one_line_error(invoke(*common, "--dtype", "float16"), "float32", "float16", "--rebuild")
     assert "holds tiny/RANDOM weights (seed 0)/float32" in line
-    assert_one_line_error(run_cli(*common, "--dtype", "float32", "--seed", "7"), "seed 0", "seed 7")
-    run_cli(*common, "--dtype", "float16", "--rebuild", check=True)
+    assert_one_line_error(invoke(*common, "--dtype", "float32", "--seed", "7"), "seed 0", "seed 7")
+    invoke(*common, "--dtype", "float16", "--rebuild", check=True)
     val = open_cache(cache).split("val")
     assert val.embeddings.dtype == np.float16 and val.done_mask().all()
     assert val.fingerprint.embedding_dtype == "float16"
@@ -123,7 +123,7 @@ def test_corrupt_image_and_missing_label_are_named_and_not_done(synth_root, tmp_
     saved_label = recs[1].label_path.read_bytes()
     recs[1].label_path.unlink()
     cache = tmp_path / "bad.zarr"
-    proc = run_cli("extract", "--data", data, "--cache", cache, "--split", "val", "--model-type", "tiny",
+    proc = invoke("extract", "--data", data, "--cache", cache, "--split", "val", "--model-type", "tiny",
                    "--device", "cpu", "--num-workers", "1", "--batch-size", "2")
     line = assert_one_line_error(proc, "2 image(s) failed")
     assert recs[0].image_path.name in line or recs[1].label_path.name in line
@@ -136,18 +136,39 @@ def test_corrupt_image_and_missing_label_are_named_and_not_done(synth_root, tmp_
 
 
 def test_missing_data_and_cache_errors(tmp_path):
-    assert_one_line_error(run_cli("extract", "--data", tmp_path / "nowhere", "--cache", tmp_path / "c.zarr",
+    assert_one_line_error(invoke("extract", "--data", tmp_path / "nowhere", "--cache", tmp_path / "c.zarr",
                                   "--split", "val", "--model-type", "tiny"), "no Cityscapes split directory")
-    assert_one_line_error(run_cli("info", "--cache", tmp_path / "none.zarr"), "no cache at")
+    assert_one_line_error(invoke("info", "--cache", tmp_path / "none.zarr"), "no cache at")
 
 
 def test_info_lists_splits(cache32):
-    proc = run_cli("info", "--cache", cache32, check=True)
+    proc = invoke("info", "--cache", cache32, check=True)
     assert "RANDOM weights" in proc.stdout
     assert "train" in proc.stdout and "6/6" in proc.stdout and "3/3" in proc.stdout
 
 
 @pytest.mark.parametrize("command", ["synth", "extract", "info"])
 def test_help(command):
-    proc = run_cli(command, "--help", check=True)
+    proc = invoke(command, "--help", check=True)
     assert "Usage: samcache " + command in proc.stdout
+
+
+def test_data_root_is_stored_absolute_and_overlays_work_from_anywhere(synth_root, tmp_path, monkeypatch):
+    from samcache.evaluation.visualize import source_image
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "data").symlink_to(synth_root)
+    monkeypatch.chdir(tmp_path / "a")
+    extract(extract_cfg("data", tmp_path / "c.zarr", "val", limit=1), progress=False)
+    data_root = open_cache(tmp_path / "c.zarr").split("val").attrs["data_root"]
+    assert Path(data_root).is_absolute()
+    monkeypatch.chdir(tmp_path / "b")  # a later stage, run from another directory
+    image = source_image(data_root, "val", open_cache(tmp_path / "c.zarr").split("val").image_ids[0])
+    assert image is not None and image.shape == (256, 512, 3)
+
+
+def test_dask_and_local_extraction_do_not_import_each_other():
+    code = ("import sys; import samcache.pipeline.dask_extract; assert 'samcache.pipeline.extract' not in sys.modules;"
+            "import samcache.pipeline.extract; import samcache.pipeline.cli")
+    subprocess.run([sys.executable, "-c", code], check=True)

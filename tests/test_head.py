@@ -8,7 +8,7 @@ import torch
 import zarr
 from torch.nn import functional as F
 
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, invoke
 from samcache.cache.reader import open_cache
 from samcache.data.labels import IGNORE, get_class_set
 from samcache.cache.datasets import CacheHeadDataset
@@ -43,7 +43,7 @@ def test_dataset_yields_what_plain_zarr_holds(cache16):
         ref = F.interpolate(index, (h, w), mode="nearest-exact")[0, 0].to(torch.uint8)  # torch as reference
         assert torch.equal(target[:h, :w], ref)
         assert (target[h:, :] == IGNORE).all() and (target[:, w:] == IGNORE).all()
-    _, _, labels = CacheHeadDataset(str(cache16), "val", cs, mode="eval")[0]
+    _, _, labels = CacheHeadDataset(str(cache16), "val", "seed5", mode="eval")[0]  # a class-set name works too
     plain_val = zarr.open_group(str(cache16), mode="r")["val"]
     assert torch.equal(labels, torch.from_numpy(cs.to_index(plain_val["labels"][0])))
 
@@ -67,26 +67,14 @@ def test_head_learns_well_above_a_constant_baseline(cache32, tmp_path):
 
 @pytest.mark.parametrize("classes", ["seed5", "cityscapes19"])
 def test_miou_equals_official_cityscapesscripts(cache32, synth_root, tmp_path, classes):
-    from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling as official
-
     record = train_head(cfg(cache32, tmp_path, epochs=2, classes=classes, save_predictions=True), progress=False)
     preds = sorted((tmp_path / "predictions").glob("*/*_labelIds.png"))
     assert len(preds) == 3
-    gts = [synth_root / "gtFine" / "val" / p.parent.name / p.name.replace("_labelIds", "_gtFine_labelIds")
-           for p in preds]
-    args = official.args
-    args.quiet, args.JSONOutput, args.evalInstLevelScore, args.evalPixelAccuracy = True, False, False, False
-    result = official.evaluateImgLists([str(p) for p in preds], [str(g) for g in gts], args)
+    theirs = _official(preds, synth_root, classes)
     ours = {r["class"]: r["iou"] for r in record["summary"]}
-    cs = get_class_set(classes)
-    for name in cs.eval_names:
-        theirs = result["classScores"][name]
-        if np.isnan(theirs):
-            assert np.isnan(ours[name]), name
-        else:
-            assert ours[name] == pytest.approx(theirs, abs=1e-6), name
-    official_mean = np.nanmean([result["classScores"][n] for n in cs.eval_names])
-    assert ours["mean"] == pytest.approx(official_mean, abs=1e-6)
+    for name, value in theirs.items():
+        assert np.isnan(ours[name]) if np.isnan(value) else ours[name] == pytest.approx(value, abs=1e-6), name
+    assert ours["mean"] == pytest.approx(np.nanmean(list(theirs.values())), abs=1e-6)
 
 
 def test_same_seed_same_weights_and_preload_modes_agree(cache32, tmp_path):
@@ -102,7 +90,7 @@ def test_same_seed_same_weights_and_preload_modes_agree(cache32, tmp_path):
 def test_resume_continues_without_repeating(cache32, tmp_path):
     train_head(cfg(cache32, tmp_path / "full", epochs=3), progress=False)
     train_head(cfg(cache32, tmp_path / "part", epochs=2), progress=False)
-    proc = run_cli("train-head", "--resume", tmp_path / "part", "--epochs", "3", check=True)
+    proc = invoke("train-head", "--resume", tmp_path / "part", "--epochs", "3", check=True)
     assert "3 epochs (1 run now)" in proc.stdout
     assert [int(r["epoch"]) for r in read_csv(tmp_path / "part" / "metrics.csv")] == [1, 2, 3]
     full = torch.load(tmp_path / "full" / "head_epoch_3.pt", weights_only=False)["model"]
@@ -123,21 +111,76 @@ def test_training_opens_no_png_and_no_encoder(cache32, tmp_path, monkeypatch):
     assert record["encoder_passes"] == 0
 
 
-def test_evaluate_reproduces_the_last_epoch_and_checks_fingerprints(cache32, tmp_path):
-    record = train_head(cfg(cache32, tmp_path / "run", epochs=1), progress=False)
-    again = evaluate_head(EvaluateConfig(head=str(tmp_path / "run" / "head_epoch_1.pt"), cache=str(cache32),
-                                         device="cpu", num_workers=0), progress=False)
-    assert again["miou"] == pytest.approx(record["miou"], abs=1e-12)
+def _official(preds, synth_root, class_set):
+    from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling as official
+
+    gts = [synth_root / "gtFine" / "val" / p.parent.name / p.name.replace("_labelIds", "_gtFine_labelIds")
+           for p in preds]
+    args = official.args
+    args.quiet, args.JSONOutput, args.evalInstLevelScore, args.evalPixelAccuracy = True, False, False, False
+    result = official.evaluateImgLists([str(p) for p in preds], [str(g) for g in gts], args)
+    return {n: result["classScores"][n] for n in get_class_set(class_set).eval_names}
+
+
+def test_evaluate_equals_official_evaluation_and_checks_fingerprints(cache32, synth_root, tmp_path):
+    train_head(cfg(cache32, tmp_path / "run", epochs=1, classes="cityscapes19"), progress=False)
+    proc = invoke("evaluate", "--head", tmp_path / "run" / "head_epoch_1.pt", "--cache", cache32, "--device", "cpu",
+                   "--num-workers", "1", "--save-predictions", check=True)
+    out = tmp_path / "run" / "eval-val-epoch1"
+    assert "RANDOM weights" in proc.stdout and (out / "config.yaml").is_file()
+    ours = {r["class"]: r["iou"] for r in read_csv(out / "summary.csv")}
+    theirs = _official(sorted((out / "predictions").glob("*/*_labelIds.png")), synth_root, "cityscapes19")
+    for name, value in theirs.items():
+        assert (ours[name] == "" if np.isnan(value) else float(ours[name]) == pytest.approx(value, abs=1e-6)), name
     other = tmp_path / "other.zarr"
     shutil.copytree(cache32, other)
     group = zarr.open_group(str(other), mode="a")["val"]
     group.attrs["fingerprint"] = {**group.attrs["fingerprint"], "random_seed": 99}
-    proc = run_cli("evaluate", "--head", tmp_path / "run" / "head_epoch_1.pt", "--cache", other)
+    proc = invoke("evaluate", "--head", tmp_path / "run" / "head_epoch_1.pt", "--cache", other)
     assert_one_line_error(proc, "head_epoch_1.pt was trained on", "seed 0", "seed 99")
-    assert_one_line_error(run_cli("evaluate", "--head", tmp_path / "nope.pt", "--cache", cache32),
+    assert_one_line_error(invoke("evaluate", "--head", tmp_path / "nope.pt", "--cache", cache32),
                           "head checkpoint not found")
+
+
+class _NotAllowed:
+    """Anything weights_only=True refuses to unpickle (code could run from such a file)."""
+
+
+def test_head_checkpoints_load_with_weights_only(cache32, tmp_path):
+    from samcache.errors import SamcacheError
+    from samcache.pipeline.evaluate import load_head
+
+    train_head(cfg(cache32, tmp_path / "run", epochs=1), progress=False)
+    ckpt = torch.load(tmp_path / "run" / "head_epoch_1.pt", weights_only=True)  # loads: only plain data
+    torch.save({**ckpt, "extra": _NotAllowed()}, tmp_path / "evil.pt")
+    with pytest.raises(SamcacheError, match="evil.pt is not a readable samcache head checkpoint"):
+        load_head(tmp_path / "evil.pt", torch.device("cpu"))
+
+
+def test_overlays_and_outputs_say_random_weights(cache32, tmp_path, monkeypatch):
+    import samcache.pipeline.evaluate as evaluate_module
+
+    titles = []
+    monkeypatch.setattr(evaluate_module, "save_overlay", lambda path, *a, **k: titles.append(a[-1]))
+    train_head(cfg(cache32, tmp_path / "run", epochs=1, visualize=2), progress=False)
+    assert len(titles) == 2 and all("RANDOM weights" in t for t in titles)
+
+
+def test_preload_auto_judges_available_memory(monkeypatch):
+    import psutil
+
+    from samcache.cache.datasets import choose_preload
+
+    class Memory:
+        available = 10 * 2**30
+        free = 1 * 2**20  # page cache counts as available, not free
+
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: Memory())
+    assert choose_preload("auto", 2 * 2**30, torch.device("cpu")) == "ram"
+    assert choose_preload("auto", 6 * 2**30, torch.device("cpu")) == "off"
+    assert choose_preload("off", 1, torch.device("cpu")) == "off"
 
 
 @pytest.mark.parametrize("command", ["train-head", "evaluate"])
 def test_help(command):
-    assert "Usage: samcache " + command in run_cli(command, "--help", check=True).stdout
+    assert "Usage: samcache " + command in invoke(command, "--help", check=True).stdout

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from conftest import run_cli
+from conftest import invoke
 from samcache.cache.reader import open_cache
 from samcache.pipeline.cli import cli
 
@@ -50,12 +50,12 @@ def test_the_workflow_block_runs_as_written(tmp_path, monkeypatch):
     assert [shlex.split(c)[1] for c in commands] == ["extract", "extract", "info", "zero-shot", "zero-shot",
                                                      "train-head", "evaluate", "report", "extract"]
     monkeypatch.chdir(tmp_path)
-    run_cli("synth", "data/cityscapes", "--train", 3, "--val", 2, "--test", 1, "--size", "512x256", check=True)
+    invoke("synth", "data/cityscapes", "--train", 3, "--val", 2, "--test", 1, "--size", "512x256", check=True)
     for line in commands:
         for old, new in SUBSTITUTIONS:
             line = line.replace(old, new)
         assert "--model-type vit_h" not in line and "--epochs 20" not in line, line
-        proc = run_cli(*shlex.split(line)[1:], check=True)
+        proc = invoke(*shlex.split(line)[1:], check=True)
         if line.startswith("samcache report"):
             assert "RANDOM weights" in proc.stdout
     cache = open_cache("cache/cityscapes_vit_h.zarr")

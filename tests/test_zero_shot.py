@@ -7,7 +7,7 @@ import pytest
 import torch
 from segment_anything import SamPredictor
 
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, invoke
 from samcache.cache.reader import open_cache
 from samcache.data.labels import IGNORE, get_class_set
 from samcache.evaluation.metrics import IoUAccumulator, intersection_union
@@ -188,13 +188,35 @@ def test_run_outputs_agree_with_sampredictor(cache32, tmp_path, prompt, multimas
 def test_checkpoint_that_does_not_match_the_cache_is_refused(cache32, tmp_path):
     path = tmp_path / "tiny.pth"
     torch.save(build_sam("tiny", seed=3)[0].state_dict(), path)
-    proc = run_cli("zero-shot", "--cache", cache32, "--checkpoint", path, "--out", tmp_path / "o")
-    assert_one_line_error(proc, "RANDOM-weight embeddings", "tiny.pth")
-    proc = run_cli("zero-shot", "--cache", cache32, "--model-type", "vit_b", "--out", tmp_path / "o")
+    proc = invoke("zero-shot", "--cache", cache32, "--checkpoint", path, "--out", tmp_path / "o")
+    assert_one_line_error(proc, "RANDOM weights (seed 0) embeddings", "tiny.pth")
+    proc = invoke("zero-shot", "--cache", cache32, "--model-type", "vit_b", "--out", tmp_path / "o")
     assert_one_line_error(proc, "built with tiny, not --model-type vit_b")
-    proc = run_cli("zero-shot", "--cache", cache32, "--split", "test", "--out", tmp_path / "o")
+    proc = invoke("zero-shot", "--cache", cache32, "--split", "test", "--out", tmp_path / "o")
     assert_one_line_error(proc, "no split 'test'")
 
 
 def test_zero_shot_help():
-    assert "--multimask" in run_cli("zero-shot", "--help", check=True).stdout
+    assert "--multimask" in invoke("zero-shot", "--help", check=True).stdout
+
+
+def test_detailed_results_hold_each_present_class_once_and_the_summary_follows(cache16, tmp_path):
+    import zarr
+
+    run_zero_shot(ZeroShotConfig(cache=str(cache16), out=str(tmp_path), prompt="center", visualize=0, device="cpu"),
+                  progress=False)
+    val = zarr.open_group(str(cache16), mode="r")["val"]  # plain zarr, not samcache's reader
+    cs = get_class_set("seed5")
+    expected = {(str(image_id), cs.class_names[c]) for row, image_id in enumerate(val["image_ids"][:])
+                for c in cs.eval_indices if (cs.lut[val["labels"][row]] == c).any()}
+    rows = read_csv(tmp_path / "detailed_results.csv")
+    assert len(rows) == len(expected) and {(r["image_id"], r["class"]) for r in rows} == expected
+    summary = {r["class"]: r for r in read_csv(tmp_path / "summary.csv")}
+    for name in cs.eval_names:
+        mine = [r for r in rows if r["class"] == name]
+        for r in mine:
+            assert float(r["iou"]) == pytest.approx(int(r["intersection"]) / int(r["union"]), abs=1e-6)
+        inter, union = sum(int(r["intersection"]) for r in mine), sum(int(r["union"]) for r in mine)
+        assert float(summary[name]["iou_dataset"]) == pytest.approx(inter / union, abs=1e-6)
+        assert float(summary[name]["iou_mean_over_images"]) == pytest.approx(
+            np.mean([float(r["iou"]) for r in mine]), abs=1e-6)

@@ -80,11 +80,7 @@ def _register(group: zarr.Group, known: int, new_ids: list[str], new_sizes: list
 
 def _existing_split(root: zarr.Group, cache: str, split: str, fp: Fingerprint, size, rebuild: bool):
     """The split group to continue, or None when it must be (re)created."""
-    state = split_state(root, split)
-    if state == "foreign":
-        raise SamcacheError(f"{cache} holds a node '{split}' that samcache did not make; leaving it alone "
-                            f"(use another --split or --cache)")
-    if state != "ready" or rebuild:
+    if split_state(root, split) != "ready" or rebuild:
         return None
     group = root[split]
     split_fp = Fingerprint.from_attrs(group.attrs["fingerprint"])
@@ -114,6 +110,9 @@ def prepare_split(cache: str, split: str, image_ids: list[str], sizes: list[tupl
                             f"{image_ids[0]} is {sizes[0]}; a split holds images of one size")
     check_location(cache, data_root)
     root, created = open_or_create_root(cache, fp)
+    if split_state(root, split) == "foreign":
+        raise SamcacheError(f"{cache} holds a node '{split}' that samcache did not make; leaving it alone "
+                            f"(use another --split or --cache)")
     _check_root_fingerprint(root, cache, split, fp, rebuild)
     group = _existing_split(root, cache, split, fp, sizes[0], rebuild)
     if group is None:

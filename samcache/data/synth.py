@@ -167,26 +167,30 @@ def write_synthetic(root: str | Path, splits: dict[str, int], size: tuple[int, i
     """Write ``splits`` ({split: n_images}) under ``root``; returns the image paths.
 
     Refuses a non-empty folder that samcache did not create (synthetic scenes must never mix
-    into a real dataset); every PNG is written atomically, so a killed run is simply re-run.
+    into a real dataset). Every PNG is written atomically and scenes are deterministic, so a
+    killed run is completed by running it again: scenes whose files all exist are kept.
     """
     root = Path(root)
-    if root.is_file() or (root.is_dir() and any(root.iterdir()) and read_marker(root) is None):
-        raise SamcacheError(f"{root} exists and is not a samcache synthetic folder; choose an empty or new folder")
-    root.mkdir(parents=True, exist_ok=True)
     marker = {"splits": dict(splits), "size": list(size), "seed": seed}
+    held = read_marker(root)
+    if root.is_file() or (root.is_dir() and any(root.iterdir()) and held is None):
+        raise SamcacheError(f"{root} exists and is not a samcache synthetic folder; choose an empty or new folder")
+    resume = held is not None and {k: held.get(k) for k in marker} == marker
+    root.mkdir(parents=True, exist_ok=True)
     fileio.write_text(root / SYNTH_MARKER, json.dumps({**marker, "complete": False}))
     paths = []
     bar = tqdm(total=sum(splits.values()), unit="img", desc="synth", disable=not progress)
     for split, n in splits.items():
         for i in range(n):
             record = record_for(root, split, image_id(i))
-            image, labels, instances = make_scene(seed, split, i, size)
-            record.image_path.parent.mkdir(parents=True, exist_ok=True)
-            record.label_path.parent.mkdir(parents=True, exist_ok=True)
-            _save_png(image, record.image_path)
-            _save_png(labels, record.label_path)
-            _save_png(instances.astype(np.uint16), record.instance_path)
-            _save_png(_COLOR_LUT[labels], record.label_path.parent / f"{record.image_id}{COLOR_SUFFIX}")
+            color = record.label_path.parent / f"{record.image_id}{COLOR_SUFFIX}"
+            files = (record.image_path, record.label_path, record.instance_path, color)
+            if not (resume and all(p.is_file() for p in files)):
+                image, labels, instances = make_scene(seed, split, i, size)
+                record.image_path.parent.mkdir(parents=True, exist_ok=True)
+                record.label_path.parent.mkdir(parents=True, exist_ok=True)
+                for array, path in zip((image, labels, instances.astype(np.uint16), _COLOR_LUT[labels]), files):
+                    _save_png(array, path)
             paths.append(record.image_path)
             bar.update(1)
     bar.close()

@@ -18,6 +18,7 @@ from segment_anything.build_sam import _build_sam
 from segment_anything.modeling import MaskDecoder, PromptEncoder, Sam
 
 from samcache.errors import SamcacheError
+from samcache.messages import RANDOM_WEIGHTS_TAG
 
 # image encoder (embed_dim, depth, num_heads, global_attn_indexes); the official three match
 # segment_anything.build_sam and serve to recognise a checkpoint's type from its keys.
@@ -48,7 +49,7 @@ class WeightsId:
 
     def describe(self) -> str:
         if self.random:
-            return f"RANDOM weights (seed {self.random_seed})"
+            return f"{RANDOM_WEIGHTS_TAG} (seed {self.random_seed})"
         return f"checkpoint sha256 {self.checkpoint_sha256[:12]}"
 
 
@@ -128,6 +129,14 @@ def _require_checkpoint(model_type: str, allow_random: bool) -> None:
     if model_type != "tiny" and not allow_random:
         expected = OFFICIAL_CHECKPOINTS.get(model_type, "a checkpoint")
         raise SamcacheError(f"{model_type} needs --checkpoint (e.g. checkpoints/{expected})")
+
+
+def require_weights_file(model_type: str, checkpoint: str | Path | None) -> None:
+    """The cheap part of the checks (a checkpoint given where needed, and present), before any lock is taken."""
+    if checkpoint is None:
+        _require_checkpoint(model_type, allow_random=False)
+    elif not Path(checkpoint).is_file():
+        raise SamcacheError(f"checkpoint not found: {checkpoint}")
 
 
 def check_weights(model_type: str, checkpoint: str | Path | None = None, seed: int = 0) -> WeightsId:

@@ -63,6 +63,8 @@ class _Group(click.Group):
 def cli() -> None:
     """samcache: run SAM's image encoder once, cache embeddings in Zarr, reuse them for
     zero-shot point-prompted decoding (Phase 1) and semantic-head training (Phase 2)."""
+    warnings.showwarning = _show_warning  # samcache's warnings as one 'warning: ...' line each
+    warnings.simplefilter("always", SamcacheWarning)
 
 
 @cli.command()
@@ -187,8 +189,6 @@ def demo(cfg: DemoConfig, quiet: bool):
 
 def main() -> None:
     signal.signal(signal.SIGTERM, _on_sigterm)
-    warnings.showwarning = _show_warning
-    warnings.simplefilter("always", SamcacheWarning)
     cli(prog_name="samcache")
 
 

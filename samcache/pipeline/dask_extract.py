@@ -11,6 +11,8 @@ so a worker that dies mid-task loses nothing that a retry or a re-run does not r
 from __future__ import annotations
 
 import os
+import re
+import socket
 import time
 
 import torch
@@ -82,6 +84,7 @@ def start_cluster(address: str, resources: dict[str, float]):
     """``local:N`` -> a cluster on this machine (one worker per GPU when there are GPUs); else join ``address``."""
     kind, n = parse_dask_address(address)
     if kind != "local":
+        _check_reachable(address)
         try:
             return Client(address, timeout="10s"), None, None
         except OSError as exc:
@@ -99,6 +102,17 @@ def start_cluster(address: str, resources: dict[str, float]):
                                silence_logs=40, **common)
         threads = max(1, (os.cpu_count() or 1) // n)
     return Client(cluster), cluster, threads
+
+
+def _check_reachable(address: str) -> None:
+    """A refused or unroutable tcp:// scheduler fails in a second, not after the client's retries."""
+    match = re.fullmatch(r"tcp://\[?([^\]]+?)\]?:(\d+)", address)
+    if not match:
+        return
+    try:
+        socket.create_connection((match.group(1), int(match.group(2))), timeout=5).close()
+    except OSError as exc:
+        raise SamcacheError(f"cannot reach the Dask scheduler at {address}: {exc.strerror or exc}") from None
 
 
 def run_dask(cfg, prepared: PreparedSplit, weights, progress: bool = True) -> tuple[int, float, list[str]]:

@@ -33,6 +33,7 @@ from samcache.pipeline.zero_shot import run_zero_shot
 
 VIT_H_CHECKPOINT = Path("checkpoints/sam_vit_h_4b8939.pth")
 STATE = "demo-state.json"  # what data/ and cache.zarr were made from, written once they are complete
+STAGING = "demo-staging.json"  # what data.next/ and cache.next.zarr are being made from (resumable)
 
 
 def resolve_model(cfg: DemoConfig) -> tuple[str, str | None]:
@@ -66,9 +67,9 @@ def _keys(cfg: DemoConfig, model_type: str, checkpoint: str | None) -> tuple[dic
     return data_key, cache_key
 
 
-def _state(out: Path) -> dict:
+def _state(out: Path, name: str = "demo-state.json") -> dict:
     try:
-        return json.loads((out / STATE).read_text())
+        return json.loads((out / name).read_text())
     except (OSError, ValueError):
         return {}
 
@@ -94,16 +95,19 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
     cache_dir = cache if reuse_cache else out / "cache.next.zarr"
     t0 = time.perf_counter()
 
+    staging = {"data": data_key, "cache": cache_key}
+    if _state(out, STAGING) != staging:  # staging folders of a killed demo with other settings
+        _remove_own(out / "data.next")
+        _remove_own(out / "cache.next.zarr")
+        fileio.write_text(out / STAGING, json.dumps(staging))
+
     _say(1, f"synthetic Cityscapes-format data: {cfg.train} train + {cfg.val} val at {cfg.size} -> {data}"
          + ("  (reused)" if reuse_data else ""), progress)
-    if not reuse_data:
-        _remove_own(data_dir)  # a staging folder left by a killed demo
+    if not reuse_data:  # a killed demo's data.next is completed, not redone
         write_synthetic(data_dir, {"train": cfg.train, "val": cfg.val}, size=size, seed=cfg.seed, progress=progress)
 
     _say(2, f"extract: {model_type} image encoder, once per image -> {cache}"
          + ("  (reused)" if reuse_cache else ""), progress)
-    if not reuse_cache:
-        _remove_own(cache_dir)
     extracted = []
     for split in ("train", "val"):
         result = extract(ExtractConfig(data=str(data_dir), cache=str(cache_dir), split=split, model_type=model_type,

@@ -22,11 +22,12 @@ from tqdm import tqdm
 from samcache.cache.locks import cache_lock, is_remote, split_lock
 from samcache.cache.reader import CacheSplit
 from samcache.cache.schema import Fingerprint
+from samcache.cache.store import check_location
 from samcache.cache.writer import ChunkWriter, PreparedSplit, prepare_split, record_run
 from samcache.data.cityscapes import ImageRecord, image_size, list_images, load_item
 from samcache.errors import SamcacheError
 from samcache.features.encoder import describe_device, encode, resolve_device
-from samcache.features.models import build_sam, check_weights
+from samcache.features.models import build_sam, check_weights, require_weights_file
 from samcache.features.preprocess import resize_and_pad_uint8
 from samcache.pipeline.config import now_iso
 from samcache.pipeline.configs import ExtractConfig
@@ -82,11 +83,22 @@ def collate_items(items: list[dict]) -> dict:
     }
 
 
-def plan(cfg: ExtractConfig, weights) -> tuple[PreparedSplit, dict[str, ImageRecord], Fingerprint]:
-    """List the images, then create/resume/grow the split; nothing is encoded yet."""
+def plan(cfg: ExtractConfig, weights) -> tuple[PreparedSplit, dict[str, ImageRecord], Fingerprint, list[str]]:
+    """List the images, then create/resume/grow the split; nothing is encoded yet.
+
+    Returns the prepared split, the records by id, the fingerprint, and the images whose PNG
+    header cannot be read (failed now, registered once they are fixed).
+    """
     listed = list_images(cfg.data, cfg.split)
-    records = listed[: cfg.limit] if cfg.limit is not None else listed
-    sizes = [image_size(r.image_path) for r in records]
+    records, sizes, unreadable = [], [], []
+    for record in listed[: cfg.limit] if cfg.limit is not None else listed:
+        try:
+            sizes.append(image_size(record.image_path))
+            records.append(record)
+        except SamcacheError as exc:
+            unreadable.append(str(exc))
+    if not records:
+        raise SamcacheError(f"no readable image in {cfg.data}/leftImg8bit/{cfg.split}; first: {unreadable[0]}")
     fingerprint = Fingerprint.make(cfg.model_type, weights, cfg.dtype, cfg.precision)
     existed = is_remote(cfg.cache) or Path(cfg.cache).exists()
     try:
@@ -100,7 +112,7 @@ def plan(cfg: ExtractConfig, weights) -> tuple[PreparedSplit, dict[str, ImageRec
         if isinstance(exc, OSError):
             raise SamcacheError(f"cannot write to the cache {cfg.cache}: {exc.strerror or exc}") from None
         raise
-    return prepared, {r.image_id: r for r in records}, fingerprint
+    return prepared, {r.image_id: r for r in records}, fingerprint, unreadable
 
 
 def run_local(cfg: ExtractConfig, sam, prepared: PreparedSplit, by_id: dict[str, ImageRecord],
@@ -141,23 +153,27 @@ def run_local(cfg: ExtractConfig, sam, prepared: PreparedSplit, by_id: dict[str,
 
 def extract(cfg: ExtractConfig, progress: bool = True) -> ExtractResult:
     """Encode every image of ``cfg.split`` that the cache does not hold yet."""
-    if cfg.dask:  # the workers resolve the device and build the model; the driver checks the weights
-        device, sam, weights = None, None, check_weights(cfg.model_type, cfg.checkpoint, cfg.seed)
-    else:
-        device = resolve_device(cfg.device)
-        sam, weights = build_sam(cfg.model_type, cfg.checkpoint, cfg.seed)
+    check_location(cfg.cache, os.path.abspath(cfg.data))  # before anything is built or written
+    list_images(cfg.data, cfg.split)
+    require_weights_file(cfg.model_type, cfg.checkpoint)
     with split_lock(cfg.cache, cfg.split):
-        prepared, by_id, fingerprint = plan(cfg, weights)
+        if cfg.dask:  # the workers resolve the device and build the model; the driver checks the weights
+            device, sam, weights = None, None, check_weights(cfg.model_type, cfg.checkpoint, cfg.seed)
+        else:
+            device = resolve_device(cfg.device)
+            sam, weights = build_sam(cfg.model_type, cfg.checkpoint, cfg.seed)
+        prepared, by_id, fingerprint, errors = plan(cfg, weights)
         started, t0 = now_iso(), time.perf_counter()
-        written, enc_s, errors = 0, 0.0, []
+        written, enc_s = 0, 0.0
         device_name = f"dask:{cfg.dask}" if cfg.dask else describe_device(device)
         if prepared.pending_rows:
             if cfg.dask:
                 from samcache.pipeline.dask_extract import run_dask
 
-                written, enc_s, errors = run_dask(cfg, prepared, weights, progress=progress)
+                written, enc_s, failed = run_dask(cfg, prepared, weights, progress=progress)
             else:
-                written, enc_s, errors = run_local(cfg, sam.to(device), prepared, by_id, device, progress)
+                written, enc_s, failed = run_local(cfg, sam.to(device), prepared, by_id, device, progress)
+            errors += failed
         seconds = time.perf_counter() - t0
         split = CacheSplit(cfg.split, prepared.group, cfg.cache)
         n_done, n_expected = split.progress()

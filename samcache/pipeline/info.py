@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from samcache.cache.reader import open_cache
-from samcache.messages import RANDOM_WEIGHTS_TAG
+from samcache.messages import RANDOM_WEIGHTS_NOTE
 
 
 def describe_cache(path: str) -> str:
@@ -13,7 +13,7 @@ def describe_cache(path: str) -> str:
              f"segment-anything {attrs.get('segment_anything_version')})",
              f"fingerprint: {cache.fingerprint.describe()}"]
     if cache.fingerprint.random_weights:
-        lines.append(f"{RANDOM_WEIGHTS_TAG}: these embeddings exercise the pipeline, not SAM's accuracy")
+        lines.append(RANDOM_WEIGHTS_NOTE)
     lines.append(f"{'split':<10}{'images':>8}{'done':>12}{'MiB':>10}{'MiB/img':>9}  size      fingerprint")
     total = 0
     for name in cache.splits:

@@ -58,7 +58,7 @@ def load_decoder(cfg: ZeroShotConfig, split: CacheSplit):
         raise SamcacheError(f"cache {split.cache_path} was built with {fp.model_type}, not --model-type {model_type}")
     if fp.random_weights:
         if cfg.checkpoint:
-            raise SamcacheError(f"cache {split.cache_path} holds RANDOM-weight embeddings (seed {fp.random_seed}); "
+            raise SamcacheError(f"cache {split.cache_path} holds {fp.weights()} embeddings; "
                                 f"checkpoint {cfg.checkpoint} cannot match them")
         return build_prompt_decoder(model_type, None, fp.random_seed, allow_random=True)
     if not cfg.checkpoint:

@@ -1,0 +1,92 @@
+"""No process outlives the command; Ctrl-C stops at once with advice that is true for the command."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from samcache.data.synth import write_synthetic
+
+
+@pytest.fixture(scope="module")
+def slow_data(tmp_path_factory):
+    """Enough images that extraction is still running when the test acts."""
+    root = tmp_path_factory.mktemp("slow")
+    write_synthetic(root, {"train": 16}, size=(1024, 512), seed=2, progress=False)
+    return root
+
+
+def _start(args, tmp_path):
+    return subprocess.Popen([sys.executable, "-m", "samcache.pipeline.cli", *map(str, args)], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _children_when_running(proc, n, seconds=120):
+    deadline = time.time() + seconds
+    while time.time() < deadline and proc.poll() is None:
+        kids = psutil.Process(proc.pid).children(recursive=True)
+        if len(kids) >= n:
+            time.sleep(1.0)  # let them start working
+            return psutil.Process(proc.pid).children(recursive=True)
+        time.sleep(0.1)
+    raise AssertionError("the workers never started")
+
+
+def _gone_within(procs, seconds):
+    gone, alive = psutil.wait_procs(procs, timeout=seconds)
+    for p in alive:
+        p.kill()
+    return not alive
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_dataloader_workers_die_with_the_main_process(slow_data, tmp_path, sig):
+    proc = _start(["extract", "--data", slow_data, "--cache", tmp_path / "c.zarr", "--split", "train",
+                   "--model-type", "tiny", "--num-workers", "2", "--batch-size", "1", "--quiet"], tmp_path)
+    workers = _children_when_running(proc, 2)
+    os.kill(proc.pid, sig)
+    proc.communicate(timeout=60)
+    assert _gone_within(workers, 5), "DataLoader workers outlived the command"
+    if sig == signal.SIGTERM:  # handled like Ctrl-C: exit 143, advice, finished images kept
+        assert proc.returncode == 143
+
+
+def test_ctrl_c_in_a_terminal_stops_extract_quickly_with_true_advice(slow_data, tmp_path):
+    proc = _start(["extract", "--data", slow_data, "--cache", tmp_path / "c.zarr", "--split", "train",
+                   "--model-type", "tiny", "--num-workers", "2", "--batch-size", "1", "--quiet"], tmp_path)
+    workers = _children_when_running(proc, 2)
+    t0 = time.time()
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal does: the whole process group
+    _, err = proc.communicate(timeout=60)
+    seconds = time.time() - t0
+    print(f"extract exited {seconds:.2f} s after Ctrl-C")
+    assert proc.returncode == 130
+    assert "images already marked done are kept: re-run the same command to resume" in err
+    assert "Traceback" not in err
+    assert seconds < 4, f"took {seconds:.1f} s to stop (goal: under 2 s)"
+    assert _gone_within(workers, 5)
+    again = subprocess.run([sys.executable, "-m", "samcache.pipeline.cli", "extract", "--data", str(slow_data),
+                            "--cache", str(tmp_path / "c.zarr"), "--split", "train", "--model-type", "tiny",
+                            "--num-workers", "0", "--quiet"], capture_output=True, text=True)
+    assert again.returncode == 0 and "16/16 done" in again.stdout  # the advice was true
+
+
+def test_ctrl_c_during_training_says_how_to_continue(cache16, tmp_path):
+    out = tmp_path / "head"
+    proc = _start(["train-head", "--cache", cache16, "--out", out, "--epochs", "200", "--batch-size", "2",
+                   "--width", "16", "--preload", "off", "--num-workers", "2", "--device", "cpu", "--quiet"], tmp_path)
+    deadline = time.time() + 120
+    while not (out / "head_epoch_1.pt").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    t0 = time.time()
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    print(f"train-head exited {time.time() - t0:.2f} s after Ctrl-C")
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert f"are kept in {out}: continue with `samcache train-head --resume {out}`" in err
+    assert _gone_within(workers, 5)

@@ -1,0 +1,170 @@
+"""Run folders and checkpoints: never overwritten by accident, never half-written, always resumable."""
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from conftest import assert_one_line_error, invoke, snapshot
+from samcache.pipeline.configs import HeadConfig, ZeroShotConfig
+from samcache.pipeline.runs import read_csv
+from samcache.pipeline.train_head import train_head
+from samcache.pipeline.zero_shot import run_zero_shot
+
+HEAD = ["--epochs", "2", "--batch-size", "2", "--width", "16", "--num-workers", "0", "--preload", "ram",
+        "--device", "cpu", "--visualize", "0"]
+
+
+def head_cfg(cache, out, **kw):
+    base = dict(cache=str(cache), out=str(out), epochs=2, batch_size=2, width=16, num_workers=0, preload="ram",
+                device="cpu", visualize=0)
+    return HeadConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def head_run(cache16, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "head"
+    train_head(head_cfg(cache16, out), progress=False)
+    return out
+
+
+def test_killed_checkpoint_write_leaves_the_previous_file(cache16, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    real_save = torch.save
+
+    def dies_midway(obj, path, *a, **k):
+        if str(path).endswith(".tmp") and "epoch" in str(obj.get("config", {})) and obj["epoch"] == 2:
+            with open(path, "wb") as f:
+                f.write(b"PK\x03\x04 half a zip")
+            raise KeyboardInterrupt  # a kill during torch.save
+        return real_save(obj, path, *a, **k)
+
+    monkeypatch.setattr(torch, "save", dies_midway)
+    with pytest.raises(KeyboardInterrupt):
+        train_head(head_cfg(cache16, out), progress=False)
+    assert sorted(p.name for p in out.glob("head_epoch_*")) == ["head_epoch_1.pt"]
+    assert not list(out.glob(".*.tmp"))
+    monkeypatch.setattr(torch, "save", real_save)
+    proc = invoke("train-head", "--resume", out, check=True)
+    assert "2 epochs (1 run now)" in proc.stdout
+
+
+def test_damaged_checkpoint_is_named_and_the_previous_epoch_resumes(cache16, tmp_path):
+    out = tmp_path / "run"
+    train_head(head_cfg(cache16, out, epochs=2), progress=False)
+    (out / "head_epoch_2.pt").write_bytes(b"")  # what a kill during a non-atomic torch.save left
+    proc = invoke("train-head", "--resume", out, "--epochs", "3", check=True)
+    assert f"warning: {out / 'head_epoch_2.pt'} is damaged" in proc.stderr
+    assert "3 epochs (2 run now)" in proc.stdout
+    assert [int(r["epoch"]) for r in read_csv(out / "metrics.csv")] == [1, 2, 3]
+    torch.load(out / "head_epoch_2.pt", weights_only=True)  # rewritten whole
+
+
+def test_zero_shot_into_a_head_run_is_refused(head_run, cache16):
+    before = snapshot(head_run)
+    proc = invoke("zero-shot", "--cache", cache16, "--out", head_run, "--device", "cpu")
+    assert_one_line_error(proc, "already holds a samcache head run", "--overwrite")
+    assert snapshot(head_run) == before
+    resumed = invoke("train-head", "--resume", head_run, "--epochs", "2")
+    assert resumed.returncode == 0, resumed.stderr  # the run's own settings are intact
+    assert "lr: 0.001" in (head_run / "config.yaml").read_text() and "width: 16" in (head_run / "config.yaml").read_text()
+
+
+def test_rerun_without_resume_is_refused_and_overwrite_clears_stale_checkpoints(cache16, tmp_path):
+    out = tmp_path / "run"
+    train_head(head_cfg(cache16, out, epochs=3), progress=False)
+    (out / "notes.txt").write_text("mine")
+    assert_one_line_error(invoke("train-head", "--cache", cache16, "--out", out, *HEAD),
+                          "already holds a samcache head run", f"--resume {out}")
+    proc = invoke("train-head", "--cache", cache16, "--out", out, *HEAD, "--overwrite")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.glob("head_epoch_*")) == ["head_epoch_1.pt", "head_epoch_2.pt"]
+    assert (out / "notes.txt").read_text() == "mine"  # not samcache's: kept
+
+
+def test_a_folder_that_is_not_a_run_is_never_touched(cache16, tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("precious")
+    for flags in ([], ["--overwrite"]):
+        proc = invoke("zero-shot", "--cache", cache16, "--out", folder, "--device", "cpu", *flags)
+        assert_one_line_error(proc, "not empty and is not a samcache run folder")
+    assert snapshot(folder) == {"thesis.tex": b"precious"}
+
+
+def test_failure_before_the_first_result_leaves_no_folder(cache16, tmp_path, monkeypatch):
+    assert_one_line_error(invoke("zero-shot", "--cache", cache16, "--split", "test", "--out", tmp_path / "a"),
+                          "no split 'test'")
+    assert not (tmp_path / "a").exists()
+    import samcache.pipeline.zero_shot as zs
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(zs, "_decode_entries", interrupted)
+    proc = invoke("zero-shot", "--cache", cache16, "--out", tmp_path / "b", "--device", "cpu")
+    assert proc.returncode == 130 and "zero-shot does not resume" in proc.stderr
+    assert not (tmp_path / "b").exists()
+    (tmp_path / "c").mkdir()  # an empty folder given as --out stays, empty
+    invoke("zero-shot", "--cache", cache16, "--out", tmp_path / "c", "--device", "cpu")
+    assert list((tmp_path / "c").iterdir()) == []
+
+
+def test_resume_checks(head_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(head_run, run)
+    before = snapshot(run)
+    assert_one_line_error(invoke("train-head", "--resume", run, "--classes", "cityscapes19"),
+                          "trained with classes='seed5'", "--classes 'cityscapes19' would change it")
+    assert_one_line_error(invoke("train-head", "--resume", run, "--epochs", "1"),
+                          "--epochs 1 is fewer than the 2 epochs already run")
+    assert_one_line_error(invoke("train-head", "--resume", run, "--lr", "0.1"), "lr=0.001")
+    assert snapshot(run) == before  # the run is not rewritten (it was, as "2 ep" with epochs_run -2)
+    assert_one_line_error(invoke("train-head", "--resume", tmp_path / "nothing"), "not a samcache run folder")
+
+
+def test_report_gives_every_run_its_own_column(cache16, head_run, tmp_path):
+    other_head = tmp_path / "head-seed1"
+    train_head(head_cfg(cache16, other_head, seed=1), progress=False)
+    zs = [run_zero_shot(ZeroShotConfig(cache=str(cache16), out=str(tmp_path / f"zs{s}"), seed=s, device="cpu",
+                                       visualize=0), progress=False) for s in (0, 1)]
+    head19 = tmp_path / "head19"
+    train_head(head_cfg(cache16, head19, classes="cityscapes19", epochs=1), progress=False)
+    evaluation = tmp_path / "eval"
+    invoke("evaluate", "--head", head_run / "head_epoch_2.pt", "--cache", cache16, "--out", evaluation,
+            "--device", "cpu", "--num-workers", "0", check=True)
+    proc = invoke("report", head_run, other_head, zs[0]["out"], zs[1]["out"], head19, evaluation,
+                   "--out", tmp_path / "report", check=True)
+    rows = read_csv(tmp_path / "report" / "report.csv")
+    columns = list(rows[0])[2:]
+    assert columns == ["head (2 ep) (head)", "head (2 ep) (head-seed1)", "zero-shot random/best-score (zs0)",
+                       "zero-shot random/best-score (zs1)", "head (1 ep)", "evaluate epoch 2 on val"]
+    seed5 = {r["class"]: r for r in rows if r["class_set"] == "seed5"}
+    for column, run, key in [(columns[0], head_run, "iou"), (columns[1], other_head, "iou"),
+                             (columns[2], tmp_path / "zs0", "iou_dataset"),
+                             (columns[3], tmp_path / "zs1", "iou_dataset"), (columns[5], evaluation, "iou")]:
+        for r in read_csv(run / "summary.csv"):
+            assert seed5[r["class"]][column] == r[key], (column, r["class"])
+    assert seed5["road"][columns[0]] != seed5["road"][columns[1]]  # not the last run's numbers twice
+    city = {r["class"]: r for r in rows if r["class_set"] == "cityscapes19"}
+    assert len(city) == 20 and all(r[columns[0]] == "" for r in city.values())  # 19 + mean, its own table
+    assert "class set seed5" in proc.stdout and "class set cityscapes19" in proc.stdout
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"stage": "head", "status": "complete"'])
+def test_corrupt_run_record_is_one_line(head_run, tmp_path, content):
+    run = tmp_path / "run"
+    shutil.copytree(head_run, run)
+    (run / "run.json").write_text(content)
+    assert_one_line_error(invoke("report", run, "--out", tmp_path / "r"), "run.json is unreadable or corrupt")
+    assert not (tmp_path / "r").exists()
+
+
+def test_unfinished_run_is_named_not_dropped(head_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(head_run, run)
+    record = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**record, "status": "running"}))
+    assert_one_line_error(invoke("report", run, head_run, "--out", tmp_path / "r"),
+                          "unfinished head run", f"--resume {run}")
