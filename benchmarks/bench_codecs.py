@@ -16,14 +16,15 @@ from samcache.cache.schema import CODECS, EMBED_SHAPE
 from samcache.data.cityscapes import list_images
 from samcache.features.encoder import encode
 from samcache.features.models import build_sam
-from samcache.pipeline.extract import load_item
+from samcache.data.cityscapes import load_item
+from samcache.features.preprocess import resize_and_pad_uint8
 
 N = 6
 
 
 def run() -> list[dict]:
     records = list_images(synth_data(16, 0), "train")[:N]
-    items = [load_item(r) for r in records]
+    items = [load_item(r, resize_and_pad_uint8) for r in records]
     sam, _ = build_sam("tiny", seed=0)
     emb = encode(sam.image_encoder, torch.stack([it["image"] for it in items]),
                  torch.tensor([it["input_size"] for it in items])).numpy()

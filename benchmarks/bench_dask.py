@@ -12,7 +12,8 @@ import shutil
 
 from benchmarks.common import OUT, synth_data, timer
 from samcache.pipeline.dask_extract import start_cluster
-from samcache.pipeline.extract import ExtractConfig, extract
+from samcache.pipeline.configs import ExtractConfig
+from samcache.pipeline.extract import extract
 
 N_IMAGES = 16
 

@@ -15,7 +15,8 @@ from samcache.data.cityscapes import list_images, read_image
 from samcache.features.encoder import encode
 from samcache.features.models import build_sam
 from samcache.features.preprocess import resize_and_pad_uint8
-from samcache.pipeline.extract import ExtractConfig, extract
+from samcache.pipeline.configs import ExtractConfig
+from samcache.pipeline.extract import extract
 
 N_IMAGES = 16
 BATCH = 2

@@ -19,19 +19,23 @@ from benchmarks.common import OUT, synth_data, timer
 from samcache.data.cityscapes import list_images, read_image
 from samcache.data.labels import IGNORE, get_class_set
 from samcache.features.encoder import encode
-from samcache.features.head import SemanticHead, to_frame
+from samcache.features.head import SemanticHead
+from samcache.features.preprocess import to_frame
 from samcache.features.models import build_random_sam
 from samcache.features.preprocess import resize_and_pad_uint8
-from samcache.pipeline.extract import ExtractConfig, extract
-from samcache.pipeline.head_data import CacheHeadDataset, iterate, preload
-from samcache.pipeline.train_head import HeadConfig, train_head
+from samcache.pipeline.configs import ExtractConfig
+from samcache.pipeline.extract import extract
+from samcache.cache.datasets import CacheHeadDataset, iterate, preload
+from samcache.pipeline.configs import HeadConfig
+from samcache.pipeline.train_head import train_head
 
 N_TRAIN, CITYSCAPES_TRAIN, BATCH = 24, 2975, 16
 
 RSS_CODE = """
 import json, sys
-from samcache.pipeline.train_head import HeadConfig, train_head
-train_head(HeadConfig(cache=sys.argv[1], out=sys.argv[2], epochs=1, batch_size=16, preload=sys.argv[3],
+from samcache.pipeline.configs import HeadConfig
+from samcache.pipeline.train_head import train_head
+train_head(HeadConfig(cache=sys.argv[1], out=sys.argv[2], overwrite=True, epochs=1, batch_size=16, preload=sys.argv[3],
                       num_workers=1, device="cpu", visualize=0), progress=False)
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork + exec from this (large) parent process
 print(json.dumps([int(ln.split()[1]) * 1024 for ln in open("/proc/self/status") if ln.startswith("VmHWM")][0]))
@@ -54,7 +58,7 @@ def run() -> list[dict]:
     rows = []
     epoch_s = {}
     for mode in ("ram", "off"):
-        rec = train_head(HeadConfig(cache=cache, out=str(OUT / f"head-{mode}"), epochs=2, batch_size=BATCH,
+        rec = train_head(HeadConfig(cache=cache, out=str(OUT / f"head-{mode}"), overwrite=True, epochs=2, batch_size=BATCH,
                                     preload=mode, num_workers=1, device="cpu", visualize=0), progress=False)
         epoch_s[mode] = rec["train_seconds"] / rec["epochs"] / rec["train_images"] * CITYSCAPES_TRAIN
 

@@ -21,8 +21,10 @@ from samcache.data.labels import IGNORE, get_class_set
 from samcache.features.encoder import encode
 from samcache.features.models import build_prompt_decoder, build_random_sam, build_sam
 from samcache.features.preprocess import resize_and_pad_uint8
-from samcache.pipeline.extract import ExtractConfig, extract
-from samcache.pipeline.zero_shot import Entry, ZeroShotConfig, _choose_masks, _decode_entries, _prompts_for_image, run_zero_shot
+from samcache.pipeline.configs import ExtractConfig
+from samcache.pipeline.extract import extract
+from samcache.pipeline.configs import ZeroShotConfig
+from samcache.pipeline.zero_shot import Entry, _choose_masks, _decode_entries, _prompts_for_image, run_zero_shot
 
 N_IMAGES = 4
 VAL_IMAGES = 500
@@ -76,7 +78,7 @@ def run() -> list[dict]:
         ours()
     speedup = t_up["s"] / t_ours["s"]
 
-    zs = run_zero_shot(ZeroShotConfig(cache=cache, split="train", prompt="random", out=str(OUT / "zs-run"),
+    zs = run_zero_shot(ZeroShotConfig(cache=cache, split="train", prompt="random", out=str(OUT / "zs-run"), overwrite=True,
                                       visualize=0, device="cpu"), progress=False)
     ours_per_image = zs["seconds"] / zs["images"]
     vit_b = build_random_sam("vit_b", seed=0)
