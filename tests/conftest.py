@@ -28,7 +28,7 @@ def extract_cfg(data, cache, split, **kw):
     from samcache.pipeline.configs import ExtractConfig
 
     base = dict(data=str(data), cache=str(cache), split=split, model_type="tiny", batch_size=1,
-                num_workers=0, device="cpu", dtype="float32")
+                num_workers=0, device="cpu", dtype="float32", attention="upstream")  # bit-exact with upstream
     base.update(kw)
     return ExtractConfig(**base)
 

@@ -51,7 +51,8 @@ def test_explicit_scheduler_with_gpu_resources_survives_a_killed_worker(synth_ro
                                 "--host", "127.0.0.1", "--no-dashboard"))
         cache = tmp_path / "remote.zarr"
         args = ["extract", "--data", synth_root, "--cache", cache, "--split", "train", "--model-type", "tiny",
-                "--batch-size", "1", "--dtype", "float32", "--dask", address, "--resources", "GPU=1"]
+                "--batch-size", "1", "--dtype", "float32", "--dask", address, "--resources", "GPU=1",
+                "--attention", "upstream"]
         run = subprocess.Popen([sys.executable, "-m", "samcache.pipeline.cli", *map(str, args)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         _wait_for(lambda: done_count(cache, "train") >= 1 or run.poll() is not None, 300, "the first image")

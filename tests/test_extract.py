@@ -15,12 +15,11 @@ from segment_anything import SamPredictor
 from conftest import assert_one_line_error, assert_same_split, done_count, extract_cfg, invoke
 from samcache.cache.reader import open_cache
 from samcache.data.cityscapes import list_images, read_image, read_instance_ids, read_label_ids
-from samcache.features.models import build_sam
+from samcache.features.models import build_random_sam
 from samcache.pipeline.extract import extract
 
 def test_cache_equals_sampredictor_set_image(cache32, synth_root):
-    sam, _ = build_sam("tiny", seed=0)
-    predictor = SamPredictor(sam)
+    predictor = SamPredictor(build_random_sam("tiny", seed=0))  # segment-anything's own modules throughout
     val = open_cache(cache32).split("val")
     records = list_images(synth_root, "val")
     assert val.image_ids == [r.image_id for r in records]
@@ -32,6 +31,18 @@ def test_cache_equals_sampredictor_set_image(cache32, synth_root):
         assert tuple(val.input_sizes[row]) == predictor.input_size
         assert np.array_equal(val.labels[row], read_label_ids(rec.label_path))
         assert np.array_equal(val.instances[row], read_instance_ids(rec.instance_path))
+
+
+def test_sdpa_cache_matches_upstream_sampredictor(synth_root, tmp_path):
+    """The default attention (SDPA with the relative-position bias) against segment-anything's own."""
+    cache = tmp_path / "sdpa.zarr"
+    extract(extract_cfg(synth_root, cache, "val", attention="sdpa", batch_size=2), progress=False)
+    predictor = SamPredictor(build_random_sam("tiny", seed=0))
+    val = open_cache(cache).split("val")
+    for row, rec in enumerate(list_images(synth_root, "val")):
+        predictor.set_image(read_image(rec.image_path))
+        reference = predictor.features[0].numpy()
+        assert np.abs(val.embedding(row) - reference).max() / np.abs(reference).max() < 1e-5
 
 
 def test_float16_cache_is_the_rounded_float32_one(cache16, cache32):
@@ -62,7 +73,8 @@ assert "samcache" not in sys.modules
 def test_killed_run_resumes_to_the_same_store(synth_root, cache32, tmp_path):
     cache = tmp_path / "killed.zarr"
     args = ["extract", "--data", synth_root, "--cache", cache, "--split", "train", "--model-type", "tiny",
-            "--batch-size", "1", "--num-workers", "0", "--device", "cpu", "--dtype", "float32"]
+            "--batch-size", "1", "--num-workers", "0", "--device", "cpu", "--dtype", "float32",
+            "--attention", "upstream"]
     proc = subprocess.Popen([sys.executable, "-m", "samcache.pipeline.cli", *map(str, args)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120

@@ -164,7 +164,8 @@ def test_ctrl_c_while_a_split_is_created_leaves_a_state_a_rerun_completes(synth_
 
 def test_real_kill_right_after_the_split_group_appears(synth_root, cache32, tmp_path):
     cache = tmp_path / "k.zarr"
-    args = ["extract", "--data", synth_root, "--cache", cache, "--split", "val", "--dtype", "float32",
+    args = ["extract", "--data", synth_root, "--cache", cache, "--split", "val", "--dtype", "float32", "--attention",
+            "upstream",
             "--batch-size", "1", *TINY]
     proc = subprocess.Popen([sys.executable, "-m", "samcache.pipeline.cli", *map(str, args)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

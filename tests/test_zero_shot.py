@@ -12,7 +12,7 @@ from samcache.cache.reader import open_cache
 from samcache.data.labels import IGNORE, get_class_set
 from samcache.evaluation.metrics import IoUAccumulator, intersection_union
 from samcache.features.decoder import decode
-from samcache.features.models import build_prompt_decoder, build_sam
+from samcache.features.models import build_prompt_decoder, build_random_sam, build_sam
 from samcache.features.prompts import center_point, instance_masks, sample_prompts
 from samcache.pipeline.runs import read_csv
 from samcache.features.preprocess import postprocess_logits, to_input_frame
@@ -44,7 +44,7 @@ def our_masks(split, rows, coords, labels, multimask=True):
 def test_decoding_from_float32_cache_equals_sampredictor(cache32, synth_root):
     from samcache.data.cityscapes import list_images, read_image
 
-    sam, _ = build_sam("tiny", seed=0)
+    sam = build_random_sam("tiny", seed=0)
     val = open_cache(cache32).split("val")
     coords = np.array([[[100.0, 200.0], [300.0, 150.0]], [[400.0, 60.0], [20.0, 240.0]]])
     labels = np.array([[1, 0], [1, 1]])
@@ -58,7 +58,7 @@ def test_decoding_from_float32_cache_equals_sampredictor(cache32, synth_root):
 
 
 def test_float16_cache_masks_match_with_iou_099(cache16, cache32):
-    sam, _ = build_sam("tiny", seed=0)
+    sam = build_random_sam("tiny", seed=0)
     v16, v32 = open_cache(cache16).split("val"), open_cache(cache32).split("val")
     rng = np.random.default_rng(0)
     for row in range(len(v16)):
@@ -153,7 +153,7 @@ def test_run_outputs_agree_with_sampredictor(cache32, tmp_path, prompt, multimas
     for name in ("detailed_results.csv", "summary.csv", "config.yaml", "run.json"):
         assert (tmp_path / name).exists()
     assert len(list((tmp_path / "visualizations").glob("*.png"))) == 1
-    sam, _ = build_sam("tiny", seed=0)
+    sam = build_random_sam("tiny", seed=0)
     val = open_cache(cache32).split("val")
     cs = get_class_set("seed5")
     rows = read_csv(tmp_path / "detailed_results.csv")

@@ -1,19 +1,30 @@
-"""The image encoder forward: batched, under inference_mode, with optional autocast."""
+"""The image encoder forward: batched, under inference_mode, in the requested precision.
+
+Precision is explicit: "auto" is bf16 on CUDA and fp32 on the CPU, and fp32 on a GPU means
+true fp32 (TF32 off), since the cache fingerprint promises it. The batch size is taken from
+free GPU memory when it is not given, by measuring what one more image costs.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import platform
 import re
+from typing import Callable
 
 import torch
 
 from samcache.errors import SamcacheError
-from samcache.features.preprocess import normalize_padded
+from samcache.features.preprocess import IMG_SIZE, normalize_padded
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
+PRECISION_CHOICES = ("auto", *PRECISIONS)
 DEVICE_NAME = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+CPU_BATCH_SIZE = 4  # larger CPU batches gain nothing and hold more images in flight
+MAX_BATCH_SIZE = 64
+GPU_MEMORY_SHARE = 0.8  # of the memory free after loading the model
+PASSES = {"images": 0}  # image-encoder passes in this process; stage records report the count they caused
 
 
 def check_device_name(device: str) -> None:
@@ -35,16 +46,28 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def autocast(device: torch.device, precision: str):
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """'auto' -> bf16 on CUDA (the tensor cores' fast path), fp32 on the CPU."""
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
     if precision not in PRECISIONS:
-        raise SamcacheError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    dtype = PRECISIONS[precision]
+        raise SamcacheError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISION_CHOICES)}")
+    return precision
+
+
+def configure_matmul(device: torch.device, precision: str) -> None:
+    """fp32 on a GPU is fp32: cuBLAS and cuDNN would otherwise round matmul inputs to TF32."""
+    if device.type == "cuda":
+        tf32 = precision != "fp32"
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+
+
+def autocast(device: torch.device, precision: str):
+    dtype = PRECISIONS[resolve_precision(precision, device)]
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-PASSES = {"images": 0}  # image-encoder passes in this process; stage records report the count they caused
 
 
 @torch.inference_mode()
@@ -59,10 +82,47 @@ def encode(image_encoder: torch.nn.Module, images_uint8: torch.Tensor, input_siz
     return embeddings
 
 
+def batch_size_for(free_bytes: int, fixed_bytes: int, per_image_bytes: int, cap: int = MAX_BATCH_SIZE) -> int:
+    """How many images fit in a share of the free memory, given a fixed cost and a cost per image."""
+    if per_image_bytes <= 0:
+        return cap
+    return max(1, min(cap, int((GPU_MEMORY_SHARE * free_bytes - fixed_bytes) // per_image_bytes)))
+
+
+def auto_batch_size(image_encoder: torch.nn.Module, precision: str,
+                    measure: Callable[[int], int] | None = None) -> int:
+    """CPU: CPU_BATCH_SIZE. CUDA: peak memory of a 1- and a 2-image forward gives the cost per image."""
+    device = next(image_encoder.parameters()).device
+    if device.type != "cuda":
+        return CPU_BATCH_SIZE
+    measure = measure or (lambda n: _peak_bytes(image_encoder, n, precision))
+    one, two = measure(1), measure(2)
+    per_image = max(two - one, 1)
+    free, _ = torch.cuda.mem_get_info(device)
+    return batch_size_for(free, max(one - per_image, 0), per_image)
+
+
+def _peak_bytes(image_encoder: torch.nn.Module, n: int, precision: str) -> int:
+    device = next(image_encoder.parameters()).device
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    base = torch.cuda.memory_allocated(device)
+    images = torch.zeros((n, 3, IMG_SIZE, IMG_SIZE), dtype=torch.uint8, device=device)
+    sizes = torch.full((n, 2), IMG_SIZE, dtype=torch.int32)
+    encode(image_encoder, images, sizes, precision)
+    PASSES["images"] -= n  # a probe, not an encoded image
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device) - base
+
+
+def maybe_compile(image_encoder: torch.nn.Module, compile_model: bool) -> torch.nn.Module:
+    """torch.compile the encoder (first batch pays the compilation); a no-op when not asked for."""
+    if not compile_model:
+        return image_encoder
+    return torch.compile(image_encoder, dynamic=False)
+
+
 def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(device)}"
-    import os
-    import platform
-
     return f"cpu:{platform.machine()}x{os.cpu_count()}"

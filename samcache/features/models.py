@@ -18,6 +18,7 @@ from segment_anything.build_sam import _build_sam
 from segment_anything.modeling import MaskDecoder, PromptEncoder, Sam
 
 from samcache.errors import SamcacheError
+from samcache.features.attention import build_on_meta, sam_buffers, set_attention
 from samcache.messages import RANDOM_WEIGHTS_TAG
 
 # image encoder (embed_dim, depth, num_heads, global_attn_indexes); the official three match
@@ -149,19 +150,26 @@ def check_weights(model_type: str, checkpoint: str | Path | None = None, seed: i
 
 
 def build_sam(model_type: str, checkpoint: str | Path | None = None, seed: int = 0,
-              allow_random: bool = False) -> tuple[Sam, WeightsId]:
-    """The full SAM. vit_* need a checkpoint unless ``allow_random`` (benchmarks); tiny never has one."""
+              allow_random: bool = False, attention: str = "sdpa") -> tuple[Sam, WeightsId]:
+    """The full SAM. vit_* need a checkpoint unless ``allow_random`` (benchmarks); tiny never has one.
+
+    A checkpoint is loaded into a model built on the meta device (no random init of weights it
+    overwrites: ViT-H 3.7 s -> 0.04 s here). ``attention``: "sdpa" (fused kernel, the same math)
+    or "upstream" (segment-anything's own, the bit-exact reference).
+    """
     if checkpoint is None:
         _require_checkpoint(model_type, allow_random)
-        return build_random_sam(model_type, seed), WeightsId(None, seed)
-    state = _checked_state_dict(model_type, checkpoint)
-    sam = _construct(model_type)
-    try:
-        sam.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise SamcacheError(f"{checkpoint} does not match {model_type}: {first}") from None
-    return sam.eval(), weights_id(model_type, checkpoint, seed)
+        sam, weights = build_random_sam(model_type, seed), WeightsId(None, seed)
+    else:
+        state = _checked_state_dict(model_type, checkpoint)
+        try:
+            sam = build_on_meta(lambda: _construct(model_type), state, buffers=sam_buffers())
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[0]
+            raise SamcacheError(f"{checkpoint} does not match {model_type}: {first}") from None
+        weights = weights_id(model_type, checkpoint, seed)
+    set_attention(sam.image_encoder, attention)
+    return sam.eval(), weights
 
 
 def build_prompt_decoder(model_type: str, checkpoint: str | Path | None = None, seed: int = 0,

@@ -18,7 +18,8 @@ from samcache.data.labels import CLASS_SET_NAMES
 from samcache.data.synth import parse_size
 from samcache.errors import SamcacheError
 from samcache.features.decoder import MULTIMASK_MODES
-from samcache.features.encoder import PRECISIONS, check_device_name
+from samcache.features.attention import ATTENTION_KINDS
+from samcache.features.encoder import PRECISION_CHOICES, check_device_name
 from samcache.features.models import MODEL_TYPES
 from samcache.features.prompts import MAX_PROMPT_POINTS, STRATEGIES
 from samcache.pipeline.config import StageConfig, register
@@ -103,8 +104,14 @@ class ExtractConfig(StageConfig):
     checkpoint: Optional[str] = Field(None, description="Official SAM .pth checkpoint (vit_*; none for tiny).")
     seed: NonNegInt = Field(0, description="Seed of random-init weights (tiny).")
     dtype: Literal[EMBEDDING_DTYPES] = Field("float16", description="Stored embedding dtype.")
-    precision: Literal[tuple(PRECISIONS)] = Field("fp32", description="Encoder compute precision.")
-    batch_size: PosInt = Field(4, description="Images per encoder call.")
+    precision: Literal[PRECISION_CHOICES] = Field(
+        "auto", description="Encoder compute precision; auto: bf16 on CUDA, fp32 on the CPU (recorded in the "
+                            "cache fingerprint).")
+    batch_size: Optional[PosInt] = Field(None, description="Images per encoder call (default: from free GPU "
+                                                           "memory on CUDA, 4 on the CPU).")
+    attention: Literal[ATTENTION_KINDS] = Field(
+        "sdpa", description="Image-encoder attention: sdpa (fused kernel, same math) or upstream (reference).")
+    compile: bool = Field(False, description="torch.compile the image encoder (the first batch pays for it).")
     num_workers: NonNegInt = Field(2, description="DataLoader processes decoding PNGs (0: in the main process).")
     device: Device = Field("auto", description="auto, cpu, cuda or cuda:N.")
     codec: Literal[tuple(CODECS)] = Field(DEFAULT_CODEC, description="Compression of the arrays.")
@@ -240,7 +247,7 @@ class DemoConfig(StageConfig):
         "auto", description="auto: vit_h if checkpoints/sam_vit_h_4b8939.pth exists, else tiny.")
     checkpoint: Optional[str] = Field(None, description="SAM checkpoint for vit_*.")
     dtype: Literal[EMBEDDING_DTYPES] = Field("float16", description="Stored embedding dtype.")
-    batch_size: PosInt = Field(4, description="Extraction batch size.")
+    batch_size: Optional[PosInt] = Field(None, description="Extraction batch size (default: automatic).")
     num_workers: NonNegInt = Field(1, description="Extraction DataLoader workers.")
     prompts: Annotated[list[Literal[STRATEGIES]], Field(min_length=1)] = Field(
         ["random", "center"], description="Zero-shot prompt strategies (repeat the option).",

@@ -10,10 +10,12 @@ so a worker that dies mid-task loses nothing that a retry or a re-run does not r
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
 import time
+from typing import Iterator
 
 import torch
 import zarr
@@ -25,34 +27,40 @@ from samcache.cache.schema import PER_IMAGE_ARRAYS
 from samcache.cache.writer import PreparedSplit, write_image
 from samcache.data.cityscapes import ImageRecord, load_item, record_for
 from samcache.errors import SamcacheError
-from samcache.features.encoder import encode, resolve_device
+from samcache.features.encoder import auto_batch_size, configure_matmul, encode, maybe_compile, resolve_device
 from samcache.features.models import build_sam
 from samcache.features.preprocess import resize_and_pad_uint8
 from samcache.pipeline.configs import parse_dask_address, parse_resources
 
 PLUGIN = "samcache-encoder"
+WORKER_WAIT_S = 60
+TASK_IMAGES = 8  # images per task when --batch-size is automatic (each worker picks its own batch size)
 
 
 class EncoderPlugin(WorkerPlugin):
-    """Loads the image encoder once per worker process; tasks find it by name."""
+    """Loads the image encoder once per worker process, on the worker's own device; tasks find it by name."""
 
     name = PLUGIN
 
-    def __init__(self, model_type: str, checkpoint: str | None, seed: int, device: str, torch_threads: int | None):
+    def __init__(self, model_type: str, checkpoint: str | None, seed: int, device: str, precision: str,
+                 attention: str, compile_model: bool, batch_size: int | None, torch_threads: int | None):
         self.model_type, self.checkpoint, self.seed = model_type, checkpoint, seed
-        self.device_name, self.torch_threads = device, torch_threads
+        self.device_name, self.precision, self.attention = device, precision, attention
+        self.compile_model, self.batch_size, self.torch_threads = compile_model, batch_size, torch_threads
         self.encoder = self.weights = self.device = None
 
     def setup(self, worker) -> None:
         if self.torch_threads:
             torch.set_num_threads(self.torch_threads)
-        self.device = resolve_device(self.device_name)
-        sam, self.weights = build_sam(self.model_type, self.checkpoint, self.seed)
-        self.encoder = sam.image_encoder.to(self.device).eval()
+        self.device = resolve_device(self.device_name)  # the worker's GPU, whatever the driver has
+        sam, self.weights = build_sam(self.model_type, self.checkpoint, self.seed, attention=self.attention)
+        configure_matmul(self.device, self.precision)
+        self.encoder = maybe_compile(sam.image_encoder.to(self.device).eval(), self.compile_model)
+        self.batch_size = self.batch_size or auto_batch_size(self.encoder, self.precision)
 
 
 def encode_rows(cache: str, split: str, items: list[tuple[int, ImageRecord]], precision: str, dtype: str,
-                batch_size: int, expected_weights: tuple) -> dict:
+                expected_weights: tuple) -> dict:
     """One task: encode and store ``items`` (row, record); returns counts and per-image read errors."""
     plugin: EncoderPlugin = get_worker().plugins[PLUGIN]
     if (plugin.weights.checkpoint_sha256, plugin.weights.random_seed) != expected_weights:
@@ -62,8 +70,8 @@ def encode_rows(cache: str, split: str, items: list[tuple[int, ImageRecord]], pr
     done = arrays["done"]
     todo = [(row, rec) for row, rec in items if not done[row]]  # a retried task skips what it finished
     written, seconds, errors = 0, 0.0, []
-    for start in range(0, len(todo), batch_size):
-        batch = [(row, load_item(rec, resize_and_pad_uint8)) for row, rec in todo[start: start + batch_size]]
+    for start in range(0, len(todo), plugin.batch_size):
+        batch = [(row, load_item(rec, resize_and_pad_uint8)) for row, rec in todo[start: start + plugin.batch_size]]
         errors += [it["error"] for _, it in batch if "error" in it]
         batch = [(row, it) for row, it in batch if "error" not in it]
         if not batch:
@@ -91,9 +99,9 @@ def start_cluster(address: str, resources: dict[str, float]):
             raise SamcacheError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
     gpus = torch.cuda.device_count()
     common = {"dashboard_address": None}
-    if gpus:  # one worker per GPU, each seeing only its own; two threads overlap decode with encode
+    if gpus:  # one worker per GPU, each seeing only its own, one task at a time (no two threads share an encoder)
         n = min(n, gpus)
-        workers = {i: {"cls": Nanny, "options": {"nthreads": 2, "env": {"CUDA_VISIBLE_DEVICES": str(i)},
+        workers = {i: {"cls": Nanny, "options": {"nthreads": 1, "env": {"CUDA_VISIBLE_DEVICES": str(i)},
                                                   "resources": {"GPU": 1, **resources}}} for i in range(n)}
         cluster = SpecCluster(workers=workers, scheduler={"cls": Scheduler, "options": common}, silence_logs=40)
         threads = None
@@ -115,22 +123,40 @@ def _check_reachable(address: str) -> None:
         raise SamcacheError(f"cannot reach the Dask scheduler at {address}: {exc.strerror or exc}") from None
 
 
-def run_dask(cfg, prepared: PreparedSplit, weights, progress: bool = True) -> tuple[int, float, list[str]]:
-    """Encode ``prepared.pending_rows`` on a Dask cluster; returns (written, encoder seconds, errors)."""
-    resources = parse_resources(cfg.resources)
-    environ = dict(os.environ)  # LocalCluster sets MKL/OPENBLAS_NUM_THREADS=1 etc. in *this* process too
-    client, cluster, threads = start_cluster(cfg.dask, resources)
-    try:
+class DaskSession:
+    """A client (and the local cluster it started) for one extraction."""
+
+    def __init__(self, client: Client, threads: int | None, resources: dict[str, float]):
+        self.client, self.threads, self.resources = client, threads, resources
+
+    def precision(self, requested: str) -> str:
+        """'auto' as the workers see it: bf16 if every worker has CUDA, fp32 if none has."""
+        if requested != "auto":
+            return requested
+        try:
+            self.client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+        except TimeoutError:
+            raise SamcacheError(f"no Dask worker joined the scheduler within {WORKER_WAIT_S} s") from None
+        has_cuda = set(self.client.run(torch.cuda.is_available).values())
+        if len(has_cuda) > 1:
+            raise SamcacheError("some Dask workers have a GPU and some do not; pass --precision explicitly")
+        return "bf16" if has_cuda.pop() else "fp32"
+
+    def run(self, cfg, prepared: PreparedSplit, weights, precision: str, progress: bool = True
+            ) -> tuple[int, float, list[str]]:
+        """Encode ``prepared.pending_rows`` on the cluster; returns (written, encoder seconds, errors)."""
+        client, resources = self.client, self.resources
         checkpoint = os.path.abspath(cfg.checkpoint) if cfg.checkpoint else None
-        client.register_plugin(EncoderPlugin(cfg.model_type, checkpoint, cfg.seed, cfg.device, threads))
+        client.register_plugin(EncoderPlugin(cfg.model_type, checkpoint, cfg.seed, cfg.device, precision,
+                                             cfg.attention, cfg.compile, cfg.batch_size, self.threads))
         rows = prepared.pending_rows
-        per_task = max(cfg.batch_size, 1)
+        per_task = cfg.batch_size or TASK_IMAGES
         data_root = os.path.abspath(cfg.data)  # workers may run in another directory or on another node
         tasks = [[(r, record_for(data_root, cfg.split, prepared.image_ids[r])) for r in rows[s: s + per_task]]
                  for s in range(0, len(rows), per_task)]
         expected = (weights.checkpoint_sha256, weights.random_seed)
-        futures = [client.submit(encode_rows, _store_path(cfg.cache), cfg.split, task, cfg.precision, cfg.dtype,
-                                 per_task, expected, key=f"samcache-{cfg.split}-{task[0][0]}-{time.time_ns()}",
+        futures = [client.submit(encode_rows, _store_path(cfg.cache), cfg.split, task, precision, cfg.dtype,
+                                 expected, key=f"samcache-{cfg.split}-{task[0][0]}-{time.time_ns()}",
                                  retries=cfg.retries, resources=resources or None, pure=False)
                    for task in tasks]
         written, seconds, errors = 0, 0.0, []
@@ -145,20 +171,30 @@ def run_dask(cfg, prepared: PreparedSplit, weights, progress: bool = True) -> tu
         bar.close()
         failures = {f.key: f.exception() if f.status == "error" else f.status for f in futures
                     if f.status != "finished"}
+        done = prepared.group["done"][:]
+        missing = [prepared.image_ids[r] for r in prepared.pending_rows if not done[r]]
+        named = " ".join(errors)
+        first = next(iter(failures.values()), None)
+        reason = "" if first is None else f" (task {first})" if isinstance(first, str) else \
+            f" ({type(first).__name__}: {first})"
+        errors += [f"{i}: not written{reason}" for i in missing if i not in named]
+        return written, seconds, errors
+
+
+@contextlib.contextmanager
+def dask_session(cfg) -> Iterator[DaskSession]:
+    """Connect to (or start) the cluster; always close it and restore this process's environment."""
+    resources = parse_resources(cfg.resources)
+    environ = dict(os.environ)  # LocalCluster sets MKL/OPENBLAS_NUM_THREADS=1 etc. in *this* process too
+    client, cluster, threads = start_cluster(cfg.dask, resources)
+    try:
+        yield DaskSession(client, threads, resources)
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
         os.environ.clear()  # later subprocesses (and their BLAS threads) see what they saw before
         os.environ.update(environ)
-    done = prepared.group["done"][:]
-    missing = [prepared.image_ids[r] for r in prepared.pending_rows if not done[r]]
-    named = " ".join(errors)
-    first = next(iter(failures.values()), None)
-    reason = "" if first is None else f" (task {first})" if isinstance(first, str) else \
-        f" ({type(first).__name__}: {first})"
-    errors += [f"{i}: not written{reason}" for i in missing if i not in named]
-    return written, seconds, errors
 
 
 def _store_path(cache: str) -> str:

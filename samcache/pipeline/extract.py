@@ -8,13 +8,13 @@ different splits of one cache run in parallel. Dask scale-out lives in ``dask_ex
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
@@ -26,7 +26,8 @@ from samcache.cache.store import check_location
 from samcache.cache.writer import ChunkWriter, PreparedSplit, prepare_split, record_run
 from samcache.data.cityscapes import ImageRecord, image_size, list_images, load_item
 from samcache.errors import SamcacheError
-from samcache.features.encoder import describe_device, encode, resolve_device
+from samcache.features.encoder import (auto_batch_size, configure_matmul, describe_device, encode, maybe_compile,
+                                       resolve_device, resolve_precision)
 from samcache.features.models import build_sam, check_weights, require_weights_file
 from samcache.features.preprocess import resize_and_pad_uint8
 from samcache.pipeline.config import now_iso
@@ -83,7 +84,8 @@ def collate_items(items: list[dict]) -> dict:
     }
 
 
-def plan(cfg: ExtractConfig, weights) -> tuple[PreparedSplit, dict[str, ImageRecord], Fingerprint, list[str]]:
+def plan(cfg: ExtractConfig, weights, precision: str
+         ) -> tuple[PreparedSplit, dict[str, ImageRecord], Fingerprint, list[str]]:
     """List the images, then create/resume/grow the split; nothing is encoded yet.
 
     Returns the prepared split, the records by id, the fingerprint, and the images whose PNG
@@ -99,7 +101,7 @@ def plan(cfg: ExtractConfig, weights) -> tuple[PreparedSplit, dict[str, ImageRec
             unreadable.append(str(exc))
     if not records:
         raise SamcacheError(f"no readable image in {cfg.data}/leftImg8bit/{cfg.split}; first: {unreadable[0]}")
-    fingerprint = Fingerprint.make(cfg.model_type, weights, cfg.dtype, cfg.precision)
+    fingerprint = Fingerprint.make(cfg.model_type, weights, cfg.dtype, precision)
     existed = is_remote(cfg.cache) or Path(cfg.cache).exists()
     try:
         with cache_lock(cfg.cache):
@@ -115,17 +117,19 @@ def plan(cfg: ExtractConfig, weights) -> tuple[PreparedSplit, dict[str, ImageRec
     return prepared, {r.image_id: r for r in records}, fingerprint, unreadable
 
 
-def run_local(cfg: ExtractConfig, sam, prepared: PreparedSplit, by_id: dict[str, ImageRecord],
-              device: torch.device, progress: bool = True) -> tuple[int, float, list[str]]:
+def run_local(cfg: ExtractConfig, encoder, precision: str, prepared: PreparedSplit, by_id: dict[str, ImageRecord],
+              progress: bool = True) -> tuple[int, float, list[str]]:
     """Encode the pending rows on this machine; returns (images written, encoder seconds, errors)."""
+    device = next(encoder.parameters()).device
+    batch_size = cfg.batch_size or auto_batch_size(encoder, precision)
     rows = prepared.pending_rows
     dataset = _RowDataset(rows, [by_id[prepared.image_ids[r]] for r in rows])
-    loader = DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=cfg.num_workers,
                         collate_fn=collate_items, pin_memory=device.type == "cuda",
                         persistent_workers=False, prefetch_factor=4 if cfg.num_workers else None,
                         worker_init_fn=worker_init_fn() if cfg.num_workers else None)
     out_dtype = torch.float16 if cfg.dtype == "float16" else torch.float32
-    writer = ChunkWriter(prepared.group, max_pending=4 * cfg.batch_size)
+    writer = ChunkWriter(prepared.group, max_pending=4 * batch_size)
     errors: list[str] = []
     encoder_seconds = 0.0
     bar = tqdm(total=len(rows), unit="img", desc=f"extract {cfg.split}", disable=not progress)
@@ -135,7 +139,7 @@ def run_local(cfg: ExtractConfig, sam, prepared: PreparedSplit, by_id: dict[str,
             errors.extend(batch["errors"])
             if batch["images"] is not None:
                 t0 = time.perf_counter()
-                emb = encode(sam.image_encoder, batch["images"], batch["input_sizes"], cfg.precision)
+                emb = encode(encoder, batch["images"], batch["input_sizes"], precision)
                 emb = emb.to(out_dtype).cpu().numpy()
                 encoder_seconds += time.perf_counter() - t0
                 for k, row in enumerate(batch["rows"]):
@@ -156,23 +160,24 @@ def extract(cfg: ExtractConfig, progress: bool = True) -> ExtractResult:
     check_location(cfg.cache, os.path.abspath(cfg.data))  # before anything is built or written
     list_images(cfg.data, cfg.split)
     require_weights_file(cfg.model_type, cfg.checkpoint)
-    with split_lock(cfg.cache, cfg.split):
-        if cfg.dask:  # the workers resolve the device and build the model; the driver checks the weights
-            device, sam, weights = None, None, check_weights(cfg.model_type, cfg.checkpoint, cfg.seed)
+    with split_lock(cfg.cache, cfg.split), _session(cfg) as dask:
+        if dask is not None:  # the workers resolve the device and build the model; the driver checks the weights
+            weights = check_weights(cfg.model_type, cfg.checkpoint, cfg.seed)
+            precision, device_name = dask.precision(cfg.precision), f"dask:{cfg.dask}"
         else:
             device = resolve_device(cfg.device)
-            sam, weights = build_sam(cfg.model_type, cfg.checkpoint, cfg.seed)
-        prepared, by_id, fingerprint, errors = plan(cfg, weights)
+            precision, device_name = resolve_precision(cfg.precision, device), describe_device(device)
+            sam, weights = build_sam(cfg.model_type, cfg.checkpoint, cfg.seed, attention=cfg.attention)
+            configure_matmul(device, precision)
+            encoder = maybe_compile(sam.image_encoder.to(device), cfg.compile)
+        prepared, by_id, fingerprint, errors = plan(cfg, weights, precision)
         started, t0 = now_iso(), time.perf_counter()
         written, enc_s = 0, 0.0
-        device_name = f"dask:{cfg.dask}" if cfg.dask else describe_device(device)
         if prepared.pending_rows:
-            if cfg.dask:
-                from samcache.pipeline.dask_extract import run_dask
-
-                written, enc_s, failed = run_dask(cfg, prepared, weights, progress=progress)
+            if dask is not None:
+                written, enc_s, failed = dask.run(cfg, prepared, weights, precision, progress=progress)
             else:
-                written, enc_s, failed = run_local(cfg, sam.to(device), prepared, by_id, device, progress)
+                written, enc_s, failed = run_local(cfg, encoder, precision, prepared, by_id, progress)
             errors += failed
         seconds = time.perf_counter() - t0
         split = CacheSplit(cfg.split, prepared.group, cfg.cache)
@@ -183,6 +188,19 @@ def extract(cfg: ExtractConfig, progress: bool = True) -> ExtractResult:
         if written:
             record_run(prepared.group, {"started": started, "images": written, "seconds": round(seconds, 3),
                                         "encoder_seconds_per_image": result.encoder_seconds_per_image,
-                                        "device": device_name, "random_weights": weights.random,
+                                        "device": device_name, "precision": precision,
+                                        "attention": cfg.attention, "random_weights": weights.random,
                                         "config": cfg.dump()})
     return result
+
+
+@contextlib.contextmanager
+def _session(cfg: ExtractConfig):
+    """A Dask session when --dask is given, else None (local extraction)."""
+    if not cfg.dask:
+        yield None
+        return
+    from samcache.pipeline.dask_extract import dask_session  # distributed is imported only when used
+
+    with dask_session(cfg) as session:
+        yield session
