@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench venv clean
+.PHONY: demo test bench bench-gpu gpu-wheels venv clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -22,6 +22,17 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run_all
+
+# On a GPU machine, with its own python3 and PyTorch: one table, appended to benchmarks/RESULTS.md.
+bench-gpu:
+	bash benchmarks/bench_gpu.sh
+
+# cp312 wheels of what the GPU machine's image lacks, into .whl/ (about 17 MB; carry it there).
+WHEEL_TARGET := --python-version 3.12 --implementation cp --abi cp312 --abi abi3 --abi none \
+	--platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 --platform any
+gpu-wheels: $(STAMP)
+	$(PY) -m pip download -q --no-deps --only-binary=:all: $(WHEEL_TARGET) -d .whl -r benchmarks/gpu-requirements.txt
+	SAM2_BUILD_CUDA=0 $(PY) -m pip wheel -q --no-deps -w .whl -r benchmarks/gpu-build-from-source.txt
 
 clean:
 	rm -rf runs/demo

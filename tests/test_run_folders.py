@@ -102,8 +102,8 @@ def test_failure_before_the_first_result_leaves_no_folder(cache16, tmp_path, mon
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(zs, "_decode_entries", interrupted)
-    proc = invoke("zero-shot", "--cache", cache16, "--out", tmp_path / "b", "--device", "cpu")
+    monkeypatch.setattr(zs, "decode_batch", interrupted)
+    proc = invoke("zero-shot", "--cache", cache16, "--out", tmp_path / "b", "--device", "cpu", "--num-workers", "0")
     assert proc.returncode == 130 and "zero-shot does not resume" in proc.stderr
     assert not (tmp_path / "b").exists()
     (tmp_path / "c").mkdir()  # an empty folder given as --out stays, empty

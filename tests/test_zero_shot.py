@@ -220,3 +220,58 @@ def test_detailed_results_hold_each_present_class_once_and_the_summary_follows(c
         assert float(summary[name]["iou_dataset"]) == pytest.approx(inter / union, abs=1e-6)
         assert float(summary[name]["iou_mean_over_images"]) == pytest.approx(
             np.mean([float(r["iou"]) for r in mine]), abs=1e-6)
+
+
+def test_composed_label_maps_score_as_cityscapesscripts_does(cache32, synth_root, tmp_path):
+    """iou_semantic (false positives counted) equals the official evaluation of the saved label maps."""
+    from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling as official
+
+    record = run_zero_shot(ZeroShotConfig(cache=str(cache32), out=str(tmp_path), prompt="per-instance",
+                                          visualize=0, device="cpu", save_predictions=True, classes="cityscapes19",
+                                          num_workers=0), progress=False)
+    preds = sorted((tmp_path / "predictions").glob("*/*_labelIds.png"))
+    gts = [synth_root / "gtFine" / "val" / p.parent.name / p.name.replace("_labelIds", "_gtFine_labelIds")
+           for p in preds]
+    args = official.args
+    args.quiet, args.JSONOutput, args.evalInstLevelScore, args.evalPixelAccuracy = True, False, False, False
+    theirs = official.evaluateImgLists([str(p) for p in preds], [str(g) for g in gts], args)["classScores"]
+    ours = {r["class"]: r["iou_semantic"] for r in record["summary"]}
+    assert len(preds) == 3
+    for name in get_class_set("cityscapes19").eval_names:
+        assert np.isnan(ours[name]) if np.isnan(theirs[name]) else ours[name] == pytest.approx(theirs[name], abs=1e-6)
+
+
+def test_compose_by_score_against_a_per_pixel_loop():
+    from samcache.evaluation.metrics import compose_by_score
+
+    rng = np.random.default_rng(3)
+    masks = rng.random((5, 7, 9)) < 0.3
+    scores, classes = rng.random(5), np.array([2, 0, 2, 1, 3])
+    got = compose_by_score(torch.from_numpy(masks), torch.from_numpy(scores), torch.from_numpy(classes), 9).numpy()
+    for y in range(7):
+        for x in range(9):
+            covering = [k for k in range(5) if masks[k, y, x]]
+            want = classes[max(covering, key=lambda k: scores[k])] if covering else 9
+            assert got[y, x] == want
+
+
+def test_chunked_decoding_equals_one_call_and_budgets_fit_memory(cache32):
+    from samcache.features.decoder import decode_chunked
+    from samcache.features.memory import fits
+
+    pe, md, _ = build_prompt_decoder("tiny", None, 0)
+    val = open_cache(cache32).split("val")
+    emb = torch.from_numpy(np.stack([val.embedding(r) for r in range(3)]))
+    rng = np.random.default_rng(0)
+    index = torch.tensor([0, 2, 1, 1, 0, 2, 2])
+    coords = torch.tensor(rng.uniform(0, 1000, (7, 2, 2)), dtype=torch.float)
+    labels = torch.tensor(rng.integers(0, 2, (7, 2)), dtype=torch.int)
+    whole = decode(pe, md, emb, index, coords, labels, None, True)
+    for budget in (1, 3, 7):
+        part = decode_chunked(pe, md, emb, index, coords, labels, None, True, budget)
+        for a, b in zip(part, whole):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    gib = 2**30
+    assert fits(free_bytes=10 * gib, fixed_bytes=gib, per_item_bytes=25 * 2**20, cap=4096) == 286
+    assert fits(free_bytes=gib, fixed_bytes=2 * gib, per_item_bytes=2**20, cap=64) == 1  # never below one
+    assert fits(free_bytes=100 * gib, fixed_bytes=0, per_item_bytes=2**20, cap=64) == 64

@@ -8,6 +8,8 @@ the image was, then padded with IGNORE.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import psutil
@@ -33,19 +35,11 @@ def target_in_frame(label_ids: np.ndarray, class_set: ClassSet, input_size) -> n
     return frame
 
 
-class CacheHeadDataset(Dataset):
-    """Items ``(row, embedding (256,64,64) in the stored dtype, target uint8 (1024,1024))`` of one split.
+class _SplitDataset(Dataset):
+    """Rows of one cache split; each DataLoader worker opens its own handle to the store."""
 
-    ``mode="eval"`` yields the class-index map at original resolution instead of the frame target.
-    Each DataLoader worker opens its own handle to the store.
-    """
-
-    def __init__(self, cache: str, split: str, class_set: ClassSet | str = "seed5", rows: list[int] | None = None,
-                 mode: str = "train"):
-        if mode not in ("train", "eval"):
-            raise ValueError(f"mode must be 'train' or 'eval', not {mode!r}")
-        self.cache, self.split_name, self.mode = str(cache), split, mode
-        self.class_set = get_class_set(class_set)
+    def __init__(self, cache: str, split: str, rows: list[int] | None = None):
+        self.cache, self.split_name = str(cache), split
         self._split: CacheSplit | None = None
         self.rows = rows if rows is not None else self.split.require_complete()
 
@@ -61,6 +55,20 @@ class CacheHeadDataset(Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
+
+class CacheHeadDataset(_SplitDataset):
+    """Items ``(row, embedding (256,64,64) in the stored dtype, target uint8 (1024,1024))`` of one split.
+
+    ``mode="eval"`` yields the class-index map at original resolution instead of the frame target.
+    """
+
+    def __init__(self, cache: str, split: str, class_set: ClassSet | str = "seed5", rows: list[int] | None = None,
+                 mode: str = "train"):
+        if mode not in ("train", "eval"):
+            raise ValueError(f"mode must be 'train' or 'eval', not {mode!r}")
+        self.mode, self.class_set = mode, get_class_set(class_set)
+        super().__init__(cache, split, rows)
+
     def __getitem__(self, i: int):
         row = self.rows[i]
         split = self.split
@@ -69,6 +77,31 @@ class CacheHeadDataset(Dataset):
         if self.mode == "eval":
             return row, embedding, torch.from_numpy(self.class_set.to_index(labels))
         return row, embedding, torch.from_numpy(target_in_frame(labels, self.class_set, split.input_sizes[row]))
+
+
+@dataclass
+class PromptItem:
+    row: int
+    embedding: np.ndarray  # (256, 64, 64), stored dtype
+    class_map: np.ndarray  # (H, W) uint8 class indices, IGNORE for void
+    prompts: list  # [(class_index, features.prompts.Prompt)]
+
+
+class PromptDataset(_SplitDataset):
+    """One item per image with its prompts, sampled in DataLoader workers (distance transforms are the
+    slow part) from a generator seeded by (seed, row), so the order workers run in changes nothing."""
+
+    def __init__(self, cache: str, split: str, class_set: ClassSet | str, sample: Callable, seed: int,
+                 rows: list[int] | None = None):
+        self.class_set, self.sample, self.seed = get_class_set(class_set), sample, seed
+        super().__init__(cache, split, rows)
+
+    def __getitem__(self, i: int) -> PromptItem:
+        row, split = self.rows[i], self.split
+        class_map = self.class_set.to_index(split.labels[row])
+        instances = split.instances[row].astype(np.int32)
+        prompts = self.sample(class_map, instances, np.random.default_rng([self.seed, row]))
+        return PromptItem(row, split.embedding(row), class_map, prompts)
 
 
 def preload(dataset: CacheHeadDataset, device: torch.device, chunk: int = 64) -> tuple[torch.Tensor, torch.Tensor]:

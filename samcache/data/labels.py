@@ -47,6 +47,12 @@ class ClassSet:
         """labelIds (any shape, uint8) -> class indices (uint8, IGNORE for void)."""
         return self.lut[label_ids]
 
+    def to_label_ids(self, index_map: np.ndarray) -> np.ndarray:
+        """Class indices -> official labelIds for prediction PNGs; IGNORE (nothing predicted) -> unlabeled (0)."""
+        lut = np.full(256, name2label["unlabeled"].id, np.uint8)
+        lut[: self.num_classes] = self.pred_label_ids
+        return lut[index_map]
+
     def color(self, index: int) -> tuple[int, int, int]:
         name = self.class_names[index]
         return OTHER_COLOR if name == OTHER else tuple(name2label[name].color)

@@ -66,19 +66,44 @@ def confusion_matrix(pred: np.ndarray, gt: np.ndarray, num_classes: int) -> np.n
     return np.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
-def confusion_matrix_torch(pred: torch.Tensor, gt: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """``confusion_matrix`` on the tensors' device (torch.bincount): no per-image host copy."""
+def confusion_matrix_torch(pred: torch.Tensor, gt: torch.Tensor, num_classes: int,
+                           num_predicted: int | None = None) -> torch.Tensor:
+    """``confusion_matrix`` on the tensors' device (torch.bincount): no per-image host copy.
+
+    ``num_predicted`` > num_classes adds prediction columns, e.g. one for "no class predicted".
+    """
+    cols = num_predicted or num_classes
     keep = gt != IGNORE
-    idx = gt[keep].long() * num_classes + pred.to(gt.device)[keep].long()
-    return torch.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    idx = gt[keep].long() * cols + pred.to(gt.device)[keep].long()
+    return torch.bincount(idx, minlength=num_classes * cols).reshape(num_classes, cols)
 
 
 def iou_from_confusion(conf: np.ndarray) -> np.ndarray:
-    """Per-class TP / (TP + FP + FN), as cityscapesScripts' getIouScoreForLabel computes it."""
-    tp = np.diag(conf).astype(np.float64)
-    denom = conf.sum(0) + conf.sum(1) - tp
+    """Per-class TP / (TP + FP + FN), as cityscapesScripts' getIouScoreForLabel computes it.
+
+    Rows are ground truth; extra prediction columns (e.g. "unlabeled") count as misses only.
+    """
+    n = conf.shape[0]
+    tp = np.diag(conf[:, :n]).astype(np.float64)
+    denom = conf.sum(1) + conf[:, :n].sum(0) - tp
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(denom > 0, tp / denom, np.nan)
+
+
+def masked_counts(masks: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Intersections and unions (N,) of boolean masks (N,H,W) with targets (N,H,W), void excluded, on the device."""
+    masks, targets = masks & valid, targets & valid
+    return (masks & targets).flatten(1).sum(1), (masks | targets).flatten(1).sum(1)
+
+
+def compose_by_score(masks: torch.Tensor, scores: torch.Tensor, classes: torch.Tensor, none: int) -> torch.Tensor:
+    """One label map from overlapping masks: each pixel takes the class of the highest-scoring mask that
+    covers it; pixels no mask covers get ``none``. masks (P,H,W) bool, scores (P,), classes (P,)."""
+    if len(masks) == 0:
+        return torch.full(masks.shape[1:], none, dtype=torch.long, device=masks.device)
+    ranked = torch.where(masks, scores.view(-1, 1, 1).float(), torch.tensor(float("-inf"), device=masks.device))
+    label = classes.to(masks.device)[ranked.argmax(dim=0)]
+    return torch.where(masks.any(dim=0), label, torch.tensor(none, device=masks.device))
 
 
 def class_ious(conf: np.ndarray, class_set: ClassSet) -> tuple[dict[str, float], float]:

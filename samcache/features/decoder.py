@@ -3,7 +3,8 @@
 ``decode`` is upstream MaskDecoder.forward/predict_masks with one change: each prompt picks its
 image embedding by index (a gather) instead of ``repeat_interleave`` of a single image, so
 prompts of several images share one call. For one image it computes exactly what
-``SamPredictor.predict_torch`` does after ``set_image``.
+``SamPredictor.predict_torch`` does after ``set_image``. ``decode_chunked`` keeps each call
+within a prompt budget measured from free GPU memory, and everything stays on the device.
 """
 
 from __future__ import annotations
@@ -11,19 +12,28 @@ from __future__ import annotations
 import torch
 from segment_anything.modeling import MaskDecoder, PromptEncoder, Sam
 
+from samcache.features.memory import capacity
+
 MASK_THRESHOLD = Sam.mask_threshold
 # which of SAM's masks a prompt keeps: its own top score, the best against ground truth (the SAM
 # paper's oracle, labelled ORACLE in every output), or a single mask (multimask_output=False)
 MULTIMASK_MODES = ("best-score", "oracle", "single")
+CPU_DECODE_CHUNK = 4  # on CPU larger decoder batches fall out of cache and get slower per prompt
+MAX_PROMPTS_PER_CALL = 4096
 
 
 @torch.inference_mode()
 def decode(prompt_encoder: PromptEncoder, mask_decoder: MaskDecoder, embeddings: torch.Tensor,
            image_index: torch.Tensor, point_coords: torch.Tensor | None, point_labels: torch.Tensor | None,
-           boxes: torch.Tensor | None, multimask_output: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(M,256,64,64) embeddings + B prompts -> low-res logits (B,C,256,256) and IoU scores (B,C)."""
+           boxes: torch.Tensor | None, multimask_output: bool, mask_input: torch.Tensor | None = None
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(M,256,64,64) embeddings + B prompts -> low-res logits (B,C,256,256) and IoU scores (B,C).
+
+    Coordinates and boxes are in the 1024 input frame; ``mask_input`` (B,1,256,256) is a previous
+    prediction's low-res logits, as upstream's ``predict(mask_input=...)``.
+    """
     points = (point_coords, point_labels) if point_coords is not None else None
-    sparse, dense = prompt_encoder(points=points, boxes=boxes, masks=None)
+    sparse, dense = prompt_encoder(points=points, boxes=boxes, masks=mask_input)
     md = mask_decoder
     output_tokens = torch.cat([md.iou_token.weight, md.mask_tokens.weight], dim=0)
     output_tokens = output_tokens.unsqueeze(0).expand(sparse.size(0), -1, -1)
@@ -44,3 +54,36 @@ def decode(prompt_encoder: PromptEncoder, mask_decoder: MaskDecoder, embeddings:
     keep = slice(1, None) if multimask_output else slice(0, 1)
     return masks[:, keep], iou_pred[:, keep]
 
+
+def prompt_budget(prompt_encoder: PromptEncoder, mask_decoder: MaskDecoder, embeddings: torch.Tensor,
+                  measure=None) -> int:
+    """Prompts per decoder call: CPU_DECODE_CHUNK on the CPU; on CUDA what fits in free memory."""
+    device = embeddings.device
+    if device.type != "cuda":
+        return CPU_DECODE_CHUNK
+
+    def probe(n: int) -> None:
+        coords = torch.full((n, 1, 2), 512.0, device=device)
+        decode(prompt_encoder, mask_decoder, embeddings[:1], torch.zeros(n, dtype=torch.long, device=device),
+               coords, torch.ones((n, 1), dtype=torch.int, device=device), None, True)
+
+    return capacity(probe, device, MAX_PROMPTS_PER_CALL, measure)
+
+
+def decode_chunked(prompt_encoder: PromptEncoder, mask_decoder: MaskDecoder, embeddings: torch.Tensor,
+                   image_index: torch.Tensor, point_coords: torch.Tensor | None, point_labels: torch.Tensor | None,
+                   boxes: torch.Tensor | None, multimask_output: bool, budget: int,
+                   mask_input: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``decode`` in calls of at most ``budget`` prompts; the results stay on the device."""
+    part = lambda t, s: None if t is None else t[s: s + budget]  # noqa: E731
+    outputs = [decode(prompt_encoder, mask_decoder, embeddings, image_index[s: s + budget], part(point_coords, s),
+                      part(point_labels, s), part(boxes, s), multimask_output, part(mask_input, s))
+               for s in range(0, len(image_index), budget)]
+    return torch.cat([o[0] for o in outputs]), torch.cat([o[1] for o in outputs])
+
+
+def pick_by_score(logits: torch.Tensor, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each prompt's top-scoring mask, on the device: (logits (B,1,256,256), scores (B,), choice (B,))."""
+    choice = scores.argmax(dim=1)
+    rows = torch.arange(len(choice), device=choice.device)
+    return logits[rows, choice][:, None], scores[rows, choice], choice

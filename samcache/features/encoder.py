@@ -16,6 +16,7 @@ from typing import Callable
 import torch
 
 from samcache.errors import SamcacheError
+from samcache.features.memory import capacity
 from samcache.features.preprocess import IMG_SIZE, normalize_padded
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -23,7 +24,6 @@ PRECISION_CHOICES = ("auto", *PRECISIONS)
 DEVICE_NAME = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 CPU_BATCH_SIZE = 4  # larger CPU batches gain nothing and hold more images in flight
 MAX_BATCH_SIZE = 64
-GPU_MEMORY_SHARE = 0.8  # of the memory free after loading the model
 PASSES = {"images": 0}  # image-encoder passes in this process; stage records report the count they caused
 
 
@@ -82,37 +82,19 @@ def encode(image_encoder: torch.nn.Module, images_uint8: torch.Tensor, input_siz
     return embeddings
 
 
-def batch_size_for(free_bytes: int, fixed_bytes: int, per_image_bytes: int, cap: int = MAX_BATCH_SIZE) -> int:
-    """How many images fit in a share of the free memory, given a fixed cost and a cost per image."""
-    if per_image_bytes <= 0:
-        return cap
-    return max(1, min(cap, int((GPU_MEMORY_SHARE * free_bytes - fixed_bytes) // per_image_bytes)))
-
-
 def auto_batch_size(image_encoder: torch.nn.Module, precision: str,
                     measure: Callable[[int], int] | None = None) -> int:
-    """CPU: CPU_BATCH_SIZE. CUDA: peak memory of a 1- and a 2-image forward gives the cost per image."""
+    """CPU: CPU_BATCH_SIZE. CUDA: what fits in free memory, from the peak of a 1- and a 2-image forward."""
     device = next(image_encoder.parameters()).device
     if device.type != "cuda":
         return CPU_BATCH_SIZE
-    measure = measure or (lambda n: _peak_bytes(image_encoder, n, precision))
-    one, two = measure(1), measure(2)
-    per_image = max(two - one, 1)
-    free, _ = torch.cuda.mem_get_info(device)
-    return batch_size_for(free, max(one - per_image, 0), per_image)
 
+    def probe(n: int) -> None:
+        images = torch.zeros((n, 3, IMG_SIZE, IMG_SIZE), dtype=torch.uint8, device=device)
+        encode(image_encoder, images, torch.full((n, 2), IMG_SIZE, dtype=torch.int32), precision)
+        PASSES["images"] -= n  # a probe, not an encoded image
 
-def _peak_bytes(image_encoder: torch.nn.Module, n: int, precision: str) -> int:
-    device = next(image_encoder.parameters()).device
-    torch.cuda.synchronize(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    base = torch.cuda.memory_allocated(device)
-    images = torch.zeros((n, 3, IMG_SIZE, IMG_SIZE), dtype=torch.uint8, device=device)
-    sizes = torch.full((n, 2), IMG_SIZE, dtype=torch.int32)
-    encode(image_encoder, images, sizes, precision)
-    PASSES["images"] -= n  # a probe, not an encoded image
-    torch.cuda.synchronize(device)
-    return torch.cuda.max_memory_allocated(device) - base
+    return capacity(probe, device, MAX_BATCH_SIZE, measure)
 
 
 def maybe_compile(image_encoder: torch.nn.Module, compile_model: bool) -> torch.nn.Module:

@@ -14,8 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from cityscapesscripts.helpers.labels import name2label
 from scipy.ndimage import distance_transform_edt
 from skimage.measure import label as connected_components
+
+from samcache.data.labels import IGNORE, ClassSet
 
 STRATEGIES = ("random", "center", "per-instance", "multi", "box")
 MAX_PROMPT_POINTS = 64  # per prompt: each point is a decoder token; 100k tokens exhaust memory
@@ -83,3 +86,16 @@ def sample_prompts(strategy: str, class_mask: np.ndarray, valid: np.ndarray, ins
         box = np.array([xs.min(), ys.min(), xs.max(), ys.max()], dtype=np.float64)
         return [Prompt(np.zeros((0, 2)), np.zeros(0, np.int64), box)]
     raise ValueError(f"unknown prompt strategy {strategy!r}")
+
+
+def image_prompts(strategy: str, class_set: ClassSet, class_map: np.ndarray, instances: np.ndarray,
+                  rng: np.random.Generator, points: int = 3, negatives: int = 3) -> list[tuple[int, Prompt]]:
+    """(class index, prompt) for every evaluated class present in the image (absent classes get none)."""
+    valid = class_map != IGNORE
+    out = []
+    for c in class_set.eval_indices:
+        mask = class_map == c
+        if mask.any():
+            is_thing = name2label[class_set.class_names[c]].hasInstances
+            out += [(c, p) for p in sample_prompts(strategy, mask, valid, instances, is_thing, rng, points, negatives)]
+    return out

@@ -144,6 +144,8 @@ class ZeroShotConfig(StageConfig):
     device: Device = Field("auto", description="auto, cpu, cuda or cuda:N.")
     images_per_batch: Optional[PosInt] = Field(None, description="Images whose prompts share a decoder call "
                                                                  "(default: 1 on CPU, 8 on CUDA).")
+    num_workers: NonNegInt = Field(2, description="DataLoader workers reading the cache and sampling prompts.")
+    save_predictions: bool = Field(False, description="The composed label maps as official-style labelIds PNGs.")
     limit: Optional[PosInt] = Field(None, description="Only the first N images (default: all).")
 
 
@@ -168,6 +170,8 @@ class HeadConfig(StageConfig):
     preload: Annotated[Literal[PRELOAD_MODES], BeforeValidator(_preload_off)] = Field(
         "auto", description="Keep the splits in memory: auto (GPU, else RAM, if they fit), ram, gpu or off.")
     flip: bool = Field(False, description="Random horizontal flips of embedding + target.")
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="Training forward and loss: fp32, or bf16 "
+                                                                    "autocast (for GPUs; weights stay fp32).")
     seed: NonNegInt = Field(0, description="Seed of initialisation, order and flips.")
     out: Optional[str] = Field(None, description=OUT_HELP.format(kind="head"))
     overwrite: bool = Field(False, description=OVERWRITE_HELP)

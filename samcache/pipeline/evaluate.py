@@ -54,7 +54,7 @@ def evaluate(model: SemanticHead, dataset: CacheHeadDataset, preloaded, batch_si
             conf += confusion_matrix_torch(pred, gts[k], cs.num_classes)
             image_id = split.image_ids[row]
             if predictions_dir is not None:
-                save_prediction(predictions_dir, image_id, cs.pred_label_ids[pred.cpu().numpy()])
+                save_prediction(predictions_dir, image_id, cs.to_label_ids(pred.cpu().numpy()))
             if shown < visualize:
                 shown += 1
                 image = source_image(split.attrs.get("data_root"), split.name, image_id)

@@ -22,7 +22,7 @@ from samcache.cache.reader import open_cache
 from samcache.data.labels import IGNORE, get_class_set
 from samcache.errors import Interrupted, SamcacheError, SamcacheWarning
 from samcache.evaluation.metrics import class_ious
-from samcache.features.encoder import PASSES, describe_device, resolve_device
+from samcache.features.encoder import PASSES, autocast, configure_matmul, describe_device, resolve_device
 from samcache.features.head import SemanticHead
 from samcache.features.preprocess import to_frame
 from samcache.messages import INTERRUPT_ADVICE, random_weights_suffix
@@ -72,6 +72,7 @@ def _load_data(cfg: HeadConfig, class_set, device):
 
 def train_head(cfg: HeadConfig, progress: bool = True) -> dict:
     device = resolve_device(cfg.device)
+    configure_matmul(device, cfg.precision)
     class_set = get_class_set(cfg.classes)
     started, t_start, passes = now_iso(), time.perf_counter(), PASSES["images"]
     if cfg.resume:
@@ -116,7 +117,7 @@ def train_head(cfg: HeadConfig, progress: bool = True) -> dict:
                   "seconds": round(time.perf_counter() - t_start, 3), "load_seconds": load_seconds,
                   "train_seconds": train_seconds, "epochs": cfg.epochs, "epochs_run": cfg.epochs - start_epoch + 1,
                   "train_images": len(train_ds), "val_images": len(val_ds), "batch_size": cfg.batch_size,
-                  "preload": preload_mode, "classes": cfg.classes, "cache": cfg.cache,
+                  "precision": cfg.precision, "preload": preload_mode, "classes": cfg.classes, "cache": cfg.cache,
                   "device": describe_device(device), "random_weights": train.fingerprint.random_weights,
                   "encoder_passes": PASSES["images"] - passes, "miou": miou, "summary": rows, "config": cfg.dump(),
                   "out": str(out)}
@@ -143,8 +144,9 @@ def _train(cfg, class_set, model, optimizer, train, train_ds, val_ds, train_mem,
                 flip = torch.rand(len(targets), generator=gen) < 0.5
                 embeddings[flip] = embeddings[flip].flip(-1)
                 targets[flip] = targets[flip].flip(-1)
-            logits = to_frame(model(embeddings))
-            loss = F.cross_entropy(logits, targets, ignore_index=IGNORE)
+            with autocast(device, cfg.precision):
+                logits = to_frame(model(embeddings))
+                loss = F.cross_entropy(logits, targets, ignore_index=IGNORE)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -1,53 +1,48 @@
-"""Stage 2a (Phase 1): zero-shot point-prompted decoding straight from the cache.
+"""Stage 2a (Phase 1): zero-shot prompted decoding straight from the cache.
 
 Only the prompt encoder and mask decoder are loaded (~4M parameters); the image encoder is
-never built. All prompts of an image (of several images on CUDA) share one decoder call,
-and masks are upsampled to the original resolution once per image.
+never built. DataLoader workers read the cache and sample prompts; on the device, prompts of
+several images share decoder calls (within a budget measured from free memory), masks are
+chosen, upsampled and scored without per-prompt host copies, and each image's masks are also
+composed into one label map (highest SAM score wins, uncovered pixels are unlabeled) that is
+scored like the head's predictions, false positives included.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from cityscapesscripts.helpers.labels import name2label
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from samcache.cache.datasets import PromptDataset, PromptItem
 from samcache.cache.reader import CacheSplit, open_cache
 from samcache.data.labels import IGNORE, ClassSet, get_class_set
 from samcache.errors import SamcacheError
-from samcache.evaluation.metrics import IoUAccumulator, intersection_union
+from samcache.evaluation.metrics import (IoUAccumulator, class_ious, compose_by_score, confusion_matrix_torch,
+                                         masked_counts)
 from samcache.evaluation.visualize import save_overlay, source_image
-from samcache.features.decoder import MASK_THRESHOLD, decode
+from samcache.features.decoder import MASK_THRESHOLD, decode_chunked, pick_by_score, prompt_budget
 from samcache.features.encoder import PASSES, describe_device, resolve_device
 from samcache.features.models import build_prompt_decoder
 from samcache.features.preprocess import postprocess_logits, to_input_frame
-from samcache.features.prompts import Prompt, sample_prompts
+from samcache.features.prompts import image_prompts
 from samcache.messages import RANDOM_WEIGHTS_NOTE, random_weights_suffix
 from samcache.pipeline.config import new_run_dir, now_iso, save_config
 from samcache.pipeline.configs import ZeroShotConfig
+from samcache.pipeline.evaluate import save_prediction
 from samcache.pipeline.runs import format_table, run_folder, write_csv, write_record
+from samcache.procs import worker_init_fn
 
 DETAIL_COLUMNS = ["image_id", "class", "strategy", "multimask", "points", "point_labels", "box", "score", "iou",
                   "intersection", "union"]
-SUMMARY_COLUMNS = ["class", "iou_mean_over_images", "iou_dataset"]
+SUMMARY_COLUMNS = ["class", "iou_semantic", "iou_mean_over_images", "iou_dataset"]
 UPSCALE_CHUNK = 24  # masks upsampled per interpolate call, to bound memory at 2048x1024
-CPU_DECODE_CHUNK = 4  # on CPU larger decoder batches fall out of cache and get slower per prompt
-
-
-@dataclass
-class Entry:
-    """One prompt of one class in one image of the batch."""
-
-    image: int
-    class_index: int
-    prompt: Prompt
-    logits: torch.Tensor | None = None  # (C, 256, 256)
-    scores: torch.Tensor | None = None  # (C,)
 
 
 def load_decoder(cfg: ZeroShotConfig, split: CacheSplit):
@@ -71,65 +66,60 @@ def load_decoder(cfg: ZeroShotConfig, split: CacheSplit):
     return pe, md, wid
 
 
-def _decode_entries(pe, md, embeddings: torch.Tensor, entries: list[Entry], sizes: list[tuple], multimask: bool):
-    """One decoder call per prompt shape (token count); fills entry.logits / entry.scores."""
-    groups: dict[tuple, list[Entry]] = {}
-    for e in entries:
-        groups.setdefault(e.prompt.key(), []).append(e)
+def _prompt_tensors(prompts: list, sizes: list[tuple], image: list[int], device: torch.device):
+    """Points/labels/boxes of same-shaped prompts, in the 1024 input frame, on the device."""
+    coords = labels = boxes = None
+    if len(prompts[0].points):
+        coords = torch.as_tensor(np.stack([to_input_frame(p.points, sizes[i]) for p, i in zip(prompts, image)]),
+                                 dtype=torch.float, device=device)
+        labels = torch.as_tensor(np.stack([p.point_labels for p in prompts]), dtype=torch.int, device=device)
+    if prompts[0].box is not None:
+        boxes = torch.as_tensor(np.stack([to_input_frame(p.box.reshape(2, 2), sizes[i]).reshape(4)
+                                          for p, i in zip(prompts, image)]), dtype=torch.float, device=device)
+    return coords, labels, boxes
+
+
+def decode_batch(pe, md, embeddings: torch.Tensor, entries: list[tuple[int, int, object]], sizes: list[tuple],
+                 multimask: bool, budget: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Low-res logits (P,C,256,256) and scores (P,C) for every entry (image, class, prompt), in entry order."""
     device = embeddings.device
-    for (n_points, has_box), group in groups.items():
-        coords = labels = boxes = None
-        if n_points:
-            coords = torch.as_tensor(np.stack([to_input_frame(e.prompt.points, sizes[e.image][0]) for e in group]),
-                                     dtype=torch.float, device=device)
-            labels = torch.as_tensor(np.stack([e.prompt.point_labels for e in group]), dtype=torch.int, device=device)
-        if has_box:
-            boxes = torch.as_tensor(np.stack([to_input_frame(e.prompt.box.reshape(2, 2), sizes[e.image][0]).reshape(4)
-                                              for e in group]), dtype=torch.float, device=device)
-        index = torch.tensor([e.image for e in group], device=device)
-        step = CPU_DECODE_CHUNK if device.type == "cpu" else len(group)
-        for s in range(0, len(group), step):
-            part = slice(s, s + step)
-            logits, scores = decode(pe, md, embeddings, index[part], None if coords is None else coords[part],
-                                    None if labels is None else labels[part],
-                                    None if boxes is None else boxes[part], multimask)
-            for e, lg, sc in zip(group[part], logits, scores):
-                e.logits, e.scores = lg, sc
+    groups: dict[tuple, list[int]] = {}
+    for k, (_, _, prompt) in enumerate(entries):
+        groups.setdefault(prompt.key(), []).append(k)
+    logits, scores, order = [], [], []
+    for members in groups.values():
+        image = [entries[k][0] for k in members]
+        coords, labels, boxes = _prompt_tensors([entries[k][2] for k in members], sizes, image, device)
+        lg, sc = decode_chunked(pe, md, embeddings, torch.tensor(image, device=device), coords, labels, boxes,
+                                multimask, budget)
+        logits.append(lg), scores.append(sc), order.extend(members)
+    inverse = torch.empty(len(order), dtype=torch.long, device=device)
+    inverse[torch.tensor(order, device=device)] = torch.arange(len(order), device=device)
+    return torch.cat(logits)[inverse], torch.cat(scores)[inverse]
 
 
-def _choose_masks(entries: list[Entry], original_size, input_size, mode: str, gt: np.ndarray, valid: np.ndarray):
-    """Upsample an image's masks (once, in chunks) and pick one per prompt; returns (masks, scores)."""
-    if mode != "oracle":  # pick by SAM's own score before upsampling: only one mask per prompt
-        best = [int(torch.argmax(e.scores)) for e in entries]
-        logits = torch.stack([e.logits[b: b + 1] for e, b in zip(entries, best)])
-        scores = [float(e.scores[b]) for e, b in zip(entries, best)]
-    else:
-        logits = torch.stack([e.logits for e in entries])
-    masks = torch.cat([postprocess_logits(logits[i: i + UPSCALE_CHUNK], input_size, original_size) > MASK_THRESHOLD
-                       for i in range(0, len(logits), UPSCALE_CHUNK)]).cpu().numpy()
+def _upscale(logits: torch.Tensor, input_size, original_size) -> torch.Tensor:
+    """(P,C,256,256) logits -> (P,C,H,W) boolean masks at the original resolution, in chunks."""
+    return torch.cat([postprocess_logits(logits[s: s + UPSCALE_CHUNK], input_size, original_size) > MASK_THRESHOLD
+                      for s in range(0, len(logits), UPSCALE_CHUNK)])
+
+
+def choose_masks(logits: torch.Tensor, scores: torch.Tensor, mode: str, targets: torch.Tensor, valid: torch.Tensor,
+                 input_size, original_size) -> tuple[torch.Tensor, torch.Tensor]:
+    """One mask per prompt of one image, at the original resolution: (masks (P,H,W) bool, scores (P,)).
+
+    best-score / single pick before upsampling (one mask per prompt); the oracle upsamples all
+    candidates and keeps the one with the best IoU against the prompt's class (``targets`` (P,H,W)).
+    """
     if mode != "oracle":
-        return masks[:, 0], scores
-    chosen, scores = [], []
-    for e, candidates in zip(entries, masks):  # best of 3 against ground truth (SAM paper's oracle)
-        gt_c = gt == e.class_index
-        ious = [intersection_union(m, gt_c, valid) for m in candidates]
-        b = int(np.argmax([i / u if u else 0.0 for i, u in ious]))
-        chosen.append(candidates[b])
-        scores.append(float(e.scores[b]))
-    return np.stack(chosen), scores
-
-
-def _prompts_for_image(cfg, class_set: ClassSet, gt: np.ndarray, instances: np.ndarray, rng) -> list[tuple[int, Prompt]]:
-    valid = gt != IGNORE
-    out = []
-    for c in class_set.eval_indices:
-        mask = gt == c
-        if not mask.any():
-            continue  # classes absent from an image are not counted for it
-        is_thing = name2label[class_set.class_names[c]].hasInstances
-        for p in sample_prompts(cfg.prompt, mask, valid, instances, is_thing, rng, cfg.points, cfg.negatives):
-            out.append((c, p))
-    return out
+        chosen, chosen_scores, _ = pick_by_score(logits, scores)
+        return _upscale(chosen, input_size, original_size)[:, 0], chosen_scores
+    candidates = _upscale(logits, input_size, original_size)  # (P, 3, H, W)
+    p, c = candidates.shape[:2]
+    inter, union = masked_counts(candidates.flatten(0, 1), targets.repeat_interleave(c, 0), valid)
+    best = (inter.double() / union.clamp(min=1)).view(p, c).argmax(dim=1)
+    rows = torch.arange(p, device=best.device)
+    return candidates[rows, best], scores[rows, best]
 
 
 def run_zero_shot(cfg: ZeroShotConfig, progress: bool = True) -> dict:
@@ -140,86 +130,121 @@ def run_zero_shot(cfg: ZeroShotConfig, progress: bool = True) -> dict:
     pe, md, weights = load_decoder(cfg, split)
     device = resolve_device(cfg.device)
     pe, md = pe.to(device), md.to(device)
-    per_batch = cfg.images_per_batch or (8 if device.type == "cuda" else 1)
     started, t0, passes = now_iso(), time.perf_counter(), PASSES["images"]
     out = Path(cfg.out) if cfg.out else new_run_dir(f"zero-shot-{cfg.prompt}-{cfg.multimask}")
     with run_folder(out, "zero-shot", cfg.overwrite, started) as folder:
         save_config(cfg, out / "config.yaml")
-        acc, details, n_prompts = _decode_split(cfg, class_set, split, rows, pe, md, device, per_batch, weights.random,
-                                                out, progress)
+        result = _decode_split(cfg, class_set, split, rows, pe, md, device, weights.random, out, progress)
         seconds = time.perf_counter() - t0
-        summary = acc.summary([class_set.class_names[c] for c in class_set.eval_indices])
-        write_csv(out / "detailed_results.csv", details, DETAIL_COLUMNS)
+        semantic, semantic_miou = class_ious(result["confusion"], class_set)
+        summary = result["prompted"].summary([class_set.class_names[c] for c in class_set.eval_indices])
+        for row in summary:
+            row["iou_semantic"] = semantic.get(row["class"], semantic_miou if row["class"] == "mean" else np.nan)
+        write_csv(out / "detailed_results.csv", result["details"], DETAIL_COLUMNS)
         write_csv(out / "summary.csv", summary, SUMMARY_COLUMNS)
+        n_prompts = result["prompts"]
         record = {"stage": "zero-shot", "status": "complete", "started": started, "seconds": round(seconds, 3),
                   "images": len(rows), "prompts": n_prompts, "prompts_per_s": n_prompts / seconds if seconds else 0.0,
                   "strategy": cfg.prompt, "multimask": cfg.multimask, "oracle": cfg.multimask == "oracle",
                   "classes": cfg.classes, "cache": str(cfg.cache), "split": cfg.split,
-                  "device": describe_device(device), "weights": weights.describe(),
+                  "device": describe_device(device), "prompt_budget": result["budget"], "weights": weights.describe(),
                   "fingerprint": split.fingerprint.describe(), "random_weights": weights.random,
-                  "encoder_passes": PASSES["images"] - passes, "summary": summary, "config": cfg.dump(),
-                  "out": str(out)}
+                  "encoder_passes": PASSES["images"] - passes, "miou_semantic": semantic_miou, "summary": summary,
+                  "config": cfg.dump(), "out": str(out)}
         write_record(out, record)
         folder.commit()
     return record
 
 
-def _decode_split(cfg, class_set, split, rows, pe, md, device, per_batch, random_weights, out, progress):
-    """Prompts for every (image, present class), decoded in batches; returns (accumulator, detail rows, prompts)."""
-    label = cfg.multimask + (" (ORACLE: best of 3 against ground truth)" if cfg.multimask == "oracle" else "")
-    acc, details, n_prompts, shown = IoUAccumulator(), [], 0, 0
+def _loader(cfg: ZeroShotConfig, class_set: ClassSet, rows: list[int], per_batch: int) -> DataLoader:
+    sample = functools.partial(image_prompts, cfg.prompt, class_set, points=cfg.points, negatives=cfg.negatives)
+    dataset = PromptDataset(cfg.cache, cfg.split, class_set, sample, cfg.seed, rows)
+    return DataLoader(dataset, batch_size=per_batch, num_workers=cfg.num_workers, collate_fn=list,
+                      worker_init_fn=worker_init_fn() if cfg.num_workers else None,
+                      prefetch_factor=4 if cfg.num_workers else None)
+
+
+def _decode_split(cfg, class_set, split, rows, pe, md, device, random_weights, out, progress) -> dict:
+    """Every image's prompts decoded, masks chosen and scored on the device; one host copy per batch."""
+    per_batch = cfg.images_per_batch or (8 if device.type == "cuda" else 1)
+    n, none = class_set.num_classes, class_set.num_classes  # the extra prediction column: unlabeled
+    confusion = torch.zeros((n, n + 1), dtype=torch.int64, device=device)
+    prompted, details, n_prompts, shown, budget = IoUAccumulator(), [], 0, 0, None
     bar = tqdm(total=len(rows), unit="img", desc=f"zero-shot {cfg.prompt}/{cfg.multimask}", disable=not progress)
-    for start in range(0, len(rows), per_batch):
-        batch = rows[start: start + per_batch]
-        emb = torch.from_numpy(np.stack([split.embedding(r) for r in batch]).astype(np.float32)).to(device)
-        gts = [class_set.to_index(split.labels[r]) for r in batch]
-        instances = [split.instances[r].astype(np.int32) for r in batch]
-        sizes = [(tuple(split.original_sizes[r]), tuple(split.input_sizes[r])) for r in batch]
-        entries = [Entry(i, c, p) for i, r in enumerate(batch)
-                   for c, p in _prompts_for_image(cfg, class_set, gts[i], instances[i], np.random.default_rng([cfg.seed, r]))]
+    for items in _loader(cfg, class_set, rows, per_batch):
+        embeddings = torch.from_numpy(np.stack([it.embedding for it in items])).to(device).float()
+        budget = budget or prompt_budget(pe, md, embeddings)
+        entries = [(i, c, p) for i, it in enumerate(items) for c, p in it.prompts]
+        sizes = [tuple(split.original_sizes[it.row]) for it in items]
         n_prompts += len(entries)
-        if entries:
-            _decode_entries(pe, md, emb, entries, sizes, cfg.multimask != "single")
-        for i, r in enumerate(batch):
-            mine = [e for e in entries if e.image == i]
+        logits, scores = (decode_batch(pe, md, embeddings, entries, sizes, cfg.multimask != "single", budget)
+                          if entries else (None, None))
+        counts, rows_out = [], []
+        for i, it in enumerate(items):
+            mine = [k for k, e in enumerate(entries) if e[0] == i]
+            class_map = torch.from_numpy(it.class_map).to(device)
             if not mine:
+                confusion += confusion_matrix_torch(torch.full_like(class_map, none), class_map, n, n + 1)
                 continue
-            valid = gts[i] != IGNORE
-            masks, scores = _choose_masks(mine, sizes[i][0], sizes[i][1], cfg.multimask, gts[i], valid)
-            pred_map = np.full(gts[i].shape, IGNORE, np.uint8)
-            for c in sorted({e.class_index for e in mine}):
-                sel = [k for k, e in enumerate(mine) if e.class_index == c]
-                union = np.any(masks[sel], axis=0)
-                pred_map[union] = c
-                inter, uni = intersection_union(union, gts[i] == c, valid)
-                iou = acc.add(class_set.class_names[c], inter, uni)
-                prompts = [mine[k].prompt for k in sel]
-                boxes = [p.box.astype(int).tolist() for p in prompts if p.box is not None]
-                details.append({
-                    "image_id": split.image_ids[r], "class": class_set.class_names[c], "strategy": cfg.prompt,
-                    "multimask": cfg.multimask,
-                    "points": json.dumps(np.concatenate([p.points for p in prompts]).astype(int).tolist()),
-                    "point_labels": json.dumps(np.concatenate([p.point_labels for p in prompts]).astype(int).tolist()),
-                    "box": json.dumps(boxes[0]) if len(boxes) == 1 else "",
-                    "score": float(np.mean([scores[k] for k in sel])), "iou": iou, "intersection": inter,
-                    "union": uni})
-            if shown < cfg.visualize:
-                shown += 1
-                image_id = split.image_ids[r]
-                save_overlay(out / "visualizations" / f"{image_id}.png",
-                             source_image(split.attrs.get("data_root"), cfg.split, image_id), gts[i], pred_map,
-                             class_set, f"{image_id}  prompt={cfg.prompt}  multimask={label}"
-                             + random_weights_suffix(random_weights),
-                             [(e.prompt.points, e.prompt.point_labels) for e in mine],
-                             [e.prompt.box for e in mine if e.prompt.box is not None])
-        bar.update(len(batch))
+            classes = torch.tensor([entries[k][1] for k in mine], device=device)
+            valid = class_map != IGNORE
+            idx = torch.tensor(mine, device=device)
+            masks, chosen = choose_masks(logits[idx], scores[idx], cfg.multimask, class_map[None] == classes.view(-1, 1, 1),
+                                         valid, split.input_sizes[it.row], sizes[i])
+            label_map = compose_by_score(masks, chosen, classes, none)
+            confusion += confusion_matrix_torch(label_map, class_map, n, n + 1)
+            for c in sorted({entries[k][1] for k in mine}):
+                union_mask = masks[classes == c].any(dim=0, keepdim=True)
+                inter, union = masked_counts(union_mask, (class_map == c)[None], valid)
+                counts.append(torch.stack([inter[0].double(), union[0].double(), chosen[classes == c].double().mean()]))
+                rows_out.append((it, c, [entries[k][2] for k in mine if entries[k][1] == c]))
+            shown = _outputs(cfg, class_set, split, it, label_map, [entries[k][2] for k in mine], out, shown,
+                             random_weights)
+        for (it, c, prompts), (inter, union, score) in zip(rows_out, torch.stack(counts).tolist() if counts else []):
+            details.append(_detail(cfg, class_set, split, it, c, prompts, int(inter), int(union), score, prompted))
+        bar.update(len(items))
     bar.close()
-    return acc, details, n_prompts
+    return {"prompted": prompted, "details": details, "prompts": n_prompts, "confusion": confusion.cpu().numpy(),
+            "budget": budget}
+
+
+def _detail(cfg, class_set, split, it: PromptItem, c: int, prompts, inter: int, union: int, score: float,
+            prompted: IoUAccumulator) -> dict:
+    boxes = [p.box.astype(int).tolist() for p in prompts if p.box is not None]
+    iou = prompted.add(class_set.class_names[c], inter, union)
+    return {"image_id": split.image_ids[it.row], "class": class_set.class_names[c], "strategy": cfg.prompt,
+            "multimask": cfg.multimask,
+            "points": json.dumps(np.concatenate([p.points for p in prompts]).astype(int).tolist()),
+            "point_labels": json.dumps(np.concatenate([p.point_labels for p in prompts]).astype(int).tolist()),
+            "box": json.dumps(boxes[0]) if len(boxes) == 1 else "", "score": score, "iou": iou,
+            "intersection": inter, "union": union}
+
+
+def _outputs(cfg, class_set, split, it: PromptItem, label_map: torch.Tensor, prompts, out: Path, shown: int,
+             random_weights: bool) -> int:
+    """Saved predictions and overlays: the only per-image host copies."""
+    image_id = split.image_ids[it.row]
+    if cfg.save_predictions or shown < cfg.visualize:
+        pred = label_map.cpu().numpy()
+        pred_map = np.where(pred == class_set.num_classes, IGNORE, pred).astype(np.uint8)
+        if cfg.save_predictions:
+            save_prediction(out / "predictions", image_id, class_set.to_label_ids(pred_map))
+        if shown < cfg.visualize:
+            label = cfg.multimask + (" (ORACLE: best of 3 against ground truth)" if cfg.multimask == "oracle" else "")
+            save_overlay(out / "visualizations" / f"{image_id}.png",
+                         source_image(split.attrs.get("data_root"), cfg.split, image_id), it.class_map, pred_map,
+                         class_set, f"{image_id}  prompt={cfg.prompt}  multimask={label}"
+                         + random_weights_suffix(random_weights),
+                         [(p.points, p.point_labels) for p in prompts], [p.box for p in prompts if p.box is not None])
+            shown += 1
+    return shown
 
 
 def summary_table(record: dict) -> str:
     title = f"zero-shot {record['strategy']} / {record['multimask']}" + (" (ORACLE)" if record["oracle"] else "")
-    text = title + "\n" + format_table(record["summary"], SUMMARY_COLUMNS)
+    text = (title + "  (iou_semantic: the composed label map, false positives counted; iou_dataset and "
+            "iou_mean_over_images: prompted-class IoU, only images containing the class)\n"
+            + format_table(record["summary"], SUMMARY_COLUMNS))
     if record["random_weights"]:
         text += "\n" + RANDOM_WEIGHTS_NOTE
     return text
