@@ -45,19 +45,23 @@ def test_demo_writes_every_promised_file(demo_dir):
 
 
 def test_report_numbers_are_the_runs_summaries(demo_dir):
-    out, _ = demo_dir
+    out, stdout = demo_dir
     report = read_csv(out / "report" / "report.csv")
-    sources = {"zero-shot random/best-score": (out / "zero-shot-random", "iou_dataset"),
-               "zero-shot center/best-score": (out / "zero-shot-center", "iou_dataset"),
-               "head (1 ep)": (out / "head", "iou")}
-    assert list(report[0]) == ["class_set", "class", *sources]
+    sources = {("zero-shot random/best-score", "semantic_iou"): (out / "zero-shot-random", "iou_semantic"),
+               ("zero-shot random/best-score", "prompted_iou"): (out / "zero-shot-random", "iou_dataset"),
+               ("zero-shot center/best-score", "semantic_iou"): (out / "zero-shot-center", "iou_semantic"),
+               ("zero-shot center/best-score", "prompted_iou"): (out / "zero-shot-center", "iou_dataset"),
+               ("head (1 ep)", "semantic_iou"): (out / "head", "iou")}
+    assert {(r["run"], r["metric"]) for r in report} == set(sources)
     assert {r["class_set"] for r in report} == {"seed5"}
-    assert [r["class"] for r in report] == ["road", "sidewalk", "building", "person", "car", "mean"]
-    for column, (run, key) in sources.items():
-        summary = {r["class"]: r[key] for r in read_csv(run / "summary.csv")}
-        for row in report:
-            want, got = summary[row["class"]], row[column]
-            assert (want == got == "") or float(got) == pytest.approx(float(want), abs=1e-6), (column, row)
+    for (run, metric), (folder, column) in sources.items():
+        mine = {r["class"]: r["value"] for r in report if (r["run"], r["metric"]) == (run, metric)}
+        summary = {r["class"]: r[column] for r in read_csv(folder / "summary.csv")}
+        assert list(mine) == ["road", "sidewalk", "building", "person", "car", "mean"]
+        for name, value in mine.items():
+            want = summary[name]
+            assert (want == value == "") or float(value) == pytest.approx(float(want), abs=1e-6), (run, name)
+    assert "no false positives" in stdout and "false positives counted" in stdout
 
 
 def test_chart_is_a_png_with_one_bar_per_class_and_run(demo_dir):
@@ -67,13 +71,13 @@ def test_chart_is_a_png_with_one_bar_per_class_and_run(demo_dir):
     with Image.open(path) as image:
         image.verify()
     pixels = np.asarray(Image.open(path).convert("RGB"))
-    report = read_csv(out / "report" / "report.csv")[:-1]  # no bar for the mean
-    columns = list(report[0])[2:]
+    report = [r for r in read_csv(out / "report" / "report.csv") if r["metric"] == "semantic_iou"]
+    columns = list(dict.fromkeys(r["run"] for r in report))
     for color, column in zip(SERIES_COLORS, columns):
         rgb = np.array([int(color[i: i + 2], 16) for i in (1, 3, 5)])
         blobs = connected_components(np.all(pixels == rgb, axis=-1))
         found = sum(1 for k in range(1, blobs.max() + 1) if (blobs == k).sum() >= 10)
-        values = [float(r[column] or 0) for r in report]
+        values = [float(r["value"] or 0) for r in report if r["run"] == column and r["class"] != "mean"]
         tall, tiny = sum(v >= 0.03 for v in values), sum(0 < v < 0.03 for v in values)
         assert tall + 1 <= found <= tall + tiny + 1, (column, values, found)  # + its legend patch
 

@@ -127,28 +127,31 @@ def test_resume_checks(head_run, tmp_path):
 def test_report_gives_every_run_its_own_column(cache16, head_run, tmp_path):
     other_head = tmp_path / "head-seed1"
     train_head(head_cfg(cache16, other_head, seed=1), progress=False)
-    zs = [run_zero_shot(ZeroShotConfig(cache=str(cache16), out=str(tmp_path / f"zs{s}"), seed=s, device="cpu",
-                                       visualize=0), progress=False) for s in (0, 1)]
+    for s in (0, 1):
+        run_zero_shot(ZeroShotConfig(cache=str(cache16), out=str(tmp_path / f"zs{s}"), seed=s, device="cpu",
+                                     visualize=0, num_workers=0), progress=False)
     head19 = tmp_path / "head19"
     train_head(head_cfg(cache16, head19, classes="cityscapes19", epochs=1), progress=False)
     evaluation = tmp_path / "eval"
     invoke("evaluate", "--head", head_run / "head_epoch_2.pt", "--cache", cache16, "--out", evaluation,
-            "--device", "cpu", "--num-workers", "0", check=True)
-    proc = invoke("report", head_run, other_head, zs[0]["out"], zs[1]["out"], head19, evaluation,
-                   "--out", tmp_path / "report", check=True)
+           "--device", "cpu", "--num-workers", "0", check=True)
+    proc = invoke("report", head_run, other_head, tmp_path / "zs0", tmp_path / "zs1", head19, evaluation,
+                  "--out", tmp_path / "report", check=True)
     rows = read_csv(tmp_path / "report" / "report.csv")
-    columns = list(rows[0])[2:]
-    assert columns == ["head (2 ep) (head)", "head (2 ep) (head-seed1)", "zero-shot random/best-score (zs0)",
-                       "zero-shot random/best-score (zs1)", "head (1 ep)", "evaluate epoch 2 on val"]
-    seed5 = {r["class"]: r for r in rows if r["class_set"] == "seed5"}
-    for column, run, key in [(columns[0], head_run, "iou"), (columns[1], other_head, "iou"),
-                             (columns[2], tmp_path / "zs0", "iou_dataset"),
-                             (columns[3], tmp_path / "zs1", "iou_dataset"), (columns[5], evaluation, "iou")]:
-        for r in read_csv(run / "summary.csv"):
-            assert seed5[r["class"]][column] == r[key], (column, r["class"])
-    assert seed5["road"][columns[0]] != seed5["road"][columns[1]]  # not the last run's numbers twice
-    city = {r["class"]: r for r in rows if r["class_set"] == "cityscapes19"}
-    assert len(city) == 20 and all(r[columns[0]] == "" for r in city.values())  # 19 + mean, its own table
+    runs = list(dict.fromkeys(r["run"] for r in rows))
+    assert runs == ["head (2 ep) (head)", "head (2 ep) (head-seed1)", "zero-shot random/best-score (zs0)",
+                    "zero-shot random/best-score (zs1)", "evaluate epoch 2 on val", "head (1 ep)"]
+    value = {(r["run"], r["class_set"], r["class"], r["metric"]): r["value"] for r in rows}
+    for run, folder, column, metric in [(runs[0], head_run, "iou", "semantic_iou"),
+                                        (runs[1], other_head, "iou", "semantic_iou"),
+                                        (runs[2], tmp_path / "zs0", "iou_dataset", "prompted_iou"),
+                                        (runs[3], tmp_path / "zs1", "iou_semantic", "semantic_iou"),
+                                        (runs[4], evaluation, "iou", "semantic_iou")]:
+        for r in read_csv(folder / "summary.csv"):
+            assert value[(run, "seed5", r["class"], metric)] == r[column], (run, r["class"])
+    assert value[(runs[0], "seed5", "road", "semantic_iou")] != value[(runs[1], "seed5", "road", "semantic_iou")]
+    city = [r for r in rows if r["class_set"] == "cityscapes19"]
+    assert {r["run"] for r in city} == {"head (1 ep)"} and len(city) == 20  # its own table: 19 classes + mean
     assert "class set seed5" in proc.stdout and "class set cityscapes19" in proc.stdout
 
 

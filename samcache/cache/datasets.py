@@ -104,6 +104,34 @@ class PromptDataset(_SplitDataset):
         return PromptItem(row, split.embedding(row), class_map, prompts)
 
 
+@dataclass
+class ObjectItem:
+    row: int
+    embedding: np.ndarray  # (256, 64, 64), stored dtype
+    valid: np.ndarray  # (H, W) bool: pixels that are scored (not void)
+    objects: list  # [features.clicks.ClickObject]
+    first_clicks: list  # [(x, y)] click 1 of each object
+
+
+class ObjectDataset(_SplitDataset):
+    """One item per image with its objects and their first clicks, computed in DataLoader workers
+    (connected components and distance transforms) from a generator seeded by (seed, row)."""
+
+    def __init__(self, cache: str, split: str, class_set: ClassSet | str, find_objects: Callable,
+                 first_click: Callable, seed: int, rows: list[int] | None = None):
+        self.class_set, self.find_objects, self.first_click, self.seed = (get_class_set(class_set), find_objects,
+                                                                          first_click, seed)
+        super().__init__(cache, split, rows)
+
+    def __getitem__(self, i: int) -> ObjectItem:
+        row, split = self.rows[i], self.split
+        labels, instances = split.labels[row], split.instances[row].astype(np.int32)
+        objects = self.find_objects(labels, instances, self.class_set)
+        rng = np.random.default_rng([self.seed, row])
+        first = [self.first_click(o.mask, rng=rng) for o in objects]
+        return ObjectItem(row, split.embedding(row), self.class_set.to_index(labels) != IGNORE, objects, first)
+
+
 def preload(dataset: CacheHeadDataset, device: torch.device, chunk: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     """Whole split in memory: embeddings in their stored dtype, targets (or eval labels) as uint8."""
     split, rows, cs = dataset.split, np.asarray(dataset.rows), dataset.class_set

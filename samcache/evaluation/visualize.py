@@ -65,3 +65,59 @@ def save_overlay(path: Path, image: np.ndarray | None, gt: np.ndarray, pred: np.
     path.parent.mkdir(parents=True, exist_ok=True)
     fileio.write_with(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
     plt.close(fig)
+
+
+def save_curve(path: Path, curves: dict[str, list[float]], title: str) -> None:
+    """mIoU against the number of clicks, one line per class plus all (thicker)."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    if not curves:
+        curves = {"all": []}
+    for name, values in curves.items():
+        ks = range(1, len(values) + 1)
+        ax.plot(ks, values, marker="o", markersize=3, label=name, linewidth=2.5 if name == "all" else 1.2,
+                color="black" if name == "all" else None)
+    ax.set_xlabel("clicks")
+    ax.set_xticks(range(1, max(len(v) for v in curves.values()) + 1))
+    ax.set_ylabel("mIoU")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fileio.write_with(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    plt.close(fig)
+
+
+def save_click_overlay(path: Path, image: np.ndarray | None, mask: np.ndarray, pred: np.ndarray, clicks: list,
+                       ious: list[float], title: str, margin: int = 48) -> None:
+    """The object (green), the last prediction (magenta; overlap white) and every click (lime star:
+    positive, red cross: negative), cropped around them, beside the IoU curve."""
+    base = image if image is not None else np.full((*mask.shape, 3), 96, np.uint8)
+    shown = base.astype(np.float32)
+    for region, color in ((mask & ~pred, (0, 200, 0)), (pred & ~mask, (230, 0, 230)), (mask & pred, (255, 255, 255))):
+        shown[region] = 0.45 * shown[region] + 0.55 * np.array(color)
+    ys, xs = np.nonzero(mask | pred)
+    ys = np.concatenate([ys, [c[1] for c in clicks]])
+    xs = np.concatenate([xs, [c[0] for c in clicks]])
+    y0, y1 = max(int(ys.min()) - margin, 0), min(int(ys.max()) + margin + 1, mask.shape[0])
+    x0, x1 = max(int(xs.min()) - margin, 0), min(int(xs.max()) + margin + 1, mask.shape[1])
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5), gridspec_kw={"width_ratios": [3, 1]})
+    left.imshow(shown[y0:y1, x0:x1].astype(np.uint8), extent=(x0 - 0.5, x1 - 0.5, y1 - 0.5, y0 - 0.5))
+    for k, (x, y, label) in enumerate(clicks, start=1):
+        if label:
+            left.scatter([x], [y], c="lime", marker="*", s=90, edgecolors="black", linewidths=0.5)
+        else:
+            left.scatter([x], [y], c="red", marker="x", s=60)
+        left.annotate(str(k), (x, y), xytext=(4, 4), textcoords="offset points", fontsize=8, color="yellow")
+    left.axis("off")
+    right.plot(range(1, len(ious) + 1), ious, marker="o")
+    right.set_ylim(0, 1)
+    right.set_xticks(range(1, len(ious) + 1, max(1, len(ious) // 10)))
+    right.set_xlabel("clicks")
+    right.set_ylabel("IoU")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fileio.write_with(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
+    plt.close(fig)

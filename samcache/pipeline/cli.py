@@ -16,8 +16,8 @@ import click
 from samcache.errors import Interrupted, SamcacheError, SamcacheWarning
 from samcache.messages import INTERRUPT_ADVICE, RANDOM_WEIGHTS_NOTE
 from samcache.pipeline.config import command_options
-from samcache.pipeline.configs import (DemoConfig, EvaluateConfig, ExtractConfig, HeadConfig, InfoConfig,
-                                       ReportConfig, SynthConfig, ZeroShotConfig)
+from samcache.pipeline.configs import (ClicksConfig, DemoConfig, EvaluateConfig, ExtractConfig, HeadConfig,
+                                       InfoConfig, ReportConfig, SynthConfig, ZeroShotConfig)
 
 
 class Terminated(KeyboardInterrupt):
@@ -131,6 +131,18 @@ def zero_shot(cfg: ZeroShotConfig, quiet: bool):
                f"({record['prompts_per_s']:.1f} prompts/s); results in {record['out']}")
 
 
+@cli.command()
+@command_options(ClicksConfig)
+def clicks(cfg: ClicksConfig, quiet: bool):
+    """Phase 1, interactive: per-object clicks as in the SAM paper (mIoU@k, NoC@85/90) from the cache."""
+    from samcache.pipeline.clicks import run_clicks, summary_table
+
+    record = run_clicks(cfg, progress=not quiet)
+    click.echo(summary_table(record))
+    click.echo(f"{record['clicks']} clicks on {record['objects']} objects of {record['images']} images in "
+               f"{record['seconds']:.1f} s ({record['clicks_per_s']:.1f} clicks/s); results in {record['out']}")
+
+
 @cli.command("train-head")
 @command_options(HeadConfig)
 def train_head(cfg: HeadConfig, quiet: bool):
@@ -157,7 +169,7 @@ def evaluate(cfg: EvaluateConfig, quiet: bool):
 
 
 def _print_report(report: dict) -> None:
-    click.echo("\nPer-class IoU (dataset-level), Phase 1 zero-shot vs Phase 2 head:\n" + report["iou_table"])
+    click.echo("\nPhase 1 vs Phase 2 (per class):\n\n" + report["iou_table"])
     click.echo("\nCost (seed_reencode_s: what re-running the encoder per stage would have cost):\n"
                + report["cost_table"])
     if report["random_weights"]:

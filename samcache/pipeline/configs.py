@@ -19,6 +19,7 @@ from samcache.data.synth import parse_size
 from samcache.errors import SamcacheError
 from samcache.features.decoder import MULTIMASK_MODES
 from samcache.features.attention import ATTENTION_KINDS
+from samcache.features.clicks import FIRST_CLICK_MODES, STUFF_MODES
 from samcache.features.encoder import PRECISION_CHOICES, check_device_name
 from samcache.features.models import MODEL_TYPES
 from samcache.features.prompts import MAX_PROMPT_POINTS, STRATEGIES
@@ -146,6 +147,35 @@ class ZeroShotConfig(StageConfig):
                                                                  "(default: 1 on CPU, 8 on CUDA).")
     num_workers: NonNegInt = Field(2, description="DataLoader workers reading the cache and sampling prompts.")
     save_predictions: bool = Field(False, description="The composed label maps as official-style labelIds PNGs.")
+    limit: Optional[PosInt] = Field(None, description="Only the first N images (default: all).")
+
+
+@register
+class ClicksConfig(StageConfig):
+    SECTION = "clicks"
+    cache: str = Field(DEFAULT_CACHE, description=CACHE_HELP)
+    split: SplitName = Field("val", description="Split to evaluate.")
+    checkpoint: Optional[str] = Field(None, description="SAM checkpoint; only its prompt encoder + decoder load.")
+    model_type: Optional[Literal[MODEL_TYPES]] = Field(None, description="Must match the cache (default: the cache's).")
+    classes: ClassSetName = Field("seed5", description="Class set whose evaluated classes give the objects.")
+    max_clicks: Annotated[PosInt, Field(le=100)] = Field(20, description="Clicks per object.")
+    first_click: Literal[FIRST_CLICK_MODES] = Field(
+        "center", description="Click 1: the point farthest from the boundary, or a uniform point inside.")
+    first_mask: Literal["best-score", "oracle"] = Field(
+        "best-score", description="Which of SAM's 3 masks click 1 keeps: SAM's score, or the best against the "
+                                  "ground truth (ORACLE).")
+    mask_input: bool = Field(True, description="Feed the previous click's low-res logits back as mask_input.")
+    min_area: NonNegInt = Field(100, description="Objects smaller than this many pixels are skipped.")
+    stuff: Literal[STUFF_MODES] = Field("components", description="Stuff classes and group regions: each "
+                                                                  "connected component, or the whole class region.")
+    seed: NonNegInt = Field(0, description="Seed of random first clicks.")
+    visualize: NonNegInt = Field(4, description="Objects to draw with their clicks and IoU curve.")
+    out: Optional[str] = Field(None, description=OUT_HELP.format(kind="clicks-..."))
+    overwrite: bool = Field(False, description=OVERWRITE_HELP)
+    device: Device = Field("auto", description="auto, cpu, cuda or cuda:N.")
+    images_per_batch: Optional[PosInt] = Field(None, description="Images whose objects share decoder calls "
+                                                                 "(default: 1 on CPU, 8 on CUDA).")
+    num_workers: NonNegInt = Field(2, description="DataLoader workers finding objects and first clicks.")
     limit: Optional[PosInt] = Field(None, description="Only the first N images (default: all).")
 
 

@@ -1,0 +1,203 @@
+"""Ground-truth side of the interactive click protocol (SAM paper; RITM / SimpleClick NoC).
+
+Per object mask: click 1 at the point farthest from the object's boundary (or a uniform
+pixel); every next click goes into the largest error region of the previous prediction, at
+that region's point farthest from its boundary, positive for a false-negative region and
+negative for a false-positive one. Everything here is numpy at original resolution; the SAM
+decoder loop that calls it lives elsewhere.
+
+Conventions shared by every function:
+- coordinates are ``(x, y)`` integer pixels of the original image;
+- "farthest from the boundary" is the Euclidean distance to the nearest pixel outside the
+  region, the outside of the image counting as outside (``prompts.center_point``); ties go to
+  the first pixel in row-major order;
+- void pixels (labelIds the class set maps to ``IGNORE``) belong to no object, never count as
+  an error and are left out of IoU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from cityscapesscripts.helpers.labels import name2label
+from scipy.ndimage import find_objects
+from skimage.measure import label as connected_components
+
+from samcache.data.labels import IGNORE, ClassSet
+from samcache.features.prompts import center_point
+
+STUFF_MODES = ("components", "class")
+FIRST_CLICK_MODES = ("center", "random")
+INSTANCE_OFFSET = 1000  # Cityscapes instanceIds: labelId * 1000 + k for individual instances
+POSITIVE, NEGATIVE = 1, 0  # click labels, as SAM's point_labels
+
+
+@dataclass
+class ClickObject:
+    """One object to segment interactively; ``mask`` is (H, W) bool at original resolution."""
+
+    object_id: int  # the instanceId for an instance, else the component number (1, 2, ...)
+    class_index: int  # index into class_set.class_names
+    mask: np.ndarray
+    area: int
+
+
+def is_thing(class_set: ClassSet, index: int) -> bool:
+    """Thing classes carry instance ids in gtFine (cityscapesscripts' ``hasInstances``)."""
+    name = class_set.class_names[index]
+    return name in name2label and bool(name2label[name].hasInstances)
+
+
+def valid_mask(label_ids: np.ndarray, class_set: ClassSet) -> np.ndarray:
+    """(H, W) bool: pixels that are scored (not void for this class set)."""
+    return class_set.to_index(label_ids) != IGNORE
+
+
+def _first_pixel(labels: np.ndarray, value: int, box: tuple[slice, slice]) -> tuple[int, int]:
+    """(row, col) of the row-major-first pixel of ``labels == value``, whose bounding box is ``box``."""
+    row = int(box[0].start)
+    return row, int(box[1].start) + int(np.argmax(labels[row, box[1]] == value))
+
+
+def _full_mask(shape: tuple[int, ...], box: tuple[slice, slice], part: np.ndarray) -> np.ndarray:
+    mask = np.zeros(shape, bool)
+    mask[box] = part
+    return mask
+
+
+def _instance_objects(instance_ids: np.ndarray, class_set: ClassSet, things: set[int],
+                      min_area: int) -> list[ClickObject]:
+    """One object per instanceId (all its pieces, however occlusion split them), ascending id."""
+    ids = np.where(instance_ids >= INSTANCE_OFFSET, instance_ids, 0)
+    objects = []
+    for iid, box in enumerate(find_objects(ids), start=1):
+        label_id = iid // INSTANCE_OFFSET
+        if box is None or label_id > 255 or int(class_set.lut[label_id]) not in things:
+            continue
+        part = ids[box] == iid
+        area = int(np.count_nonzero(part))
+        if area >= min_area:
+            objects.append(ClickObject(iid, int(class_set.lut[label_id]), _full_mask(ids.shape, box, part), area))
+    return objects
+
+
+def _region_objects(region_map: np.ndarray, stuff: str, min_area: int) -> list[ClickObject]:
+    """Objects from a class-index map (IGNORE = no region): components, or one per class.
+
+    Components are numbered 1, 2, ... per class in row-major order of their first pixel,
+    before ``min_area`` filtering, so ids do not depend on ``min_area``.
+    """
+    objects = []
+    if stuff == "class":
+        for c in np.unique(region_map[region_map != IGNORE]):
+            mask = region_map == c
+            area = int(np.count_nonzero(mask))
+            if area >= min_area:
+                objects.append(ClickObject(1, int(c), mask, area))
+        return objects
+    comps = connected_components(region_map, background=IGNORE, connectivity=1)
+    found = []  # (class, first pixel, component label, bounding box)
+    for lab, box in enumerate(find_objects(comps), start=1):
+        row, col = _first_pixel(comps, lab, box)
+        found.append((int(region_map[row, col]), (row, col), lab, box))
+    numbers: dict[int, int] = {}
+    for c, _, lab, box in sorted(found, key=lambda f: f[:2]):
+        numbers[c] = numbers.get(c, 0) + 1
+        part = comps[box] == lab
+        area = int(np.count_nonzero(part))
+        if area >= min_area:
+            objects.append(ClickObject(numbers[c], c, _full_mask(comps.shape, box, part), area))
+    return objects
+
+
+def objects_for_image(label_ids: np.ndarray, instance_ids: np.ndarray, class_set: ClassSet,
+                      stuff: str = "components", min_area: int = 1) -> list[ClickObject]:
+    """Every object of one image for the evaluated classes of ``class_set``.
+
+    ``label_ids`` (H, W) uint8 gtFine labelIds, ``instance_ids`` (H, W) int gtFine instanceIds.
+    Thing classes: one object per instanceId (>= 1000, labelId = id // 1000), even when
+    occlusion split it, ``object_id`` = the instanceId. Group regions (thing pixels without an
+    instance id, e.g. "cargroup") and stuff classes: one object per 4-connected component
+    (``stuff="components"``, ids 1, 2, ... in row-major order of the component's first pixel)
+    or one object for the whole region of the class in the image (``stuff="class"``, id 1).
+    Objects with fewer than ``min_area`` pixels are dropped. Order: by class (``eval_indices``
+    order), then instances by ascending id, then components by id. Objects are disjoint and
+    contain no void pixel.
+    """
+    if stuff not in STUFF_MODES:
+        raise ValueError(f"unknown stuff mode {stuff!r}; choose one of {', '.join(STUFF_MODES)}")
+    if label_ids.shape != instance_ids.shape:
+        raise ValueError(f"labelIds {label_ids.shape} and instanceIds {instance_ids.shape} differ in shape")
+    evaluated = set(class_set.eval_indices)
+    things = {c for c in evaluated if is_thing(class_set, c)}
+    region_map = class_set.to_index(label_ids).copy()
+    region_map[~np.isin(region_map, list(evaluated))] = IGNORE
+    region_map[np.isin(region_map, list(things)) & (instance_ids >= INSTANCE_OFFSET)] = IGNORE
+    rank = {c: i for i, c in enumerate(class_set.eval_indices)}
+    instances = _instance_objects(instance_ids, class_set, things, min_area)
+    regions = _region_objects(region_map, stuff, min_area)
+    keyed = [((rank[o.class_index], 0, o.object_id), o) for o in instances]
+    keyed += [((rank[o.class_index], 1, o.object_id), o) for o in regions]
+    return [o for _, o in sorted(keyed, key=lambda k: k[0])]
+
+
+def _bbox(mask: np.ndarray) -> tuple[slice, slice]:
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
+
+
+def _center_in_box(region: np.ndarray, box: tuple[slice, slice]) -> tuple[int, int]:
+    """center_point of a region given as its bounding-box crop; exact, since center_point pads
+    the crop with outside pixels and nothing beyond the box is closer than that ring."""
+    x, y = center_point(region)
+    return int(x) + int(box[1].start), int(y) + int(box[0].start)
+
+
+def first_click(mask: np.ndarray, mode: str = "center", rng: np.random.Generator | None = None) -> tuple[int, int]:
+    """(x, y) of click 1: the point farthest from the mask boundary, or a uniform mask pixel."""
+    if not mask.any():
+        raise ValueError("first_click needs a non-empty mask")
+    if mode == "center":
+        box = _bbox(mask)
+        return _center_in_box(mask[box], box)
+    if mode == "random":
+        if rng is None:
+            raise ValueError("first_click(mode='random') needs an rng")
+        ys, xs = np.nonzero(mask)
+        i = int(rng.integers(len(ys)))
+        return int(xs[i]), int(ys[i])
+    raise ValueError(f"unknown first-click mode {mode!r}; choose one of {', '.join(FIRST_CLICK_MODES)}")
+
+
+def next_click(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> tuple[int, int, int] | None:
+    """(x, y, label) of the next click, or None when the prediction has no error on valid pixels.
+
+    Error regions are the 4-connected components of false negatives (gt & ~pred & valid) and,
+    separately, of false positives (pred & ~gt & valid). The largest by pixel count wins; on
+    equal areas, the region whose first pixel comes first in row-major order (FN and FP regions
+    are disjoint, so this is never a tie). label is 1 for a false-negative region, 0 otherwise.
+    """
+    fn = gt & ~pred & valid
+    fp = pred & ~gt & valid
+    if not (fn.any() or fp.any()):
+        return None
+    box = _bbox(fn | fp)  # label only the part of the image that has errors
+    kind = fn[box].astype(np.uint8) + 2 * fp[box].astype(np.uint8)  # 1 FN, 2 FP, 0 correct
+    comps = connected_components(kind, background=0, connectivity=1)
+    areas = np.bincount(comps.ravel())
+    areas[0] = 0
+    boxes = find_objects(comps)
+    tied = np.flatnonzero(areas == areas.max())
+    best = min(tied, key=lambda lab: _first_pixel(comps, lab, boxes[lab - 1]))
+    sub = boxes[best - 1]
+    x, y = _center_in_box(comps[sub] == best, sub)
+    x, y = x + box[1].start, y + box[0].start
+    return x, y, POSITIVE if fn[y, x] else NEGATIVE
+
+
+def iou(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> float:
+    """IoU over valid pixels; 1.0 when both are empty there (nothing to get wrong)."""
+    pred, gt = pred & valid, gt & valid
+    union = int(np.count_nonzero(pred | gt))
+    return 1.0 if union == 0 else int(np.count_nonzero(pred & gt)) / union

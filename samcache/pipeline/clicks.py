@@ -1,0 +1,205 @@
+"""Phase 1 as the SAM paper measures it: per-object interactive clicks from the cache (mIoU@k, NoC).
+
+Per object (thing instances; stuff and group regions as components or whole class regions):
+click 1 at the point farthest from the boundary (or uniform), SAM's 3 masks picked by its score
+(or ORACLE: against the ground truth); each next click in the largest error region of the last
+prediction, with all clicks so far and the previous low-res logits as ``mask_input``, one mask.
+All objects of a batch of images advance one click per decoder call (within the memory budget);
+masks are upsampled (only the chosen one) and scored on the device. Objects come from
+DataLoader workers; the next click is placed on the host at original resolution.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from samcache.cache.datasets import ObjectDataset, ObjectItem
+from samcache.cache.reader import open_cache
+from samcache.data.labels import get_class_set
+from samcache.evaluation.click_metrics import miou_curve, noc, summarize
+from samcache.evaluation.metrics import masked_counts
+from samcache.evaluation.visualize import save_click_overlay, save_curve, source_image
+from samcache.features.clicks import ClickObject, first_click, next_click, objects_for_image
+from samcache.features.decoder import MASK_THRESHOLD, decode_chunked, pick_by_score, prompt_budget
+from samcache.features.encoder import PASSES, describe_device, resolve_device
+from samcache.features.preprocess import postprocess_logits, to_input_frame
+from samcache.messages import RANDOM_WEIGHTS_NOTE, random_weights_suffix
+from samcache.pipeline.config import new_run_dir, now_iso, save_config
+from samcache.pipeline.configs import ClicksConfig
+from samcache.pipeline.runs import format_table, run_folder, write_csv, write_record
+from samcache.pipeline.zero_shot import load_decoder
+from samcache.procs import worker_init_fn
+
+OBJECT_COLUMNS = ["image_id", "object_id", "class", "area", "clicks", "ious", "noc85", "noc90"]
+UPSCALE_CHUNK = 24
+
+
+@dataclass
+class Track:
+    """One object's clicks so far, its IoU curve and the logits fed back as the next mask_input."""
+
+    image: int  # index in the batch
+    obj: ClickObject
+    clicks: list[tuple[int, int, int]]
+    ious: list[float] = field(default_factory=list)
+    low_res: torch.Tensor | None = None  # (1, 256, 256) chosen logits of the last click
+    done: bool = False  # no error left: later clicks would change nothing
+
+
+def click_round(pe, md, embeddings: torch.Tensor, tracks: list[Track], items: list[ObjectItem], sizes, input_sizes,
+                cfg: ClicksConfig, budget: int, targets: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Decode every active object's clicks so far; returns its chosen masks (A,H,W) bool on the device and
+    records IoU and low-res logits. ``targets`` (A,H,W): the objects' masks; ``valid`` (A,H,W)."""
+    device = embeddings.device
+    first = len(tracks[0].clicks) == 1
+    coords = np.stack([to_input_frame(np.array([c[:2] for c in t.clicks], np.float64), sizes[t.image])
+                       for t in tracks])
+    labels = np.array([[c[2] for c in t.clicks] for t in tracks])
+    mask_input = None if first or not cfg.mask_input else torch.stack([t.low_res for t in tracks])
+    logits, scores = decode_chunked(pe, md, embeddings, torch.tensor([t.image for t in tracks], device=device),
+                                    torch.as_tensor(coords, dtype=torch.float, device=device),
+                                    torch.as_tensor(labels, dtype=torch.int, device=device), None, first, budget,
+                                    mask_input)
+    if first and cfg.first_mask == "oracle":  # upsample all 3, keep the best against the object's mask
+        candidates = _upscale(logits, tracks, input_sizes, sizes)
+        inter, union = masked_counts(candidates.flatten(0, 1), targets.repeat_interleave(3, 0),
+                                     valid.repeat_interleave(3, 0))
+        choice = (inter.double() / union.clamp(min=1)).view(-1, 3).argmax(dim=1)
+        rows = torch.arange(len(tracks), device=device)
+        chosen, masks = logits[rows, choice][:, None], candidates[rows, choice]
+    else:  # SAM's own score (one mask when multimask is off): only the chosen mask is upsampled
+        chosen, _, _ = pick_by_score(logits, scores)
+        masks = _upscale(chosen, tracks, input_sizes, sizes)[:, 0]
+    inter, union = masked_counts(masks, targets, valid)
+    ious = torch.where(union > 0, inter.double() / union.clamp(min=1), torch.ones_like(inter, dtype=torch.double))
+    for track, value, low_res in zip(tracks, ious.tolist(), chosen):  # one host copy per round
+        track.ious.append(value)
+        track.low_res = low_res
+    return masks
+
+
+def _upscale(logits: torch.Tensor, tracks: list[Track], input_sizes, sizes) -> torch.Tensor:
+    """(A,C,256,256) -> (A,C,H,W) bool; a split holds one image size, so chunks mix images freely."""
+    input_size, size = input_sizes[tracks[0].image], sizes[tracks[0].image]
+    return torch.cat([postprocess_logits(logits[s: s + UPSCALE_CHUNK], input_size, size) > MASK_THRESHOLD
+                      for s in range(0, len(logits), UPSCALE_CHUNK)])
+
+
+def run_batch(pe, md, items: list[ObjectItem], split, cfg: ClicksConfig, budget: int, device) -> list[Track]:
+    """All objects of a batch of images through ``max_clicks`` clicks."""
+    embeddings = torch.from_numpy(np.stack([it.embedding for it in items])).to(device).float()
+    sizes = [tuple(int(v) for v in split.original_sizes[it.row]) for it in items]
+    input_sizes = [tuple(int(v) for v in split.input_sizes[it.row]) for it in items]
+    tracks = [Track(i, obj, [(x, y, 1)]) for i, it in enumerate(items) for obj, (x, y) in zip(it.objects,
+                                                                                          it.first_clicks)]
+    valid_host = [it.valid for it in items]
+    for k in range(cfg.max_clicks):
+        active = [t for t in tracks if not t.done]
+        if not active:
+            break
+        targets = torch.from_numpy(np.stack([t.obj.mask for t in active])).to(device)
+        valid = torch.from_numpy(np.stack([valid_host[t.image] for t in active])).to(device)
+        masks = click_round(pe, md, embeddings, active, items, sizes, input_sizes, cfg, budget, targets, valid)
+        if k + 1 == cfg.max_clicks:
+            break
+        for track, pred in zip(active, masks.cpu().numpy()):
+            click = next_click(pred, track.obj.mask, valid_host[track.image])
+            if click is None:
+                track.done = True
+            else:
+                track.clicks.append(click)
+    return tracks
+
+
+def run_clicks(cfg: ClicksConfig, progress: bool = True) -> dict:
+    """The interactive protocol over a cache split; writes per_object.csv, summary.csv, curve.png."""
+    class_set = get_class_set(cfg.classes)
+    split = open_cache(cfg.cache).split(cfg.split)
+    rows = split.require_complete()[: cfg.limit]
+    pe, md, weights = load_decoder(cfg, split)
+    device = resolve_device(cfg.device)
+    pe, md = pe.to(device), md.to(device)
+    started, t0, passes = now_iso(), time.perf_counter(), PASSES["images"]
+    out = Path(cfg.out) if cfg.out else new_run_dir(f"clicks-{cfg.first_mask}")
+    with run_folder(out, "clicks", cfg.overwrite, started) as folder:
+        save_config(cfg, out / "config.yaml")
+        objects, n_clicks, budget = _run(cfg, class_set, split, rows, pe, md, device, weights.random, out, progress)
+        seconds = time.perf_counter() - t0
+        names = [class_set.class_names[c] for c in class_set.eval_indices]
+        summary = summarize(objects, names, cfg.max_clicks)
+        write_csv(out / "per_object.csv", objects, OBJECT_COLUMNS)
+        write_csv(out / "summary.csv", summary, list(summary[0]))
+        oracle = cfg.first_mask == "oracle"
+        save_curve(out / "curve.png", miou_curve(objects, names, cfg.max_clicks),
+                   f"mIoU after k clicks, {cfg.split}, first mask {cfg.first_mask}" + (" (ORACLE)" if oracle else "")
+                   + random_weights_suffix(weights.random))
+        record = {"stage": "clicks", "status": "complete", "started": started, "seconds": round(seconds, 3),
+                  "images": len(rows), "objects": len(objects), "clicks": n_clicks,
+                  "clicks_per_s": n_clicks / seconds if seconds else 0.0, "max_clicks": cfg.max_clicks,
+                  "first_click": cfg.first_click, "first_mask": cfg.first_mask, "oracle": oracle,
+                  "mask_input": cfg.mask_input, "stuff": cfg.stuff, "min_area": cfg.min_area, "classes": cfg.classes,
+                  "cache": str(cfg.cache), "split": cfg.split, "device": describe_device(device),
+                  "prompt_budget": budget, "weights": weights.describe(), "random_weights": weights.random,
+                  "encoder_passes": PASSES["images"] - passes, "summary": summary, "config": cfg.dump(),
+                  "out": str(out)}
+        write_record(out, record)
+        folder.commit()
+    return record
+
+
+def _run(cfg, class_set, split, rows, pe, md, device, random_weights, out, progress):
+    find = functools.partial(objects_for_image, stuff=cfg.stuff, min_area=cfg.min_area)
+    first = functools.partial(first_click, mode=cfg.first_click)
+    dataset = ObjectDataset(cfg.cache, cfg.split, class_set, find, first, cfg.seed, rows)
+    per_batch = cfg.images_per_batch or (8 if device.type == "cuda" else 1)
+    loader = DataLoader(dataset, batch_size=per_batch, num_workers=cfg.num_workers, collate_fn=list,
+                        worker_init_fn=worker_init_fn() if cfg.num_workers else None,
+                        prefetch_factor=4 if cfg.num_workers else None)
+    objects, n_clicks, budget, shown = [], 0, None, 0
+    bar = tqdm(total=len(rows), unit="img", desc=f"clicks (max {cfg.max_clicks})", disable=not progress)
+    for batch in loader:
+        bar.update(len(batch))
+        items = [it for it in batch if it.objects]
+        if not items:
+            continue
+        embeddings = torch.from_numpy(items[0].embedding[None]).to(device).float()
+        budget = budget or prompt_budget(pe, md, embeddings)
+        for track in run_batch(pe, md, items, split, cfg, budget, device):
+            item = items[track.image]
+            n_clicks += len(track.ious)
+            objects.append({"image_id": split.image_ids[item.row], "object_id": track.obj.object_id,
+                            "class": class_set.class_names[track.obj.class_index], "area": track.obj.area,
+                            "clicks": json.dumps([list(c) for c in track.clicks[: len(track.ious)]]),
+                            "ious": json.dumps([round(v, 6) for v in track.ious]),
+                            "noc85": noc(track.ious, 0.85, cfg.max_clicks),
+                            "noc90": noc(track.ious, 0.90, cfg.max_clicks)})
+            if shown < cfg.visualize:
+                shown += 1
+                sizes = (split.input_sizes[item.row], split.original_sizes[item.row])
+                pred = (postprocess_logits(track.low_res[None], *sizes)[0, 0] > MASK_THRESHOLD).cpu().numpy()
+                save_click_overlay(out / "visualizations" / f"{split.image_ids[item.row]}_{track.obj.object_id}.png",
+                                   source_image(split.attrs.get("data_root"), cfg.split, split.image_ids[item.row]),
+                                   track.obj.mask, pred, track.clicks[: len(track.ious)], track.ious,
+                                   f"{split.image_ids[item.row]} object {track.obj.object_id} "
+                                   f"({class_set.class_names[track.obj.class_index]})"
+                                   + random_weights_suffix(random_weights))
+    bar.close()
+    return objects, n_clicks, budget
+
+
+def summary_table(record: dict) -> str:
+    columns = [c for c in record["summary"][0] if c in ("class", "objects", "miou@1", "miou@2", "miou@3", "miou@5",
+                                                        "miou@9", "miou@20", "noc@85", "noc@90", "nof@90")]
+    oracle = " (ORACLE first mask)" if record["oracle"] else ""
+    text = (f"clicks: {record['objects']} objects, up to {record['max_clicks']} clicks{oracle}\n"
+            + format_table(record["summary"], columns))
+    return text + ("\n" + RANDOM_WEIGHTS_NOTE if record["random_weights"] else "")

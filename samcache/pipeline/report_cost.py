@@ -1,0 +1,48 @@
+"""The report's cost table: what each stage spent, and what re-running the encoder would have cost."""
+
+from __future__ import annotations
+
+from samcache.cache.reader import open_cache
+from samcache.errors import SamcacheError
+
+
+def encoder_seconds_per_image(cache: str) -> tuple[float | None, list[dict]]:
+    """Mean measured encoder s/img over the cache's extraction runs, and one cost row per split."""
+    rows, total_s, total_n = [], 0.0, 0
+    try:
+        cache_obj = open_cache(cache)
+    except SamcacheError:
+        return None, rows
+    for name in cache_obj.splits:
+        split = cache_obj.split(name)
+        runs = split.attrs.get("runs", [])
+        for r in runs:
+            if r.get("encoder_seconds_per_image"):
+                total_s += r["encoder_seconds_per_image"] * r["images"]
+                total_n += r["images"]
+        rows.append({"stage": f"extract {name}", "encoder_passes": sum(r["images"] for r in runs),
+                     "wall_s": f"{sum(r['seconds'] for r in runs):.1f}", "seed_reencode_s": "",
+                     "cache_mib": f"{split.nbytes_stored() / 2**20:.1f}",
+                     "device": ", ".join(sorted({r["device"] for r in runs}))})
+    return (total_s / total_n if total_n else None), rows
+
+
+def images_the_seed_encodes(record: dict) -> int:
+    """Encoder passes the seed workflow needs for this stage: every image, every epoch for the head."""
+    if record["stage"] == "head":
+        return record["epochs"] * (record["train_images"] + record["val_images"])
+    return int(record.get("images", 0))
+
+
+def cost_rows(records: list[dict], labels: list[str]) -> tuple[list[dict], dict[str, float | None]]:
+    caches = list(dict.fromkeys(r["cache"] for r in records))
+    rows, t_enc = [], {}
+    for cache in caches:
+        t_enc[cache], split_rows = encoder_seconds_per_image(cache)
+        rows += [{**row, "stage": row["stage"] + (f" ({cache})" if len(caches) > 1 else "")} for row in split_rows]
+    for r, label in zip(records, labels):
+        t, images = t_enc.get(r["cache"]), images_the_seed_encodes(r)
+        rows.append({"stage": label, "encoder_passes": r.get("encoder_passes", ""), "wall_s": f"{r['seconds']:.1f}",
+                     "seed_reencode_s": f"{images * t:.1f}" if t and images else "", "cache_mib": "",
+                     "device": r.get("device", "")})
+    return rows, t_enc
