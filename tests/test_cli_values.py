@@ -93,7 +93,7 @@ def test_yaml_values_are_typed(tmp_path):
     ("train_head:\n  epochs: ten\n", "train_head.epochs in"),
     ("train_head:\n  epochs: true\n", "not true/false"),
     ("epochz: 3\n", "unknown key(s) epochz; valid top-level keys:"),
-    ("trainhead:\n  epochs: 3\n", "sections: extract, zero_shot, train_head"),
+    ("trainhead:\n  epochs: 3\n", "sections: extract, zero_shot, clicks, train_head"),
     ("train_head:\n  epoch: 3\n", "unknown key(s) in 'train_head': epoch; valid: cache,"),
     ("train_head: 3\n", "must be a mapping"),
     ("- a\n- b\n", "mapping at the top level"),

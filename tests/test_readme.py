@@ -16,6 +16,7 @@ SUBSTITUTIONS = [
     ("--model-type vit_h --checkpoint checkpoints/sam_vit_h_4b8939.pth --precision bf16", "--model-type tiny"),
     ("--checkpoint checkpoints/sam_vit_h_4b8939.pth ", ""),
     ("--epochs 20", "--epochs 1"),
+    ("--max-clicks 20", "--max-clicks 2 --limit 1"),
     ("head_epoch_20.pt", "head_epoch_1.pt"),
 ]
 
@@ -48,7 +49,7 @@ def test_the_workflow_block_runs_as_written(tmp_path, monkeypatch):
     block = README.read_text().split("<!-- workflow:start -->")[1].split("<!-- workflow:end -->")[0]
     commands = readme_commands(block)
     assert [shlex.split(c)[1] for c in commands] == ["extract", "extract", "info", "zero-shot", "zero-shot",
-                                                     "train-head", "evaluate", "report", "extract"]
+                                                     "clicks", "train-head", "evaluate", "report", "extract"]
     monkeypatch.chdir(tmp_path)
     invoke("synth", "data/cityscapes", "--train", 3, "--val", 2, "--test", 1, "--size", "512x256", check=True)
     for line in commands:
@@ -61,6 +62,7 @@ def test_the_workflow_block_runs_as_written(tmp_path, monkeypatch):
     cache = open_cache("cache/cityscapes_vit_h.zarr")
     assert cache.splits == ["test", "train", "val"]
     assert all(cache.split(s).done_mask().all() for s in cache.splits)
-    for path in ("runs/zs-random/summary.csv", "runs/zs-center/summary.csv", "runs/head/head_epoch_1.pt",
+    for path in ("runs/zs-random/summary.csv", "runs/zs-center/summary.csv", "runs/clicks/curve.png",
+                 "runs/head/head_epoch_1.pt",
                  "runs/report/report.md", "runs/report/report_iou.png"):
         assert Path(path).is_file(), path

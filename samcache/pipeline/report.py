@@ -102,7 +102,8 @@ def _tables(records, metrics, labels) -> tuple[list[dict], list[tuple]]:
                       "value": row[labels[k]]} for row in rows for k in runs]
         for k in (k for k in members if records[k]["stage"] == "clicks"):
             per_class = list(metrics[k]["miou@1"])
-            rows = [{"class": c, **{m: metrics[k][m][c] for m in CLICK_METRICS}} for c in per_class]
+            rows = [{"class": c, **{m: metrics[k].get(m, {}).get(c, math.nan) for m in CLICK_METRICS}}
+                    for c in per_class]
             tables.append((f"Interactive clicks, per object: {labels[k]}", cs, list(CLICK_METRICS), rows))
             tidy += [{"run": labels[k], "class_set": cs, "class": row["class"], "metric": m, "value": row[m]}
                      for row in rows for m in CLICK_METRICS]

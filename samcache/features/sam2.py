@@ -1,0 +1,133 @@
+"""SAM 2.1 beside SAM 1: batched image encoding into cached features, batched prompt decoding.
+
+For one image, ``encode`` computes ``SAM2ImagePredictor.set_image``'s ``_features`` and
+``decode`` + ``postprocess`` compute ``SAM2ImagePredictor._predict``; here images are batched,
+and prompts of several images share one decoder call (each gathers its image's features by index).
+
+Two differences from SAM 1 shape the cache. SAM 2 stretches every image to 1024x1024 (no
+aspect-preserving resize, no padding), so the input frame is the same for all images. And its
+mask decoder also reads two high-resolution maps (already projected by the decoder's
+conv_s0 / conv_s1 at encode time, as upstream does), so an image has three arrays (FEATURES).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sam2.modeling.sam2_base import SAM2Base
+from torch.nn import functional as F
+from torchvision.transforms import functional as TF
+
+from samcache.features.encoder import autocast
+from samcache.features.sam2_build import (SAM2_MODEL_TYPES, Sam2PromptDecoder, Sam2Spec, build_sam2,
+                                          build_sam2_prompt_decoder, identify_sam2_type, load_sam2_state_dict)
+
+__all__ = ["SAM2_MODEL_TYPES", "Sam2Spec", "Sam2PromptDecoder", "build_sam2", "build_sam2_prompt_decoder",
+           "identify_sam2_type", "load_sam2_state_dict", "FEATURES", "IMAGE_SIZE", "MASK_THRESHOLD",
+           "prepare_image", "normalize_images", "encode", "decode", "to_input_frame", "postprocess"]
+
+IMAGE_SIZE = 1024  # image_size of every sam2.1 config
+FEATURES = {  # name -> (C, h, w) per image, float32 from encode
+    "image_embed": (256, 64, 64),
+    "high_res_feats_0": (32, 256, 256),
+    "high_res_feats_1": (64, 128, 128),
+}
+PIXEL_MEAN = (0.485, 0.456, 0.406)  # sam2.utils.transforms.SAM2Transforms, on [0, 1] pixels
+PIXEL_STD = (0.229, 0.224, 0.225)
+MASK_THRESHOLD = 0.0  # SAM2ImagePredictor's default
+LOW_RES_CLAMP = 32.0  # _predict clamps the low-res logits it returns (and users feed back) to +-this
+
+
+def prepare_image(image: np.ndarray) -> torch.Tensor:
+    """(H,W,3) uint8 RGB -> (3,H,W) uint8: what a DataLoader worker ships (4x smaller than float)."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 image, got {image.shape} {image.dtype}")
+    return torch.from_numpy(image.transpose(2, 0, 1)).contiguous()
+
+
+def normalize_images(images_uint8: torch.Tensor) -> torch.Tensor:
+    """(B,3,H,W) uint8 -> (B,3,1024,1024) float32, as SAM2Transforms: ToTensor, Resize, Normalize.
+
+    One batch shares one (H, W); on the device, so workers never ship the 1024x1024 floats.
+    """
+    x = images_uint8.to(torch.float32).div(255)  # ToTensor
+    x = TF.resize(x, [IMAGE_SIZE, IMAGE_SIZE])  # Resize((1024, 1024)): bilinear, antialias
+    return TF.normalize(x, list(PIXEL_MEAN), list(PIXEL_STD))
+
+
+@torch.inference_mode()
+def encode(model: SAM2Base, images_uint8: torch.Tensor, precision: str = "fp32") -> dict[str, torch.Tensor]:
+    """(B,3,H,W) uint8 images -> FEATURES as (B,C,h,w) float32: set_image's ``_features``, batched."""
+    device = next(model.parameters()).device
+    x = normalize_images(images_uint8.to(device, non_blocking=True))
+    with autocast(device, precision):
+        fpn = model.forward_image(x)["backbone_fpn"]  # also applies conv_s0 / conv_s1 to levels 0, 1
+    high_res_0, high_res_1, embed = (level.float() for level in fpn[-3:])
+    if model.directly_add_no_mem_embed:  # set_image adds it to the lowest-resolution map (in float32)
+        embed = embed + model.no_mem_embed.view(1, -1, 1, 1)
+    return {"image_embed": embed, "high_res_feats_0": high_res_0, "high_res_feats_1": high_res_1}
+
+
+@torch.inference_mode()
+def decode(decoder: Sam2PromptDecoder | SAM2Base, features: dict[str, torch.Tensor], image_index: torch.Tensor,
+           point_coords: torch.Tensor | None, point_labels: torch.Tensor | None, boxes: torch.Tensor | None,
+           mask_input: torch.Tensor | None, multimask: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """B prompts over (M,...) features -> low-res logits (B,C,256,256), IoU scores (B,C); C = 3 or 1.
+
+    Prompt ``b`` decodes against image ``image_index[b]``; coordinates are in the 1024 input frame
+    (``to_input_frame``). Per prompt this is ``SAM2ImagePredictor._predict``: box corners become
+    points labelled 2, 3 before the clicks, and a single mask falls back to the best of three when
+    unstable. Logits are unclamped; clamp to +-LOW_RES_CLAMP to feed them back as upstream does.
+    Each prompt costs ~20 MB of float32 features (16 gathered + 4 of upstream's positional
+    encoding copy): chunk B accordingly.
+    """
+    device = next(decoder.parameters()).device
+    index = image_index.to(device)
+
+    def gather(name: str) -> torch.Tensor:
+        return features[name].to(device, torch.float32)[index]
+
+    points = None
+    if point_coords is not None:
+        points = (point_coords.to(device, torch.float32), point_labels.to(device, torch.int))
+    if boxes is not None:
+        box_coords = boxes.to(device, torch.float32).reshape(-1, 2, 2)
+        box_labels = torch.tensor([[2, 3]], dtype=torch.int, device=device).repeat(box_coords.size(0), 1)
+        if points is None:
+            points = (box_coords, box_labels)
+        else:
+            points = (torch.cat([box_coords, points[0]], dim=1), torch.cat([box_labels, points[1]], dim=1))
+    masks = None if mask_input is None else mask_input.to(device, torch.float32)
+    sparse, dense = decoder.sam_prompt_encoder(points=points, boxes=None, masks=masks)
+    if sparse.shape[0] != index.shape[0]:
+        raise ValueError(f"{index.shape[0]} image indices for {sparse.shape[0]} prompts")
+    low_res, iou_scores, _, _ = decoder.sam_mask_decoder(
+        image_embeddings=gather("image_embed"),
+        image_pe=decoder.sam_prompt_encoder.get_dense_pe(),
+        sparse_prompt_embeddings=sparse,
+        dense_prompt_embeddings=dense,
+        multimask_output=multimask,
+        repeat_image=False,  # one gathered image per prompt already
+        high_res_features=[gather("high_res_feats_0"), gather("high_res_feats_1")],
+    )
+    return low_res, iou_scores
+
+
+def to_input_frame(coords: np.ndarray | torch.Tensor, original_size: tuple[int, int]) -> np.ndarray | torch.Tensor:
+    """Original-pixel [x, y] (..., 2) -> the 1024x1024 input frame (transform_coords, normalize=True)."""
+    h, w = (int(v) for v in original_size)
+    xy = torch.as_tensor(coords, dtype=torch.float32).clone()
+    xy[..., 0] = xy[..., 0] / w
+    xy[..., 1] = xy[..., 1] / h
+    xy = xy * IMAGE_SIZE
+    return xy if isinstance(coords, torch.Tensor) else xy.numpy()
+
+
+def postprocess(low_res: torch.Tensor, original_size: tuple[int, int]) -> torch.Tensor:
+    """(B,C,256,256) logits -> (B,C,H,W) logits: postprocess_masks with no hole / sprinkle filling.
+
+    The predictor's defaults (max_hole_area = max_sprinkle_area = 0) skip the connected-component
+    passes, leaving one bilinear resize; ``> MASK_THRESHOLD`` gives its masks.
+    """
+    size = tuple(int(v) for v in original_size)
+    return F.interpolate(low_res.float(), size, mode="bilinear", align_corners=False)
