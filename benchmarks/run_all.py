@@ -1,7 +1,7 @@
 """`make bench`: every benchmark in one process, one table, and benchmarks/RESULTS.md.
 
 Speed goals are ratios measured side by side in the same run, never absolute timings in tests.
-Usage: python -m benchmarks.run_all [name ...]   (names: extract attention codecs dask zero_shot head)
+Usage: python -m benchmarks.run_all [name ...]   (names: extract attention codecs dask zero_shot clicks head families hdf5)
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from benchmarks.common import OUT, machine
 from samcache.pipeline.runs import format_table
 
-BENCHMARKS = ("extract", "attention", "codecs", "dask", "zero_shot", "head")
+BENCHMARKS = ("extract", "attention", "codecs", "dask", "zero_shot", "clicks", "head", "families", "hdf5")
 RESULTS = Path(__file__).parent / "RESULTS.md"
 NOTES = """
 ## How to read these numbers

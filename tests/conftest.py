@@ -54,6 +54,24 @@ def cache16(synth_root, tmp_path_factory) -> Path:
     return cache
 
 
+@pytest.fixture(scope="session")
+def vit_b_checkpoint(tmp_path_factory):
+    """A random-init vit_b (random relative-position tables too) saved as the official checkpoints are."""
+    import torch
+
+    from samcache.features.models import build_random_sam
+
+    sam = build_random_sam("vit_b", seed=0)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # upstream zero-initialises these, which would hide a wrong bias
+        for block in sam.image_encoder.blocks:
+            block.attn.rel_pos_h.normal_(0.0, 0.5, generator=gen)
+            block.attn.rel_pos_w.normal_(0.0, 0.5, generator=gen)
+    path = tmp_path_factory.mktemp("ckpt") / "sam_vit_b_random.pth"
+    torch.save(sam.state_dict(), path)
+    return path, sam
+
+
 ARRAYS = ("embeddings", "labels", "instances", "image_ids", "original_sizes", "input_sizes", "done")
 
 

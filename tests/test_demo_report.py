@@ -134,3 +134,14 @@ def test_demo_reuse_is_keyed_on_dtype_and_a_failed_extraction_keeps_earlier_resu
     assert open_cache(out / "cache.zarr").split("val").embeddings.dtype == np.float32
     assert not (out / "cache.next.zarr").exists() and not (out / "data.next").exists()
     assert snapshot(out / "head") != results["head"]
+
+
+def test_demo_refuses_a_folder_that_is_not_a_demo_before_doing_anything(tmp_path):
+    from conftest import snapshot
+
+    (tmp_path / "myproj").mkdir()
+    (tmp_path / "myproj" / "config.yaml").write_text("my: precious config\n")
+    before = snapshot(tmp_path)
+    assert_one_line_error(invoke("demo", "--out", tmp_path / "myproj", "--train", "1", "--val", "1"),
+                          "not a samcache demo folder")
+    assert snapshot(tmp_path) == before

@@ -35,7 +35,7 @@ def test_dataset_yields_what_plain_zarr_holds(cache16):
     ds = CacheHeadDataset(str(cache16), "train", cs)
     group = zarr.open_group(str(cache16), mode="r")["train"]
     for i in (0, len(ds) - 1):
-        row, emb, target = ds[i]
+        row, (emb,), target = ds[i]
         assert emb.dtype == torch.float16
         assert torch.equal(emb, torch.from_numpy(group["embeddings"][row]))
         h, w = (int(v) for v in group["input_sizes"][row])

@@ -90,3 +90,13 @@ def test_ctrl_c_during_training_says_how_to_continue(cache16, tmp_path):
     assert proc.returncode == 130 and "Traceback" not in err
     assert f"are kept in {out}: continue with `samcache train-head --resume {out}`" in err
     assert _gone_within(workers, 5)
+
+
+def test_ctrl_c_while_starting_is_one_line(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "samcache", "info", "--cache", tmp_path], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    time.sleep(0.4)  # inside the imports (torch alone takes longer)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert "interrupted" in err

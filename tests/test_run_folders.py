@@ -171,3 +171,34 @@ def test_unfinished_run_is_named_not_dropped(head_run, tmp_path):
     (run / "run.json").write_text(json.dumps({**record, "status": "running"}))
     assert_one_line_error(invoke("report", run, head_run, "--out", tmp_path / "r"),
                           "unfinished head run", f"--resume {run}")
+
+
+def test_overwrite_touches_only_the_runs_own_files_and_a_failure_puts_everything_back(cache16, head_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(head_run, run)
+    mine = {"analysis.ipynb": b"{}", "visualizations/my_figure.png": b"png", "predictions/notes.txt": b"n",
+            "head_epoch_99_mine.pt": b"pt"}
+    for name, data in mine.items():
+        (run / name).parent.mkdir(parents=True, exist_ok=True)
+        (run / name).write_bytes(data)
+    before = snapshot(run)
+    failed = invoke("train-head", "--cache", cache16, "--out", run, *HEAD, "--overwrite", "--train-split", "nosuch")
+    assert_one_line_error(failed, "no split 'nosuch'")
+    assert snapshot(run) == before  # the replaced run is restored, and the user's files never moved
+    invoke("train-head", "--cache", cache16, "--out", run, *HEAD, "--overwrite", "--epochs", "1", check=True)
+    after = snapshot(run)
+    assert all(after[name] == data for name, data in mine.items())
+    assert "head_epoch_2.pt" not in after and "head_epoch_1.pt" in after  # the old run's second epoch is gone
+    record = json.loads((run / "run.json").read_text())
+    assert "head_epoch_1.pt" in record["outputs"] and "analysis.ipynb" not in record["outputs"]
+
+
+def test_out_may_not_overlap_what_the_command_reads(cache16, head_run, tmp_path):
+    assert_one_line_error(invoke("report", head_run, "--out", head_run, "--overwrite"), "which this command reads")
+    assert_one_line_error(invoke("evaluate", "--head", head_run / "head_epoch_2.pt", "--cache", cache16, "--out",
+                                 head_run, "--overwrite"), "which this command reads")
+    assert_one_line_error(invoke("zero-shot", "--cache", cache16, "--out", cache16 / "runs"),
+                          "which this command reads")
+    assert (head_run / "head_epoch_2.pt").is_file()
+    assert_one_line_error(invoke("train-head", "--resume", head_run, "--out", tmp_path / "elsewhere"),
+                          "continues", "in place")

@@ -282,3 +282,13 @@ def test_full_disk_when_writing_a_run_folder_leaves_no_empty_config(cache16, tmp
                           preexec_fn=_limit_file_size)
     assert_one_line_error(proc, "File too large")
     assert not out.exists()
+
+
+def test_a_symlink_to_the_cache_takes_the_same_lock(synth_root, tmp_path):
+    from samcache.cache.locks import split_lock
+
+    extract(extract_cfg(synth_root, tmp_path / "c.zarr", "val", limit=1), progress=False)
+    (tmp_path / "link.zarr").symlink_to(tmp_path / "c.zarr")
+    with split_lock(str(tmp_path / "c.zarr"), "val"):
+        proc = invoke("extract", "--data", synth_root, "--cache", tmp_path / "link.zarr", "--split", "val", *TINY)
+    assert_one_line_error(proc, "being extracted by another process")

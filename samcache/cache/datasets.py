@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from samcache.cache.reader import CacheSplit, open_cache
 from samcache.data.labels import IGNORE, ClassSet, get_class_set
 from samcache.features.preprocess import IMG_SIZE
-from samcache.procs import worker_init_fn
+from samcache.procs import check_interrupt, stop_workers, worker_init_fn
 
 
 PRELOAD_MODES = ("auto", "ram", "gpu", "off")
@@ -57,32 +57,35 @@ class _SplitDataset(Dataset):
 
 
 class CacheHeadDataset(_SplitDataset):
-    """Items ``(row, embedding (256,64,64) in the stored dtype, target uint8 (1024,1024))`` of one split.
+    """Items ``(row, features, target)`` of one split: ``features`` a tuple of (C,h,w) maps in the stored
+    dtype (default: the family's main 64x64 map only), ``target`` uint8 (1024,1024) in the input frame.
 
     ``mode="eval"`` yields the class-index map at original resolution instead of the frame target.
     """
 
     def __init__(self, cache: str, split: str, class_set: ClassSet | str = "seed5", rows: list[int] | None = None,
-                 mode: str = "train"):
+                 mode: str = "train", features: tuple[str, ...] | None = None):
         if mode not in ("train", "eval"):
             raise ValueError(f"mode must be 'train' or 'eval', not {mode!r}")
         self.mode, self.class_set = mode, get_class_set(class_set)
         super().__init__(cache, split, rows)
+        self.feature_names = tuple(features or (self.split.main_feature,))
 
     def __getitem__(self, i: int):
         row = self.rows[i]
         split = self.split
-        embedding = torch.from_numpy(split.embedding(row))  # cast on the device: half the IPC for float16
+        # in the stored dtype (cast on the device: half the IPC for float16)
+        features = tuple(torch.from_numpy(split.features[name][row]) for name in self.feature_names)
         labels = split.labels[row]
         if self.mode == "eval":
-            return row, embedding, torch.from_numpy(self.class_set.to_index(labels))
-        return row, embedding, torch.from_numpy(target_in_frame(labels, self.class_set, split.input_sizes[row]))
+            return row, features, torch.from_numpy(self.class_set.to_index(labels))
+        return row, features, torch.from_numpy(target_in_frame(labels, self.class_set, split.input_sizes[row]))
 
 
 @dataclass
 class PromptItem:
     row: int
-    embedding: np.ndarray  # (256, 64, 64), stored dtype
+    features: dict  # name -> (C, h, w) in the stored dtype: what the family's decoder reads
     class_map: np.ndarray  # (H, W) uint8 class indices, IGNORE for void
     prompts: list  # [(class_index, features.prompts.Prompt)]
 
@@ -101,13 +104,13 @@ class PromptDataset(_SplitDataset):
         class_map = self.class_set.to_index(split.labels[row])
         instances = split.instances[row].astype(np.int32)
         prompts = self.sample(class_map, instances, np.random.default_rng([self.seed, row]))
-        return PromptItem(row, split.embedding(row), class_map, prompts)
+        return PromptItem(row, split.feature_row(row), class_map, prompts)
 
 
 @dataclass
 class ObjectItem:
     row: int
-    embedding: np.ndarray  # (256, 64, 64), stored dtype
+    features: dict  # name -> (C, h, w) in the stored dtype
     valid: np.ndarray  # (H, W) bool: pixels that are scored (not void)
     objects: list  # [features.clicks.ClickObject]
     first_clicks: list  # [(x, y)] click 1 of each object
@@ -129,27 +132,30 @@ class ObjectDataset(_SplitDataset):
         objects = self.find_objects(labels, instances, self.class_set)
         rng = np.random.default_rng([self.seed, row])
         first = [self.first_click(o.mask, rng=rng) for o in objects]
-        return ObjectItem(row, split.embedding(row), self.class_set.to_index(labels) != IGNORE, objects, first)
+        return ObjectItem(row, split.feature_row(row), self.class_set.to_index(labels) != IGNORE, objects, first)
 
 
-def preload(dataset: CacheHeadDataset, device: torch.device, chunk: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-    """Whole split in memory: embeddings in their stored dtype, targets (or eval labels) as uint8."""
+def preload(dataset: CacheHeadDataset, device: torch.device, chunk: int = 64
+            ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+    """Whole split in memory: feature maps in their stored dtype, targets (or eval labels) as uint8."""
     split, rows, cs = dataset.split, np.asarray(dataset.rows), dataset.class_set
-    embeddings, targets = [], []
+    features, targets = [[] for _ in dataset.feature_names], []
     for start in range(0, len(rows), chunk):  # chunked: original-size labels are 2 MB each
         part = rows[start: start + chunk]
-        embeddings.append(torch.from_numpy(split.embeddings.oindex[part]).to(device))
+        for store, name in zip(features, dataset.feature_names):
+            store.append(torch.from_numpy(split.features[name].oindex[part]).to(device))
         labels = split.labels.oindex[part]
         if dataset.mode == "train":
             frames = [target_in_frame(lab, cs, split.input_sizes[r]) for lab, r in zip(labels, part)]
             targets.append(torch.from_numpy(np.stack(frames)).to(device))
         else:
             targets.append(torch.from_numpy(cs.to_index(labels)).to(device))
-    return torch.cat(embeddings), torch.cat(targets)
+    return tuple(torch.cat(f) for f in features), torch.cat(targets)
 
 
-def preload_bytes(split: CacheSplit, rows: list[int], mode: str) -> int:
-    per_image = split.embeddings.dtype.itemsize * int(np.prod(split.embeddings.shape[1:]))
+def preload_bytes(split: CacheSplit, rows: list[int], mode: str, feature_names: tuple[str, ...]) -> int:
+    per_image = sum(split.features[n].dtype.itemsize * int(np.prod(split.features[n].shape[1:]))
+                    for n in feature_names)
     per_image += IMG_SIZE * IMG_SIZE if mode == "train" else int(np.prod(split.labels.shape[1:]))
     return per_image * len(rows)
 
@@ -167,14 +173,22 @@ def choose_preload(requested: str, nbytes: int, device: torch.device, gpu_fracti
 
 def iterate(dataset: CacheHeadDataset, preloaded: tuple | None, positions: list[int], batch_size: int,
             num_workers: int, device: torch.device):
-    """Yield (rows, embeddings, targets) batches in ``positions`` order, from memory or via a DataLoader."""
+    """Yield (rows, features tuple, targets) batches in ``positions`` order, from memory or via a DataLoader."""
     if preloaded is not None:
-        embeddings, targets = preloaded
+        features, targets = preloaded
         for start in range(0, len(positions), batch_size):
-            idx = torch.as_tensor(positions[start: start + batch_size], device=embeddings.device)
-            yield [dataset.rows[i] for i in idx.tolist()], embeddings[idx].to(device), targets[idx].to(device)
+            check_interrupt()
+            idx = torch.as_tensor(positions[start: start + batch_size], device=targets.device)
+            yield ([dataset.rows[i] for i in idx.tolist()], tuple(f[idx].to(device) for f in features),
+                   targets[idx].to(device))
         return
     loader = DataLoader(dataset, batch_size=batch_size, sampler=positions, num_workers=num_workers,
                         pin_memory=device.type == "cuda", worker_init_fn=worker_init_fn() if num_workers else None)
-    for rows, embeddings, targets in loader:
-        yield rows.tolist(), embeddings.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+    batches = iter(loader)
+    try:
+        for rows, features, targets in batches:
+            check_interrupt()
+            yield (rows.tolist(), tuple(f.to(device, non_blocking=True) for f in features),
+                   targets.to(device, non_blocking=True))
+    finally:
+        stop_workers(batches)

@@ -8,6 +8,7 @@ URLs) have no lock: run one writer per split there.
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 from typing import Iterator
 
@@ -23,7 +24,7 @@ def is_remote(cache: str) -> bool:
 
 
 def _lock_path(cache: str, split: str | None) -> Path:
-    path = Path(cache).absolute()
+    path = Path(os.path.realpath(cache))  # a symlink to the store takes the same lock
     suffix = f".{split}.lock" if split else ".lock"
     return path.parent / f".{path.name}{suffix}"
 

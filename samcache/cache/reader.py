@@ -11,19 +11,23 @@ from functools import cached_property
 import numpy as np
 import zarr
 
-from samcache.cache.schema import Fingerprint
+from samcache.cache.schema import Fingerprint, feature_shapes
 from samcache.cache.store import open_root, ready_splits, split_state
 from samcache.errors import SamcacheError
 
 
 class CacheSplit:
-    """One split's arrays. ``embedding(row)`` is (256, 64, 64) in the stored dtype."""
+    """One split's arrays. ``features[name]`` are the model family's maps (stored dtype);
+    ``embeddings`` / ``embedding(row)`` is the main (256, 64, 64) one that heads train on."""
 
-    def __init__(self, name: str, group: zarr.Group, cache_path: str):
+    def __init__(self, name: str, group: zarr.Group, cache_path: str, features: dict | None = None,
+                 main_feature: str = "embeddings"):
         self.name, self.group, self.cache_path = name, group, str(cache_path)
         self.attrs = dict(group.attrs)
         self.fingerprint = Fingerprint.from_attrs(self.attrs["fingerprint"])
-        self.embeddings = group["embeddings"]
+        self.features = {n: group[n] for n in (features or {"embeddings": None})}
+        self.main_feature = main_feature
+        self.embeddings = self.features[main_feature]
         self.labels = group["labels"]
         self.instances = group["instances"]
 
@@ -54,6 +58,10 @@ class CacheSplit:
     def embedding(self, row: int) -> np.ndarray:
         return self.embeddings[row]
 
+    def feature_row(self, row: int) -> dict[str, np.ndarray]:
+        """Every feature map of one image: what a decoder of the family needs."""
+        return {name: arr[row] for name, arr in self.features.items()}
+
     def nbytes_stored(self) -> int:
         return sum(int(arr.nbytes_stored()) for _, arr in self.group.arrays())
 
@@ -78,6 +86,10 @@ class Cache:
         self.path, self.root = str(path), root
         self.attrs = dict(root.attrs)
         self.fingerprint = Fingerprint.from_attrs(self.attrs["fingerprint"])
+        self.format = int(self.attrs["samcache_format"])
+        self.family = self.attrs.get("family", "sam")
+        self.feature_shapes = feature_shapes(self.attrs)
+        self.main_feature = self.attrs.get("main_feature", "embeddings")
 
     @property
     def splits(self) -> list[str]:
@@ -94,7 +106,7 @@ class Cache:
             have = ", ".join(self.splits) or "none"
             hint = "; its creation was interrupted: re-run extract" if name in self.unfinished_splits else ""
             raise SamcacheError(f"no split '{name}' in cache {self.path} (has: {have}){hint}")
-        return CacheSplit(name, self.root[name], self.path)
+        return CacheSplit(name, self.root[name], self.path, self.feature_shapes, self.main_feature)
 
 
 def open_cache(path: str, mode: str = "r") -> Cache:

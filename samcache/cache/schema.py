@@ -1,13 +1,19 @@
 """The cache format, in one place. The README's specification describes exactly this.
 
-    <cache>/              Zarr v3 group; root_attrs() below
+Format 2 (format 1 is the same with ``embeddings`` as the only feature array and no ``family``):
+
+    <cache>/              Zarr v3 group (or one HDF5 file); root_attrs() below
       <split>/            one group per split; split_attrs() below
-        embeddings      (N, 256, 64, 64) float16|float32, chunks (1, 256, 64, 64)
+        <features>      one array per feature map of the model family, (N, C, h, w)
+                        float16|float32, chunks (1, C, h, w):
+                          sam:  embeddings (256, 64, 64)
+                          sam2: image_embed (256, 64, 64), high_res_feats_0 (32, 256, 256),
+                                high_res_feats_1 (64, 128, 128)
         labels          (N, H, W) uint8 Cityscapes labelIds, chunks (1, H, W)
         instances       (N, H, W) uint16 Cityscapes instanceIds, chunks (1, H, W)
         image_ids       (N,) str
         original_sizes  (N, 2) int32 (H, W)
-        input_sizes     (N, 2) int32 (h, w) after ResizeLongestSide(1024)
+        input_sizes     (N, 2) int32 (h, w) of the 1024 input frame the image covers
         done            (N,) bool, chunks (1,): true only after row i is fully written
 
 One image per chunk in every array a worker writes, so concurrent writers of different
@@ -22,15 +28,16 @@ from importlib.metadata import PackageNotFoundError, version
 from zarr.codecs import BloscCodec, ZstdCodec
 
 from samcache import __version__
+from samcache.features.backends import BACKENDS, FAMILY_OF
 from samcache.features.models import WeightsId
-from samcache.features.preprocess import EMBED_SIZE, IMG_SIZE, PIXEL_MEAN, PIXEL_STD
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
 DEFAULT_CACHE = "cache/cityscapes_vit_h.zarr"  # the one default; README and configs/default.yaml say the same
-EMBED_DIM = 256
-EMBED_SHAPE = (EMBED_DIM, EMBED_SIZE, EMBED_SIZE)
+FORMAT1_FEATURES = {"embeddings": (256, 64, 64)}  # what a format-1 cache holds (SAM 1)
 EMBEDDING_DTYPES = ("float16", "float32")
 META_CHUNK = 4096  # rows per chunk of the small per-image arrays the driver writes
+GT_ARRAYS = ("labels", "instances")
 
 # name -> compressor factory; measured in benchmarks/bench_codecs.py, numbers in the README
 CODECS = {
@@ -44,18 +51,19 @@ DEFAULT_CODEC = "zstd"  # best bytes/image among the fast ones; writes far faste
 
 @dataclass(frozen=True)
 class Fingerprint:
-    """What produced a split's embeddings; two splits are comparable only if these agree."""
+    """What produced a split's features; two splits are comparable only if these agree."""
 
     model_type: str
     checkpoint_sha256: str | None  # None: random-init weights from random_seed
     random_seed: int | None
-    embedding_dtype: str
+    embedding_dtype: str  # of every feature array
     precision: str
+    family: str = "sam"  # format 1 had only SAM 1
 
     @classmethod
-    def make(cls, model_type: str, weights, embedding_dtype: str, precision: str) -> "Fingerprint":
-        """From a features.models.WeightsId."""
-        return cls(model_type, weights.checkpoint_sha256, weights.random_seed, embedding_dtype, precision)
+    def make(cls, model_type: str, weights: WeightsId, embedding_dtype: str, precision: str) -> "Fingerprint":
+        return cls(model_type, weights.checkpoint_sha256, weights.random_seed, embedding_dtype, precision,
+                   FAMILY_OF[model_type])
 
     @property
     def random_weights(self) -> bool:
@@ -77,7 +85,7 @@ class Fingerprint:
 
     @classmethod
     def from_attrs(cls, attrs: dict) -> "Fingerprint":
-        return cls(**{k: attrs.get(k) for k in cls.__dataclass_fields__})
+        return cls(**{k: attrs[k] for k in cls.__dataclass_fields__ if k in attrs})
 
 
 def _package_version(name: str) -> str:
@@ -87,20 +95,29 @@ def _package_version(name: str) -> str:
         return "unknown"
 
 
+def feature_shapes(root_attrs_: dict) -> dict[str, tuple[int, int, int]]:
+    """name -> (C, h, w) of the feature arrays a cache holds (format 1: SAM 1's embeddings)."""
+    held = root_attrs_.get("feature_arrays")
+    return {k: tuple(v) for k, v in held.items()} if held else dict(FORMAT1_FEATURES)
+
+
 def root_attrs(fp: Fingerprint) -> dict:
-    """Everything a reader needs to interpret the embeddings without samcache."""
+    """Everything a reader needs to interpret the features without samcache."""
+    backend = BACKENDS[fp.family]
     return {
         "samcache_format": FORMAT_VERSION,
+        "family": fp.family,
+        "feature_arrays": {k: list(v) for k, v in backend.features.items()},
+        "main_feature": backend.main_feature,
         "model_type": fp.model_type,
         "checkpoint_sha256": fp.checkpoint_sha256,
         "random_seed": fp.random_seed,
         "random_weights": fp.random_weights,
         "embedding_dtype": fp.embedding_dtype,
         "precision": fp.precision,
-        "img_size": IMG_SIZE,
-        "pixel_mean": list(PIXEL_MEAN),
-        "pixel_std": list(PIXEL_STD),
+        **backend.preprocessing,
         "segment_anything_version": _package_version("segment-anything"),
+        "sam2_version": _package_version("sam2"),
         "samcache_version": __version__,
         "fingerprint": fp.to_attrs(),
     }
@@ -116,11 +133,12 @@ def split_attrs(fp: Fingerprint, data_root: str, height: int, width: int, n_imag
             "fingerprint": fp.to_attrs(), "runs": [], "dropped": []}
 
 
-def array_specs(n: int, height: int, width: int, embedding_dtype: str) -> dict[str, tuple]:
+def array_specs(n: int, height: int, width: int, features: dict[str, tuple], dtype: str) -> dict[str, tuple]:
     """name -> (shape, chunks, dtype) for a split of n images of height x width."""
     meta = META_CHUNK
+    specs = {name: ((n, *shape), (1, *shape), dtype) for name, shape in features.items()}
     return {
-        "embeddings": ((n, *EMBED_SHAPE), (1, *EMBED_SHAPE), embedding_dtype),
+        **specs,
         "labels": ((n, height, width), (1, height, width), "uint8"),
         "instances": ((n, height, width), (1, height, width), "uint16"),
         "image_ids": ((n,), (meta,), str),
@@ -130,5 +148,10 @@ def array_specs(n: int, height: int, width: int, embedding_dtype: str) -> dict[s
     }
 
 
-PER_IMAGE_ARRAYS = ("embeddings", "labels", "instances", "done")  # written by workers, one chunk per image
-SPLIT_ARRAYS = tuple(array_specs(0, 1, 1, "float16"))
+def split_arrays(features: dict[str, tuple]) -> tuple[str, ...]:
+    return tuple(array_specs(0, 1, 1, features, "float16"))
+
+
+def per_image_arrays(features: dict[str, tuple]) -> tuple[str, ...]:
+    """Written by workers, one chunk per image; ``done`` last."""
+    return (*features, *GT_ARRAYS, "done")

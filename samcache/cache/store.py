@@ -13,14 +13,31 @@ from pathlib import Path
 import zarr
 
 from samcache.cache.locks import is_remote
-from samcache.cache.schema import FORMAT_VERSION, SPLIT_ARRAYS, Fingerprint, root_attrs
+from samcache.cache.schema import (FORMAT_VERSION, READABLE_FORMATS, Fingerprint, feature_shapes, root_attrs,
+                                   split_arrays)
 from samcache.errors import SamcacheError
 
 
+H5_SUFFIXES = (".h5", ".hdf5")
+
+
+def is_h5(cache: str) -> bool:
+    """A cache as one HDF5 file (``samcache export``): read-only for samcache."""
+    return str(cache).lower().endswith(H5_SUFFIXES)
+
+
 def open_root(cache: str, mode: str = "r") -> zarr.Group:
-    """An existing samcache store, or a one-line error for anything else."""
+    """An existing samcache store (Zarr, or an HDF5 file read-only), or a one-line error for anything else."""
     if not is_remote(cache) and not Path(cache).exists():
         raise SamcacheError(f"no cache at {cache}")
+    if is_h5(cache):
+        if mode != "r":
+            raise SamcacheError(f"{cache} is an HDF5 cache, which samcache reads only; `samcache import` it "
+                                f"into a Zarr store to change it")
+        from samcache.cache.hdf5 import open_h5
+
+        root = open_h5(cache)
+        return _checked(root, cache, mode)
     try:
         root = zarr.open_group(str(cache), mode=mode)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError):
@@ -29,11 +46,19 @@ def open_root(cache: str, mode: str = "r") -> zarr.Group:
         raise SamcacheError(f"cannot open {cache}: {exc.strerror or exc}") from None
     except Exception as exc:  # an array, a file, a foreign store
         raise SamcacheError(f"{cache} is not a Zarr group ({type(exc).__name__}: {exc})") from None
+    return _checked(root, cache, mode)
+
+
+def _checked(root, cache: str, mode: str):
     fmt = root.attrs.get("samcache_format")
     if fmt is None or "fingerprint" not in root.attrs:
         raise SamcacheError(f"{cache} is a Zarr group but not a samcache cache (no samcache_format attribute)")
-    if fmt != FORMAT_VERSION:
-        raise SamcacheError(f"{cache} has samcache_format {fmt}; this samcache reads format {FORMAT_VERSION}")
+    if fmt not in READABLE_FORMATS:
+        raise SamcacheError(f"{cache} has samcache_format {fmt}; this samcache reads formats "
+                            f"{', '.join(map(str, READABLE_FORMATS))}")
+    if mode != "r" and fmt != FORMAT_VERSION:
+        raise SamcacheError(f"{cache} is a format-{fmt} cache: samcache reads it as it is, but writes only format "
+                            f"{FORMAT_VERSION}; run `samcache upgrade --cache {cache}` first (rewrites attributes only)")
     return root
 
 
@@ -90,13 +115,14 @@ def split_state(root: zarr.Group, name: str) -> str:
     if name not in root:
         return "absent"
     node = root[name]
-    if not isinstance(node, zarr.Group):
+    if not hasattr(node, "groups"):  # an array, not a group (zarr or the HDF5 adapter)
         return "foreign"
     members = set(node.keys())
     attrs = dict(node.attrs)
-    if "fingerprint" in attrs and members >= set(SPLIT_ARRAYS):
+    expected = set(split_arrays(feature_shapes(dict(root.attrs))))
+    if "fingerprint" in attrs and members >= expected:
         return "ready"
-    if members <= set(SPLIT_ARRAYS) and (not attrs or "fingerprint" in attrs) and not attrs.get("n_images"):
+    if members <= expected and (not attrs or "fingerprint" in attrs) and not attrs.get("n_images"):
         return "partial"
     return "foreign"
 
@@ -105,8 +131,29 @@ def ready_splits(root: zarr.Group) -> list[str]:
     return sorted(name for name, _ in root.groups() if split_state(root, name) == "ready")
 
 
-def delete_split_arrays(group: zarr.Group) -> None:
+def delete_split_arrays(group: zarr.Group, features: dict) -> None:
     """Remove the arrays samcache made in a split group, and nothing else."""
-    for name in SPLIT_ARRAYS:
+    for name in split_arrays(features):
         if name in group:
             del group[name]
+
+
+def upgrade(cache: str) -> list[str]:
+    """Format 1 -> 2 in place: attributes only (SAM 1's ``embeddings`` array keeps its name and data).
+
+    Splits first, the root's format last, so a killed upgrade is completed by running it again.
+    Returns what was changed.
+    """
+    root = open_root(cache, mode="r")
+    if root.attrs["samcache_format"] == FORMAT_VERSION:
+        return []
+    root = zarr.open_group(str(cache), mode="r+")
+    changed = []
+    for name in sorted(n for n, _ in root.groups()):
+        group = root[name]
+        if "fingerprint" in group.attrs:
+            group.attrs["fingerprint"] = {**group.attrs["fingerprint"], "family": "sam"}
+            changed.append(name)
+    fp = Fingerprint.from_attrs({**root.attrs["fingerprint"], "family": "sam"})
+    root.attrs.put({**dict(root.attrs), **root_attrs(fp)})
+    return [*changed, "root"]

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import zarr
 
-from samcache.cache.schema import CODECS, PER_IMAGE_ARRAYS, Fingerprint, array_specs, root_attrs, split_attrs
+from samcache.cache.schema import CODECS, Fingerprint, array_specs, per_image_arrays, root_attrs, split_attrs
 from samcache.cache.store import check_location, delete_split_arrays, open_or_create_root, ready_splits, split_state
 from samcache.errors import SamcacheError
-from samcache.features.preprocess import input_size
+from samcache.features.backends import BACKENDS
 
 
 @dataclass
@@ -50,20 +50,22 @@ def _create_split(root: zarr.Group, split: str, fp: Fingerprint, size: tuple[int
     'partial' split (``store.split_state``) that the next run recreates."""
     height, width = size
     attrs = split_attrs(fp, data_root, height, width, 0, codec)
+    features = BACKENDS[fp.family].features
     if split in root:  # partial, or a samcache split being rebuilt: replace only what samcache made
         group = root[split]
         group.attrs.put({})  # 'partial' from here on, whatever is killed next
-        delete_split_arrays(group)
+        delete_split_arrays(group, features)
         group.attrs.put(attrs)
     else:
         group = root.create_group(split, attributes=attrs)
-    for name, (shape, chunks, dtype) in array_specs(0, height, width, fp.embedding_dtype).items():
+    for name, (shape, chunks, dtype) in array_specs(0, height, width, features, fp.embedding_dtype).items():
         group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, compressors=CODECS[codec](),
                            fill_value="" if dtype is str else 0)
     return group
 
 
-def _register(group: zarr.Group, known: int, new_ids: list[str], new_sizes: list[tuple[int, int]]) -> None:
+def _register(group: zarr.Group, known: int, new_ids: list[str], new_sizes: list[tuple[int, int]],
+              input_size) -> None:
     """Append rows for ``new_ids``; ``n_images`` moves last so a killed append is redone cleanly.
 
     Shrinking (to ``known``) drops a killed append's chunks, and new rows read as the fill
@@ -124,7 +126,7 @@ def prepare_split(cache: str, split: str, image_ids: list[str], sizes: list[tupl
     known_ids = set(held_ids)
     new = [(i, s) for i, s in zip(image_ids, sizes) if i not in known_ids]
     if new or group["done"].shape[0] != known:
-        _register(group, known, [i for i, _ in new], [s for _, s in new])
+        _register(group, known, [i for i, _ in new], [s for _, s in new], BACKENDS[fp.family].input_size)
     all_ids = held_ids + [i for i, _ in new]
     done = group["done"][:]
     present = set(image_ids) if present_ids is None else present_ids
@@ -140,9 +142,10 @@ def prepare_split(cache: str, split: str, image_ids: list[str], sizes: list[tupl
     return PreparedSplit(group, all_ids, pending, stale, sorted(dropped - dropped_before), gone_done, created)
 
 
-def write_image(arrays, row: int, embedding: np.ndarray, labels: np.ndarray, instances: np.ndarray) -> None:
+def write_image(arrays, row: int, features: dict[str, np.ndarray], labels: np.ndarray, instances: np.ndarray) -> None:
     """One image's chunks, then its done flag: a reader never sees done without the data."""
-    arrays["embeddings"][row] = embedding
+    for name, value in features.items():
+        arrays[name][row] = value
     arrays["labels"][row] = labels
     arrays["instances"][row] = instances
     arrays["done"][row] = True
@@ -156,18 +159,18 @@ def record_run(group: zarr.Group, run: dict) -> None:
 class ChunkWriter:
     """Compresses and stores images on a background thread so the encoder never waits on disk."""
 
-    def __init__(self, group: zarr.Group, max_pending: int = 8):
-        self.arrays = {name: group[name] for name in PER_IMAGE_ARRAYS}
+    def __init__(self, group: zarr.Group, features: dict, max_pending: int = 8):
+        self.arrays = {name: group[name] for name in per_image_arrays(features)}
         self.queue: queue.Queue = queue.Queue(max(max_pending, 1))
         self.written = 0
         self.error: Exception | None = None
         self.thread = threading.Thread(target=self._run, name="samcache-writer", daemon=True)
         self.thread.start()
 
-    def put(self, row: int, embedding: np.ndarray, labels: np.ndarray, instances: np.ndarray) -> None:
+    def put(self, row: int, features: dict[str, np.ndarray], labels: np.ndarray, instances: np.ndarray) -> None:
         if self.error is not None:
             raise SamcacheError(f"writing the cache failed: {self.error}")
-        self.queue.put((row, embedding, labels, instances))
+        self.queue.put((row, features, labels, instances))
 
     def _run(self) -> None:
         while (item := self.queue.get()) is not None:

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from samcache import fileio
 from samcache.data.cityscapes import COLOR_SUFFIX, record_for
 from samcache.errors import SamcacheError
+from samcache.procs import check_interrupt
 
 CITIES = ("synthbergen", "synthdorf")
 SYNTH_MARKER = "samcache-synth.json"  # what the folder was written with; marks it as samcache's own
@@ -182,6 +183,7 @@ def write_synthetic(root: str | Path, splits: dict[str, int], size: tuple[int, i
     bar = tqdm(total=sum(splits.values()), unit="img", desc="synth", disable=not progress)
     for split, n in splits.items():
         for i in range(n):
+            check_interrupt()
             record = record_for(root, split, image_id(i))
             color = record.label_path.parent / f"{record.image_id}{COLOR_SUFFIX}"
             files = (record.image_path, record.label_path, record.instance_path, color)

@@ -1,10 +1,11 @@
-"""SAM's prompt encoder + mask decoder over cached embeddings, batched across prompts and images.
+"""Prompt decoding over cached features, batched across prompts and images.
 
-``decode`` is upstream MaskDecoder.forward/predict_masks with one change: each prompt picks its
-image embedding by index (a gather) instead of ``repeat_interleave`` of a single image, so
-prompts of several images share one call. For one image it computes exactly what
-``SamPredictor.predict_torch`` does after ``set_image``. ``decode_chunked`` keeps each call
-within a prompt budget measured from free GPU memory, and everything stays on the device.
+``decode`` (SAM 1, used by ``backends.SamBackend``) is upstream MaskDecoder.forward/predict_masks
+with one change: each prompt picks its image embedding by index (a gather) instead of
+``repeat_interleave`` of a single image, so prompts of several images share one call. For one
+image it computes exactly what ``SamPredictor.predict_torch`` does after ``set_image``.
+``decode_chunked`` (any backend) keeps each call within a prompt budget measured from free GPU
+memory, and everything stays on the device.
 """
 
 from __future__ import annotations
@@ -55,29 +56,29 @@ def decode(prompt_encoder: PromptEncoder, mask_decoder: MaskDecoder, embeddings:
     return masks[:, keep], iou_pred[:, keep]
 
 
-def prompt_budget(prompt_encoder: PromptEncoder, mask_decoder: MaskDecoder, embeddings: torch.Tensor,
-                  measure=None) -> int:
+def prompt_budget(backend, decoder, features: dict[str, torch.Tensor], measure=None) -> int:
     """Prompts per decoder call: CPU_DECODE_CHUNK on the CPU; on CUDA what fits in free memory."""
-    device = embeddings.device
+    device = next(iter(features.values())).device
     if device.type != "cuda":
         return CPU_DECODE_CHUNK
+    first = {name: value[:1] for name, value in features.items()}
 
     def probe(n: int) -> None:
         coords = torch.full((n, 1, 2), 512.0, device=device)
-        decode(prompt_encoder, mask_decoder, embeddings[:1], torch.zeros(n, dtype=torch.long, device=device),
-               coords, torch.ones((n, 1), dtype=torch.int, device=device), None, True)
+        backend.decode(decoder, first, torch.zeros(n, dtype=torch.long, device=device), coords,
+                       torch.ones((n, 1), dtype=torch.int, device=device), None, True)
 
     return capacity(probe, device, MAX_PROMPTS_PER_CALL, measure)
 
 
-def decode_chunked(prompt_encoder: PromptEncoder, mask_decoder: MaskDecoder, embeddings: torch.Tensor,
-                   image_index: torch.Tensor, point_coords: torch.Tensor | None, point_labels: torch.Tensor | None,
-                   boxes: torch.Tensor | None, multimask_output: bool, budget: int,
-                   mask_input: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``decode`` in calls of at most ``budget`` prompts; the results stay on the device."""
+def decode_chunked(backend, decoder, features: dict[str, torch.Tensor], image_index: torch.Tensor,
+                   point_coords: torch.Tensor | None, point_labels: torch.Tensor | None, boxes: torch.Tensor | None,
+                   multimask_output: bool, budget: int, mask_input: torch.Tensor | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``backend.decode`` in calls of at most ``budget`` prompts; the results stay on the device."""
     part = lambda t, s: None if t is None else t[s: s + budget]  # noqa: E731
-    outputs = [decode(prompt_encoder, mask_decoder, embeddings, image_index[s: s + budget], part(point_coords, s),
-                      part(point_labels, s), part(boxes, s), multimask_output, part(mask_input, s))
+    outputs = [backend.decode(decoder, features, image_index[s: s + budget], part(point_coords, s),
+                              part(point_labels, s), part(boxes, s), multimask_output, part(mask_input, s))
                for s in range(0, len(image_index), budget)]
     return torch.cat([o[0] for o in outputs]), torch.cat([o[1] for o in outputs])
 

@@ -17,7 +17,6 @@ import torch
 
 from samcache.errors import SamcacheError
 from samcache.features.memory import capacity
-from samcache.features.preprocess import IMG_SIZE, normalize_padded
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 PRECISION_CHOICES = ("auto", *PRECISIONS)
@@ -70,31 +69,25 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-@torch.inference_mode()
 def encode(image_encoder: torch.nn.Module, images_uint8: torch.Tensor, input_sizes: torch.Tensor,
            precision: str = "fp32") -> torch.Tensor:
-    """(B,3,1024,1024) uint8 padded images -> (B,256,64,64) float32 embeddings."""
-    device = next(image_encoder.parameters()).device
-    x = normalize_padded(images_uint8.to(device, non_blocking=True), input_sizes)
-    with autocast(device, precision):
-        embeddings = image_encoder(x).float()
-    PASSES["images"] += len(embeddings)
-    return embeddings
+    """SAM 1: (B,3,1024,1024) uint8 padded images -> (B,256,64,64) float32 embeddings."""
+    from samcache.features.backends import BACKENDS  # the one implementation; backends imports this module
+
+    return BACKENDS["sam"].encode(image_encoder, images_uint8, input_sizes, precision)["embeddings"]
 
 
-def auto_batch_size(image_encoder: torch.nn.Module, precision: str,
+def auto_batch_size(probe: Callable[[int], object], device: torch.device,
                     measure: Callable[[int], int] | None = None) -> int:
-    """CPU: CPU_BATCH_SIZE. CUDA: what fits in free memory, from the peak of a 1- and a 2-image forward."""
-    device = next(image_encoder.parameters()).device
+    """CPU: CPU_BATCH_SIZE. CUDA: what fits in free memory, from the peak of ``probe(1)`` and ``probe(2)``."""
     if device.type != "cuda":
         return CPU_BATCH_SIZE
 
-    def probe(n: int) -> None:
-        images = torch.zeros((n, 3, IMG_SIZE, IMG_SIZE), dtype=torch.uint8, device=device)
-        encode(image_encoder, images, torch.full((n, 2), IMG_SIZE, dtype=torch.int32), precision)
+    def counted(n: int) -> None:
+        probe(n)
         PASSES["images"] -= n  # a probe, not an encoded image
 
-    return capacity(probe, device, MAX_BATCH_SIZE, measure)
+    return capacity(counted, device, MAX_BATCH_SIZE, measure)
 
 
 def maybe_compile(image_encoder: torch.nn.Module, compile_model: bool) -> torch.nn.Module:

@@ -1,7 +1,10 @@
-"""The light semantic head on frozen SAM embeddings.
+"""Light semantic heads on frozen SAM features.
 
-Conv3x3(256->C)+BN+ReLU, Conv3x3(C->C)+BN+ReLU, Conv1x1(C->classes), at 64x64. Logits are
-upsampled bilinearly to the padded 1024x1024 input frame for the loss
+``SemanticHead`` (``--head main``): Conv3x3(256->C)+BN+ReLU, Conv3x3(C->C)+BN+ReLU,
+Conv1x1(C->classes), on the 64x64 main map of any family. ``MultiScaleHead`` (``--head
+multiscale``, SAM 2.1 caches): a small top-down fusion of the 64x64 map with the two
+high-resolution maps the mask decoder uses (128x128 and 256x256), classified at 256x256.
+Logits are upsampled bilinearly to the 1024x1024 input frame for the loss
 (``preprocess.to_frame``); for evaluation they go through the same post-processing as SAM's
 masks (``preprocess.postprocess_logits``: frame, crop the padding, original H x W).
 """
@@ -10,18 +13,55 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
+
+HEADS = ("main", "multiscale")
+
+
+def _conv_bn_relu(c_in: int, c_out: int, k: int = 3) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False), nn.BatchNorm2d(c_out),
+                         nn.ReLU(inplace=True))
 
 
 class SemanticHead(nn.Module):
     def __init__(self, num_classes: int, width: int = 256, in_channels: int = 256):
         super().__init__()
-        self.layers = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
-            nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
-            nn.Conv2d(width, num_classes, 1),
-        )
+        self.layers = nn.Sequential(_conv_bn_relu(in_channels, width), _conv_bn_relu(width, width),
+                                    nn.Conv2d(width, num_classes, 1))
 
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
         """(B,256,64,64) -> (B,classes,64,64) logits."""
         return self.layers(embeddings)
 
+
+class MultiScaleHead(nn.Module):
+    """Top-down fusion of (256,64,64), (64,128,128), (32,256,256) maps -> (B,classes,256,256) logits."""
+
+    def __init__(self, num_classes: int, width: int = 128, channels: tuple[int, ...] = (256, 64, 32)):
+        super().__init__()
+        self.lateral = nn.ModuleList(_conv_bn_relu(c, width, 1) for c in channels)
+        self.smooth = _conv_bn_relu(width, width)
+        self.classify = nn.Conv2d(width, num_classes, 1)
+
+    def forward(self, *maps: torch.Tensor) -> torch.Tensor:
+        x = self.lateral[0](maps[0])
+        for lateral, finer in zip(self.lateral[1:], maps[1:]):
+            x = F.interpolate(x, size=finer.shape[-2:], mode="bilinear", align_corners=False) + lateral(finer)
+        return self.classify(self.smooth(x))
+
+
+def build_head(kind: str, num_classes: int, width: int) -> nn.Module:
+    return SemanticHead(num_classes, width) if kind == "main" else MultiScaleHead(num_classes, width)
+
+
+def head_features(kind: str, cache_features: dict[str, tuple], main_feature: str) -> tuple[str, ...]:
+    """The cache arrays a head reads, coarse to fine; multiscale needs a family with high-res maps."""
+    if kind == "main":
+        return (main_feature,)
+    ordered = sorted(cache_features, key=lambda n: cache_features[n][-1])  # by resolution
+    if len(ordered) < 2:
+        from samcache.errors import SamcacheError
+
+        raise SamcacheError("--head multiscale needs a cache with high-resolution features (SAM 2.1); this one "
+                            f"holds only {', '.join(cache_features)}")
+    return tuple(ordered)

@@ -42,7 +42,7 @@ def prepare_image(image: np.ndarray) -> torch.Tensor:
     """(H,W,3) uint8 RGB -> (3,H,W) uint8: what a DataLoader worker ships (4x smaller than float)."""
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 image, got {image.shape} {image.dtype}")
-    return torch.from_numpy(image.transpose(2, 0, 1)).contiguous()
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
 
 
 def normalize_images(images_uint8: torch.Tensor) -> torch.Tensor:

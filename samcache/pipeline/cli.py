@@ -7,6 +7,7 @@ non-zero exit; Ctrl-C and SIGTERM stop at once with advice that is true for the 
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import warnings
@@ -15,19 +16,11 @@ import click
 
 from samcache.errors import Interrupted, SamcacheError, SamcacheWarning
 from samcache.messages import INTERRUPT_ADVICE, RANDOM_WEIGHTS_NOTE
+from samcache.procs import install_signal_handlers, pending_signal
 from samcache.pipeline.config import command_options
-from samcache.pipeline.configs import (ClicksConfig, DemoConfig, EvaluateConfig, ExtractConfig, HeadConfig,
-                                       InfoConfig, ReportConfig, SynthConfig, ZeroShotConfig)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C so that locks, writers and workers are released."""
-
-    exit_code = 143
-
-
-def _on_sigterm(signum, frame):
-    raise Terminated()
+from samcache.pipeline.configs import (ClicksConfig, DemoConfig, EvaluateConfig, ExportConfig, ExtractConfig,
+                                       HeadConfig, ImportConfig, InfoConfig, ReportConfig, SynthConfig, UpgradeConfig,
+                                       ZeroShotConfig)
 
 
 _python_showwarning = warnings.showwarning
@@ -46,16 +39,30 @@ class _Group(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            self._interrupted(ctx, exc)
         except SamcacheError as exc:
             raise click.ClickException(str(exc)) from None
         except OSError as exc:  # a full disk, a read-only folder ... named with the file
+            if pending_signal() is not None:  # e.g. a DataLoader worker that the signal stopped first
+                self._interrupted(ctx, KeyboardInterrupt())
             where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
             raise click.ClickException(f"{exc.strerror or exc}{where}") from None
-        except KeyboardInterrupt as exc:
-            advice = exc.advice if isinstance(exc, Interrupted) else \
-                INTERRUPT_ADVICE.get(ctx.invoked_subcommand or "", INTERRUPT_ADVICE["default"])
-            click.echo(f"\n{advice}", err=True)
-            ctx.exit(getattr(exc, "exit_code", 130))
+        except Exception:
+            if pending_signal() is not None:  # the interrupt, surfacing as another error
+                self._interrupted(ctx, KeyboardInterrupt())
+            raise
+
+    @staticmethod
+    def _interrupted(ctx, exc: KeyboardInterrupt) -> None:
+        advice = exc.advice if isinstance(exc, Interrupted) else \
+            INTERRUPT_ADVICE.get(ctx.invoked_subcommand or "", INTERRUPT_ADVICE["default"])
+        click.echo(f"\n{advice}", err=True)
+        code = getattr(exc, "exit_code", None) or (143 if pending_signal() == signal.SIGTERM else 130)
+        if (ctx.obj or {}).get("hard_exit"):  # the console script: our cleanup is done, skip teardown
+            sys.stdout.flush(), sys.stderr.flush()
+            os._exit(code)
+        ctx.exit(code)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -117,6 +124,38 @@ def info(cfg: InfoConfig, quiet: bool):
     from samcache.pipeline.info import describe_cache
 
     click.echo(describe_cache(cfg.cache))
+
+
+@cli.command()
+@command_options(ExportConfig, config_option=False)
+def export(cfg: ExportConfig, quiet: bool):
+    """Write a Zarr cache (all splits, or --split ...) as one HDF5 file, for quotas that count files."""
+    from samcache.cache.hdf5 import export_h5
+
+    result = export_h5(cfg.cache, cfg.out, cfg.split, cfg.compression, cfg.overwrite)
+    click.echo(f"exported {', '.join(result['splits'])} to {cfg.out}: {result['bytes'] / 2**20:.1f} MiB "
+               f"({result['compression']})")
+
+
+@cli.command("import")
+@command_options(ImportConfig, config_option=False)
+def import_(cfg: ImportConfig, quiet: bool):
+    """Turn an exported HDF5 file back into a Zarr cache, bit for bit."""
+    from samcache.cache.hdf5 import import_h5
+
+    result = import_h5(cfg.h5, cfg.cache)
+    click.echo(f"imported {', '.join(result['splits'])} into {cfg.cache}")
+
+
+@cli.command()
+@command_options(UpgradeConfig, config_option=False)
+def upgrade(cfg: UpgradeConfig, quiet: bool):
+    """Upgrade a format-1 cache to format 2 in place (attributes only; the arrays are not rewritten)."""
+    from samcache.cache.store import upgrade as run
+
+    changed = run(cfg.cache)
+    click.echo(f"upgraded {cfg.cache} to format 2 ({', '.join(changed)})" if changed else
+               f"{cfg.cache} is already format 2; nothing to do")
 
 
 @cli.command("zero-shot")
@@ -200,8 +239,8 @@ def demo(cfg: DemoConfig, quiet: bool):
 
 
 def main() -> None:
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    cli(prog_name="samcache")
+    install_signal_handlers()
+    cli(prog_name="samcache", obj={"hard_exit": True})
 
 
 if __name__ == "__main__":

@@ -29,18 +29,17 @@ from samcache.evaluation.click_metrics import miou_curve, noc, summarize
 from samcache.evaluation.metrics import masked_counts
 from samcache.evaluation.visualize import save_click_overlay, save_curve, source_image
 from samcache.features.clicks import ClickObject, first_click, next_click, objects_for_image
-from samcache.features.decoder import MASK_THRESHOLD, decode_chunked, pick_by_score, prompt_budget
+from samcache.features.decoder import decode_chunked, pick_by_score, prompt_budget
 from samcache.features.encoder import PASSES, describe_device, resolve_device
-from samcache.features.preprocess import postprocess_logits, to_input_frame
 from samcache.messages import RANDOM_WEIGHTS_NOTE, random_weights_suffix
 from samcache.pipeline.config import new_run_dir, now_iso, save_config
 from samcache.pipeline.configs import ClicksConfig
-from samcache.pipeline.runs import format_table, run_folder, write_csv, write_record
-from samcache.pipeline.zero_shot import load_decoder
-from samcache.procs import worker_init_fn
+from samcache.pipeline.run_folder import run_folder
+from samcache.pipeline.runs import format_table, write_csv
+from samcache.pipeline.zero_shot import device_features, load_decoder, upscale
+from samcache.procs import check_interrupt, worker_init_fn
 
 OBJECT_COLUMNS = ["image_id", "object_id", "class", "area", "clicks", "ious", "noc85", "noc90"]
-UPSCALE_CHUNK = 24
 
 
 @dataclass
@@ -55,22 +54,22 @@ class Track:
     done: bool = False  # no error left: later clicks would change nothing
 
 
-def click_round(pe, md, embeddings: torch.Tensor, tracks: list[Track], items: list[ObjectItem], sizes, input_sizes,
-                cfg: ClicksConfig, budget: int, targets: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+def click_round(backend, decoder, features: dict, tracks: list[Track], sizes, input_sizes, cfg: ClicksConfig,
+                budget: int, targets: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """Decode every active object's clicks so far; returns its chosen masks (A,H,W) bool on the device and
     records IoU and low-res logits. ``targets`` (A,H,W): the objects' masks; ``valid`` (A,H,W)."""
-    device = embeddings.device
+    device = targets.device
     first = len(tracks[0].clicks) == 1
-    coords = np.stack([to_input_frame(np.array([c[:2] for c in t.clicks], np.float64), sizes[t.image])
+    coords = np.stack([backend.to_input_frame(np.array([c[:2] for c in t.clicks], np.float64), sizes[t.image])
                        for t in tracks])
     labels = np.array([[c[2] for c in t.clicks] for t in tracks])
     mask_input = None if first or not cfg.mask_input else torch.stack([t.low_res for t in tracks])
-    logits, scores = decode_chunked(pe, md, embeddings, torch.tensor([t.image for t in tracks], device=device),
+    logits, scores = decode_chunked(backend, decoder, features, torch.tensor([t.image for t in tracks], device=device),
                                     torch.as_tensor(coords, dtype=torch.float, device=device),
                                     torch.as_tensor(labels, dtype=torch.int, device=device), None, first, budget,
                                     mask_input)
     if first and cfg.first_mask == "oracle":  # upsample all 3, keep the best against the object's mask
-        candidates = _upscale(logits, tracks, input_sizes, sizes)
+        candidates = _upscale(backend, logits, tracks, input_sizes, sizes)
         inter, union = masked_counts(candidates.flatten(0, 1), targets.repeat_interleave(3, 0),
                                      valid.repeat_interleave(3, 0))
         choice = (inter.double() / union.clamp(min=1)).view(-1, 3).argmax(dim=1)
@@ -78,25 +77,24 @@ def click_round(pe, md, embeddings: torch.Tensor, tracks: list[Track], items: li
         chosen, masks = logits[rows, choice][:, None], candidates[rows, choice]
     else:  # SAM's own score (one mask when multimask is off): only the chosen mask is upsampled
         chosen, _, _ = pick_by_score(logits, scores)
-        masks = _upscale(chosen, tracks, input_sizes, sizes)[:, 0]
+        masks = _upscale(backend, chosen, tracks, input_sizes, sizes)[:, 0]
     inter, union = masked_counts(masks, targets, valid)
     ious = torch.where(union > 0, inter.double() / union.clamp(min=1), torch.ones_like(inter, dtype=torch.double))
     for track, value, low_res in zip(tracks, ious.tolist(), chosen):  # one host copy per round
         track.ious.append(value)
-        track.low_res = low_res
+        track.low_res = backend.feedback(low_res)
     return masks
 
 
-def _upscale(logits: torch.Tensor, tracks: list[Track], input_sizes, sizes) -> torch.Tensor:
+def _upscale(backend, logits: torch.Tensor, tracks: list[Track], input_sizes, sizes) -> torch.Tensor:
     """(A,C,256,256) -> (A,C,H,W) bool; a split holds one image size, so chunks mix images freely."""
-    input_size, size = input_sizes[tracks[0].image], sizes[tracks[0].image]
-    return torch.cat([postprocess_logits(logits[s: s + UPSCALE_CHUNK], input_size, size) > MASK_THRESHOLD
-                      for s in range(0, len(logits), UPSCALE_CHUNK)])
+    return upscale(backend, logits, input_sizes[tracks[0].image], sizes[tracks[0].image])
 
 
-def run_batch(pe, md, items: list[ObjectItem], split, cfg: ClicksConfig, budget: int, device) -> list[Track]:
+def run_batch(backend, decoder, items: list[ObjectItem], split, cfg: ClicksConfig, budget: int,
+              device: torch.device) -> list[Track]:
     """All objects of a batch of images through ``max_clicks`` clicks."""
-    embeddings = torch.from_numpy(np.stack([it.embedding for it in items])).to(device).float()
+    features = device_features(items, device)
     sizes = [tuple(int(v) for v in split.original_sizes[it.row]) for it in items]
     input_sizes = [tuple(int(v) for v in split.input_sizes[it.row]) for it in items]
     tracks = [Track(i, obj, [(x, y, 1)]) for i, it in enumerate(items) for obj, (x, y) in zip(it.objects,
@@ -108,7 +106,7 @@ def run_batch(pe, md, items: list[ObjectItem], split, cfg: ClicksConfig, budget:
             break
         targets = torch.from_numpy(np.stack([t.obj.mask for t in active])).to(device)
         valid = torch.from_numpy(np.stack([valid_host[t.image] for t in active])).to(device)
-        masks = click_round(pe, md, embeddings, active, items, sizes, input_sizes, cfg, budget, targets, valid)
+        masks = click_round(backend, decoder, features, active, sizes, input_sizes, cfg, budget, targets, valid)
         if k + 1 == cfg.max_clicks:
             break
         for track, pred in zip(active, masks.cpu().numpy()):
@@ -125,14 +123,15 @@ def run_clicks(cfg: ClicksConfig, progress: bool = True) -> dict:
     class_set = get_class_set(cfg.classes)
     split = open_cache(cfg.cache).split(cfg.split)
     rows = split.require_complete()[: cfg.limit]
-    pe, md, weights = load_decoder(cfg, split)
+    backend, decoder, weights = load_decoder(cfg, split)
     device = resolve_device(cfg.device)
-    pe, md = pe.to(device), md.to(device)
+    decoder = decoder.to(device)
     started, t0, passes = now_iso(), time.perf_counter(), PASSES["images"]
     out = Path(cfg.out) if cfg.out else new_run_dir(f"clicks-{cfg.first_mask}")
-    with run_folder(out, "clicks", cfg.overwrite, started) as folder:
+    with run_folder(out, "clicks", cfg.overwrite, started, reads=[cfg.cache]) as folder:
         save_config(cfg, out / "config.yaml")
-        objects, n_clicks, budget = _run(cfg, class_set, split, rows, pe, md, device, weights.random, out, progress)
+        objects, n_clicks, budget = _run(cfg, class_set, split, rows, backend, decoder, device, weights.random, out,
+                                         progress)
         seconds = time.perf_counter() - t0
         names = [class_set.class_names[c] for c in class_set.eval_indices]
         summary = summarize(objects, names, cfg.max_clicks)
@@ -148,15 +147,16 @@ def run_clicks(cfg: ClicksConfig, progress: bool = True) -> dict:
                   "first_click": cfg.first_click, "first_mask": cfg.first_mask, "oracle": oracle,
                   "mask_input": cfg.mask_input, "stuff": cfg.stuff, "min_area": cfg.min_area, "classes": cfg.classes,
                   "cache": str(cfg.cache), "split": cfg.split, "device": describe_device(device),
-                  "prompt_budget": budget, "weights": weights.describe(), "random_weights": weights.random,
+                  "prompt_budget": budget, "weights": weights.describe(),
+                  "fingerprint": split.fingerprint.describe(), "random_weights": weights.random,
                   "encoder_passes": PASSES["images"] - passes, "summary": summary, "config": cfg.dump(),
                   "out": str(out)}
-        write_record(out, record)
+        folder.record(record)
         folder.commit()
     return record
 
 
-def _run(cfg, class_set, split, rows, pe, md, device, random_weights, out, progress):
+def _run(cfg, class_set, split, rows, backend, decoder, device, random_weights, out, progress):
     find = functools.partial(objects_for_image, stuff=cfg.stuff, min_area=cfg.min_area)
     first = functools.partial(first_click, mode=cfg.first_click)
     dataset = ObjectDataset(cfg.cache, cfg.split, class_set, find, first, cfg.seed, rows)
@@ -167,13 +167,13 @@ def _run(cfg, class_set, split, rows, pe, md, device, random_weights, out, progr
     objects, n_clicks, budget, shown = [], 0, None, 0
     bar = tqdm(total=len(rows), unit="img", desc=f"clicks (max {cfg.max_clicks})", disable=not progress)
     for batch in loader:
+        check_interrupt()
         bar.update(len(batch))
         items = [it for it in batch if it.objects]
         if not items:
             continue
-        embeddings = torch.from_numpy(items[0].embedding[None]).to(device).float()
-        budget = budget or prompt_budget(pe, md, embeddings)
-        for track in run_batch(pe, md, items, split, cfg, budget, device):
+        budget = budget or prompt_budget(backend, decoder, device_features(items[:1], device))
+        for track in run_batch(backend, decoder, items, split, cfg, budget, device):
             item = items[track.image]
             n_clicks += len(track.ious)
             objects.append({"image_id": split.image_ids[item.row], "object_id": track.obj.object_id,
@@ -185,7 +185,7 @@ def _run(cfg, class_set, split, rows, pe, md, device, random_weights, out, progr
             if shown < cfg.visualize:
                 shown += 1
                 sizes = (split.input_sizes[item.row], split.original_sizes[item.row])
-                pred = (postprocess_logits(track.low_res[None], *sizes)[0, 0] > MASK_THRESHOLD).cpu().numpy()
+                pred = upscale(backend, track.low_res[None], *sizes)[0, 0].cpu().numpy()
                 save_click_overlay(out / "visualizations" / f"{split.image_ids[item.row]}_{track.obj.object_id}.png",
                                    source_image(split.attrs.get("data_root"), cfg.split, split.image_ids[item.row]),
                                    track.obj.mask, pred, track.clicks[: len(track.ious)], track.ious,

@@ -157,7 +157,9 @@ def _option(name: str, field) -> Callable:
     default = field.default
     if extra.get("argument"):
         return click.argument(name, nargs=-1 if is_list else 1, required=True)
-    if base is bool:
+    if field.is_required():
+        shown = None
+    elif base is bool:
         shown = "yes" if default else "no"
     else:
         shown = None if default is None else ", ".join(default) if isinstance(default, list) else str(default)

@@ -13,7 +13,9 @@ from typing import Annotated, ClassVar, Literal, Optional
 from pydantic import BeforeValidator, Field, field_validator
 
 from samcache.cache.datasets import PRELOAD_MODES
+from samcache.cache.hdf5 import COMPRESSIONS, DEFAULT_COMPRESSION
 from samcache.cache.schema import CODECS, DEFAULT_CACHE, DEFAULT_CODEC, EMBEDDING_DTYPES
+from samcache.cache.store import H5_SUFFIXES
 from samcache.data.labels import CLASS_SET_NAMES
 from samcache.data.synth import parse_size
 from samcache.errors import SamcacheError
@@ -21,7 +23,8 @@ from samcache.features.decoder import MULTIMASK_MODES
 from samcache.features.attention import ATTENTION_KINDS
 from samcache.features.clicks import FIRST_CLICK_MODES, STUFF_MODES
 from samcache.features.encoder import PRECISION_CHOICES, check_device_name
-from samcache.features.models import MODEL_TYPES
+from samcache.features.head import HEADS
+from samcache.features.backends import MODEL_TYPES
 from samcache.features.prompts import MAX_PROMPT_POINTS, STRATEGIES
 from samcache.pipeline.config import StageConfig, register
 
@@ -195,7 +198,9 @@ class HeadConfig(StageConfig):
     epochs: PosInt = Field(5, description="Total epochs (with --resume: at least those already run).")
     batch_size: PosInt = Field(16, description="Images per step.")
     lr: PosFloat = Field(1e-3, description="Adam learning rate.")
-    width: Annotated[PosInt, Field(le=4096)] = Field(256, description="Channels of the two 3x3 conv layers.")
+    head: Literal[HEADS] = Field("main", description="main: convs on the 64x64 map (any cache); multiscale: "
+                                                      "top-down fusion with SAM 2.1's high-resolution maps.")
+    width: Annotated[PosInt, Field(le=4096)] = Field(256, description="Channels of the head's conv layers.")
     num_workers: NonNegInt = Field(2, description="DataLoader workers when not preloaded.")
     preload: Annotated[Literal[PRELOAD_MODES], BeforeValidator(_preload_off)] = Field(
         "auto", description="Keep the splits in memory: auto (GPU, else RAM, if they fit), ram, gpu or off.")
@@ -261,6 +266,37 @@ class SynthConfig(StageConfig):
     test: NonNegInt = Field(0, description="Test images.")
     size: Annotated[str, _checked(parse_size)] = Field("2048x1024", description="WIDTHxHEIGHT of every image.")
     seed: NonNegInt = Field(0, description="Scene seed.")
+
+
+@register
+class ExportConfig(StageConfig):
+    SECTION = "export"
+    cache: str = Field(..., description="Zarr cache to export.", json_schema_extra={"argument": True})
+    out: str = Field(..., description="The HDF5 file to write (.h5).", json_schema_extra={"argument": True})
+    split: Optional[list[SplitName]] = Field(None, description="Splits to export (repeat; default: all).")
+    compression: Literal[tuple(COMPRESSIONS)] = Field(DEFAULT_COMPRESSION, description="HDF5 filter (both ship "
+                                                                                         "with h5py).")
+    overwrite: bool = Field(False, description="Replace an earlier samcache export at OUT (never another file).")
+
+    @field_validator("out")
+    @classmethod
+    def _h5(cls, out: str) -> str:
+        if not out.lower().endswith(H5_SUFFIXES):
+            raise ValueError(f"the output file must end in {' or '.join(H5_SUFFIXES)}")
+        return out
+
+
+@register
+class ImportConfig(StageConfig):
+    SECTION = "import"
+    h5: str = Field(..., description="An HDF5 file written by `samcache export`.", json_schema_extra={"argument": True})
+    cache: str = Field(..., description="New Zarr cache path.", json_schema_extra={"argument": True})
+
+
+@register
+class UpgradeConfig(StageConfig):
+    SECTION = "upgrade"
+    cache: str = Field(DEFAULT_CACHE, description="A format-1 cache to upgrade in place (attributes only).")
 
 
 @register

@@ -23,13 +23,12 @@ from distributed import Client, LocalCluster, Nanny, SpecCluster, WorkerPlugin, 
 from distributed.scheduler import Scheduler
 from tqdm import tqdm
 
-from samcache.cache.schema import PER_IMAGE_ARRAYS
+from samcache.cache.schema import per_image_arrays
 from samcache.cache.writer import PreparedSplit, write_image
 from samcache.data.cityscapes import ImageRecord, load_item, record_for
 from samcache.errors import SamcacheError
-from samcache.features.encoder import auto_batch_size, configure_matmul, encode, maybe_compile, resolve_device
-from samcache.features.models import build_sam
-from samcache.features.preprocess import resize_and_pad_uint8
+from samcache.features.backends import backend_for
+from samcache.features.encoder import auto_batch_size, configure_matmul, maybe_compile, resolve_device
 from samcache.pipeline.configs import parse_dask_address, parse_resources
 
 PLUGIN = "samcache-encoder"
@@ -53,10 +52,18 @@ class EncoderPlugin(WorkerPlugin):
         if self.torch_threads:
             torch.set_num_threads(self.torch_threads)
         self.device = resolve_device(self.device_name)  # the worker's GPU, whatever the driver has
-        sam, self.weights = build_sam(self.model_type, self.checkpoint, self.seed, attention=self.attention)
+        self.backend = backend_for(self.model_type)
+        encoder, self.weights = self.backend.build_encoder(self.model_type, self.checkpoint, self.seed,
+                                                           attention=self.attention)
         configure_matmul(self.device, self.precision)
-        self.encoder = maybe_compile(sam.image_encoder.to(self.device).eval(), self.compile_model)
-        self.batch_size = self.batch_size or auto_batch_size(self.encoder, self.precision)
+        self.encoder = maybe_compile(encoder.to(self.device).eval(), self.compile_model)
+
+    def batch_for(self, original_size) -> int:
+        """--batch-size, or what fits on this worker's device for images of this size (measured once)."""
+        if not self.batch_size:
+            self.batch_size = auto_batch_size(lambda n: self.backend.encode(
+                self.encoder, *self.backend.dummy_batch(n, original_size), self.precision), self.device)
+        return self.batch_size
 
 
 def encode_rows(cache: str, split: str, items: list[tuple[int, ImageRecord]], precision: str, dtype: str,
@@ -65,13 +72,15 @@ def encode_rows(cache: str, split: str, items: list[tuple[int, ImageRecord]], pr
     plugin: EncoderPlugin = get_worker().plugins[PLUGIN]
     if (plugin.weights.checkpoint_sha256, plugin.weights.random_seed) != expected_weights:
         raise SamcacheError(f"worker {get_worker().address} loaded other weights ({plugin.weights.describe()})")
+    backend = plugin.backend
     group = zarr.open_group(cache, mode="r+")[split]
-    arrays = {name: group[name] for name in PER_IMAGE_ARRAYS}
+    arrays = {name: group[name] for name in per_image_arrays(backend.features)}
     done = arrays["done"]
     todo = [(row, rec) for row, rec in items if not done[row]]  # a retried task skips what it finished
     written, seconds, errors = 0, 0.0, []
-    for start in range(0, len(todo), plugin.batch_size):
-        batch = [(row, load_item(rec, resize_and_pad_uint8)) for row, rec in todo[start: start + plugin.batch_size]]
+    step = plugin.batch_for(tuple(int(v) for v in group["original_sizes"][0]))
+    for start in range(0, len(todo), step):
+        batch = [(row, load_item(rec, backend.prepare)) for row, rec in todo[start: start + step]]
         errors += [it["error"] for _, it in batch if "error" in it]
         batch = [(row, it) for row, it in batch if "error" not in it]
         if not batch:
@@ -79,11 +88,13 @@ def encode_rows(cache: str, split: str, items: list[tuple[int, ImageRecord]], pr
         t0 = time.perf_counter()
         images = torch.stack([it["image"] for _, it in batch])
         sizes = torch.tensor([it["input_size"] for _, it in batch], dtype=torch.int32)
-        emb = encode(plugin.encoder, images.to(plugin.device), sizes, precision)
-        emb = emb.to(torch.float16 if dtype == "float16" else torch.float32).cpu().numpy()
+        features = backend.encode(plugin.encoder, images, sizes, precision)
+        out_dtype = torch.float16 if dtype == "float16" else torch.float32
+        features = {name: value.to(out_dtype).cpu().numpy() for name, value in features.items()}
         seconds += time.perf_counter() - t0
         for k, (row, it) in enumerate(batch):
-            write_image(arrays, row, emb[k], it["labels"], it["instances"])
+            write_image(arrays, row, {name: value[k] for name, value in features.items()}, it["labels"],
+                        it["instances"])
             written += 1
     return {"written": written, "seconds": seconds, "errors": errors}
 

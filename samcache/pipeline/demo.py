@@ -59,6 +59,24 @@ def _remove_own(path: Path) -> None:
     shutil.rmtree(path)
 
 
+def _check_out(cfg: DemoConfig, out: Path) -> None:
+    """Before any work: the demo folder and everything in it that the demo replaces must be the demo's."""
+    if out.is_file():
+        raise SamcacheError(f"--out {out} is a file")
+    marks = (STATE, STAGING, "data/demo-data.json")  # a demo folder (the last: samcache 0.1)
+    if out.is_dir() and any(out.iterdir()) and not any((out / n).exists() for n in marks):
+        raise SamcacheError(f"--out {out} is not empty and is not a samcache demo folder; choose a new or empty folder")
+    for name in ("data", "data.next", "cache.zarr", "cache.next.zarr"):
+        path = out / name
+        if path.exists() and read_marker(path) is None and not is_samcache_store(path) and \
+                not (path / "demo-data.json").is_file():
+            raise SamcacheError(f"{path} exists and was not made by samcache; move it away to run the demo here")
+    for name in ("report", "head", *(f"zero-shot-{p}" for p in cfg.prompts)):
+        path = out / name
+        if path.is_dir() and any(path.iterdir()) and not (path / "run.json").is_file():
+            raise SamcacheError(f"{path} is not a samcache run folder; move it away to run the demo here")
+
+
 def _keys(cfg: DemoConfig, model_type: str, checkpoint: str | None) -> tuple[dict, dict]:
     data_key = {"train": cfg.train, "val": cfg.val, "size": cfg.size, "seed": cfg.seed}
     weights = check_weights(model_type, checkpoint, cfg.seed)
@@ -85,6 +103,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
     size = parse_size(cfg.size)
     model_type, checkpoint = resolve_model(cfg)
     data_key, cache_key = _keys(cfg, model_type, checkpoint)
+    _check_out(cfg, out)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
     state = _state(out)

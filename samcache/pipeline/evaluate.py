@@ -25,18 +25,19 @@ from samcache.errors import SamcacheError
 from samcache.evaluation.metrics import class_ious, confusion_matrix_torch
 from samcache.evaluation.visualize import save_overlay, source_image
 from samcache.features.encoder import PASSES, describe_device, resolve_device
-from samcache.features.head import SemanticHead
+from samcache.features.head import build_head
 from samcache.features.preprocess import postprocess_logits
 from samcache.messages import RANDOM_WEIGHTS_NOTE, random_weights_suffix
 from samcache.pipeline.config import now_iso, save_config
 from samcache.pipeline.configs import EvaluateConfig
-from samcache.pipeline.runs import format_table, run_folder, write_csv, write_record
+from samcache.pipeline.run_folder import run_folder
+from samcache.pipeline.runs import format_table, write_csv
 
 SUMMARY_COLUMNS = ["class", "iou"]
 
 
 @torch.no_grad()
-def evaluate(model: SemanticHead, dataset: CacheHeadDataset, preloaded, batch_size: int, num_workers: int,
+def evaluate(model: torch.nn.Module, dataset: CacheHeadDataset, preloaded, batch_size: int, num_workers: int,
              device: torch.device, predictions_dir: Path | None = None, visualize: int = 0,
              vis_dir: Path | None = None, progress: bool = True, title_suffix: str = "") -> np.ndarray:
     """Confusion matrix (ground truth x prediction) over the dataset's rows."""
@@ -45,9 +46,9 @@ def evaluate(model: SemanticHead, dataset: CacheHeadDataset, preloaded, batch_si
     conf = torch.zeros((cs.num_classes, cs.num_classes), dtype=torch.int64, device=device)
     shown = 0
     bar = tqdm(total=len(dataset), unit="img", desc="evaluate", disable=not progress, leave=False)
-    for rows, embeddings, gts in iterate(dataset, preloaded, list(range(len(dataset))), batch_size, num_workers,
-                                         device):
-        logits = model(embeddings.float())
+    for rows, features, gts in iterate(dataset, preloaded, list(range(len(dataset))), batch_size, num_workers,
+                                       device):
+        logits = model(*(f.float() for f in features))
         for k, row in enumerate(rows):  # one image at a time: 19 x 2048 x 1024 logits is 150 MB
             full = postprocess_logits(logits[k: k + 1], split.input_sizes[row], split.original_sizes[row])
             pred = full[0].argmax(0).to(torch.uint8)
@@ -77,14 +78,14 @@ def summary_rows(per_class: dict[str, float], miou: float) -> list[dict]:
     return [{"class": k, "iou": v} for k, v in per_class.items()] + [{"class": "mean", "iou": miou}]
 
 
-def load_head(path: str | Path, device: torch.device) -> tuple[SemanticHead, dict]:
+def load_head(path: str | Path, device: torch.device) -> tuple[torch.nn.Module, dict]:
     """A head checkpoint, loaded with weights_only=True (no code runs from the file)."""
     path = Path(path)
     if not path.is_file():
         raise SamcacheError(f"head checkpoint not found: {path}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        model = SemanticHead(len(ckpt["class_names"]), ckpt["config"]["width"])
+        model = build_head(ckpt.get("head", "main"), len(ckpt["class_names"]), ckpt["config"]["width"])
         model.load_state_dict(ckpt["model"])
         get_class_set(ckpt["class_set"])
     except Exception as exc:
@@ -110,9 +111,9 @@ def evaluate_head(cfg: EvaluateConfig, progress: bool = True) -> dict:
     random = Fingerprint.from_attrs(ckpt["fingerprint"]).random_weights
     out = Path(cfg.out) if cfg.out else Path(cfg.head).parent / f"eval-{cfg.split}-epoch{ckpt['epoch']}"
     started, t0, passes = now_iso(), time.perf_counter(), PASSES["images"]
-    with run_folder(out, "evaluate", cfg.overwrite, started) as folder:
+    with run_folder(out, "evaluate", cfg.overwrite, started, reads=[cfg.cache, cfg.head]) as folder:
         save_config(cfg, out / "config.yaml")
-        dataset = CacheHeadDataset(cfg.cache, cfg.split, cs, mode="eval")
+        dataset = CacheHeadDataset(cfg.cache, cfg.split, cs, mode="eval", features=ckpt.get("features"))
         conf = evaluate(model, dataset, None, cfg.batch_size, cfg.num_workers, device,
                         out / "predictions" if cfg.save_predictions else None, cfg.visualize, out / "visualizations",
                         progress, random_weights_suffix(random))
@@ -122,9 +123,10 @@ def evaluate_head(cfg: EvaluateConfig, progress: bool = True) -> dict:
         record = {"stage": "evaluate", "status": "complete", "started": started, "head": str(cfg.head),
                   "epoch": ckpt["epoch"], "split": cfg.split, "images": len(dataset), "classes": ckpt["class_set"],
                   "cache": str(cfg.cache), "seconds": round(time.perf_counter() - t0, 3), "miou": miou,
-                  "summary": rows, "device": describe_device(device), "random_weights": random,
+                  "summary": rows, "device": describe_device(device), "fingerprint": split.fingerprint.describe(),
+                  "random_weights": random,
                   "encoder_passes": PASSES["images"] - passes, "config": cfg.dump(), "out": str(out)}
-        write_record(out, record)
+        folder.record(record)
         folder.commit()
     return record
 

@@ -22,17 +22,16 @@ from tqdm import tqdm
 from samcache.cache.locks import cache_lock, is_remote, split_lock
 from samcache.cache.reader import CacheSplit
 from samcache.cache.schema import Fingerprint
-from samcache.cache.store import check_location
+from samcache.cache.store import check_location, is_h5
 from samcache.cache.writer import ChunkWriter, PreparedSplit, prepare_split, record_run
 from samcache.data.cityscapes import ImageRecord, image_size, list_images, load_item
 from samcache.errors import SamcacheError
-from samcache.features.encoder import (auto_batch_size, configure_matmul, describe_device, encode, maybe_compile,
+from samcache.features.backends import backend_for
+from samcache.features.encoder import (auto_batch_size, configure_matmul, describe_device, maybe_compile,
                                        resolve_device, resolve_precision)
-from samcache.features.models import build_sam, check_weights, require_weights_file
-from samcache.features.preprocess import resize_and_pad_uint8
 from samcache.pipeline.config import now_iso
 from samcache.pipeline.configs import ExtractConfig
-from samcache.procs import worker_init_fn
+from samcache.procs import check_interrupt, stop_workers, worker_init_fn
 
 
 @dataclass
@@ -62,14 +61,14 @@ class ExtractResult:
 
 
 class _RowDataset(Dataset):
-    def __init__(self, rows: list[int], records: list[ImageRecord]):
-        self.rows, self.records = rows, records
+    def __init__(self, rows: list[int], records: list[ImageRecord], prepare):
+        self.rows, self.records, self.prepare = rows, records, prepare
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, i: int) -> dict:
-        return {"row": self.rows[i], **load_item(self.records[i], resize_and_pad_uint8)}
+        return {"row": self.rows[i], **load_item(self.records[i], self.prepare)}
 
 
 def collate_items(items: list[dict]) -> dict:
@@ -102,9 +101,10 @@ def plan(cfg: ExtractConfig, weights, precision: str
     if not records:
         raise SamcacheError(f"no readable image in {cfg.data}/leftImg8bit/{cfg.split}; first: {unreadable[0]}")
     fingerprint = Fingerprint.make(cfg.model_type, weights, cfg.dtype, precision)
-    existed = is_remote(cfg.cache) or Path(cfg.cache).exists()
+    existed = True
     try:
         with cache_lock(cfg.cache):
+            existed = is_remote(cfg.cache) or Path(cfg.cache).exists()  # under the lock: another run may create it
             prepared = prepare_split(cfg.cache, cfg.split, [r.image_id for r in records], sizes, fingerprint,
                                      os.path.abspath(cfg.data), cfg.codec, cfg.rebuild,
                                      present_ids={r.image_id for r in listed})
@@ -117,39 +117,41 @@ def plan(cfg: ExtractConfig, weights, precision: str
     return prepared, {r.image_id: r for r in records}, fingerprint, unreadable
 
 
-def run_local(cfg: ExtractConfig, encoder, precision: str, prepared: PreparedSplit, by_id: dict[str, ImageRecord],
-              progress: bool = True) -> tuple[int, float, list[str]]:
+def run_local(cfg: ExtractConfig, backend, encoder, precision: str, prepared: PreparedSplit,
+              by_id: dict[str, ImageRecord], progress: bool = True) -> tuple[int, float, list[str]]:
     """Encode the pending rows on this machine; returns (images written, encoder seconds, errors)."""
     device = next(encoder.parameters()).device
-    batch_size = cfg.batch_size or auto_batch_size(encoder, precision)
+    size = tuple(int(v) for v in prepared.group["original_sizes"][0])
+    batch_size = cfg.batch_size or auto_batch_size(
+        lambda n: backend.encode(encoder, *backend.dummy_batch(n, size), precision), device)
     rows = prepared.pending_rows
-    dataset = _RowDataset(rows, [by_id[prepared.image_ids[r]] for r in rows])
+    dataset = _RowDataset(rows, [by_id[prepared.image_ids[r]] for r in rows], backend.prepare)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=cfg.num_workers,
                         collate_fn=collate_items, pin_memory=device.type == "cuda",
                         persistent_workers=False, prefetch_factor=4 if cfg.num_workers else None,
                         worker_init_fn=worker_init_fn() if cfg.num_workers else None)
     out_dtype = torch.float16 if cfg.dtype == "float16" else torch.float32
-    writer = ChunkWriter(prepared.group, max_pending=4 * batch_size)
+    writer = ChunkWriter(prepared.group, backend.features, max_pending=4 * batch_size)
     errors: list[str] = []
     encoder_seconds = 0.0
     bar = tqdm(total=len(rows), unit="img", desc=f"extract {cfg.split}", disable=not progress)
     batches = iter(loader)
     try:
         for batch in batches:
+            check_interrupt()
             errors.extend(batch["errors"])
             if batch["images"] is not None:
                 t0 = time.perf_counter()
-                emb = encode(encoder, batch["images"], batch["input_sizes"], precision)
-                emb = emb.to(out_dtype).cpu().numpy()
+                features = backend.encode(encoder, batch["images"], batch["input_sizes"], precision)
+                features = {name: value.to(out_dtype).cpu().numpy() for name, value in features.items()}
                 encoder_seconds += time.perf_counter() - t0
                 for k, row in enumerate(batch["rows"]):
-                    writer.put(row, emb[k], batch["labels"][k], batch["instances"][k])
+                    writer.put(row, {name: value[k] for name, value in features.items()}, batch["labels"][k],
+                               batch["instances"][k])
             bar.update(len(batch["rows"]) + len(batch["errors"]))
             bar.set_postfix(failed=len(errors), refresh=False)
     finally:
-        shutdown = getattr(batches, "_shutdown_workers", None)
-        if shutdown is not None:
-            shutdown()  # stop decoding at once (an interrupt must not wait on queued PNGs)
+        stop_workers(batches)  # stop decoding at once (an interrupt must not wait on queued PNGs)
         bar.close()
         writer.close()  # finish the images already encoded: they are done work
     return writer.written, encoder_seconds, errors
@@ -157,19 +159,24 @@ def run_local(cfg: ExtractConfig, encoder, precision: str, prepared: PreparedSpl
 
 def extract(cfg: ExtractConfig, progress: bool = True) -> ExtractResult:
     """Encode every image of ``cfg.split`` that the cache does not hold yet."""
+    backend = backend_for(cfg.model_type)
+    if is_h5(cfg.cache):
+        raise SamcacheError(f"{cfg.cache} is an HDF5 cache, which is read-only; extract into a Zarr store and "
+                            f"`samcache export` it")
     check_location(cfg.cache, os.path.abspath(cfg.data))  # before anything is built or written
     list_images(cfg.data, cfg.split)
-    require_weights_file(cfg.model_type, cfg.checkpoint)
-    with split_lock(cfg.cache, cfg.split), _session(cfg) as dask:
+    backend.require_weights_file(cfg.model_type, cfg.checkpoint)
+    with _session(cfg) as dask, split_lock(cfg.cache, cfg.split):  # an unreachable cluster leaves nothing
         if dask is not None:  # the workers resolve the device and build the model; the driver checks the weights
-            weights = check_weights(cfg.model_type, cfg.checkpoint, cfg.seed)
+            weights = backend.check_weights(cfg.model_type, cfg.checkpoint, cfg.seed)
             precision, device_name = dask.precision(cfg.precision), f"dask:{cfg.dask}"
         else:
             device = resolve_device(cfg.device)
             precision, device_name = resolve_precision(cfg.precision, device), describe_device(device)
-            sam, weights = build_sam(cfg.model_type, cfg.checkpoint, cfg.seed, attention=cfg.attention)
+            encoder, weights = backend.build_encoder(cfg.model_type, cfg.checkpoint, cfg.seed,
+                                                     attention=cfg.attention)
             configure_matmul(device, precision)
-            encoder = maybe_compile(sam.image_encoder.to(device), cfg.compile)
+            encoder = maybe_compile(encoder.to(device).eval(), cfg.compile)
         prepared, by_id, fingerprint, errors = plan(cfg, weights, precision)
         started, t0 = now_iso(), time.perf_counter()
         written, enc_s = 0, 0.0
@@ -177,10 +184,10 @@ def extract(cfg: ExtractConfig, progress: bool = True) -> ExtractResult:
             if dask is not None:
                 written, enc_s, failed = dask.run(cfg, prepared, weights, precision, progress=progress)
             else:
-                written, enc_s, failed = run_local(cfg, encoder, precision, prepared, by_id, progress)
+                written, enc_s, failed = run_local(cfg, backend, encoder, precision, prepared, by_id, progress)
             errors += failed
         seconds = time.perf_counter() - t0
-        split = CacheSplit(cfg.split, prepared.group, cfg.cache)
+        split = CacheSplit(cfg.split, prepared.group, cfg.cache, backend.features, backend.main_feature)
         n_done, n_expected = split.progress()
         result = ExtractResult(cfg.split, written, seconds, split.nbytes_stored(), n_expected, n_done,
                                enc_s / written if written else None, device_name, errors, prepared.stale_splits,

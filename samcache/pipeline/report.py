@@ -27,8 +27,10 @@ from samcache.evaluation.click_metrics import miou_curve  # noqa: E402
 from samcache.messages import RANDOM_WEIGHTS_NOTE, RANDOM_WEIGHTS_TITLE  # noqa: E402
 from samcache.pipeline.config import now_iso, save_config  # noqa: E402
 from samcache.pipeline.configs import ReportConfig  # noqa: E402
+from samcache.pipeline.report_cost import COLUMNS as COST_COLUMNS  # noqa: E402
 from samcache.pipeline.report_cost import cost_rows  # noqa: E402
-from samcache.pipeline.runs import format_table, read_csv, read_record, run_folder, write_csv, write_record  # noqa: E402
+from samcache.pipeline.run_folder import run_folder  # noqa: E402
+from samcache.pipeline.runs import format_table, read_csv, read_record, write_csv  # noqa: E402
 
 SERIES_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 STAGES = ("zero-shot", "head", "evaluate", "clicks")
@@ -54,10 +56,9 @@ def _label(record: dict) -> str:
 
 def _unique_labels(dirs: list[Path], records: list[dict]) -> list[str]:
     """The run's label, plus its folder where two runs would otherwise share a column name."""
-    labels = [_label(r) for r in records]
-    for attempt in (lambda d: d.name, lambda d: str(d)):
-        clash = {x for x in labels if labels.count(x) > 1}
-        labels = [f"{x} ({attempt(d)})" if x in clash else x for x, d in zip(labels, dirs)]
+    base = [_label(r) for r in records]
+    labels = [f"{x} ({d.name})" if base.count(x) > 1 else x for x, d in zip(base, dirs)]
+    labels = [f"{x} ({d})" if labels.count(lab) > 1 else lab for x, d, lab in zip(base, dirs, labels)]
     if len(set(labels)) < len(labels):
         raise SamcacheError("the same run folder is given twice")
     return labels
@@ -121,7 +122,7 @@ def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = 
     random_weights = any(r.get("random_weights") for r in records)
     cfg = ReportConfig(runs=[str(d) for d in dirs], out=str(out), overwrite=overwrite)
     out = Path(out)
-    with run_folder(out, "report", overwrite, now_iso()) as folder:
+    with run_folder(out, "report", overwrite, now_iso(), reads=dirs) as folder:
         save_config(cfg, out / "config.yaml")
         write_csv(out / "report.csv", tidy, ["run", "class_set", "class", "metric", "value"])
         semantic = [t for t in tables if t[0] == TITLES["semantic_iou"]]
@@ -133,7 +134,7 @@ def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = 
             files.append("report_clicks.png")
         iou_text = "\n\n".join(f"{title}, class set {cs}\n" + format_table(rows, ["class", *cols])
                                for title, cs, cols, rows in tables)
-        cost_text = format_table(costs, ["stage", "encoder_passes", "wall_s", "seed_reencode_s", "cache_mib", "device"])
+        cost_text = format_table(costs, COST_COLUMNS)
         note = f"\n**{RANDOM_WEIGHTS_NOTE}**\n" if random_weights else ""
         enc = ", ".join(f"{t:.3f} s/image" for t in t_enc.values() if t) or "unknown"
         fileio.write_text(out / "report.md",
@@ -144,8 +145,8 @@ def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = 
             "stage (zero-shot, clicks and evaluate: once per image; head: every train and val image, every "
             "epoch).\n\n```\n" + cost_text + "\n```\n\nRuns:\n" + "".join(f"- `{d}`: {lab}\n" for d, lab in
                                                                        zip(dirs, labels)))
-        write_record(out, {"stage": "report", "status": "complete", "runs": [str(d) for d in dirs],
-                           "labels": labels, "random_weights": random_weights, "config": cfg.dump()})
+        folder.record({"stage": "report", "status": "complete", "runs": [str(d) for d in dirs],
+                       "labels": labels, "random_weights": random_weights, "config": cfg.dump()})
         folder.commit()
     return {"iou_table": iou_text, "cost_table": cost_text, "tidy": tidy, "cost_rows": costs, "labels": labels,
             "bars": bars, "random_weights": random_weights, "out": str(out), "files": [str(out / n) for n in files]}
@@ -155,8 +156,8 @@ def _bar_chart(tables: list, labels: list[str], path: Path, random_weights: bool
     """Semantic IoU: one panel per class set, one group per class, one bar per run; returns bars drawn."""
     panels = tables or [("", "none", [], [{"class": "mean"}])]
     width_classes = max(len(rows) - 1 for *_, rows in panels) or 1
-    fig, axes = plt.subplots(len(panels), 1, squeeze=False,
-                             figsize=(max(6, 1.3 * width_classes * max(1, len(labels) / 2)), 4 * len(panels)))
+    fig_width = min(16.0, max(6.0, 0.35 * width_classes * max(len(cols) for _, _, cols, _ in panels) + 2))
+    fig, axes = plt.subplots(len(panels), 1, squeeze=False, figsize=(fig_width, 4 * len(panels)))
     bars = 0
     for ax, (_, cs, cols, rows) in zip(axes[:, 0], panels):
         rows = rows[:-1]  # no bar for the mean

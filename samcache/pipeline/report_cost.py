@@ -16,13 +16,16 @@ def encoder_seconds_per_image(cache: str) -> tuple[float | None, list[dict]]:
     for name in cache_obj.splits:
         split = cache_obj.split(name)
         runs = split.attrs.get("runs", [])
-        for r in runs:
-            if r.get("encoder_seconds_per_image"):
-                total_s += r["encoder_seconds_per_image"] * r["images"]
-                total_n += r["images"]
-        rows.append({"stage": f"extract {name}", "encoder_passes": sum(r["images"] for r in runs),
+        split_s = sum(r["encoder_seconds_per_image"] * r["images"] for r in runs if r.get("encoder_seconds_per_image"))
+        split_n = sum(r["images"] for r in runs if r.get("encoder_seconds_per_image"))
+        total_s, total_n = total_s + split_s, total_n + split_n
+        done = int(split.done_mask().sum())
+        rows.append({"stage": f"extract {name}", "model": split.fingerprint.model_type,
+                     "encoder_passes": sum(r["images"] for r in runs),
                      "wall_s": f"{sum(r['seconds'] for r in runs):.1f}", "seed_reencode_s": "",
                      "cache_mib": f"{split.nbytes_stored() / 2**20:.1f}",
+                     "mib_per_image": f"{split.nbytes_stored() / 2**20 / max(done, 1):.2f}",
+                     "encoder_s_per_image": f"{split_s / split_n:.3f}" if split_n else "",
                      "device": ", ".join(sorted({r["device"] for r in runs}))})
     return (total_s / total_n if total_n else None), rows
 
@@ -42,7 +45,11 @@ def cost_rows(records: list[dict], labels: list[str]) -> tuple[list[dict], dict[
         rows += [{**row, "stage": row["stage"] + (f" ({cache})" if len(caches) > 1 else "")} for row in split_rows]
     for r, label in zip(records, labels):
         t, images = t_enc.get(r["cache"]), images_the_seed_encodes(r)
-        rows.append({"stage": label, "encoder_passes": r.get("encoder_passes", ""), "wall_s": f"{r['seconds']:.1f}",
-                     "seed_reencode_s": f"{images * t:.1f}" if t and images else "", "cache_mib": "",
-                     "device": r.get("device", "")})
+        rows.append({"stage": label, "model": r.get("fingerprint", "").split("/")[0] if r.get("fingerprint") else "",
+                     "encoder_passes": r.get("encoder_passes", ""), "wall_s": f"{r['seconds']:.1f}",
+                     "seed_reencode_s": f"{images * t:.1f}" if t and images else "", "device": r.get("device", "")})
     return rows, t_enc
+
+
+COLUMNS = ["stage", "model", "encoder_passes", "wall_s", "seed_reencode_s", "cache_mib", "mib_per_image",
+           "encoder_s_per_image", "device"]

@@ -14,9 +14,16 @@ def resume_config(cls, config_file, flags: dict):
     run = Path(flags["resume"])
     if config_file is not None:
         raise SamcacheError(f"--resume takes its settings from {run}/config.yaml; leave out --config")
-    record = read_record(run)
-    if record["stage"] != "head":
-        raise SamcacheError(f"--resume {run}: it holds a {record['stage']} run, not a head run")
+    if flags.get("out") not in (None, str(run)) or flags.get("overwrite"):
+        raise SamcacheError(f"--resume continues {run} in place; leave out --out and --overwrite")
+    try:
+        stage = read_record(run)["stage"]
+    except SamcacheError:
+        if not (run / "run.json").is_file():
+            raise
+        stage = "head"  # a damaged record: config.yaml and the checkpoints decide
+    if stage != "head":
+        raise SamcacheError(f"--resume {run}: it holds a {stage} run, not a head run")
     saved = run / "config.yaml"
     if not saved.is_file():
         raise SamcacheError(f"--resume {run}: no config.yaml there")

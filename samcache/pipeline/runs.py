@@ -1,43 +1,20 @@
-"""Run folders: who owns them, how they are created and replaced, and the files inside.
+"""What a run folder holds: the run.json record and the CSV tables, written atomically.
 
-A run folder is samcache's when it holds ``run.json`` (written first, status "running", then
-rewritten "complete"). Rules: a new run goes into a new or empty folder; a folder holding an
-earlier run is replaced only with --overwrite (and only the files samcache writes); a folder
-that is not a run is never touched. A command that fails before its first result leaves the
-folder as it found it. Every file is written atomically.
+Who owns a folder, and how runs are created, replaced and resumed: ``run_folder.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
 import math
-import shutil
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from samcache import fileio
 from samcache.errors import SamcacheError
 
 RUN_RECORD = "run.json"
-# what samcache writes into run folders (globs); --overwrite removes these and nothing else
-RUN_OUTPUTS = ("run.json", "config.yaml", "summary.csv", "detailed_results.csv", "metrics.csv", "per_object.csv",
-               "curve.png", "report.md", "report.csv", "report_iou.png", "head_epoch_*.pt", "visualizations",
-               "predictions", ".*.tmp")
-
-
-@dataclass
-class RunFolder:
-    path: Path
-    stage: str
-    created: bool  # the folder did not exist before
-    committed: bool = False  # a first result exists: keep the folder whatever happens next
-
-    def commit(self) -> None:
-        self.committed = True
 
 
 def read_record(run_dir: str | Path) -> dict:
@@ -48,81 +25,11 @@ def read_record(run_dir: str | Path) -> dict:
     try:
         record = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise SamcacheError(f"{path} is unreadable or corrupt ({type(exc).__name__}); re-run that command") from None
+        raise SamcacheError(f"{path} is unreadable or corrupt ({type(exc).__name__}); replace the run with "
+                            f"--overwrite, or remove the folder") from None
     if not isinstance(record, dict) or "stage" not in record:
         raise SamcacheError(f"{path} is not a samcache run record (no 'stage')")
     return record
-
-
-def is_run_folder(path: Path) -> bool:
-    try:
-        read_record(path)
-        return True
-    except SamcacheError:
-        return (path / RUN_RECORD).is_file()  # a damaged record is still ours
-
-
-def _clear(path: Path) -> None:
-    """Remove what samcache writes in a run folder, and nested run folders (evaluations of it)."""
-    for pattern in RUN_OUTPUTS:
-        for item in path.glob(pattern):
-            shutil.rmtree(item) if item.is_dir() else item.unlink()
-    for item in path.iterdir():
-        if item.is_dir() and is_run_folder(item):
-            shutil.rmtree(item)
-
-
-def _refuse(path: Path, stage: str, overwrite: bool) -> None:
-    if path.is_file():
-        raise SamcacheError(f"--out {path} is a file")
-    if not path.is_dir() or not any(path.iterdir()):
-        return
-    if not is_run_folder(path):
-        raise SamcacheError(f"--out {path} is not empty and is not a samcache run folder; choose a new or empty "
-                            f"folder")
-    if not overwrite:
-        held = read_record(path).get("stage", "?") if (path / RUN_RECORD).is_file() else "?"
-        more = f", or --resume {path} to continue it" if held == "head" and stage == "head" else ""
-        raise SamcacheError(f"--out {path} already holds a samcache {held} run; pass --overwrite to replace it{more}")
-    _clear(path)
-
-
-@contextlib.contextmanager
-def run_folder(path: str | Path, stage: str, overwrite: bool = False, started: str = "") -> Iterator[RunFolder]:
-    """Create (or take over) a run folder; undo it if the body fails before ``commit()``."""
-    path = Path(path)
-    _refuse(path, stage, overwrite)
-    created = not path.exists()
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        write_record(path, {"stage": stage, "status": "running", "started": started})
-    except OSError as exc:
-        _undo(path, created)
-        raise SamcacheError(f"cannot write the run folder {path}: {exc.strerror or exc}") from None
-    folder = RunFolder(path, stage, created)
-    try:
-        yield folder
-    except BaseException:
-        if not folder.committed:
-            _undo(path, created)
-        raise
-
-
-@contextlib.contextmanager
-def resumed_folder(path: str | Path, stage: str) -> Iterator[RunFolder]:
-    """An existing run of ``stage`` to continue: never removed."""
-    record = read_record(path)
-    if record["stage"] != stage:
-        raise SamcacheError(f"{path} holds a {record['stage']} run, not a {stage} run")
-    yield RunFolder(Path(path), stage, created=False, committed=True)
-
-
-def _undo(path: Path, created: bool) -> None:
-    if created:
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.is_dir():  # it was empty (or cleared by --overwrite) before this run
-        for item in path.iterdir():
-            shutil.rmtree(item, ignore_errors=True) if item.is_dir() else item.unlink(missing_ok=True)
 
 
 def write_record(out_dir: str | Path, record: dict) -> None:

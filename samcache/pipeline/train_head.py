@@ -23,13 +23,14 @@ from samcache.data.labels import IGNORE, get_class_set
 from samcache.errors import Interrupted, SamcacheError, SamcacheWarning
 from samcache.evaluation.metrics import class_ious
 from samcache.features.encoder import PASSES, autocast, configure_matmul, describe_device, resolve_device
-from samcache.features.head import SemanticHead
+from samcache.features.head import build_head, head_features
 from samcache.features.preprocess import to_frame
 from samcache.messages import INTERRUPT_ADVICE, random_weights_suffix
 from samcache.pipeline.config import new_run_dir, now_iso, save_config
 from samcache.pipeline.configs import HeadConfig
 from samcache.pipeline.evaluate import check_fingerprint, evaluate, summary_rows
-from samcache.pipeline.runs import read_csv, resumed_folder, run_folder, write_csv, write_record
+from samcache.pipeline.run_folder import resumed_folder, run_folder
+from samcache.pipeline.runs import read_csv, write_csv
 
 
 def checkpoint_path(run_dir: Path, epoch: int) -> Path:
@@ -47,8 +48,9 @@ def last_good_checkpoint(run_dir: Path) -> tuple[dict, Path]:
         try:
             return torch.load(path, map_location="cpu", weights_only=True), path
         except Exception as exc:
-            warnings.warn(f"{path} is damaged ({type(exc).__name__}); using the epoch before it", SamcacheWarning)
-    raise SamcacheError(f"nothing to resume in {run_dir} (no readable head_epoch_N.pt)")
+            warnings.warn(f"{path} is damaged ({type(exc).__name__}); skipping it", SamcacheWarning)
+    raise SamcacheError(f"nothing to resume in {run_dir} (no readable head_epoch_N.pt); start it again with "
+                        f"--out {run_dir} --overwrite")
 
 
 def _load_data(cfg: HeadConfig, class_set, device):
@@ -58,9 +60,10 @@ def _load_data(cfg: HeadConfig, class_set, device):
         raise SamcacheError(f"splits {train.name} ({train.fingerprint.describe()}) and {val.name} "
                             f"({val.fingerprint.describe()}) of {cfg.cache} come from different models")
     train_rows = train.require_complete()[: cfg.limit]
-    train_ds = CacheHeadDataset(cfg.cache, cfg.train_split, class_set, train_rows, mode="train")
-    val_ds = CacheHeadDataset(cfg.cache, cfg.val_split, class_set, mode="eval")
-    nbytes = preload_bytes(train, train_rows, "train") + preload_bytes(val, val_ds.rows, "eval")
+    names = head_features(cfg.head, cache.feature_shapes, cache.main_feature)
+    train_ds = CacheHeadDataset(cfg.cache, cfg.train_split, class_set, train_rows, mode="train", features=names)
+    val_ds = CacheHeadDataset(cfg.cache, cfg.val_split, class_set, mode="eval", features=names)
+    nbytes = preload_bytes(train, train_rows, "train", names) + preload_bytes(val, val_ds.rows, "eval", names)
     mode = choose_preload(cfg.preload, nbytes, device)
     if mode == "gpu" and device.type != "cuda":
         raise SamcacheError("--preload gpu needs a CUDA device")
@@ -83,7 +86,7 @@ def train_head(cfg: HeadConfig, progress: bool = True) -> dict:
         folder = resumed_folder(out, "head")
     else:
         out, ckpt = Path(cfg.out or new_run_dir("head")), None
-        folder = run_folder(out, "head", cfg.overwrite, started)
+        folder = run_folder(out, "head", cfg.overwrite, started, reads=[cfg.cache])
     with folder as run:
         save_config(cfg, out / "config.yaml")
         train, train_ds, val_ds, train_mem, val_mem, preload_mode = _load_data(cfg, class_set, device)
@@ -91,7 +94,7 @@ def train_head(cfg: HeadConfig, progress: bool = True) -> dict:
 
         # model and optimizer, seeded; or the last good checkpoint of the run being resumed
         torch.manual_seed(cfg.seed)
-        model = SemanticHead(class_set.num_classes, cfg.width).to(device)
+        model = build_head(cfg.head, class_set.num_classes, cfg.width).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         start_epoch, history = 1, []
         if ckpt is not None:
@@ -113,15 +116,17 @@ def train_head(cfg: HeadConfig, progress: bool = True) -> dict:
 
         rows = summary_rows(per_class, miou)
         write_csv(out / "summary.csv", rows, ["class", "iou"])
+        epochs_seconds = sum(float(h["epoch_seconds"]) for h in history)  # every epoch, resumed runs too
         record = {"stage": "head", "status": "complete", "started": started,
-                  "seconds": round(time.perf_counter() - t_start, 3), "load_seconds": load_seconds,
+                  "seconds": round(load_seconds + epochs_seconds, 3), "load_seconds": load_seconds,
                   "train_seconds": train_seconds, "epochs": cfg.epochs, "epochs_run": cfg.epochs - start_epoch + 1,
                   "train_images": len(train_ds), "val_images": len(val_ds), "batch_size": cfg.batch_size,
                   "precision": cfg.precision, "preload": preload_mode, "classes": cfg.classes, "cache": cfg.cache,
-                  "device": describe_device(device), "random_weights": train.fingerprint.random_weights,
+                  "device": describe_device(device), "fingerprint": train.fingerprint.describe(),
+                  "random_weights": train.fingerprint.random_weights,
                   "encoder_passes": PASSES["images"] - passes, "miou": miou, "summary": rows, "config": cfg.dump(),
                   "out": str(out)}
-        write_record(out, record)
+        run.record(record)
     return record
 
 
@@ -138,14 +143,15 @@ def _train(cfg, class_set, model, optimizer, train, train_ds, val_ds, train_mem,
         order = torch.randperm(len(train_ds), generator=gen).tolist()
         losses = []
         bar = tqdm(total=len(order), unit="img", desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress)
-        for _, embeddings, targets in iterate(train_ds, train_mem, order, cfg.batch_size, cfg.num_workers, device):
-            embeddings, targets = embeddings.float(), targets.long()
+        for _, features, targets in iterate(train_ds, train_mem, order, cfg.batch_size, cfg.num_workers, device):
+            features, targets = [f.float() for f in features], targets.long()
             if cfg.flip:
                 flip = torch.rand(len(targets), generator=gen) < 0.5
-                embeddings[flip] = embeddings[flip].flip(-1)
+                for f in features:
+                    f[flip] = f[flip].flip(-1)
                 targets[flip] = targets[flip].flip(-1)
             with autocast(device, cfg.precision):
-                logits = to_frame(model(embeddings))
+                logits = to_frame(model(*features))
                 loss = F.cross_entropy(logits, targets, ignore_index=IGNORE)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -165,11 +171,13 @@ def _train(cfg, class_set, model, optimizer, train, train_ds, val_ds, train_mem,
                         **{f"iou_{k}": v for k, v in per_class.items()},
                         "epoch_seconds": time.perf_counter() - t0})
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                 "config": cfg.dump(), "class_set": cfg.classes, "class_names": list(class_set.class_names),
+                 "config": cfg.dump(), "head": cfg.head, "features": list(train_ds.feature_names),
+                 "class_set": cfg.classes, "class_names": list(class_set.class_names),
                  "fingerprint": train.fingerprint.to_attrs(), "val_miou": miou}
         write_csv(out / "metrics.csv", history)  # before the checkpoint: a resume rewrites this epoch's row
         fileio.write_with(checkpoint_path(out, epoch), lambda tmp: torch.save(state, tmp))
         run.commit()
+        run.record({"stage": "head", "status": "running", "epochs_done": epoch, "config": cfg.dump()})
         if progress:
             tqdm.write(f"epoch {epoch}: train loss {train_loss:.4f}, val mIoU {miou:.4f}")
     if not per_class:  # resumed a finished run: report its last epoch

@@ -27,17 +27,17 @@ from samcache.errors import SamcacheError
 from samcache.evaluation.metrics import (IoUAccumulator, class_ious, compose_by_score, confusion_matrix_torch,
                                          masked_counts)
 from samcache.evaluation.visualize import save_overlay, source_image
+from samcache.features.backends import backend_for
 from samcache.features.decoder import MASK_THRESHOLD, decode_chunked, pick_by_score, prompt_budget
 from samcache.features.encoder import PASSES, describe_device, resolve_device
-from samcache.features.models import build_prompt_decoder
-from samcache.features.preprocess import postprocess_logits, to_input_frame
 from samcache.features.prompts import image_prompts
 from samcache.messages import RANDOM_WEIGHTS_NOTE, random_weights_suffix
 from samcache.pipeline.config import new_run_dir, now_iso, save_config
 from samcache.pipeline.configs import ZeroShotConfig
 from samcache.pipeline.evaluate import save_prediction
-from samcache.pipeline.runs import format_table, run_folder, write_csv, write_record
-from samcache.procs import worker_init_fn
+from samcache.pipeline.run_folder import run_folder
+from samcache.pipeline.runs import format_table, write_csv
+from samcache.procs import check_interrupt, worker_init_fn
 
 DETAIL_COLUMNS = ["image_id", "class", "strategy", "multimask", "points", "point_labels", "box", "score", "iou",
                   "intersection", "union"]
@@ -45,67 +45,74 @@ SUMMARY_COLUMNS = ["class", "iou_semantic", "iou_mean_over_images", "iou_dataset
 UPSCALE_CHUNK = 24  # masks upsampled per interpolate call, to bound memory at 2048x1024
 
 
-def load_decoder(cfg: ZeroShotConfig, split: CacheSplit):
-    """Prompt encoder + mask decoder whose weights match the cache's fingerprint."""
+def load_decoder(cfg, split: CacheSplit):
+    """The family's prompt decoder with weights that match the cache's fingerprint: (backend, decoder, weights)."""
     fp = split.fingerprint
     model_type = cfg.model_type or fp.model_type
     if model_type != fp.model_type:
         raise SamcacheError(f"cache {split.cache_path} was built with {fp.model_type}, not --model-type {model_type}")
+    backend = backend_for(model_type)
     if fp.random_weights:
         if cfg.checkpoint:
             raise SamcacheError(f"cache {split.cache_path} holds {fp.weights()} embeddings; "
                                 f"checkpoint {cfg.checkpoint} cannot match them")
-        return build_prompt_decoder(model_type, None, fp.random_seed, allow_random=True)
+        return (backend, *backend.build_decoder(model_type, None, fp.random_seed, allow_random=True))
     if not cfg.checkpoint:
         raise SamcacheError(f"cache {split.cache_path} was built from checkpoint sha256 "
                             f"{fp.checkpoint_sha256[:12]}; pass --checkpoint")
-    pe, md, wid = build_prompt_decoder(model_type, cfg.checkpoint)
+    decoder, wid = backend.build_decoder(model_type, cfg.checkpoint, 0)
     if wid.checkpoint_sha256 != fp.checkpoint_sha256:
         raise SamcacheError(f"checkpoint {cfg.checkpoint} (sha256 {wid.checkpoint_sha256[:12]}) does not match the "
                             f"cache's fingerprint (sha256 {fp.checkpoint_sha256[:12]})")
-    return pe, md, wid
+    return backend, decoder, wid
 
 
-def _prompt_tensors(prompts: list, sizes: list[tuple], image: list[int], device: torch.device):
+def device_features(items, device: torch.device) -> dict[str, torch.Tensor]:
+    """Each feature map of a batch of items, stacked, float32 on the device."""
+    return {name: torch.from_numpy(np.stack([it.features[name] for it in items])).to(device).float()
+            for name in items[0].features}
+
+
+def _prompt_tensors(backend, prompts: list, sizes: list[tuple], image: list[int], device: torch.device):
     """Points/labels/boxes of same-shaped prompts, in the 1024 input frame, on the device."""
     coords = labels = boxes = None
     if len(prompts[0].points):
-        coords = torch.as_tensor(np.stack([to_input_frame(p.points, sizes[i]) for p, i in zip(prompts, image)]),
+        coords = torch.as_tensor(np.stack([backend.to_input_frame(p.points, sizes[i]) for p, i in zip(prompts, image)]),
                                  dtype=torch.float, device=device)
         labels = torch.as_tensor(np.stack([p.point_labels for p in prompts]), dtype=torch.int, device=device)
     if prompts[0].box is not None:
-        boxes = torch.as_tensor(np.stack([to_input_frame(p.box.reshape(2, 2), sizes[i]).reshape(4)
+        boxes = torch.as_tensor(np.stack([backend.to_input_frame(p.box.reshape(2, 2), sizes[i]).reshape(4)
                                           for p, i in zip(prompts, image)]), dtype=torch.float, device=device)
     return coords, labels, boxes
 
 
-def decode_batch(pe, md, embeddings: torch.Tensor, entries: list[tuple[int, int, object]], sizes: list[tuple],
-                 multimask: bool, budget: int) -> tuple[torch.Tensor, torch.Tensor]:
+def decode_batch(backend, decoder, features: dict[str, torch.Tensor], entries: list[tuple[int, int, object]],
+                 sizes: list[tuple], multimask: bool, budget: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Low-res logits (P,C,256,256) and scores (P,C) for every entry (image, class, prompt), in entry order."""
-    device = embeddings.device
+    device = next(iter(features.values())).device
     groups: dict[tuple, list[int]] = {}
     for k, (_, _, prompt) in enumerate(entries):
         groups.setdefault(prompt.key(), []).append(k)
     logits, scores, order = [], [], []
     for members in groups.values():
         image = [entries[k][0] for k in members]
-        coords, labels, boxes = _prompt_tensors([entries[k][2] for k in members], sizes, image, device)
-        lg, sc = decode_chunked(pe, md, embeddings, torch.tensor(image, device=device), coords, labels, boxes,
-                                multimask, budget)
+        coords, labels, boxes = _prompt_tensors(backend, [entries[k][2] for k in members], sizes, image, device)
+        lg, sc = decode_chunked(backend, decoder, features, torch.tensor(image, device=device), coords, labels,
+                                boxes, multimask, budget)
         logits.append(lg), scores.append(sc), order.extend(members)
     inverse = torch.empty(len(order), dtype=torch.long, device=device)
     inverse[torch.tensor(order, device=device)] = torch.arange(len(order), device=device)
     return torch.cat(logits)[inverse], torch.cat(scores)[inverse]
 
 
-def _upscale(logits: torch.Tensor, input_size, original_size) -> torch.Tensor:
+def upscale(backend, logits: torch.Tensor, input_size, original_size) -> torch.Tensor:
     """(P,C,256,256) logits -> (P,C,H,W) boolean masks at the original resolution, in chunks."""
-    return torch.cat([postprocess_logits(logits[s: s + UPSCALE_CHUNK], input_size, original_size) > MASK_THRESHOLD
+    return torch.cat([backend.postprocess(logits[s: s + UPSCALE_CHUNK], input_size, original_size) > MASK_THRESHOLD
                       for s in range(0, len(logits), UPSCALE_CHUNK)])
 
 
-def choose_masks(logits: torch.Tensor, scores: torch.Tensor, mode: str, targets: torch.Tensor, valid: torch.Tensor,
-                 input_size, original_size) -> tuple[torch.Tensor, torch.Tensor]:
+def choose_masks(backend, logits: torch.Tensor, scores: torch.Tensor, mode: str, targets: torch.Tensor,
+                 valid: torch.Tensor, input_size, original_size) -> tuple[torch.Tensor, torch.Tensor]:
     """One mask per prompt of one image, at the original resolution: (masks (P,H,W) bool, scores (P,)).
 
     best-score / single pick before upsampling (one mask per prompt); the oracle upsamples all
@@ -113,8 +120,8 @@ def choose_masks(logits: torch.Tensor, scores: torch.Tensor, mode: str, targets:
     """
     if mode != "oracle":
         chosen, chosen_scores, _ = pick_by_score(logits, scores)
-        return _upscale(chosen, input_size, original_size)[:, 0], chosen_scores
-    candidates = _upscale(logits, input_size, original_size)  # (P, 3, H, W)
+        return upscale(backend, chosen, input_size, original_size)[:, 0], chosen_scores
+    candidates = upscale(backend, logits, input_size, original_size)  # (P, 3, H, W)
     p, c = candidates.shape[:2]
     inter, union = masked_counts(candidates.flatten(0, 1), targets.repeat_interleave(c, 0), valid)
     best = (inter.double() / union.clamp(min=1)).view(p, c).argmax(dim=1)
@@ -127,14 +134,14 @@ def run_zero_shot(cfg: ZeroShotConfig, progress: bool = True) -> dict:
     class_set = get_class_set(cfg.classes)
     split = open_cache(cfg.cache).split(cfg.split)
     rows = split.require_complete()[: cfg.limit]
-    pe, md, weights = load_decoder(cfg, split)
+    backend, decoder, weights = load_decoder(cfg, split)
     device = resolve_device(cfg.device)
-    pe, md = pe.to(device), md.to(device)
+    decoder = decoder.to(device)
     started, t0, passes = now_iso(), time.perf_counter(), PASSES["images"]
     out = Path(cfg.out) if cfg.out else new_run_dir(f"zero-shot-{cfg.prompt}-{cfg.multimask}")
-    with run_folder(out, "zero-shot", cfg.overwrite, started) as folder:
+    with run_folder(out, "zero-shot", cfg.overwrite, started, reads=[cfg.cache]) as folder:
         save_config(cfg, out / "config.yaml")
-        result = _decode_split(cfg, class_set, split, rows, pe, md, device, weights.random, out, progress)
+        result = _decode_split(cfg, class_set, split, rows, backend, decoder, device, weights.random, out, progress)
         seconds = time.perf_counter() - t0
         semantic, semantic_miou = class_ious(result["confusion"], class_set)
         summary = result["prompted"].summary([class_set.class_names[c] for c in class_set.eval_indices])
@@ -151,7 +158,7 @@ def run_zero_shot(cfg: ZeroShotConfig, progress: bool = True) -> dict:
                   "fingerprint": split.fingerprint.describe(), "random_weights": weights.random,
                   "encoder_passes": PASSES["images"] - passes, "miou_semantic": semantic_miou, "summary": summary,
                   "config": cfg.dump(), "out": str(out)}
-        write_record(out, record)
+        folder.record(record)
         folder.commit()
     return record
 
@@ -164,7 +171,7 @@ def _loader(cfg: ZeroShotConfig, class_set: ClassSet, rows: list[int], per_batch
                       prefetch_factor=4 if cfg.num_workers else None)
 
 
-def _decode_split(cfg, class_set, split, rows, pe, md, device, random_weights, out, progress) -> dict:
+def _decode_split(cfg, class_set, split, rows, backend, decoder, device, random_weights, out, progress) -> dict:
     """Every image's prompts decoded, masks chosen and scored on the device; one host copy per batch."""
     per_batch = cfg.images_per_batch or (8 if device.type == "cuda" else 1)
     n, none = class_set.num_classes, class_set.num_classes  # the extra prediction column: unlabeled
@@ -172,12 +179,13 @@ def _decode_split(cfg, class_set, split, rows, pe, md, device, random_weights, o
     prompted, details, n_prompts, shown, budget = IoUAccumulator(), [], 0, 0, None
     bar = tqdm(total=len(rows), unit="img", desc=f"zero-shot {cfg.prompt}/{cfg.multimask}", disable=not progress)
     for items in _loader(cfg, class_set, rows, per_batch):
-        embeddings = torch.from_numpy(np.stack([it.embedding for it in items])).to(device).float()
-        budget = budget or prompt_budget(pe, md, embeddings)
+        check_interrupt()
+        features = device_features(items, device)
+        budget = budget or prompt_budget(backend, decoder, features)
         entries = [(i, c, p) for i, it in enumerate(items) for c, p in it.prompts]
         sizes = [tuple(split.original_sizes[it.row]) for it in items]
         n_prompts += len(entries)
-        logits, scores = (decode_batch(pe, md, embeddings, entries, sizes, cfg.multimask != "single", budget)
+        logits, scores = (decode_batch(backend, decoder, features, entries, sizes, cfg.multimask != "single", budget)
                           if entries else (None, None))
         counts, rows_out = [], []
         for i, it in enumerate(items):
@@ -189,8 +197,9 @@ def _decode_split(cfg, class_set, split, rows, pe, md, device, random_weights, o
             classes = torch.tensor([entries[k][1] for k in mine], device=device)
             valid = class_map != IGNORE
             idx = torch.tensor(mine, device=device)
-            masks, chosen = choose_masks(logits[idx], scores[idx], cfg.multimask, class_map[None] == classes.view(-1, 1, 1),
-                                         valid, split.input_sizes[it.row], sizes[i])
+            targets = class_map[None] == classes.view(-1, 1, 1)
+            masks, chosen = choose_masks(backend, logits[idx], scores[idx], cfg.multimask, targets, valid,
+                                         split.input_sizes[it.row], sizes[i])
             label_map = compose_by_score(masks, chosen, classes, none)
             confusion += confusion_matrix_torch(label_map, class_map, n, n + 1)
             for c in sorted({entries[k][1] for k in mine}):

@@ -1,0 +1,189 @@
+"""The cache as one HDF5 file: export, import (bit for bit), and read-only access for Stage 2.
+
+HPC quotas count files; a Zarr directory store of Cityscapes is ~25,000 of them. The HDF5 file
+holds the same groups, arrays and attributes: one image per chunk in the per-image arrays, a
+filter h5py ships (gzip with byte shuffle by default, or lzf), every attribute as a JSON string.
+Plain h5py reads it (README); samcache reads it through the small adapters below, which give
+h5py the part of zarr's interface the reader uses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import zarr
+
+from samcache.cache.schema import CODECS, META_CHUNK
+from samcache.cache.store import open_root
+from samcache.errors import SamcacheError
+
+COMPRESSIONS = {"gzip": {"compression": "gzip", "compression_opts": 4, "shuffle": True},
+                "lzf": {"compression": "lzf", "shuffle": True}}
+DEFAULT_COMPRESSION = "gzip"  # smaller than lzf on float16 features; lzf writes faster (benchmarks/bench_hdf5.py)
+STRING = h5py.string_dtype("utf-8")
+
+
+class H5Array:
+    """An h5py dataset read like a zarr array: rows, slices, ``oindex[rows]``, strings as str."""
+
+    def __init__(self, dataset: h5py.Dataset):
+        self.dataset = dataset
+        self.shape, self.is_str = dataset.shape, h5py.check_string_dtype(dataset.dtype) is not None
+        self.dtype = np.dtype(object) if self.is_str else dataset.dtype
+
+    def __getitem__(self, key):
+        values = self.dataset.asstr()[key] if self.is_str else self.dataset[key]
+        return np.asarray(values, dtype=object) if self.is_str and not np.isscalar(values) else values
+
+    @property
+    def oindex(self) -> "_Rows":
+        return _Rows(self)
+
+    def rows(self, rows) -> np.ndarray:
+        """Any order of rows (h5py wants increasing ones)."""
+        rows = np.asarray(rows)
+        order = np.argsort(rows)
+        out = self[rows[order].tolist()]
+        result = np.empty_like(out)
+        result[order] = out
+        return result
+
+    def nbytes_stored(self) -> int:
+        return int(self.dataset.id.get_storage_size())
+
+
+class _Rows:
+    """``array.oindex[rows]`` for the HDF5 adapter (zarr's orthogonal indexing, rows only)."""
+
+    def __init__(self, array: H5Array):
+        self.array = array
+
+    def __getitem__(self, rows):
+        return self.array.rows(rows)
+
+
+class H5Group:
+    """An h5py group read like a zarr group, attributes decoded from JSON."""
+
+    def __init__(self, group: h5py.Group):
+        self.group = group
+        self.attrs = {k: json.loads(v) for k, v in group.attrs.items()}
+
+    def __getitem__(self, name: str):
+        node = self.group[name]
+        return H5Group(node) if isinstance(node, h5py.Group) else H5Array(node)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.group
+
+    def keys(self):
+        return list(self.group.keys())
+
+    def groups(self):
+        return [(k, H5Group(v)) for k, v in self.group.items() if isinstance(v, h5py.Group)]
+
+    def arrays(self):
+        return [(k, H5Array(v)) for k, v in self.group.items() if isinstance(v, h5py.Dataset)]
+
+
+def open_h5(path: str) -> H5Group:
+    try:
+        return H5Group(h5py.File(path, "r", locking=False))
+    except (OSError, ValueError) as exc:
+        raise SamcacheError(f"{path} is not a readable HDF5 file ({exc})") from None
+
+
+def _copy_rows(source, target, rows: int, step: int, string: bool = False) -> None:
+    for start in range(0, rows, step):
+        values = source[start: start + step]
+        target[start: start + step] = np.asarray(values, dtype=object) if string else values
+
+
+def export_h5(cache: str, out: str, splits: list[str] | None = None, compression: str = DEFAULT_COMPRESSION,
+              overwrite: bool = False) -> dict:
+    """Write ``splits`` (default: all) of a Zarr cache into one HDF5 file, atomically; returns sizes."""
+    root = open_root(cache)
+    names = sorted(n for n, _ in root.groups())
+    chosen = splits or names
+    missing = [s for s in chosen if s not in names]
+    if missing:
+        raise SamcacheError(f"no split {missing[0]!r} in cache {cache} (has: {', '.join(names) or 'none'})")
+    out_path = Path(out)
+    if out_path.exists():
+        if not overwrite or not _is_samcache_h5(out_path):
+            raise SamcacheError(f"{out} exists; pass --overwrite to replace an earlier export (never another file)")
+    tmp = out_path.with_name(f".{out_path.name}.tmp")
+    try:
+        with h5py.File(tmp, "w") as h5:
+            _write_attrs(h5, root.attrs)
+            for name in chosen:
+                group, target = root[name], h5.create_group(name)
+                _write_attrs(target, group.attrs)
+                for array_name, array in group.arrays():
+                    _export_array(target, array_name, array, COMPRESSIONS[compression])
+        os.replace(tmp, out_path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return {"splits": chosen, "bytes": out_path.stat().st_size, "compression": compression}
+
+
+def _is_samcache_h5(path: Path) -> bool:
+    try:
+        with h5py.File(path, "r", locking=False) as h5:
+            return "samcache_format" in h5.attrs
+    except (OSError, ValueError):
+        return False
+
+
+def _write_attrs(node, attrs) -> None:
+    for key, value in dict(attrs).items():
+        node.attrs[key] = json.dumps(value)
+
+
+def _export_array(target: h5py.Group, name: str, array: zarr.Array, filters: dict) -> None:
+    string = array.dtype.kind in "OUT" or str(array.dtype).startswith("<U") or "str" in str(array.dtype).lower()
+    n = array.shape[0]
+    per_image = tuple(array.chunks) == (1, *array.shape[1:])
+    chunks = (1, *array.shape[1:]) if per_image else (max(1, min(n, META_CHUNK)), *array.shape[1:])
+    dataset = target.create_dataset(name, shape=array.shape, maxshape=(None, *array.shape[1:]), chunks=chunks,
+                                    dtype=STRING if string else array.dtype, **filters)
+    if n:
+        _copy_rows(array, dataset, n, 1 if per_image else META_CHUNK, string)
+
+
+def import_h5(path: str, cache: str) -> dict:
+    """An exported HDF5 file back into a Zarr cache, bit for bit (arrays, chunks, codec, attributes)."""
+    h5 = open_h5(path)
+    if "samcache_format" not in h5.attrs:
+        raise SamcacheError(f"{path} is not a samcache export (no samcache_format attribute)")
+    target = Path(cache)
+    if target.exists() and any(target.iterdir()):
+        raise SamcacheError(f"{cache} exists and is not empty; import into a new path")
+    staging = target.with_name(f".{target.name}.importing")
+    shutil.rmtree(staging, ignore_errors=True)  # a killed import of ours
+    try:
+        root = zarr.open_group(str(staging), mode="w", attributes=h5.attrs)
+        for name, group in h5.groups():
+            split = root.create_group(name, attributes=group.attrs)
+            codec = CODECS[group.attrs.get("codec", "zstd")]
+            for array_name, array in group.arrays():
+                per_image = tuple(array.dataset.chunks or ()) == (1, *array.shape[1:])
+                chunks = (1, *array.shape[1:]) if per_image else (META_CHUNK, *array.shape[1:])
+                dtype = str if array.is_str else array.dtype
+                out = split.create_array(array_name, shape=array.shape, chunks=chunks, dtype=dtype,
+                                         compressors=codec(), fill_value="" if array.is_str else 0)
+                if array.shape[0]:
+                    _copy_rows(array, out, array.shape[0], 1 if per_image else META_CHUNK, array.is_str)
+        if target.exists():
+            target.rmdir()  # empty, checked above
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return {"splits": sorted(n for n, _ in h5.groups())}

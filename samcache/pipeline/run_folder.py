@@ -1,0 +1,196 @@
+"""Run folders: who owns them, how they are created, replaced and resumed.
+
+A folder is a samcache run when it holds ``run.json``; the record lists the files the run wrote
+(``outputs``), so replacing a run touches those files and nothing else. Rules:
+- a new run goes into a new or empty folder;
+- a folder holding an earlier run is replaced only with --overwrite: its outputs are set aside
+  first and deleted only when the new run has a first result, restored if it fails before;
+- a folder that is not a run, or that holds what the command reads, is never written to;
+- a command that fails or is interrupted before its first result leaves the folder as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from samcache.errors import SamcacheError
+from samcache.pipeline.runs import RUN_RECORD, read_record, write_record
+
+SET_ASIDE = ".samcache-replaced"  # the replaced run's files, until the new run has a first result
+# outputs of runs recorded before run.json listed them: top-level names, and patterns below
+LEGACY_FILES = {"run.json", "config.yaml", "summary.csv", "detailed_results.csv", "metrics.csv", "per_object.csv",
+                "curve.png", "report.md", "report.csv", "report_iou.png", "report_clicks.png"}
+LEGACY_PATTERNS = [re.compile(p) for p in (r"head_epoch_\d+\.pt", r"visualizations/[^/]+\.png",
+                                           r"predictions/[^/]+/[^/]+_labelIds\.png", r"(.*/)?\.[^/]+\.tmp")]
+
+
+def files_in(path: Path) -> set[str]:
+    """Relative paths of every file below ``path`` (the set-aside folder excluded)."""
+    if not path.is_dir():
+        return set()
+    return {str(p.relative_to(path)) for p in path.rglob("*")
+            if p.is_file() and SET_ASIDE not in p.relative_to(path).parts}
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    child, parent = Path(os.path.realpath(child)), Path(os.path.realpath(parent))
+    return child == parent or parent in child.parents
+
+
+@dataclass
+class RunFolder:
+    path: Path
+    stage: str
+    created: bool  # the folder did not exist before
+    before: set[str] = field(default_factory=set)  # files there when the run began: not the run's
+    committed: bool = False  # a first result exists: keep the folder whatever happens next
+    earlier_outputs: set[str] = field(default_factory=set)  # a resumed run's outputs so far
+
+    def outputs(self) -> list[str]:
+        return sorted((files_in(self.path) - self.before) | self.earlier_outputs | {RUN_RECORD})
+
+    def record(self, record: dict) -> None:
+        """Write run.json with the list of files this run wrote (what --overwrite may remove later)."""
+        write_record(self.path, {**record, "outputs": self.outputs()})
+
+    def commit(self) -> None:
+        """A first result exists: from now on the folder is kept, and a replaced run is gone for good."""
+        self.committed = True
+        shutil.rmtree(self.path / SET_ASIDE, ignore_errors=True)
+
+
+def _run_outputs(path: Path) -> set[str]:
+    """The files of the run in ``path``: as its record lists them, else by the names samcache writes."""
+    try:
+        listed = read_record(path).get("outputs")
+    except SamcacheError:
+        listed = None
+    present = files_in(path)
+    if listed is not None:
+        return present & set(listed)
+    return {f for f in present if f in LEGACY_FILES or any(p.fullmatch(f) for p in LEGACY_PATTERNS)}
+
+
+def _nested_runs(path: Path) -> list[Path]:
+    return [d for d in path.iterdir() if d.is_dir() and d.name != SET_ASIDE and (d / RUN_RECORD).is_file()]
+
+
+def _move(files: set[str], source: Path, target: Path) -> None:
+    for name in sorted(files):
+        destination = target / name
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source / name, destination)
+    _prune_empty(source)
+
+
+def _prune_empty(path: Path) -> None:
+    """Remove directories left empty below ``path`` (never ``path`` itself)."""
+    for directory in sorted((d for d in path.rglob("*") if d.is_dir()), key=lambda d: len(d.parts), reverse=True):
+        if SET_ASIDE not in directory.relative_to(path).parts and not any(directory.iterdir()):
+            directory.rmdir()
+
+
+def _set_aside(path: Path) -> None:
+    """Move the earlier run's outputs (and runs nested in it) into SET_ASIDE."""
+    aside = path / SET_ASIDE
+    shutil.rmtree(aside, ignore_errors=True)  # left by a run killed before its first result
+    aside.mkdir()
+    for nested in _nested_runs(path):
+        os.replace(nested, aside / nested.name)
+    _move(_run_outputs(path), path, aside)
+
+
+def _restore(path: Path) -> None:
+    aside = path / SET_ASIDE
+    if aside.is_dir():
+        for item in aside.iterdir():
+            if item.is_dir() and (item / RUN_RECORD).is_file():
+                os.replace(item, path / item.name)
+        _move(files_in_aside(aside), aside, path)
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def files_in_aside(aside: Path) -> set[str]:
+    return {str(p.relative_to(aside)) for p in aside.rglob("*") if p.is_file()}
+
+
+def _check(path: Path, stage: str, overwrite: bool, reads: list[str | Path]) -> None:
+    for source in reads:
+        if source and Path(source).exists() and (_inside(path, source) or _inside(source, path)):
+            raise SamcacheError(f"--out {path} overlaps {source}, which this command reads; choose another --out")
+    if path.is_file():
+        raise SamcacheError(f"--out {path} is a file")
+    if not path.is_dir() or not any(p for p in path.iterdir() if p.name != SET_ASIDE):
+        return
+    if not (path / RUN_RECORD).is_file():
+        raise SamcacheError(f"--out {path} is not empty and is not a samcache run folder; choose a new or empty "
+                            f"folder")
+    if not overwrite:
+        try:
+            held = read_record(path)["stage"]
+        except SamcacheError:
+            held = "(damaged record)"
+        more = f", or --resume {path} to continue it" if held == "head" and stage == "head" else ""
+        raise SamcacheError(f"--out {path} already holds a samcache {held} run; pass --overwrite to replace it{more}")
+
+
+@contextlib.contextmanager
+def run_folder(path: str | Path, stage: str, overwrite: bool = False, started: str = "",
+               reads: list[str | Path] = ()) -> Iterator[RunFolder]:
+    """Create (or take over) a run folder; undo everything if the body fails before ``commit()``.
+
+    ``reads``: the caches, runs or checkpoints the command reads; --out may not overlap them.
+    """
+    path = Path(path)
+    _check(path, stage, overwrite, list(reads))
+    created = not path.exists()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if (path / RUN_RECORD).is_file():
+            _set_aside(path)  # --overwrite: kept until the new run has a first result
+        folder = RunFolder(path, stage, created, before=files_in(path))
+        write_record(path, {"stage": stage, "status": "running", "started": started})
+    except OSError as exc:
+        _undo(path, created, set())
+        raise SamcacheError(f"cannot write the run folder {path}: {exc.strerror or exc}") from None
+    try:
+        yield folder
+    except BaseException:
+        if not folder.committed:
+            _undo(path, created, folder.before)
+        raise
+
+
+def _undo(path: Path, created: bool, before: set[str]) -> None:
+    if created:
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    if path.is_dir():
+        for name in files_in(path) - before:  # what this run wrote
+            (path / name).unlink(missing_ok=True)
+        _prune_empty(path)
+        _restore(path)
+
+
+@contextlib.contextmanager
+def resumed_folder(path: str | Path, stage: str) -> Iterator[RunFolder]:
+    """An existing run of ``stage`` to continue in place: never removed; its earlier outputs stay listed."""
+    path = Path(path)
+    try:
+        record = read_record(path)
+        earlier = set(record.get("outputs") or _run_outputs(path))
+        if record["stage"] != stage:
+            raise SamcacheError(f"{path} holds a {record['stage']} run, not a {stage} run")
+    except SamcacheError as exc:
+        if "holds a" in str(exc):
+            raise
+        earlier = _run_outputs(path)  # a damaged record: its files are still known by their names
+    current = files_in(path)
+    yield RunFolder(path, stage, created=False, before=current - earlier, committed=True,
+                    earlier_outputs=earlier & current)
