@@ -12,7 +12,9 @@ import torch
 import zarr
 
 from benchmarks.common import OUT, synth_data, timer
-from samcache.cache.schema import CODECS, EMBED_SHAPE
+from samcache.cache.schema import CODECS, FORMAT1_FEATURES
+
+EMBED_SHAPE = FORMAT1_FEATURES["embeddings"]
 from samcache.data.cityscapes import list_images
 from samcache.features.encoder import encode
 from samcache.features.models import build_sam

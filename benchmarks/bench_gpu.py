@@ -7,7 +7,8 @@ checkpoint (speed does not depend on the weight values). Rows:
       size, without and with --compile; img/s and the fraction of the measured bf16 matmul peak;
   (c) zero-shot prompts/s from the GPU cache, IoU at original resolution included;
   (d) one head epoch over 2,975 GPU-preloaded images, and the evaluation of 500;
-  (e) peak GPU memory of each row.
+  (e) peak GPU memory of each row;
+  (f) SAM 2.1 Hiera-L against ViT-H: extract img/s and cache MiB/image (random-init, official format).
 Prints one table and appends it to benchmarks/RESULTS.md with the GPU's name.
 ``--smoke`` runs every row at toy size with the tiny model (CPU allowed): a check that this file works.
 """
@@ -42,9 +43,10 @@ from samcache.pipeline.train_head import train_head
 from samcache.pipeline.zero_shot import run_zero_shot
 
 RESULTS = Path(__file__).parent / "RESULTS.md"
-FULL = dict(model="vit_h", size=(2048, 1024), unique=32, images=256, seed_images=12, train=2975, val=500,
-            head_batch=32)
-SMOKE = dict(model="tiny", size=(512, 256), unique=4, images=8, seed_images=2, train=12, val=4, head_batch=4)
+FULL = dict(model="vit_h", sam2="sam2.1_hiera_l", size=(2048, 1024), unique=32, images=256, seed_images=12,
+            train=2975, val=500, head_batch=32)
+SMOKE = dict(model="tiny", sam2="sam2.1_hiera_t", size=(512, 256), unique=4, images=8, seed_images=2, train=12, val=4,
+             head_batch=4)
 
 
 def replicate_data(root: Path, unique: int, images: int, size: tuple[int, int]) -> Path:
@@ -144,6 +146,9 @@ def extraction(p: dict, checkpoint: Path | None, data: Path, out: Path, device: 
     name = f"(b) samcache extract, {'bf16' if device.type == 'cuda' else 'fp32'} + SDPA, auto batch" + \
            (", --compile" if compile_model else "")
     rows.add(name, "img/s end to end", f"{result.img_per_s:.2f}")
+    if not compile_model:
+        rows.add(name, "cache MiB/image (features + labels)", f"{result.bytes_on_disk / result.n_done / 2**20:.2f}",
+                 peak=False)
     encoder_rate = 1 / result.encoder_seconds_per_image
     rows.add(name, "img/s encoder only", f"{encoder_rate:.2f}", peak=False)
     rows.add(name, "x seed's way (end to end)", f"{result.img_per_s / seed_rate:.1f}", peak=False)
@@ -197,6 +202,25 @@ def head(cache: Path, out: Path, device: torch.device, rows: Rows, batch: int, t
     rows.add(f"(d) evaluate {val} images", "seconds", f"{time.perf_counter() - t0:.2f}")
 
 
+def sam2_extraction(p: dict, data: Path, out: Path, device: torch.device, rows: Rows) -> None:
+    """(f) SAM 2.1 end to end beside (b): same data, automatic batch, bf16 on CUDA."""
+    from samcache.features.sam2 import SAM2_MODEL_TYPES, build_sam2
+
+    checkpoint = out / SAM2_MODEL_TYPES[p["sam2"]].checkpoint.replace(".pt", "_random.pt")
+    if not checkpoint.exists():
+        torch.save({"model": build_sam2(p["sam2"], None, 0, allow_random=True)[0].state_dict()}, checkpoint)
+    cache = out / "extract-sam2.zarr"
+    shutil.rmtree(cache, ignore_errors=True)
+    rows.reset_peak()
+    result = extract(ExtractConfig(data=str(data), cache=str(cache), split="train", model_type=p["sam2"],
+                                   checkpoint=str(checkpoint), device=str(device),
+                                   num_workers=max(1, min(14, (os.cpu_count() or 2) - 2))), progress=False)
+    name = f"(f) {p['sam2']} extract, auto batch"
+    rows.add(name, "img/s end to end", f"{result.img_per_s:.2f}")
+    rows.add(name, "cache MiB/image (3 feature arrays + labels)",
+             f"{result.bytes_on_disk / result.n_done / 2**20:.2f}", peak=False)
+
+
 def main(smoke: bool) -> None:
     p = SMOKE if smoke else FULL
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -225,6 +249,7 @@ def main(smoke: bool) -> None:
     zero_shot(cache, out, device, rows)
     big = replicated_cache(cache, out / "head.zarr", p["train"], p["val"])
     head(big, out, device, rows, p["head_batch"], p["train"], p["val"])
+    sam2_extraction(p, data, out, device, rows)
     table = format_table(rows.rows, ["row", "metric", "value", "peak_gib"])
     print("\n" + table + f"\n\nbench-gpu took {time.perf_counter() - t_start:.0f} s")
     if not smoke:

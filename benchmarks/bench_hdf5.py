@@ -34,7 +34,8 @@ def _zarr_bytes(cache: str) -> int:
 
 def run() -> list[dict]:
     cache = _cache()
-    rows = [{"benchmark": "hdf5", "metric": "zarr (zstd) MiB/image", "value": f"{_zarr_bytes(cache) / 2**20 / IMAGES:.2f}"}]
+    rows = [{"benchmark": "hdf5", "metric": "zarr (zstd) MiB/image",
+             "value": f"{_zarr_bytes(cache) / 2**20 / IMAGES:.2f}"}]
     t0 = time.perf_counter()
     group = zarr.open_group(cache, mode="r")["train"]
     for i in range(IMAGES):

@@ -16,20 +16,19 @@ import torch
 from torch.nn import functional as F
 
 from benchmarks.common import OUT, synth_data, timer
+from samcache.cache.datasets import CacheHeadDataset, iterate, preload
 from samcache.data.cityscapes import list_images, read_image
 from samcache.data.labels import IGNORE, get_class_set
 from samcache.features.encoder import encode
 from samcache.features.head import SemanticHead
-from samcache.features.preprocess import to_frame
 from samcache.features.models import build_random_sam
-from samcache.features.preprocess import resize_and_pad_uint8
-from samcache.pipeline.configs import ExtractConfig
+from samcache.features.preprocess import resize_and_pad_uint8, to_frame
+from samcache.pipeline.configs import ExtractConfig, HeadConfig
 from samcache.pipeline.extract import extract
-from samcache.cache.datasets import CacheHeadDataset, iterate, preload
-from samcache.pipeline.configs import HeadConfig
 from samcache.pipeline.train_head import train_head
 
 N_TRAIN, CITYSCAPES_TRAIN, BATCH = 24, 2975, 16
+PRELOAD_BYTES = 2975 * (2 * 256 * 64 * 64 + 1024 ** 2) + 500 * (2 * 256 * 64 * 64 + 2048 * 1024)
 
 RSS_CODE = """
 import json, sys
@@ -58,7 +57,8 @@ def run() -> list[dict]:
     rows = []
     epoch_s = {}
     for mode in ("ram", "off"):
-        rec = train_head(HeadConfig(cache=cache, out=str(OUT / f"head-{mode}"), overwrite=True, epochs=2, batch_size=BATCH,
+        rec = train_head(HeadConfig(cache=cache, out=str(OUT / f"head-{mode}"), overwrite=True, epochs=2,
+                                    batch_size=BATCH,
                                     preload=mode, num_workers=1, device="cpu", visualize=0), progress=False)
         epoch_s[mode] = rec["train_seconds"] / rec["epochs"] / rec["train_images"] * CITYSCAPES_TRAIN
 
@@ -111,7 +111,7 @@ def run() -> list[dict]:
         {"benchmark": "head", "metric": f"peak RSS, {N_TRAIN}+8 images, batch 16: --preload off vs ram",
          "value": f"{rss['off']:.0f} MiB vs {rss['ram']:.0f} MiB"},
         {"benchmark": "head", "metric": "preload size for Cityscapes train+val (float16 + targets + val labels)",
-         "value": f"{(2975 * (2 * 256 * 64 * 64 + 1024 ** 2) + 500 * (2 * 256 * 64 * 64 + 2048 * 1024)) / 2**30:.1f} GiB"},
+         "value": f"{PRELOAD_BYTES / 2**30:.1f} GiB"},
     ]
     return rows
 

@@ -1,7 +1,8 @@
 """`make bench`: every benchmark in one process, one table, and benchmarks/RESULTS.md.
 
 Speed goals are ratios measured side by side in the same run, never absolute timings in tests.
-Usage: python -m benchmarks.run_all [name ...]   (names: extract attention codecs dask zero_shot clicks head families hdf5)
+Usage: python -m benchmarks.run_all [name ...]
+(names: extract attention codecs dask zero_shot clicks head families hdf5)
 """
 
 from __future__ import annotations

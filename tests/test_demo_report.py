@@ -1,5 +1,6 @@
 """`samcache demo` end to end (reduced), the report against the runs it reads, and the config files."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +34,10 @@ def test_demo_writes_every_promised_file(demo_dir):
         assert len(list((run / "visualizations").glob("*.png"))) == 2
     for name in ("head_epoch_1.pt", "metrics.csv", "summary.csv", "config.yaml", "run.json"):
         assert (out / "head" / name).is_file(), name
+    for name in ("per_object.csv", "summary.csv", "curve.png", "config.yaml", "run.json"):
+        assert (out / "clicks" / name).is_file(), name
     assert list((out / "head" / "visualizations").glob("*.png"))
-    for name in ("report.md", "report.csv", "report_iou.png"):
+    for name in ("report.md", "report.csv", "report_iou.png", "report_clicks.png"):
         assert (out / "report" / name).is_file(), name
     assert (out / "config.yaml").is_file() and (out / "cache.zarr" / "zarr.json").is_file()
     # the terminal shows the comparison, the paths and the random-weights warning
@@ -51,13 +54,15 @@ def test_report_numbers_are_the_runs_summaries(demo_dir):
                ("zero-shot random/best-score", "prompted_iou"): (out / "zero-shot-random", "iou_dataset"),
                ("zero-shot center/best-score", "semantic_iou"): (out / "zero-shot-center", "iou_semantic"),
                ("zero-shot center/best-score", "prompted_iou"): (out / "zero-shot-center", "iou_dataset"),
-               ("head (1 ep)", "semantic_iou"): (out / "head", "iou")}
+               ("head (1 ep)", "semantic_iou"): (out / "head", "iou"),
+               **{("clicks", m): (out / "clicks", m) for m in ("miou@1", "miou@5", "noc@85", "noc@90")}}
     assert {(r["run"], r["metric"]) for r in report} == set(sources)
     assert {r["class_set"] for r in report} == {"seed5"}
     for (run, metric), (folder, column) in sources.items():
         mine = {r["class"]: r["value"] for r in report if (r["run"], r["metric"]) == (run, metric)}
-        summary = {r["class"]: r[column] for r in read_csv(folder / "summary.csv")}
-        assert list(mine) == ["road", "sidewalk", "building", "person", "car", "mean"]
+        summary = {r["class"]: r.get(column, "") for r in read_csv(folder / "summary.csv")}
+        last = "all" if run == "clicks" else "mean"
+        assert list(mine) == ["road", "sidewalk", "building", "person", "car", last]
         for name, value in mine.items():
             want = summary[name]
             assert (want == value == "") or float(value) == pytest.approx(float(want), abs=1e-6), (run, name)
@@ -73,7 +78,9 @@ def test_chart_is_a_png_with_one_bar_per_class_and_run(demo_dir):
     pixels = np.asarray(Image.open(path).convert("RGB"))
     report = [r for r in read_csv(out / "report" / "report.csv") if r["metric"] == "semantic_iou"]
     columns = list(dict.fromkeys(r["run"] for r in report))
-    for color, column in zip(SERIES_COLORS, columns):
+    labels = json.loads((out / "report" / "run.json").read_text())["labels"]  # a run's colour: its place here
+    for column in columns:
+        color = SERIES_COLORS[labels.index(column)]
         rgb = np.array([int(color[i: i + 2], 16) for i in (1, 3, 5)])
         blobs = connected_components(np.all(pixels == rgb, axis=-1))
         found = sum(1 for k in range(1, blobs.max() + 1) if (blobs == k).sum() >= 10)

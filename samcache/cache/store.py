@@ -58,7 +58,8 @@ def _checked(root, cache: str, mode: str):
                             f"{', '.join(map(str, READABLE_FORMATS))}")
     if mode != "r" and fmt != FORMAT_VERSION:
         raise SamcacheError(f"{cache} is a format-{fmt} cache: samcache reads it as it is, but writes only format "
-                            f"{FORMAT_VERSION}; run `samcache upgrade --cache {cache}` first (rewrites attributes only)")
+                            f"{FORMAT_VERSION}; run `samcache upgrade --cache {cache}` first "
+                            f"(rewrites attributes only)")
     return root
 
 

@@ -60,7 +60,8 @@ def to_frame(logits: torch.Tensor) -> torch.Tensor:
     return F.interpolate(logits, (IMG_SIZE, IMG_SIZE), mode="bilinear", align_corners=False)
 
 
-def postprocess_logits(logits: torch.Tensor, input_size: tuple[int, int], original_size: tuple[int, int]) -> torch.Tensor:
+def postprocess_logits(logits: torch.Tensor, input_size: tuple[int, int],
+                       original_size: tuple[int, int]) -> torch.Tensor:
     """Sam.postprocess_masks for a batch of one image size: 1024 frame, crop the padding, original (H, W)."""
     frame = to_frame(logits)[..., : int(input_size[0]), : int(input_size[1])]
     return F.interpolate(frame, tuple(int(v) for v in original_size), mode="bilinear", align_corners=False)

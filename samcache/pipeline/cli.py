@@ -229,12 +229,12 @@ def report(cfg: ReportConfig, quiet: bool):
 @cli.command()
 @command_options(DemoConfig)
 def demo(cfg: DemoConfig, quiet: bool):
-    """Run everything on the embedded default: synth -> extract -> zero-shot x2 -> head -> report."""
+    """Run everything on the embedded default: synth -> extract -> zero-shot x2 -> clicks -> head -> report."""
     from samcache.pipeline.demo import run_demo
 
     result = run_demo(cfg, progress=not quiet)
     _print_report(result)
-    click.echo(f"pictures: {cfg.out}/zero-shot-*/visualizations/  {cfg.out}/head/visualizations/")
+    click.echo(f"pictures: {cfg.out}/zero-shot-*/visualizations/  {cfg.out}/clicks/  {cfg.out}/head/visualizations/")
     click.echo(f"demo finished in {result['seconds']:.0f} s with the {result['model_type']} model")
 
 

@@ -73,7 +73,7 @@ def _file_values(cls: type[StageConfig], path: str | Path) -> tuple[dict, dict]:
     if unknown:
         raise SamcacheError(f"{path}: unknown key(s) {', '.join(unknown)}; valid top-level keys: "
                             f"{', '.join(sorted(shared))}; sections: {', '.join(REGISTRY)}")
-    values = {k: v for k, v in data.items() if k in cls.model_fields}
+    values = {k: v for k, v in data.items() if k in cls.model_fields and k not in REGISTRY}  # sections are not values
     sources = {k: f"{k} in {path}" for k in values}
     own = data.get(cls.SECTION)
     if own is None:

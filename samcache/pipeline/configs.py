@@ -189,8 +189,8 @@ def _preload_off(value):
 @register
 class HeadConfig(StageConfig):
     SECTION = "train_head"
-    RESUMABLE: ClassVar[tuple[str, ...]] = ("epochs", "num_workers", "device", "preload", "visualize", "save_predictions",
-                                  "resume", "out", "overwrite")
+    RESUMABLE: ClassVar[tuple[str, ...]] = ("epochs", "num_workers", "device", "preload", "visualize",
+                                            "save_predictions", "resume", "out", "overwrite")
     cache: str = Field(DEFAULT_CACHE, description=CACHE_HELP)
     train_split: SplitName = Field("train", description="Split to train on.")
     val_split: SplitName = Field("val", description="Split to evaluate every epoch.")
@@ -323,6 +323,8 @@ class DemoConfig(StageConfig):
         ["random", "center"], description="Zero-shot prompt strategies (repeat the option).",
         json_schema_extra={"flags": ("--prompt",)})
     multimask: Literal[MULTIMASK_MODES] = Field("best-score", description="Which of SAM's masks a prompt keeps.")
+    max_clicks: Annotated[NonNegInt, Field(le=100)] = Field(5, description="Interactive clicks per object "
+                                                                           "(0: skip the step).")
     classes: ClassSetName = Field("seed5", description="Class set.")
     epochs: PosInt = Field(6, description="Head training epochs.")
     head_batch_size: PosInt = Field(8, description="Head batch size.")

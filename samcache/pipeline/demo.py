@@ -1,7 +1,8 @@
 """`samcache demo`: the whole study on the embedded default, end to end, on a CPU in minutes.
 
 synthesize a Cityscapes-format set -> extract (tiny model, or ViT-H if its checkpoint is in
-checkpoints/) -> zero-shot with two prompt strategies -> train the head -> report.
+checkpoints/) -> zero-shot with two prompt strategies -> interactive clicks -> train the head
+-> report.
 Every step is the same Python API the commands use; nothing here is demo-only logic except
 reuse: data and cache from an earlier demo are reused when they were made with the same
 settings (data size and seed; model, checkpoint and dtype), otherwise new ones are built
@@ -24,7 +25,8 @@ from samcache.cache.store import is_samcache_store
 from samcache.data.synth import parse_size, read_marker, write_synthetic
 from samcache.errors import SamcacheError
 from samcache.features.models import check_weights
-from samcache.pipeline.configs import DemoConfig, ExtractConfig, HeadConfig, ZeroShotConfig
+from samcache.pipeline.clicks import run_clicks
+from samcache.pipeline.configs import ClicksConfig, DemoConfig, ExtractConfig, HeadConfig, ZeroShotConfig
 from samcache.pipeline.config import save_config
 from samcache.pipeline.extract import extract
 from samcache.pipeline.report import build_report
@@ -46,7 +48,7 @@ def resolve_model(cfg: DemoConfig) -> tuple[str, str | None]:
 
 def _say(step: int, text: str, progress: bool) -> None:
     if progress:
-        print(f"\n[{step}/5] {text}", flush=True)
+        print(f"\n[{step}/6] {text}", flush=True)
 
 
 def _remove_own(path: Path) -> None:
@@ -71,7 +73,7 @@ def _check_out(cfg: DemoConfig, out: Path) -> None:
         if path.exists() and read_marker(path) is None and not is_samcache_store(path) and \
                 not (path / "demo-data.json").is_file():
             raise SamcacheError(f"{path} exists and was not made by samcache; move it away to run the demo here")
-    for name in ("report", "head", *(f"zero-shot-{p}" for p in cfg.prompts)):
+    for name in ("report", "head", "clicks", *(f"zero-shot-{p}" for p in cfg.prompts)):
         path = out / name
         if path.is_dir() and any(path.iterdir()) and not (path / "run.json").is_file():
             raise SamcacheError(f"{path} is not a samcache run folder; move it away to run the demo here")
@@ -156,13 +158,23 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
                                               device=cfg.device), progress=progress)
         zero_shot_dirs.append(record["out"])
 
-    _say(4, f"train the semantic head from the cache: {cfg.epochs} epochs", progress)
+    run_dirs = list(zero_shot_dirs)
+    if cfg.max_clicks:
+        _say(4, f"interactive clicks from the cache: up to {cfg.max_clicks} per object", progress)
+        record = run_clicks(ClicksConfig(cache=str(cache), split="val", max_clicks=cfg.max_clicks,
+                                         classes=cfg.classes, seed=cfg.seed, visualize=cfg.visualize,
+                                         out=str(out / "clicks"), overwrite=True, device=cfg.device),
+                            progress=progress)
+        run_dirs.append(record["out"])
+
+    _say(5, f"train the semantic head from the cache: {cfg.epochs} epochs", progress)
     head = train_head(HeadConfig(cache=str(cache), classes=cfg.classes, epochs=cfg.epochs,
                                  batch_size=cfg.head_batch_size, seed=cfg.seed, out=str(out / "head"), overwrite=True,
                                  visualize=cfg.visualize, device=cfg.device, num_workers=0), progress=progress)
 
-    _say(5, "report: Phase 1 vs Phase 2", progress)
-    report = build_report([*zero_shot_dirs, head["out"]], out / "report", overwrite=True)
+    _say(6, "report: Phase 1 vs Phase 2", progress)
+    run_dirs.append(head["out"])
+    report = build_report(run_dirs, out / "report", overwrite=True)
     report.update(seconds=time.perf_counter() - t0, model_type=model_type,
-                  extracted=[vars(r) for r in extracted], run_dirs=[*zero_shot_dirs, head["out"]])
+                  extracted=[vars(r) for r in extracted], run_dirs=run_dirs)
     return report
