@@ -8,7 +8,9 @@ STAMP  := $(VENV)/.installed
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1 setuptools wheel
+	# sam2 is an sdist whose build wants torch: build it against the torch above, without its CUDA extension.
+	SAM2_BUILD_CUDA=0 $(PY) -m pip install -q --no-build-isolation sam2==1.1.0
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 

@@ -34,7 +34,6 @@ from samcache.data.cityscapes import list_images, read_image
 from samcache.data.synth import write_synthetic
 from samcache.features.encoder import configure_matmul, encode
 from samcache.features.models import build_random_sam, build_sam
-from samcache.features.preprocess import resize_and_pad_uint8
 from samcache.pipeline.configs import EvaluateConfig, ExtractConfig, HeadConfig, ZeroShotConfig
 from samcache.pipeline.evaluate import evaluate_head
 from samcache.pipeline.extract import extract

@@ -21,26 +21,29 @@ RESULTS = Path(__file__).parent / "RESULTS.md"
 NOTES = """
 ## How to read these numbers
 
-- **No GPU was lent** for the session that recorded this file, so there is no GPU row: the ViT-H
-  bf16 encoder rate, GPU-preloaded epoch time (goal < 2 s for 2975 images) and multi-GPU Dask
-  scaling are unmeasured. `make bench` on a GPU machine adds them to the same table.
-- **extract / bare** (goal >= 0.9): on 2 shared cores, PNG decode, resize and zstd in the
+- **No GPU was lent** to the sessions that recorded this file. The GPU table (`make bench-gpu`:
+  ViT-H extract img/s with and without `--compile`, fraction of the bf16 peak, zero-shot prompts/s,
+  head epoch over 2,975 preloaded images, evaluation of 500, SAM 2.1 Hiera-L beside ViT-H, peak
+  GPU memory) is **unmeasured**; the command is ready and appends its table below when run on one.
+- **vit_b extract SDPA / upstream loop** (goal >= 1.3): samcache's whole extraction (PNG decode,
+  SDPA encoder, zstd write) against a loop of segment-anything's image encoder alone on
+  preprocessed tensors; the attention rows give the encoder-only ratio and the relative difference.
+- **extract / bare** (tiny, goal >= 0.9): on 2 shared cores, PNG decode, resize and zstd in the
   DataLoader workers and writer thread take CPU time from the encoder, which the bare loop gets
-  in full. On a GPU machine the encoder runs on the GPU and that CPU work overlaps with it.
+  in full. With the encoder on a GPU that CPU work overlaps with it.
 - **dask 2 / 1 workers**: bounded by 2 on two cores; the encoder is compute bound and both
-  configurations use both cores (2 threads x 1 process vs 1 thread x 2 processes), so about 1.0
-  is the expected result. With one worker per GPU, throughput grows with the number of GPUs until
-  image decode (about 0.1 s of CPU per 2048x1024 PNG) or the store's write bandwidth (about 1 MiB
-  per image) limits it.
-- **zero-shot speed-up** (goal >= 3): per prompt, the mask decoder attends over 4096 image tokens;
-  on a CPU that work is the same whether prompts are batched or not. Batching (one decoder call
-  per image, one upsample per image) helps most on a GPU. The Phase-1 row that matters on any
-  machine is cache vs encoder-per-image.
+  configurations use both cores, so about 1.0 is the expected result.
+- **zero-shot speed-up** (goal >= 3) and **clicks speed-up** (goal >= 2): per prompt, the mask
+  decoder attends over 4096 image tokens; on a CPU that work is the same whether prompts are batched
+  or not, so batching pays mainly on a GPU. What samcache saves on a CPU: only the chosen mask is
+  upsampled, IoU is counted on the device, and the per-call overhead of `predict` is gone. The
+  Phase-1 row that matters on any machine is cache vs encoder-per-image.
 - **head samples/s, Zarr / preloaded** (goal >= 0.8): the loader workers share the two cores
   with the training step; the raw loader (no training) delivers many times the training rate.
-- **peak RSS** (VmHWM of a fresh process): `--preload ram` holds the split (last row: all of
-  Cityscapes train+val) on top of the training step; `--preload off` holds only the batches in
-  flight. The step itself (cross-entropy over 1024x1024 logits at batch 16) is the larger share.
+- **families**: SAM 2.1 stores three feature arrays (8 MiB raw per image in float16 against SAM's
+  2 MiB); Hiera-T is smaller than ViT-B. The head rows use RANDOM weights: they show what each head
+  costs and that both train, not which is better on real features.
+- **hdf5**: one file instead of one file per chunk; gzip is smaller, lzf faster to write.
 """
 
 

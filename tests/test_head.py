@@ -13,8 +13,7 @@ from samcache.cache.reader import open_cache
 from samcache.data.labels import IGNORE, get_class_set
 from samcache.cache.datasets import CacheHeadDataset
 from samcache.evaluation.metrics import confusion_matrix
-from samcache.pipeline.configs import EvaluateConfig, HeadConfig
-from samcache.pipeline.evaluate import evaluate_head
+from samcache.pipeline.configs import HeadConfig
 from samcache.pipeline.runs import read_csv
 from samcache.pipeline.train_head import train_head
 

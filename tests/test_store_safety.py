@@ -2,7 +2,6 @@
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -219,7 +218,7 @@ def test_a_failed_image_removed_from_the_data_is_dropped(synth_root, tmp_path):
     for path in (recs[1].image_path, recs[1].label_path, recs[1].instance_path):
         path.unlink()
     proc = invoke(*common, check=True)
-    assert f"dropped 1 image(s) never encoded" in proc.stdout and recs[1].image_id in proc.stdout
+    assert "dropped 1 image(s) never encoded" in proc.stdout and recs[1].image_id in proc.stdout
     assert "2/2 done" in proc.stdout
     zs = invoke("zero-shot", "--cache", cache, "--out", tmp_path / "zs", "--visualize", "0", check=True)
     assert "on 2 images" in zs.stdout

@@ -93,7 +93,8 @@ def iou_from_confusion(conf: np.ndarray) -> np.ndarray:
 def masked_counts(masks: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Intersections and unions (N,) of boolean masks (N,H,W) with targets (N,H,W), void excluded, on the device."""
     masks, targets = masks & valid, targets & valid
-    return (masks & targets).flatten(1).sum(1), (masks | targets).flatten(1).sum(1)
+    dims = (-2, -1)  # count_nonzero: no int64 copy of every pixel, as sum() on bool would make
+    return torch.count_nonzero(masks & targets, dim=dims), torch.count_nonzero(masks | targets, dim=dims)
 
 
 def compose_by_score(masks: torch.Tensor, scores: torch.Tensor, classes: torch.Tensor, none: int) -> torch.Tensor:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from cityscapesscripts.helpers.labels import name2label
+from scipy import ndimage
 from scipy.ndimage import find_objects
 from skimage.measure import label as connected_components
 
@@ -31,6 +32,7 @@ STUFF_MODES = ("components", "class")
 FIRST_CLICK_MODES = ("center", "random")
 INSTANCE_OFFSET = 1000  # Cityscapes instanceIds: labelId * 1000 + k for individual instances
 POSITIVE, NEGATIVE = 1, 0  # click labels, as SAM's point_labels
+FOUR_CONNECTED = ndimage.generate_binary_structure(2, 1)
 
 
 @dataclass
@@ -183,15 +185,17 @@ def next_click(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> tuple[int
     if not (fn.any() or fp.any()):
         return None
     box = _bbox(fn | fp)  # label only the part of the image that has errors
-    kind = fn[box].astype(np.uint8) + 2 * fp[box].astype(np.uint8)  # 1 FN, 2 FP, 0 correct
-    comps = connected_components(kind, background=0, connectivity=1)
+    fn_labels, n_fn = ndimage.label(fn[box], structure=FOUR_CONNECTED)
+    fp_labels, _ = ndimage.label(fp[box], structure=FOUR_CONNECTED)
+    comps = np.where(fp_labels > 0, fp_labels + n_fn, fn_labels)  # FN regions 1..n_fn, then FP regions
     areas = np.bincount(comps.ravel())
     areas[0] = 0
-    boxes = find_objects(comps)
     tied = np.flatnonzero(areas == areas.max())
-    best = min(tied, key=lambda lab: _first_pixel(comps, lab, boxes[lab - 1]))
-    sub = boxes[best - 1]
-    x, y = _center_in_box(comps[sub] == best, sub)
+    flat = comps.ravel()
+    best = min(tied, key=lambda lab: int(np.argmax(flat == lab))) if len(tied) > 1 else int(tied[0])
+    region = comps == best
+    sub = _bbox(region)
+    x, y = _center_in_box(region[sub], sub)
     x, y = x + box[1].start, y + box[0].start
     return x, y, POSITIVE if fn[y, x] else NEGATIVE
 

@@ -10,6 +10,8 @@ memory, and everything stays on the device.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from segment_anything.modeling import MaskDecoder, PromptEncoder, Sam
 
@@ -39,9 +41,13 @@ def decode(prompt_encoder: PromptEncoder, mask_decoder: MaskDecoder, embeddings:
     output_tokens = torch.cat([md.iou_token.weight, md.mask_tokens.weight], dim=0)
     output_tokens = output_tokens.unsqueeze(0).expand(sparse.size(0), -1, -1)
     tokens = torch.cat((output_tokens, sparse), dim=1)
-    src = embeddings[image_index] + dense
-    # the transformer only adds image_pe, so a batch of one broadcasts (upstream copies it per prompt)
-    hs, src = md.transformer(src, prompt_encoder.get_dense_pe(), tokens)
+    image_pe = prompt_encoder.get_dense_pe()
+    if mask_input is None:  # every prompt of an image sees the same image tokens in the first block
+        hs, src = _transformer_shared_first_block(md.transformer, embeddings + dense[:1], image_pe, tokens,
+                                                  image_index)
+    else:
+        # the transformer only adds image_pe, so a batch of one broadcasts (upstream copies it per prompt)
+        hs, src = md.transformer(embeddings[image_index] + dense, image_pe, tokens)
     b, (c, h, w) = tokens.shape[0], embeddings.shape[1:]
     iou_token_out = hs[:, 0, :]
     mask_tokens_out = hs[:, 1: (1 + md.num_mask_tokens), :]
@@ -54,6 +60,42 @@ def decode(prompt_encoder: PromptEncoder, mask_decoder: MaskDecoder, embeddings:
     iou_pred = md.iou_prediction_head(iou_token_out)
     keep = slice(1, None) if multimask_output else slice(0, 1)
     return masks[:, keep], iou_pred[:, keep]
+
+
+def _attention(attn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """segment-anything's Attention.forward on already projected q, k, v."""
+    q, k, v = (attn._separate_heads(x, attn.num_heads) for x in (q, k, v))
+    weights = torch.softmax(q @ k.permute(0, 1, 3, 2) / math.sqrt(q.shape[-1]), dim=-1)
+    return attn.out_proj(attn._recombine_heads(weights @ v))
+
+
+def _transformer_shared_first_block(transformer, images: torch.Tensor, image_pe: torch.Tensor, tokens: torch.Tensor,
+                                    image_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """TwoWayTransformer.forward where the first block's three image-side projections (token-to-image
+    keys and values, image-to-token queries) are computed once per image, not once per prompt: without
+    a mask input they are the same for every prompt of an image. ``images``: (M,256,64,64) + dense."""
+    keys_img = images.flatten(2).permute(0, 2, 1)  # (M, HW, C)
+    key_pe = image_pe.flatten(2).permute(0, 2, 1)
+    first, rest = transformer.layers[0], transformer.layers[1:]
+    t2i, i2t = first.cross_attn_token_to_image, first.cross_attn_image_to_token
+    with_pe = keys_img + key_pe
+    k1, v1, q2 = t2i.k_proj(with_pe)[image_index], t2i.v_proj(keys_img)[image_index], i2t.q_proj(with_pe)[image_index]
+    queries, query_pe = tokens, tokens
+    if first.skip_first_layer_pe:
+        queries = first.self_attn(q=queries, k=queries, v=queries)
+    else:
+        q = queries + query_pe
+        queries = queries + first.self_attn(q=q, k=q, v=queries)
+    queries = first.norm1(queries)
+    queries = first.norm2(queries + _attention(t2i, t2i.q_proj(queries + query_pe), k1, v1))
+    queries = first.norm3(queries + first.mlp(queries))
+    q = queries + query_pe
+    keys = keys_img[image_index]
+    keys = first.norm4(keys + _attention(i2t, q2, i2t.k_proj(q), i2t.v_proj(queries)))
+    for layer in rest:
+        queries, keys = layer(queries=queries, keys=keys, query_pe=query_pe, key_pe=key_pe)
+    attn_out = transformer.final_attn_token_to_image(q=queries + query_pe, k=keys + key_pe, v=keys)
+    return transformer.norm_final_attn(queries + attn_out), keys
 
 
 def prompt_budget(backend, decoder, features: dict[str, torch.Tensor], measure=None) -> int:

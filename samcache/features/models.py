@@ -90,20 +90,25 @@ def identify_model_type(state_dict: dict) -> str | None:
     return None
 
 
-def load_state_dict(path: str | Path) -> dict:
-    """Load a checkpoint lazily (mmap) with clear errors naming the file."""
+def read_checkpoint(path: str | Path):
+    """torch.load, memory-mapped where the file allows, weights only; one-line errors naming the file."""
     path = Path(path)
     if not path.is_file():
         raise SamcacheError(f"checkpoint not found: {path}")
     try:
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         except RuntimeError as exc:
             if "mmap" not in str(exc):
                 raise
-            state = torch.load(path, map_location="cpu", weights_only=True)  # legacy format
+            return torch.load(path, map_location="cpu", weights_only=True)  # legacy format
     except Exception as exc:  # torch raises many types for a non-checkpoint file
         raise SamcacheError(f"{path} is not a PyTorch checkpoint ({type(exc).__name__})") from None
+
+
+def load_state_dict(path: str | Path) -> dict:
+    """A SAM checkpoint: a state dict of tensors, loaded lazily (mmap)."""
+    state = read_checkpoint(path)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise SamcacheError(f"{path} does not hold a state dict of tensors")
     return state

@@ -24,7 +24,7 @@ from sam2.modeling.sam.prompt_encoder import PromptEncoder
 from sam2.modeling.sam2_base import SAM2Base
 
 from samcache.errors import SamcacheError
-from samcache.features.models import WeightsId, identify_model_type, weights_id
+from samcache.features.models import WeightsId, identify_model_type, read_checkpoint, weights_id
 
 
 class Sam2Spec(NamedTuple):
@@ -117,17 +117,7 @@ def identify_sam2_type(state_dict: dict) -> str | None:
 def load_sam2_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The ``"model"`` state dict of an official SAM 2 checkpoint, memory-mapped, errors naming the file."""
     path = Path(path)
-    if not path.is_file():
-        raise SamcacheError(f"checkpoint not found: {path}")
-    try:
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as exc:
-            if "mmap" not in str(exc):
-                raise
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)  # legacy format
-    except Exception as exc:  # torch raises many types for a non-checkpoint file
-        raise SamcacheError(f"{path} is not a PyTorch checkpoint ({type(exc).__name__})") from None
+    ckpt = read_checkpoint(path)
     state = ckpt.get("model") if isinstance(ckpt, dict) else None
     if isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values()):
         return state

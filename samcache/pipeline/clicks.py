@@ -23,20 +23,18 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from samcache.cache.datasets import ObjectDataset, ObjectItem
-from samcache.cache.reader import open_cache
-from samcache.data.labels import get_class_set
 from samcache.evaluation.click_metrics import miou_curve, noc, summarize
 from samcache.evaluation.metrics import masked_counts
 from samcache.evaluation.visualize import save_click_overlay, save_curve, source_image
 from samcache.features.clicks import ClickObject, first_click, next_click, objects_for_image
 from samcache.features.decoder import decode_chunked, pick_by_score, prompt_budget
-from samcache.features.encoder import PASSES, describe_device, resolve_device
+from samcache.features.encoder import PASSES, describe_device
 from samcache.messages import RANDOM_WEIGHTS_NOTE, random_weights_suffix
 from samcache.pipeline.config import new_run_dir, now_iso, save_config
 from samcache.pipeline.configs import ClicksConfig
 from samcache.pipeline.run_folder import run_folder
 from samcache.pipeline.runs import format_table, write_csv
-from samcache.pipeline.zero_shot import device_features, load_decoder, upscale
+from samcache.pipeline.zero_shot import device_features, open_decoding, upscale
 from samcache.procs import check_interrupt, worker_init_fn
 
 OBJECT_COLUMNS = ["image_id", "object_id", "class", "area", "clicks", "ious", "noc85", "noc90"]
@@ -100,12 +98,15 @@ def run_batch(backend, decoder, items: list[ObjectItem], split, cfg: ClicksConfi
     tracks = [Track(i, obj, [(x, y, 1)]) for i, it in enumerate(items) for obj, (x, y) in zip(it.objects,
                                                                                           it.first_clicks)]
     valid_host = [it.valid for it in items]
+    valid_images = torch.from_numpy(np.stack(valid_host)).to(device)
+    all_targets = torch.from_numpy(np.stack([t.obj.mask for t in tracks])).to(device)  # once per batch
     for k in range(cfg.max_clicks):
-        active = [t for t in tracks if not t.done]
-        if not active:
+        position = [p for p, t in enumerate(tracks) if not t.done]
+        if not position:
             break
-        targets = torch.from_numpy(np.stack([t.obj.mask for t in active])).to(device)
-        valid = torch.from_numpy(np.stack([valid_host[t.image] for t in active])).to(device)
+        active = [tracks[p] for p in position]
+        targets = all_targets[torch.tensor(position, device=device)]
+        valid = valid_images[torch.tensor([t.image for t in active], device=device)]
         masks = click_round(backend, decoder, features, active, sizes, input_sizes, cfg, budget, targets, valid)
         if k + 1 == cfg.max_clicks:
             break
@@ -120,12 +121,9 @@ def run_batch(backend, decoder, items: list[ObjectItem], split, cfg: ClicksConfi
 
 def run_clicks(cfg: ClicksConfig, progress: bool = True) -> dict:
     """The interactive protocol over a cache split; writes per_object.csv, summary.csv, curve.png."""
-    class_set = get_class_set(cfg.classes)
-    split = open_cache(cfg.cache).split(cfg.split)
-    rows = split.require_complete()[: cfg.limit]
-    backend, decoder, weights = load_decoder(cfg, split)
-    device = resolve_device(cfg.device)
-    decoder = decoder.to(device)
+    d = open_decoding(cfg)
+    class_set, split, rows, backend, decoder, weights, device = (d.class_set, d.split, d.rows, d.backend, d.decoder,
+                                                                 d.weights, d.device)
     started, t0, passes = now_iso(), time.perf_counter(), PASSES["images"]
     out = Path(cfg.out) if cfg.out else new_run_dir(f"clicks-{cfg.first_mask}")
     with run_folder(out, "clicks", cfg.overwrite, started, reads=[cfg.cache]) as folder:

@@ -128,39 +128,39 @@ class ExtractConfig(StageConfig):
     retries: NonNegInt = Field(2, description="Dask: times a failed task is retried.")
 
 
-@register
-class ZeroShotConfig(StageConfig):
-    SECTION = "zero_shot"
+class DecodingConfig(StageConfig):
+    """What zero-shot and clicks share: a cache split, the decoder's weights, batching, the run folder."""
+
     cache: str = Field(DEFAULT_CACHE, description=CACHE_HELP)
     split: SplitName = Field("val", description="Split to evaluate.")
     checkpoint: Optional[str] = Field(None, description="SAM checkpoint; only its prompt encoder + decoder load.")
     model_type: Optional[Literal[MODEL_TYPES]] = Field(None, description="Must match the cache (default: the cache's).")
+    classes: ClassSetName = Field("seed5", description="Class set (its evaluated classes are prompted).")
+    seed: NonNegInt = Field(0, description="Seed of random prompts and clicks.")
+    visualize: NonNegInt = Field(4, description="Pictures to draw.")
+    out: Optional[str] = Field(None, description=OUT_HELP.format(kind="<command>-..."))
+    overwrite: bool = Field(False, description=OVERWRITE_HELP)
+    device: Device = Field("auto", description="auto, cpu, cuda or cuda:N.")
+    images_per_batch: Optional[PosInt] = Field(None, description="Images whose prompts share decoder calls "
+                                                                 "(default: 1 on CPU, 8 on CUDA).")
+    num_workers: NonNegInt = Field(2, description="DataLoader workers reading the cache and preparing prompts.")
+    limit: Optional[PosInt] = Field(None, description="Only the first N images (default: all).")
+
+
+@register
+class ZeroShotConfig(DecodingConfig):
+    SECTION = "zero_shot"
     prompt: Literal[STRATEGIES] = Field("random", description="Prompt strategy.")
     points: Annotated[PosInt, Field(le=MAX_PROMPT_POINTS)] = Field(3, description="multi: positive points per class.")
     negatives: Annotated[NonNegInt, Field(le=MAX_PROMPT_POINTS)] = Field(
         3, description="multi: negative points from other classes.")
     multimask: Literal[MULTIMASK_MODES] = Field("best-score", description="Which of SAM's masks a prompt keeps.")
-    classes: ClassSetName = Field("seed5", description="Class set.")
-    seed: NonNegInt = Field(0, description="Prompt sampling seed.")
-    visualize: NonNegInt = Field(4, description="Overlays to draw.")
-    out: Optional[str] = Field(None, description=OUT_HELP.format(kind="zero-shot-..."))
-    overwrite: bool = Field(False, description=OVERWRITE_HELP)
-    device: Device = Field("auto", description="auto, cpu, cuda or cuda:N.")
-    images_per_batch: Optional[PosInt] = Field(None, description="Images whose prompts share a decoder call "
-                                                                 "(default: 1 on CPU, 8 on CUDA).")
-    num_workers: NonNegInt = Field(2, description="DataLoader workers reading the cache and sampling prompts.")
     save_predictions: bool = Field(False, description="The composed label maps as official-style labelIds PNGs.")
-    limit: Optional[PosInt] = Field(None, description="Only the first N images (default: all).")
 
 
 @register
-class ClicksConfig(StageConfig):
+class ClicksConfig(DecodingConfig):
     SECTION = "clicks"
-    cache: str = Field(DEFAULT_CACHE, description=CACHE_HELP)
-    split: SplitName = Field("val", description="Split to evaluate.")
-    checkpoint: Optional[str] = Field(None, description="SAM checkpoint; only its prompt encoder + decoder load.")
-    model_type: Optional[Literal[MODEL_TYPES]] = Field(None, description="Must match the cache (default: the cache's).")
-    classes: ClassSetName = Field("seed5", description="Class set whose evaluated classes give the objects.")
     max_clicks: Annotated[PosInt, Field(le=100)] = Field(20, description="Clicks per object.")
     first_click: Literal[FIRST_CLICK_MODES] = Field(
         "center", description="Click 1: the point farthest from the boundary, or a uniform point inside.")
@@ -171,15 +171,6 @@ class ClicksConfig(StageConfig):
     min_area: NonNegInt = Field(100, description="Objects smaller than this many pixels are skipped.")
     stuff: Literal[STUFF_MODES] = Field("components", description="Stuff classes and group regions: each "
                                                                   "connected component, or the whole class region.")
-    seed: NonNegInt = Field(0, description="Seed of random first clicks.")
-    visualize: NonNegInt = Field(4, description="Objects to draw with their clicks and IoU curve.")
-    out: Optional[str] = Field(None, description=OUT_HELP.format(kind="clicks-..."))
-    overwrite: bool = Field(False, description=OVERWRITE_HELP)
-    device: Device = Field("auto", description="auto, cpu, cuda or cuda:N.")
-    images_per_batch: Optional[PosInt] = Field(None, description="Images whose objects share decoder calls "
-                                                                 "(default: 1 on CPU, 8 on CUDA).")
-    num_workers: NonNegInt = Field(2, description="DataLoader workers finding objects and first clicks.")
-    limit: Optional[PosInt] = Field(None, description="Only the first N images (default: all).")
 
 
 def _preload_off(value):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -129,14 +130,33 @@ def choose_masks(backend, logits: torch.Tensor, scores: torch.Tensor, mode: str,
     return candidates[rows, best], scores[rows, best]
 
 
-def run_zero_shot(cfg: ZeroShotConfig, progress: bool = True) -> dict:
-    """Decode every image of the split; write the run folder; return its record."""
+@dataclass
+class Decoding:
+    """What a decoding stage (zero-shot, clicks) starts from: the split, its rows, the decoder on its device."""
+
+    class_set: ClassSet
+    split: CacheSplit
+    rows: list[int]
+    backend: object
+    decoder: torch.nn.Module
+    weights: object
+    device: torch.device
+
+
+def open_decoding(cfg) -> Decoding:
     class_set = get_class_set(cfg.classes)
     split = open_cache(cfg.cache).split(cfg.split)
     rows = split.require_complete()[: cfg.limit]
     backend, decoder, weights = load_decoder(cfg, split)
     device = resolve_device(cfg.device)
-    decoder = decoder.to(device)
+    return Decoding(class_set, split, rows, backend, decoder.to(device), weights, device)
+
+
+def run_zero_shot(cfg: ZeroShotConfig, progress: bool = True) -> dict:
+    """Decode every image of the split; write the run folder; return its record."""
+    d = open_decoding(cfg)
+    class_set, split, rows, backend, decoder, weights, device = (d.class_set, d.split, d.rows, d.backend, d.decoder,
+                                                                 d.weights, d.device)
     started, t0, passes = now_iso(), time.perf_counter(), PASSES["images"]
     out = Path(cfg.out) if cfg.out else new_run_dir(f"zero-shot-{cfg.prompt}-{cfg.multimask}")
     with run_folder(out, "zero-shot", cfg.overwrite, started, reads=[cfg.cache]) as folder:
