@@ -4,6 +4,8 @@ RANDOM_WEIGHTS_TAG = "RANDOM weights"
 RANDOM_WEIGHTS_NOTE = (f"{RANDOM_WEIGHTS_TAG}: these numbers come from a randomly initialised model; they show the "
                        "pipeline working end to end, not SAM's accuracy.")
 RANDOM_WEIGHTS_TITLE = f"[{RANDOM_WEIGHTS_TAG}: pipeline demo, not SAM accuracy]"  # plot titles
+# a first mask picked against the ground truth (the SAM paper's oracle): never to be read as SAM's own result
+ORACLE_FIRST_MASK = " (ORACLE first mask: best of 3 against ground truth)"
 
 # What is true after Ctrl-C / SIGTERM, per command (formatted with the command's own values).
 INTERRUPT_ADVICE = {

@@ -99,11 +99,27 @@ def test_outputs_and_summary_follow_from_per_object_rows(cache16, tmp_path):
     assert record["clicks"] == sum(len(json.loads(r["ious"])) for r in rows)
 
 
+def test_every_picture_is_kept_and_oracle_is_named(cache16, tmp_path, monkeypatch):
+    """Stuff components are numbered per class: two classes' object 1 must not share a picture."""
+    import samcache.pipeline.clicks as clicks_module
+
+    drawn = {}
+    monkeypatch.setattr(clicks_module, "save_click_overlay", lambda path, *args: drawn.__setitem__(path, args[-1]))
+    record = run_clicks(clicks_cfg(cache16, tmp_path, limit=1, max_clicks=1, num_workers=0, visualize=50,
+                                   first_mask="oracle"), progress=False)
+    rows = read_csv(tmp_path / "per_object.csv")
+    assert len(drawn) == record["objects"] == len(rows) > 1  # one picture per object, none overwritten
+    assert len({r["object_id"] for r in rows}) < len(rows)  # ids repeat across classes here: the case at stake
+    assert all("ORACLE" in title for title in drawn.values())
+
+
 def test_clicks_cli_values_and_help(cache16, tmp_path):
     assert_one_line_error(invoke("clicks", "--cache", cache16, "--max-clicks", "0", "--out", tmp_path / "a"),
                           "--max-clicks")
     assert_one_line_error(invoke("clicks", "--cache", cache16, "--first-mask", "best", "--out", tmp_path / "a"),
                           "best")
+    assert_one_line_error(invoke("clicks", "--cache", cache16, "--min-area", "100000000", "--out", tmp_path / "a"),
+                          "no object of at least --min-area")
     assert not (tmp_path / "a").exists()
     text = invoke("clicks", "--help").stdout
     for flag in ("--max-clicks", "--first-click", "--first-mask", "--no-mask-input", "--min-area", "--stuff"):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from segment_anything import SamPredictor
 
 from conftest import assert_one_line_error, assert_same_split, done_count, extract_cfg, invoke
@@ -153,9 +154,18 @@ def test_missing_data_and_cache_errors(tmp_path):
     assert_one_line_error(invoke("info", "--cache", tmp_path / "none.zarr"), "no cache at")
 
 
+def test_refused_checkpoint_leaves_no_file_beside_the_cache(synth_root, tmp_path):
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"weight": torch.zeros(3)}, wrong)
+    cache = tmp_path / "c" / "x.zarr"
+    assert_one_line_error(invoke("extract", "--data", synth_root, "--cache", cache, "--split", "val",
+                                 "--model-type", "vit_b", "--checkpoint", wrong), "not a SAM checkpoint")
+    assert not cache.parent.exists() or not any(cache.parent.iterdir())  # no store, no lock file
+
+
 def test_info_lists_splits(cache32):
     proc = invoke("info", "--cache", cache32, check=True)
-    assert "RANDOM weights" in proc.stdout
+    assert "RANDOM weights" in proc.stdout and "family sam: embeddings (256, 64, 64)" in proc.stdout
     assert "train" in proc.stdout and "6/6" in proc.stdout and "3/3" in proc.stdout
 
 

@@ -66,6 +66,10 @@ def test_bad_checkpoint_files(tmp_path):
     torch.save({"weight": torch.zeros(3)}, other)
     with pytest.raises(SamcacheError, match="other.pth is not a SAM checkpoint"):
         build_sam("vit_b", other)
+    sam2_style = tmp_path / "sam2.1_style.pt"
+    torch.save({"model": {"image_encoder.trunk.x": torch.zeros(1)}}, sam2_style)
+    with pytest.raises(SamcacheError, match="SAM 2.1-style checkpoint .* --model-type sam2.1_hiera_"):
+        build_sam("vit_b", sam2_style)
 
 
 def test_vit_without_checkpoint_is_refused():

@@ -2,6 +2,7 @@
 
 import json
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -116,7 +117,7 @@ def test_report_puts_sam_and_sam2_side_by_side_with_their_costs(sam2_cache, sam2
            "--num-workers", "0", check=True)
     proc = invoke("report", tmp_path / "zs1", tmp_path / "zs2", "--out", tmp_path / "report", check=True)
     runs = {r["run"] for r in read_csv(tmp_path / "report" / "report.csv")}
-    assert runs == {"zero-shot random/best-score (zs1)", "zero-shot random/best-score (zs2)"}
+    assert runs == {"tiny zero-shot random/best-score", "sam2.1_hiera_t zero-shot random/best-score"}
     assert f"extract val ({sam2_cache})" in proc.stdout and "mib_per_image" in proc.stdout
     assert "encoder_s_per_image" in proc.stdout
 
@@ -153,7 +154,7 @@ assert "samcache" not in sys.modules
         assert copy["val"][name].chunks == array.chunks and copy["val"][name].dtype == array.dtype, name
     assert dict(copy["val"].attrs) == dict(original["val"].attrs)
     assert_one_line_error(invoke("export", sam2_cache, out), "exists")
-    assert_one_line_error(invoke("import", out, back), "not empty")
+    assert_one_line_error(invoke("import", out, back), "not an empty directory")
 
 
 def test_stage2_reads_the_hdf5_file_and_gets_the_same_numbers(cache16, tmp_path):
@@ -171,6 +172,32 @@ def test_stage2_reads_the_hdf5_file_and_gets_the_same_numbers(cache16, tmp_path)
     assert "val" in invoke("info", "--cache", h5, check=True).stdout
     assert_one_line_error(invoke("extract", "--data", tmp_path, "--cache", h5, "--split", "val", "--model-type",
                                  "tiny"), "read-only")
+    assert_one_line_error(invoke("upgrade", "--cache", h5), "reads only", "samcache import")
+    assert_one_line_error(invoke("export", h5, tmp_path / "again.h5"), "already an HDF5 cache")
+    assert not (tmp_path / "again.h5").exists()
+
+
+def test_export_and_import_keep_out_of_caches_runs_and_the_dataset(cache16, synth_root, tmp_path):
+    before = snapshot(cache16)
+    assert_one_line_error(invoke("export", cache16, cache16 / "inside.h5"), "inside the samcache cache")
+    assert_one_line_error(invoke("export", cache16, tmp_path / "x.zarr"), "invalid value for OUT")
+    h5 = tmp_path / "c.h5"
+    invoke("export", cache16, h5, "--split", "val", "--split", "val", check=True)  # a repeated split: once
+    assert snapshot(cache16) == before
+    run = tmp_path / "zs"
+    invoke("zero-shot", "--cache", h5, "--out", run, "--device", "cpu", "--visualize", "0", "--num-workers", "0",
+           "--limit", "1", check=True)
+    assert_one_line_error(invoke("export", cache16, run / "x.h5"), "inside the run folder")
+    assert_one_line_error(invoke("import", h5, run / "c.zarr"), "inside the run folder")
+    assert_one_line_error(invoke("import", h5, synth_root / "c.zarr"), "inside the data root")
+    assert_one_line_error(invoke("import", h5, tmp_path / "c2.h5"), "names an HDF5 file")
+    assert_one_line_error(invoke("import", h5, cache16 / "nested.zarr"), "inside the samcache cache")
+    assert not (run / "x.h5").exists() and not (run / "c.zarr").exists() and not (synth_root / "c.zarr").exists()
+    assert snapshot(cache16) == before
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as f:
+        f.create_dataset("x", data=[1])
+    assert_one_line_error(invoke("info", "--cache", foreign), "is an HDF5 file but not a samcache cache")
 
 
 def test_format1_cache_is_read_as_it_is_and_upgraded_only_on_request(cache16, synth_root, tmp_path):

@@ -19,7 +19,7 @@ import numpy as np
 import zarr
 
 from samcache.cache.schema import CODECS, META_CHUNK
-from samcache.cache.store import open_root
+from samcache.cache.store import check_location, enclosing_store, is_h5, open_root
 from samcache.errors import SamcacheError
 
 COMPRESSIONS = {"gzip": {"compression": "gzip", "compression_opts": 4, "shuffle": True},
@@ -107,13 +107,20 @@ def _copy_rows(source, target, rows: int, step: int, string: bool = False) -> No
 def export_h5(cache: str, out: str, splits: list[str] | None = None, compression: str = DEFAULT_COMPRESSION,
               overwrite: bool = False) -> dict:
     """Write ``splits`` (default: all) of a Zarr cache into one HDF5 file, atomically; returns sizes."""
+    if is_h5(cache):
+        raise SamcacheError(f"{cache} is already an HDF5 cache; copy the file, or `samcache import` it into Zarr")
     root = open_root(cache)
     names = sorted(n for n, _ in root.groups())
-    chosen = splits or names
+    chosen = list(dict.fromkeys(splits or names))  # a split named twice is exported once
     missing = [s for s in chosen if s not in names]
     if missing:
         raise SamcacheError(f"no split {missing[0]!r} in cache {cache} (has: {', '.join(names) or 'none'})")
     out_path = Path(out)
+    store = enclosing_store(out_path.parent)
+    if store is not None:
+        raise SamcacheError(f"OUT {out} lies inside the samcache cache {store}; write the file elsewhere")
+    if out_path.is_dir():
+        raise SamcacheError(f"OUT {out} is a directory; give the path of the .h5 file to write")
     if out_path.exists():
         if not overwrite or not _is_samcache_h5(out_path):
             raise SamcacheError(f"{out} exists; pass --overwrite to replace an earlier export (never another file)")
@@ -163,8 +170,15 @@ def import_h5(path: str, cache: str) -> dict:
     if "samcache_format" not in h5.attrs:
         raise SamcacheError(f"{path} is not a samcache export (no samcache_format attribute)")
     target = Path(cache)
-    if target.exists() and any(target.iterdir()):
-        raise SamcacheError(f"{cache} exists and is not empty; import into a new path")
+    if is_h5(cache):
+        raise SamcacheError(f"CACHE {cache} names an HDF5 file; import writes a Zarr store (e.g. cache.zarr)")
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise SamcacheError(f"{cache} exists and is not an empty directory; import into a new path")
+    store = enclosing_store(target.parent)
+    if store is not None:
+        raise SamcacheError(f"CACHE {cache} lies inside the samcache cache {store}; choose another path")
+    for data_root in {g.attrs.get("data_root") for _, g in h5.groups()} - {None}:
+        check_location(cache, data_root)  # the same rule as extract: never inside (or around) the dataset
     staging = target.with_name(f".{target.name}.importing")
     shutil.rmtree(staging, ignore_errors=True)  # a killed import of ours
     try:

@@ -67,3 +67,10 @@ def cache_lock(cache: str) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+def remove_lock_files(cache: str, splits: list[str]) -> None:
+    """Delete the lock files of a store path that no other process can use any more (the demo's
+    staging store, once renamed). Never for a shared path: a waiter may hold the old file open."""
+    for split in (None, *splits):
+        _lock_path(cache, split).unlink(missing_ok=True)

@@ -52,7 +52,8 @@ def open_root(cache: str, mode: str = "r") -> zarr.Group:
 def _checked(root, cache: str, mode: str):
     fmt = root.attrs.get("samcache_format")
     if fmt is None or "fingerprint" not in root.attrs:
-        raise SamcacheError(f"{cache} is a Zarr group but not a samcache cache (no samcache_format attribute)")
+        kind = "an HDF5 file" if is_h5(cache) else "a Zarr group"
+        raise SamcacheError(f"{cache} is {kind} but not a samcache cache (no samcache_format attribute)")
     if fmt not in READABLE_FORMATS:
         raise SamcacheError(f"{cache} has samcache_format {fmt}; this samcache reads formats "
                             f"{', '.join(map(str, READABLE_FORMATS))}")
@@ -82,6 +83,15 @@ def check_location(cache: str, data_root: str) -> None:
     if path.is_dir() and any(path.iterdir()) and not is_samcache_store(path):
         raise SamcacheError(f"--cache {cache} is a non-empty directory that is not a samcache cache; "
                             f"choose a new or empty path")
+
+
+def enclosing_store(path: str | Path) -> Path | None:
+    """The samcache store that ``path`` lies in (or is), if any: files written there would be foreign to it."""
+    real = Path(os.path.realpath(path))
+    for folder in (real, *real.parents):
+        if (folder / "zarr.json").is_file() and is_samcache_store(folder):
+            return folder
+    return None
 
 
 def is_samcache_store(path: str | Path) -> bool:
@@ -145,6 +155,9 @@ def upgrade(cache: str) -> list[str]:
     Splits first, the root's format last, so a killed upgrade is completed by running it again.
     Returns what was changed.
     """
+    if is_h5(cache):
+        raise SamcacheError(f"{cache} is an HDF5 cache, which samcache reads only; `samcache import` it into a "
+                            f"Zarr store (which reads format 1 as it is) and upgrade that")
     root = open_root(cache, mode="r")
     if root.attrs["samcache_format"] == FORMAT_VERSION:
         return []

@@ -109,6 +109,9 @@ def read_checkpoint(path: str | Path):
 def load_state_dict(path: str | Path) -> dict:
     """A SAM checkpoint: a state dict of tensors, loaded lazily (mmap)."""
     state = read_checkpoint(path)
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):  # SAM 2.1's official layout
+        raise SamcacheError(f"{path} is a SAM 2.1-style checkpoint (a dict with 'model'), not a SAM 1 one; "
+                            f"pass the matching --model-type sam2.1_hiera_*")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise SamcacheError(f"{path} does not hold a state dict of tensors")
     return state

@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import warnings
+from pathlib import Path
 
 import click
 
@@ -132,9 +133,18 @@ def export(cfg: ExportConfig, quiet: bool):
     """Write a Zarr cache (all splits, or --split ...) as one HDF5 file, for quotas that count files."""
     from samcache.cache.hdf5 import export_h5
 
+    _not_in_a_run("OUT", cfg.out)
     result = export_h5(cfg.cache, cfg.out, cfg.split, cfg.compression, cfg.overwrite)
     click.echo(f"exported {', '.join(result['splits'])} to {cfg.out}: {result['bytes'] / 2**20:.1f} MiB "
                f"({result['compression']})")
+
+
+def _not_in_a_run(name: str, path: str) -> None:
+    from samcache.pipeline.run_folder import enclosing_run
+
+    run = enclosing_run(Path(path).parent)
+    if run is not None:
+        raise SamcacheError(f"{name} {path} lies inside the run folder {run}; write it elsewhere")
 
 
 @cli.command("import")
@@ -143,6 +153,7 @@ def import_(cfg: ImportConfig, quiet: bool):
     """Turn an exported HDF5 file back into a Zarr cache, bit for bit."""
     from samcache.cache.hdf5 import import_h5
 
+    _not_in_a_run("CACHE", cfg.cache)
     result = import_h5(cfg.h5, cfg.cache)
     click.echo(f"imported {', '.join(result['splits'])} into {cfg.cache}")
 
@@ -234,7 +245,7 @@ def demo(cfg: DemoConfig, quiet: bool):
 
     result = run_demo(cfg, progress=not quiet)
     _print_report(result)
-    click.echo(f"pictures: {cfg.out}/zero-shot-*/visualizations/  {cfg.out}/clicks/  {cfg.out}/head/visualizations/")
+    click.echo(f"pictures: {cfg.out}/zero-shot-*/visualizations/  {cfg.out}/clicks/visualizations/  {cfg.out}/head/visualizations/")
     click.echo(f"demo finished in {result['seconds']:.0f} s with the {result['model_type']} model")
 
 

@@ -23,13 +23,14 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from samcache.cache.datasets import ObjectDataset, ObjectItem
+from samcache.errors import SamcacheError
 from samcache.evaluation.click_metrics import miou_curve, noc, summarize
 from samcache.evaluation.metrics import masked_counts
 from samcache.evaluation.visualize import save_click_overlay, save_curve, source_image
 from samcache.features.clicks import ClickObject, first_click, next_click, objects_for_image
 from samcache.features.decoder import decode_chunked, pick_by_score, prompt_budget
 from samcache.features.encoder import PASSES, describe_device
-from samcache.messages import RANDOM_WEIGHTS_NOTE, random_weights_suffix
+from samcache.messages import ORACLE_FIRST_MASK, RANDOM_WEIGHTS_NOTE, random_weights_suffix
 from samcache.pipeline.config import new_run_dir, now_iso, save_config
 from samcache.pipeline.configs import ClicksConfig
 from samcache.pipeline.run_folder import run_folder
@@ -122,6 +123,7 @@ def run_batch(backend, decoder, items: list[ObjectItem], split, cfg: ClicksConfi
 def run_clicks(cfg: ClicksConfig, progress: bool = True) -> dict:
     """The interactive protocol over a cache split; writes per_object.csv, summary.csv, curve.png."""
     d = open_decoding(cfg)
+    cfg = d.cfg
     class_set, split, rows, backend, decoder, weights, device = (d.class_set, d.split, d.rows, d.backend, d.decoder,
                                                                  d.weights, d.device)
     started, t0, passes = now_iso(), time.perf_counter(), PASSES["images"]
@@ -130,6 +132,9 @@ def run_clicks(cfg: ClicksConfig, progress: bool = True) -> dict:
         save_config(cfg, out / "config.yaml")
         objects, n_clicks, budget = _run(cfg, class_set, split, rows, backend, decoder, device, weights.random, out,
                                          progress)
+        if not objects:  # nothing to score: an empty curve would read as a result
+            raise SamcacheError(f"no object of at least --min-area {cfg.min_area} pixels in the {len(rows)} image(s) "
+                                f"of split {cfg.split} for class set {cfg.classes}; lower --min-area")
         seconds = time.perf_counter() - t0
         names = [class_set.class_names[c] for c in class_set.eval_indices]
         summary = summarize(objects, names, cfg.max_clicks)
@@ -137,7 +142,7 @@ def run_clicks(cfg: ClicksConfig, progress: bool = True) -> dict:
         write_csv(out / "summary.csv", summary, list(summary[0]))
         oracle = cfg.first_mask == "oracle"
         save_curve(out / "curve.png", miou_curve(objects, names, cfg.max_clicks),
-                   f"mIoU after k clicks, {cfg.split}, first mask {cfg.first_mask}" + (" (ORACLE)" if oracle else "")
+                   f"mIoU after k clicks, {cfg.split}, first mask {cfg.first_mask}" + (ORACLE_FIRST_MASK if oracle else "")
                    + random_weights_suffix(weights.random))
         record = {"stage": "clicks", "status": "complete", "started": started, "seconds": round(seconds, 3),
                   "images": len(rows), "objects": len(objects), "clicks": n_clicks,
@@ -184,20 +189,21 @@ def _run(cfg, class_set, split, rows, backend, decoder, device, random_weights, 
                 shown += 1
                 sizes = (split.input_sizes[item.row], split.original_sizes[item.row])
                 pred = upscale(backend, track.low_res[None], *sizes)[0, 0].cpu().numpy()
-                save_click_overlay(out / "visualizations" / f"{split.image_ids[item.row]}_{track.obj.object_id}.png",
-                                   source_image(split.attrs.get("data_root"), cfg.split, split.image_ids[item.row]),
+                image_id, name = split.image_ids[item.row], class_set.class_names[track.obj.class_index]
+                # object ids restart per class for stuff components and group regions: the class makes it unique
+                save_click_overlay(out / "visualizations" / f"{image_id}_{name}_{track.obj.object_id}.png",
+                                   source_image(split.attrs.get("data_root"), cfg.split, image_id),
                                    track.obj.mask, pred, track.clicks[: len(track.ious)], track.ious,
-                                   f"{split.image_ids[item.row]} object {track.obj.object_id} "
-                                   f"({class_set.class_names[track.obj.class_index]})"
+                                   f"{image_id} object {track.obj.object_id} ({name})"
+                                   + (ORACLE_FIRST_MASK if cfg.first_mask == "oracle" else "")
                                    + random_weights_suffix(random_weights))
     bar.close()
     return objects, n_clicks, budget
 
 
 def summary_table(record: dict) -> str:
-    columns = [c for c in record["summary"][0] if c in ("class", "objects", "miou@1", "miou@2", "miou@3", "miou@5",
-                                                        "miou@9", "miou@20", "noc@85", "noc@90", "nof@90")]
-    oracle = " (ORACLE first mask)" if record["oracle"] else ""
+    columns = list(record["summary"][0])  # every column of summary.csv
+    oracle = ORACLE_FIRST_MASK if record["oracle"] else ""
     text = (f"clicks: {record['objects']} objects, up to {record['max_clicks']} clicks{oracle}\n"
             + format_table(record["summary"], columns))
     return text + ("\n" + RANDOM_WEIGHTS_NOTE if record["random_weights"] else "")

@@ -89,9 +89,16 @@ def _file_values(cls: type[StageConfig], path: str | Path) -> tuple[dict, dict]:
     return values, sources
 
 
-def _describe(error: dict, sources: dict) -> str:
+def _where(cls: type[StageConfig], name: str) -> str:
+    """How the user wrote a field: --flag-name, or an ARGUMENT."""
+    field = cls.model_fields.get(name)
+    extra = (field.json_schema_extra or {}) if field is not None else {}
+    return name.upper() if isinstance(extra, dict) and extra.get("argument") else flag(name)
+
+
+def _describe(cls: type[StageConfig], error: dict, sources: dict) -> str:
     name = str(error["loc"][0]) if error["loc"] else "config"
-    where = sources.get(name, flag(name))
+    where = sources.get(name, _where(cls, name))
     if error["type"] == "missing":
         return f"missing value for {where}"
     message = error["msg"].removeprefix("Value error, ")
@@ -102,7 +109,7 @@ def build(cls: type[T], values: dict, sources: dict | None = None) -> T:
     try:
         return cls(**values)
     except ValidationError as exc:
-        raise SamcacheError("; ".join(_describe(e, sources or {}) for e in exc.errors())) from None
+        raise SamcacheError("; ".join(_describe(cls, e, sources or {}) for e in exc.errors())) from None
 
 
 def resolve(cls: type[T], config_file: str | Path | None = None, **overrides: Any) -> T:
@@ -110,7 +117,7 @@ def resolve(cls: type[T], config_file: str | Path | None = None, **overrides: An
     values, sources = _file_values(cls, config_file) if config_file is not None else ({}, {})
     given = {k: v for k, v in overrides.items() if v is not None}
     values.update(given)
-    sources.update({k: flag(k) for k in given})
+    sources.update({k: _where(cls, k) for k in given})
     return build(cls, values, sources)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import zarr
 
 from samcache import fileio
+from samcache.cache.locks import remove_lock_files
 from samcache.cache.store import is_samcache_store
 from samcache.data.synth import parse_size, read_marker, write_synthetic
 from samcache.errors import SamcacheError
@@ -144,6 +145,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
         _swap_in(data_dir, data)
     if not reuse_cache:
         _swap_in(cache_dir, cache)
+        remove_lock_files(str(cache_dir), ["train", "val"])  # the staging path is gone; its locks are clutter
         root = zarr.open_group(str(cache), mode="r+")
         for split in ("train", "val"):  # the images now live under out/data
             root[split].attrs["data_root"] = os.path.abspath(data)

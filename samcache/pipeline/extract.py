@@ -166,7 +166,8 @@ def extract(cfg: ExtractConfig, progress: bool = True) -> ExtractResult:
     check_location(cfg.cache, os.path.abspath(cfg.data))  # before anything is built or written
     list_images(cfg.data, cfg.split)
     backend.require_weights_file(cfg.model_type, cfg.checkpoint)
-    with _session(cfg) as dask, split_lock(cfg.cache, cfg.split):  # an unreachable cluster leaves nothing
+    # an unreachable cluster or a wrong checkpoint stops here, before any file (lock or store) is made
+    with _session(cfg) as dask:
         if dask is not None:  # the workers resolve the device and build the model; the driver checks the weights
             weights = backend.check_weights(cfg.model_type, cfg.checkpoint, cfg.seed)
             precision, device_name = dask.precision(cfg.precision), f"dask:{cfg.dask}"
@@ -177,27 +178,35 @@ def extract(cfg: ExtractConfig, progress: bool = True) -> ExtractResult:
                                                      attention=cfg.attention)
             configure_matmul(device, precision)
             encoder = maybe_compile(encoder.to(device).eval(), cfg.compile)
-        prepared, by_id, fingerprint, errors = plan(cfg, weights, precision)
-        started, t0 = now_iso(), time.perf_counter()
-        written, enc_s = 0, 0.0
-        if prepared.pending_rows:
-            if dask is not None:
-                written, enc_s, failed = dask.run(cfg, prepared, weights, precision, progress=progress)
-            else:
-                written, enc_s, failed = run_local(cfg, backend, encoder, precision, prepared, by_id, progress)
-            errors += failed
-        seconds = time.perf_counter() - t0
-        split = CacheSplit(cfg.split, prepared.group, cfg.cache, backend.features, backend.main_feature)
-        n_done, n_expected = split.progress()
-        result = ExtractResult(cfg.split, written, seconds, split.nbytes_stored(), n_expected, n_done,
-                               enc_s / written if written else None, device_name, errors, prepared.stale_splits,
-                               prepared.newly_dropped, prepared.gone_done)
-        if written:
-            record_run(prepared.group, {"started": started, "images": written, "seconds": round(seconds, 3),
-                                        "encoder_seconds_per_image": result.encoder_seconds_per_image,
-                                        "device": device_name, "precision": precision,
-                                        "attention": cfg.attention, "random_weights": weights.random,
-                                        "config": cfg.dump()})
+        with split_lock(cfg.cache, cfg.split):
+            return _extract_locked(cfg, backend, dask, None if dask else encoder, weights, precision, device_name,
+                                   progress)
+
+
+def _extract_locked(cfg: ExtractConfig, backend, dask, encoder, weights, precision: str, device_name: str,
+                    progress: bool) -> ExtractResult:
+    """Plan, encode what is pending and record the run; under the split's lock."""
+    prepared, by_id, fingerprint, errors = plan(cfg, weights, precision)
+    started, t0 = now_iso(), time.perf_counter()
+    written, enc_s = 0, 0.0
+    if prepared.pending_rows:
+        if dask is not None:
+            written, enc_s, failed = dask.run(cfg, prepared, weights, precision, progress=progress)
+        else:
+            written, enc_s, failed = run_local(cfg, backend, encoder, precision, prepared, by_id, progress)
+        errors += failed
+    seconds = time.perf_counter() - t0
+    split = CacheSplit(cfg.split, prepared.group, cfg.cache, backend.features, backend.main_feature)
+    n_done, n_expected = split.progress()
+    result = ExtractResult(cfg.split, written, seconds, split.nbytes_stored(), n_expected, n_done,
+                           enc_s / written if written else None, device_name, errors, prepared.stale_splits,
+                           prepared.newly_dropped, prepared.gone_done)
+    if written:
+        record_run(prepared.group, {"started": started, "images": written, "seconds": round(seconds, 3),
+                                    "encoder_seconds_per_image": result.encoder_seconds_per_image,
+                                    "device": device_name, "precision": precision,
+                                    "attention": cfg.attention, "random_weights": weights.random,
+                                    "config": cfg.dump()})
     return result
 
 

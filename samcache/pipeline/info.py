@@ -11,7 +11,9 @@ def describe_cache(path: str) -> str:
     attrs = cache.attrs
     lines = [f"cache {path}  (format {attrs['samcache_format']}, samcache {attrs.get('samcache_version')}, "
              f"segment-anything {attrs.get('segment_anything_version')})",
-             f"fingerprint: {cache.fingerprint.describe()}"]
+             f"fingerprint: {cache.fingerprint.describe()}",
+             f"family {cache.family}: " + ", ".join(f"{name} {tuple(shape)}" for name, shape in
+                                                   cache.feature_shapes.items()) + " per image"]
     if cache.fingerprint.random_weights:
         lines.append(RANDOM_WEIGHTS_NOTE)
     lines.append(f"{'split':<10}{'images':>8}{'done':>12}{'MiB':>10}{'MiB/img':>9}  size      fingerprint")

@@ -20,6 +20,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from samcache import fileio  # noqa: E402
 from samcache.errors import SamcacheError  # noqa: E402
@@ -28,7 +29,7 @@ from samcache.messages import RANDOM_WEIGHTS_NOTE, RANDOM_WEIGHTS_TITLE  # noqa:
 from samcache.pipeline.config import now_iso, save_config  # noqa: E402
 from samcache.pipeline.configs import ReportConfig  # noqa: E402
 from samcache.pipeline.report_cost import COLUMNS as COST_COLUMNS  # noqa: E402
-from samcache.pipeline.report_cost import cost_rows  # noqa: E402
+from samcache.pipeline.report_cost import cost_rows, model_of  # noqa: E402
 from samcache.pipeline.run_folder import run_folder  # noqa: E402
 from samcache.pipeline.runs import format_table, read_csv, read_record, write_csv  # noqa: E402
 
@@ -49,14 +50,17 @@ def _label(record: dict) -> str:
         return f"head ({record['epochs']} ep)"
     if stage == "evaluate":
         return f"evaluate epoch {record['epoch']} on {record['split']}"
-    if stage == "clicks":
-        return "clicks" + (" ORACLE" if record.get("oracle") else "")
+    if stage == "clicks":  # NoC is capped at max_clicks + 1: the cap belongs in the name
+        return f"clicks max {record['max_clicks']}" + (" ORACLE" if record.get("oracle") else "")
     return f"zero-shot {record['strategy']}/{record['multimask']}" + (" ORACLE" if record.get("oracle") else "")
 
 
 def _unique_labels(dirs: list[Path], records: list[dict]) -> list[str]:
     """The run's label, plus its folder where two runs would otherwise share a column name."""
     base = [_label(r) for r in records]
+    models = [model_of(r) for r in records]
+    if len(set(models)) > 1:  # SAM beside SAM 2.1 (or two SAM sizes): every column names its model
+        base = [f"{m} {x}" for m, x in zip(models, base)]
     labels = [f"{x} ({d.name})" if base.count(x) > 1 else x for x, d in zip(base, dirs)]
     labels = [f"{x} ({d})" if labels.count(lab) > 1 else lab for x, d, lab in zip(base, dirs, labels)]
     if len(set(labels)) < len(labels):
@@ -132,8 +136,8 @@ def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = 
         if clicks:
             _click_chart(clicks, out / "report_clicks.png", random_weights)
             files.append("report_clicks.png")
-        iou_text = "\n\n".join(f"{title}, class set {cs}\n" + format_table(rows, ["class", *cols])
-                               for title, cs, cols, rows in tables)
+        iou_text = "\n\n".join(f"{title}, class set {cs}\n" + format_table(_shown(rows), ["class", *cols])
+                                 for title, cs, cols, rows in tables)
         cost_text = format_table(costs, COST_COLUMNS)
         note = f"\n**{RANDOM_WEIGHTS_NOTE}**\n" if random_weights else ""
         enc = ", ".join(f"{t:.3f} s/image" for t in t_enc.values() if t) or "unknown"
@@ -150,6 +154,12 @@ def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = 
         folder.commit()
     return {"iou_table": iou_text, "cost_table": cost_text, "tidy": tidy, "cost_rows": costs, "labels": labels,
             "bars": bars, "random_weights": random_weights, "out": str(out), "files": [str(out / n) for n in files]}
+
+
+def _shown(rows: list[dict]) -> list[dict]:
+    """NoC (a mean number of clicks) with 2 decimals; IoUs keep format_table's 4."""
+    return [{k: f"{v:.2f}" if k.startswith("noc@") and isinstance(v, float) and math.isfinite(v) else v
+             for k, v in row.items()} for row in rows]
 
 
 def _bar_chart(tables: list, labels: list[str], path: Path, random_weights: bool) -> int:
@@ -191,6 +201,7 @@ def _click_chart(runs: list[tuple[str, Path]], path: Path, random_weights: bool)
         ax.plot(range(1, len(curve) + 1), curve, marker="o", markersize=3, label=label,
                 color=SERIES_COLORS[k % len(SERIES_COLORS)])
     ax.set_xlabel("clicks")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("mIoU (all objects)")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)

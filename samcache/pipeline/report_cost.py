@@ -45,10 +45,15 @@ def cost_rows(records: list[dict], labels: list[str]) -> tuple[list[dict], dict[
         rows += [{**row, "stage": row["stage"] + (f" ({cache})" if len(caches) > 1 else "")} for row in split_rows]
     for r, label in zip(records, labels):
         t, images = t_enc.get(r["cache"]), images_the_seed_encodes(r)
-        rows.append({"stage": label, "model": r.get("fingerprint", "").split("/")[0] if r.get("fingerprint") else "",
+        rows.append({"stage": label, "model": model_of(r),
                      "encoder_passes": r.get("encoder_passes", ""), "wall_s": f"{r['seconds']:.1f}",
                      "seed_reencode_s": f"{images * t:.1f}" if t and images else "", "device": r.get("device", "")})
     return rows, t_enc
+
+
+def model_of(record: dict) -> str:
+    """The model type a run decoded with or trained on (its cache's fingerprint: type/weights/dtype/precision)."""
+    return str(record.get("fingerprint") or "").split("/")[0]
 
 
 COLUMNS = ["stage", "model", "encoder_passes", "wall_s", "seed_reencode_s", "cache_mib", "mib_per_image",

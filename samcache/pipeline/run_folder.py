@@ -43,6 +43,12 @@ def _inside(child: Path, parent: Path) -> bool:
     return child == parent or parent in child.parents
 
 
+def enclosing_run(path: str | Path) -> Path | None:
+    """The samcache run folder that ``path`` lies in, if any: another command's file must not land there."""
+    real = Path(os.path.realpath(path))
+    return next((folder for folder in (real, *real.parents) if (folder / RUN_RECORD).is_file()), None)
+
+
 @dataclass
 class RunFolder:
     path: Path

@@ -141,6 +141,7 @@ class Decoding:
     decoder: torch.nn.Module
     weights: object
     device: torch.device
+    cfg: object  # the run's config with what the cache decided filled in (model_type): what config.yaml records
 
 
 def open_decoding(cfg) -> Decoding:
@@ -149,12 +150,14 @@ def open_decoding(cfg) -> Decoding:
     rows = split.require_complete()[: cfg.limit]
     backend, decoder, weights = load_decoder(cfg, split)
     device = resolve_device(cfg.device)
-    return Decoding(class_set, split, rows, backend, decoder.to(device), weights, device)
+    effective = cfg.model_copy(update={"model_type": split.fingerprint.model_type})
+    return Decoding(class_set, split, rows, backend, decoder.to(device), weights, device, effective)
 
 
 def run_zero_shot(cfg: ZeroShotConfig, progress: bool = True) -> dict:
     """Decode every image of the split; write the run folder; return its record."""
     d = open_decoding(cfg)
+    cfg = d.cfg
     class_set, split, rows, backend, decoder, weights, device = (d.class_set, d.split, d.rows, d.backend, d.decoder,
                                                                  d.weights, d.device)
     started, t0, passes = now_iso(), time.perf_counter(), PASSES["images"]
