@@ -12,7 +12,7 @@ INTERRUPT_ADVICE = {
     "extract": "interrupted; images already marked done are kept: re-run the same command to resume",
     "zero-shot": "interrupted; zero-shot does not resume and wrote no results: re-run the command",
     "clicks": "interrupted; clicks does not resume and wrote no results: re-run the command",
-    "train-head-kept": ("interrupted; epochs 1-{epoch} are kept in {out}: continue with "
+    "train-head-kept": ("interrupted; {kept} kept in {out}: continue with "
                         "`samcache train-head --resume {out}`"),
     "train-head-none": "interrupted before the first epoch finished; nothing was kept: re-run the command",
     "evaluate": "interrupted; evaluate wrote no results: re-run the command",

@@ -56,6 +56,8 @@ BAD_VALUES = [
     (["evaluate"], "missing value for --head"),
     (["synth", "out", "--size", "10x10"], "too small"),
     (["synth", "out", "--size", "big"], "WIDTHxHEIGHT"),
+    (["synth", "out", "--size", "100000x100000"], "too large"),
+    (["extract", "--resources", "GPU=1"], "give --dask too"),
     (["synth", "out", "--train", "-1"], "--train"),
     (["demo", "--size", "x"], "WIDTHxHEIGHT"),
     (["demo", "--train", "0"], "--train"),

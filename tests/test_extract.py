@@ -148,6 +148,26 @@ def test_corrupt_image_and_missing_label_are_named_and_not_done(synth_root, tmp_
     assert result.images == 2 and open_cache(cache).split("val").done_mask().all()
 
 
+def test_image_without_a_readable_header_keeps_the_split_incomplete(synth_root, tmp_path):
+    """A 0-byte PNG (no size to read) must not vanish from the split, which would then look complete."""
+    data = tmp_path / "data"
+    shutil.copytree(synth_root / "leftImg8bit" / "val", data / "leftImg8bit" / "val")
+    shutil.copytree(synth_root / "gtFine" / "val", data / "gtFine" / "val")
+    recs = list_images(data, "val")
+    good = recs[1].image_path.read_bytes()
+    recs[1].image_path.write_bytes(b"")
+    cache = tmp_path / "c.zarr"
+    line = assert_one_line_error(invoke("extract", "--data", data, "--cache", cache, "--split", "val",
+                                        "--model-type", "tiny", "--device", "cpu", "--num-workers", "0"),
+                                 "1 image(s) failed")
+    assert recs[1].image_path.name in line
+    assert "2/3" in invoke("info", "--cache", cache, check=True).stdout
+    assert_one_line_error(invoke("zero-shot", "--cache", cache, "--out", tmp_path / "zs"), "2/3")
+    recs[1].image_path.write_bytes(good)
+    result = extract(extract_cfg(data, cache, "val", dtype="float16"), progress=False)
+    assert result.images == 1 and open_cache(cache).split("val").done_mask().all()
+
+
 def test_missing_data_and_cache_errors(tmp_path):
     assert_one_line_error(invoke("extract", "--data", tmp_path / "nowhere", "--cache", tmp_path / "c.zarr",
                                   "--split", "val", "--model-type", "tiny"), "no Cityscapes split directory")

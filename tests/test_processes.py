@@ -88,7 +88,9 @@ def test_ctrl_c_during_training_says_how_to_continue(cache16, tmp_path):
     _, err = proc.communicate(timeout=60)
     print(f"train-head exited {time.time() - t0:.2f} s after Ctrl-C")
     assert proc.returncode == 130 and "Traceback" not in err
-    assert f"are kept in {out}: continue with `samcache train-head --resume {out}`" in err
+    assert f"kept in {out}: continue with `samcache train-head --resume {out}`" in err
+    last = max(int(p.stem.rsplit("_", 1)[1]) for p in out.glob("head_epoch_*.pt"))
+    assert ("epoch 1 is kept" if last == 1 else f"epochs 1-{last} are kept") in err  # what is on disk
     assert _gone_within(workers, 5)
 
 

@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 import torch
+import yaml
 
 from conftest import assert_one_line_error, invoke, snapshot
 from samcache.pipeline.configs import HeadConfig, ZeroShotConfig
@@ -61,14 +62,16 @@ def test_damaged_checkpoint_is_named_and_the_previous_epoch_resumes(cache16, tmp
     torch.load(out / "head_epoch_2.pt", weights_only=True)  # rewritten whole
 
 
-def test_zero_shot_into_a_head_run_is_refused(head_run, cache16):
-    before = snapshot(head_run)
-    proc = invoke("zero-shot", "--cache", cache16, "--out", head_run, "--device", "cpu")
+def test_zero_shot_into_a_head_run_is_refused(head_run, cache16, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(head_run, run)
+    before = snapshot(run)
+    proc = invoke("zero-shot", "--cache", cache16, "--out", run, "--device", "cpu")
     assert_one_line_error(proc, "already holds a samcache head run", "--overwrite")
-    assert snapshot(head_run) == before
-    resumed = invoke("train-head", "--resume", head_run, "--epochs", "2")
+    assert snapshot(run) == before
+    resumed = invoke("train-head", "--resume", run, "--epochs", "3")
     assert resumed.returncode == 0, resumed.stderr  # the run's own settings are intact
-    assert "lr: 0.001" in (head_run / "config.yaml").read_text() and "width: 16" in (head_run / "config.yaml").read_text()
+    assert "lr: 0.001" in (run / "config.yaml").read_text() and "width: 16" in (run / "config.yaml").read_text()
 
 
 def test_rerun_without_resume_is_refused_and_overwrite_clears_stale_checkpoints(cache16, tmp_path):
@@ -122,6 +125,34 @@ def test_resume_checks(head_run, tmp_path):
     assert_one_line_error(invoke("train-head", "--resume", run, "--lr", "0.1"), "lr=0.001")
     assert snapshot(run) == before  # the run is not rewritten (it was, as "2 ep" with epochs_run -2)
     assert_one_line_error(invoke("train-head", "--resume", tmp_path / "nothing"), "not a samcache run folder")
+    assert_one_line_error(invoke("train-head", "--resume", run, "--epochs", "2"), "finished all 2 epochs")
+    assert snapshot(run) == before  # a finished run resumed with its own --epochs is left as it is
+
+
+def test_resume_is_never_taken_from_a_file(head_run, tmp_path):
+    """A resumed run's config.yaml, given to --config, must start a new run, not extend the old one."""
+    run = tmp_path / "run"
+    shutil.copytree(head_run, run)
+    (run / ".head_epoch_3.pt.x1y2.tmp").write_bytes(b"half a checkpoint")  # a write killed before its rename
+    invoke("train-head", "--resume", run, "--epochs", "3", check=True)
+    assert not (run / ".head_epoch_3.pt.x1y2.tmp").exists() and (run / "head_epoch_3.pt").is_file()
+    assert yaml.safe_load((run / "config.yaml").read_text())["resume"] is None
+    before = snapshot(run)
+    new = tmp_path / "new"
+    invoke("train-head", "--config", run / "config.yaml", "--out", new, "--epochs", "1", check=True)
+    assert (new / "head_epoch_1.pt").is_file() and snapshot(run) == before
+    (tmp_path / "r.yaml").write_text(f"resume: {run}\nepochs: 4\n")
+    assert_one_line_error(invoke("train-head", "--config", tmp_path / "r.yaml"), "command-line flag only")
+    assert snapshot(run) == before
+
+
+def test_report_refuses_an_empty_or_foreign_summary(head_run, tmp_path):
+    for name, text in (("empty", ""), ("foreign", "foo,bar\n1,2\n")):
+        run = tmp_path / name
+        shutil.copytree(head_run, run)
+        (run / "summary.csv").write_text(text)
+        assert_one_line_error(invoke("report", run, head_run, "--out", tmp_path / "r"), "holds no head results")
+        assert not (tmp_path / "r").exists()
 
 
 def test_report_gives_every_run_its_own_column(cache16, head_run, tmp_path):

@@ -19,7 +19,7 @@ import numpy as np
 import zarr
 
 from samcache.cache.schema import CODECS, META_CHUNK
-from samcache.cache.store import check_location, enclosing_store, is_h5, open_root
+from samcache.cache.store import check_location, enclosing_store, is_h5, open_root, ready_splits
 from samcache.errors import SamcacheError
 
 COMPRESSIONS = {"gzip": {"compression": "gzip", "compression_opts": 4, "shuffle": True},
@@ -110,7 +110,7 @@ def export_h5(cache: str, out: str, splits: list[str] | None = None, compression
     if is_h5(cache):
         raise SamcacheError(f"{cache} is already an HDF5 cache; copy the file, or `samcache import` it into Zarr")
     root = open_root(cache)
-    names = sorted(n for n, _ in root.groups())
+    names = ready_splits(root)  # a split whose creation was cut short holds nothing to export
     chosen = list(dict.fromkeys(splits or names))  # a split named twice is exported once
     missing = [s for s in chosen if s not in names]
     if missing:
@@ -122,8 +122,10 @@ def export_h5(cache: str, out: str, splits: list[str] | None = None, compression
     if out_path.is_dir():
         raise SamcacheError(f"OUT {out} is a directory; give the path of the .h5 file to write")
     if out_path.exists():
-        if not overwrite or not _is_samcache_h5(out_path):
-            raise SamcacheError(f"{out} exists; pass --overwrite to replace an earlier export (never another file)")
+        if not _is_samcache_h5(out_path):
+            raise SamcacheError(f"{out} exists and is not a samcache export; samcache never replaces another file")
+        if not overwrite:
+            raise SamcacheError(f"{out} exists; pass --overwrite to replace this earlier export")
     tmp = out_path.with_name(f".{out_path.name}.tmp")
     try:
         with h5py.File(tmp, "w") as h5:

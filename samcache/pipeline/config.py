@@ -35,6 +35,9 @@ class StageConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
     SECTION: typing.ClassVar[str] = ""  # the YAML section of this command
+    # modes of one invocation (train-head --resume), never settings: a file that carried them would act on
+    # another run in place; config.yaml records them as null
+    CLI_ONLY: typing.ClassVar[tuple[str, ...]] = ()
 
     def dump(self) -> dict:
         return self.model_dump(mode="json")
@@ -76,16 +79,19 @@ def _file_values(cls: type[StageConfig], path: str | Path) -> tuple[dict, dict]:
     values = {k: v for k, v in data.items() if k in cls.model_fields and k not in REGISTRY}  # sections are not values
     sources = {k: f"{k} in {path}" for k in values}
     own = data.get(cls.SECTION)
-    if own is None:
-        return values, sources
-    if not isinstance(own, dict):
-        raise SamcacheError(f"{path}: section '{cls.SECTION}' must be a mapping")
-    unknown = sorted(str(k) for k in own if k not in cls.model_fields)
-    if unknown:
-        raise SamcacheError(f"{path}: unknown key(s) in '{cls.SECTION}': {', '.join(unknown)}; valid: "
-                            f"{', '.join(cls.model_fields)}")
-    values.update(own)
-    sources.update({k: f"{cls.SECTION}.{k} in {path}" for k in own})
+    if own is not None:
+        if not isinstance(own, dict):
+            raise SamcacheError(f"{path}: section '{cls.SECTION}' must be a mapping")
+        unknown = sorted(str(k) for k in own if k not in cls.model_fields)
+        if unknown:
+            raise SamcacheError(f"{path}: unknown key(s) in '{cls.SECTION}': {', '.join(unknown)}; valid: "
+                                f"{', '.join(cls.model_fields)}")
+        values.update(own)
+        sources.update({k: f"{cls.SECTION}.{k} in {path}" for k in own})
+    for name in cls.CLI_ONLY:
+        if values.get(name) is not None:
+            raise SamcacheError(f"{sources[name]}: {flag(name)} is a command-line flag only (from a file it would "
+                                f"act on {values[name]} in place); remove it from the file")
     return values, sources
 
 
@@ -97,7 +103,9 @@ def _where(cls: type[StageConfig], name: str) -> str:
 
 
 def _describe(cls: type[StageConfig], error: dict, sources: dict) -> str:
-    name = str(error["loc"][0]) if error["loc"] else "config"
+    if not error["loc"]:  # a rule across fields: its message names them
+        return error["msg"].removeprefix("Value error, ")
+    name = str(error["loc"][0])
     where = sources.get(name, _where(cls, name))
     if error["type"] == "missing":
         return f"missing value for {where}"
@@ -123,7 +131,8 @@ def resolve(cls: type[T], config_file: str | Path | None = None, **overrides: An
 
 def save_config(cfg: StageConfig, path: str | Path) -> None:
     """The effective config of a run, loadable again with --config."""
-    fileio.write_text(path, yaml.safe_dump(cfg.dump(), sort_keys=False))
+    data = {**cfg.dump(), **{name: None for name in cfg.CLI_ONLY}}
+    fileio.write_text(path, yaml.safe_dump(data, sort_keys=False))
 
 
 def new_run_dir(kind: str, root: str | Path = "runs") -> Path:

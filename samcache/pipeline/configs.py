@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, ClassVar, Literal, Optional
 
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from samcache.cache.datasets import PRELOAD_MODES
 from samcache.cache.hdf5 import COMPRESSIONS, DEFAULT_COMPRESSION
@@ -127,6 +127,12 @@ class ExtractConfig(StageConfig):
         None, description="Dask worker resources each task needs, e.g. GPU=1.")
     retries: NonNegInt = Field(2, description="Dask: times a failed task is retried.")
 
+    @model_validator(mode="after")
+    def _resources_need_dask(self):
+        if self.resources and not self.dask:
+            raise ValueError("--resources applies to Dask workers; give --dask too")
+        return self
+
 
 class DecodingConfig(StageConfig):
     """What zero-shot and clicks share: a cache split, the decoder's weights, batching, the run folder."""
@@ -182,6 +188,7 @@ class HeadConfig(StageConfig):
     SECTION = "train_head"
     RESUMABLE: ClassVar[tuple[str, ...]] = ("epochs", "num_workers", "device", "preload", "visualize",
                                             "save_predictions", "resume", "out", "overwrite")
+    CLI_ONLY: ClassVar[tuple[str, ...]] = ("resume",)
     cache: str = Field(DEFAULT_CACHE, description=CACHE_HELP)
     train_split: SplitName = Field("train", description="Split to train on.")
     val_split: SplitName = Field("val", description="Split to evaluate every epoch.")

@@ -84,22 +84,27 @@ def collate_items(items: list[dict]) -> dict:
 
 
 def plan(cfg: ExtractConfig, weights, precision: str
-         ) -> tuple[PreparedSplit, dict[str, ImageRecord], Fingerprint, list[str]]:
+         ) -> tuple[PreparedSplit, dict[str, ImageRecord], Fingerprint]:
     """List the images, then create/resume/grow the split; nothing is encoded yet.
 
-    Returns the prepared split, the records by id, the fingerprint, and the images whose PNG
-    header cannot be read (failed now, registered once they are fixed).
+    Returns the prepared split, the records by id and the fingerprint. Images whose PNG header
+    cannot be read still get a row (with the split's size): encoding them fails and names them, the
+    split stays incomplete, and Stage 2 refuses it until they are fixed (then encoded) or removed
+    (then dropped).
     """
     listed = list_images(cfg.data, cfg.split)
     records, sizes, unreadable = [], [], []
     for record in listed[: cfg.limit] if cfg.limit is not None else listed:
+        records.append(record)
         try:
             sizes.append(image_size(record.image_path))
-            records.append(record)
         except SamcacheError as exc:
+            sizes.append(None)
             unreadable.append(str(exc))
-    if not records:
+    readable = [size for size in sizes if size is not None]
+    if not readable:
         raise SamcacheError(f"no readable image in {cfg.data}/leftImg8bit/{cfg.split}; first: {unreadable[0]}")
+    sizes = [size or readable[0] for size in sizes]  # a split holds one size; encoding checks the real one
     fingerprint = Fingerprint.make(cfg.model_type, weights, cfg.dtype, precision)
     existed = True
     try:
@@ -114,7 +119,7 @@ def plan(cfg: ExtractConfig, weights, precision: str
         if isinstance(exc, OSError):
             raise SamcacheError(f"cannot write to the cache {cfg.cache}: {exc.strerror or exc}") from None
         raise
-    return prepared, {r.image_id: r for r in records}, fingerprint, unreadable
+    return prepared, {r.image_id: r for r in records}, fingerprint
 
 
 def run_local(cfg: ExtractConfig, backend, encoder, precision: str, prepared: PreparedSplit,
@@ -186,7 +191,8 @@ def extract(cfg: ExtractConfig, progress: bool = True) -> ExtractResult:
 def _extract_locked(cfg: ExtractConfig, backend, dask, encoder, weights, precision: str, device_name: str,
                     progress: bool) -> ExtractResult:
     """Plan, encode what is pending and record the run; under the split's lock."""
-    prepared, by_id, fingerprint, errors = plan(cfg, weights, precision)
+    prepared, by_id, _ = plan(cfg, weights, precision)
+    errors: list[str] = []
     started, t0 = now_iso(), time.perf_counter()
     written, enc_s = 0, 0.0
     if prepared.pending_rows:

@@ -82,6 +82,9 @@ def _load(run_dir: Path) -> tuple[dict, dict[str, dict[str, float]]]:
         summary = read_csv(run_dir / "summary.csv")
         metrics = {metric: {r["class"]: float(r[column]) if r[column] else math.nan for r in summary}
                    for column, metric in METRICS[stage].items() if summary and column in summary[0]}
+        if not metrics:  # an empty or foreign summary.csv: say so rather than show a run without numbers
+            raise SamcacheError(f"{run_dir}/summary.csv holds no {stage} results (expected columns class, "
+                                f"{', '.join(METRICS[stage])})")
         record["classes"] = record.get("classes") or record["config"].get("classes", "seed5")
         record["seconds"] = float(record["seconds"])
         record["cache"] = str(record["cache"])

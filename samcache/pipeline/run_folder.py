@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from samcache import fileio
 from samcache.errors import SamcacheError
 from samcache.pipeline.runs import RUN_RECORD, read_record, write_record
 
@@ -78,8 +79,10 @@ def _run_outputs(path: Path) -> set[str]:
     except SamcacheError:
         listed = None
     present = files_in(path)
+    # a write killed before its rename leaves a temporary of samcache's own naming: the run's too
+    killed_writes = {f for f in present if fileio.is_temporary(Path(f))}
     if listed is not None:
-        return present & set(listed)
+        return (present & set(listed)) | killed_writes
     return {f for f in present if f in LEGACY_FILES or any(p.fullmatch(f) for p in LEGACY_PATTERNS)}
 
 
@@ -197,6 +200,9 @@ def resumed_folder(path: str | Path, stage: str) -> Iterator[RunFolder]:
         if "holds a" in str(exc):
             raise
         earlier = _run_outputs(path)  # a damaged record: its files are still known by their names
+    for name in files_in(path):  # temporaries of writes killed in an earlier session of this run
+        if fileio.is_temporary(path / name):
+            (path / name).unlink(missing_ok=True)
     current = files_in(path)
     yield RunFolder(path, stage, created=False, before=current - earlier, committed=True,
                     earlier_outputs=earlier & current)

@@ -29,7 +29,7 @@ from samcache.pipeline.config import new_run_dir, now_iso, save_config
 from samcache.pipeline.configs import HeadConfig
 from samcache.pipeline.evaluate import check_fingerprint, evaluate, summary_rows
 from samcache.pipeline.run_folder import resumed_folder, run_folder
-from samcache.pipeline.runs import read_csv, write_csv
+from samcache.pipeline.runs import read_csv, read_record, write_csv
 
 
 def checkpoint_path(run_dir: Path, epoch: int) -> Path:
@@ -50,6 +50,13 @@ def last_good_checkpoint(run_dir: Path) -> tuple[dict, Path]:
             warnings.warn(f"{path} is damaged ({type(exc).__name__}); skipping it", SamcacheWarning)
     raise SamcacheError(f"nothing to resume in {run_dir} (no readable head_epoch_N.pt); start it again with "
                         f"--out {run_dir} --overwrite")
+
+
+def _finished(run_dir: Path) -> bool:
+    try:
+        return read_record(run_dir).get("status") == "complete"
+    except SamcacheError:
+        return False
 
 
 def _load_data(cfg: HeadConfig, class_set, device):
@@ -82,6 +89,8 @@ def train_head(cfg: HeadConfig, progress: bool = True) -> dict:
         ckpt, ckpt_path = last_good_checkpoint(out)
         if cfg.epochs < ckpt["epoch"]:
             raise SamcacheError(f"--epochs {cfg.epochs} is fewer than the {ckpt['epoch']} epochs already run in {out}")
+        if cfg.epochs == ckpt["epoch"] and _finished(out):  # nothing to train: leave its results as they are
+            raise SamcacheError(f"{out} has finished all {cfg.epochs} epochs; pass a larger --epochs to train on")
         folder = resumed_folder(out, "head")
     else:
         out, ckpt = Path(cfg.out or new_run_dir("head")), None
@@ -108,8 +117,11 @@ def train_head(cfg: HeadConfig, progress: bool = True) -> dict:
                                                              val_ds, train_mem, val_mem, device, out, start_epoch,
                                                              history, run, progress)
         except KeyboardInterrupt as exc:
-            done = len(history)
-            advice = (INTERRUPT_ADVICE["train-head-kept"].format(epoch=done, out=out) if run.committed and done
+            # what is on disk, not what was computed: the interrupt may have cut the last checkpoint's write
+            saved = _checkpoints(out)
+            done = int(saved[-1].stem.rsplit("_", 1)[1]) if saved else 0
+            kept = "epoch 1 is" if done == 1 else f"epochs 1-{done} are"
+            advice = (INTERRUPT_ADVICE["train-head-kept"].format(kept=kept, out=out) if run.committed and done
                       else INTERRUPT_ADVICE["train-head-none"])
             raise Interrupted(advice, getattr(exc, "exit_code", 130)) from None
 
