@@ -180,7 +180,7 @@ def replicated_cache(source: Path, target: Path, train: int, val: int) -> Path:
                                  src.attrs["data_root"], "zstd", present_ids=set(ids))
         arrays = {name: prepared.group[name] for name in ("embeddings", "labels", "instances", "done")}
         with ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda k: write_image(arrays, k, emb[k % len(emb)], labels[k % len(emb)],
+            list(pool.map(lambda k: write_image(arrays, k, {"embeddings": emb[k % len(emb)]}, labels[k % len(emb)],
                                                 inst[k % len(emb)]), range(n)))
     return target
 
