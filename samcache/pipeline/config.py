@@ -166,6 +166,14 @@ def _base_type(annotation):
             return annotation, is_list
 
 
+def _bounds(field) -> str:
+    """'  [1<=x<=64]' for a number with an upper bound (a lower one alone is said by the description)."""
+    low = next((f"{m.ge}<=" for m in field.metadata if hasattr(m, "ge")), "") or \
+        next((f"{m.gt}<" for m in field.metadata if hasattr(m, "gt")), "")
+    high = next((f"<={m.le}" for m in field.metadata if hasattr(m, "le")), "")
+    return f"  [{low}x{high}]" if high else ""
+
+
 def _option(name: str, field) -> Callable:
     """One click option; its default stays None so that a YAML value is not masked (shown in the help)."""
     extra = field.json_schema_extra or {}
@@ -179,7 +187,7 @@ def _option(name: str, field) -> Callable:
         shown = "yes" if default else "no"
     else:
         shown = None if default is None else ", ".join(default) if isinstance(default, list) else str(default)
-    help_text = (field.description or "") + (f"  [default: {shown}]" if shown is not None else "")
+    help_text = (field.description or "") + _bounds(field) + (f"  [default: {shown}]" if shown is not None else "")
     if base is bool:
         return click.option(f"{flag(name)}/--no-{name.replace('_', '-')}", name, default=None, help=help_text)
     kwargs: dict = {"default": None, "help": help_text}
