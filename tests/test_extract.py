@@ -126,11 +126,16 @@ def test_fingerprint_mismatch_is_refused_and_rebuild_recomputes(synth_root, tmp_
     assert val.fingerprint.embedding_dtype == "float16"
 
 
-def test_corrupt_image_and_missing_label_are_named_and_not_done(synth_root, tmp_path):
+def _val_copy(synth_root, tmp_path):
+    """A private copy of the val split to damage, and its image records."""
     data = tmp_path / "data"
     shutil.copytree(synth_root / "leftImg8bit" / "val", data / "leftImg8bit" / "val")
     shutil.copytree(synth_root / "gtFine" / "val", data / "gtFine" / "val")
-    recs = list_images(data, "val")
+    return data, list_images(data, "val")
+
+
+def test_corrupt_image_and_missing_label_are_named_and_not_done(synth_root, tmp_path):
+    data, recs = _val_copy(synth_root, tmp_path)
     good = recs[0].image_path.read_bytes()
     recs[0].image_path.write_bytes(good[: len(good) // 3])  # truncated PNG
     saved_label = recs[1].label_path.read_bytes()
@@ -150,10 +155,7 @@ def test_corrupt_image_and_missing_label_are_named_and_not_done(synth_root, tmp_
 
 def test_image_without_a_readable_header_keeps_the_split_incomplete(synth_root, tmp_path):
     """A 0-byte PNG (no size to read) must not vanish from the split, which would then look complete."""
-    data = tmp_path / "data"
-    shutil.copytree(synth_root / "leftImg8bit" / "val", data / "leftImg8bit" / "val")
-    shutil.copytree(synth_root / "gtFine" / "val", data / "gtFine" / "val")
-    recs = list_images(data, "val")
+    data, recs = _val_copy(synth_root, tmp_path)
     good = recs[1].image_path.read_bytes()
     recs[1].image_path.write_bytes(b"")
     cache = tmp_path / "c.zarr"

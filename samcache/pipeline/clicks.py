@@ -29,7 +29,7 @@ from samcache.evaluation.metrics import masked_counts
 from samcache.evaluation.visualize import save_click_overlay, save_curve, source_image
 from samcache.features.clicks import ClickObject, first_click, next_click, objects_for_image
 from samcache.features.decoder import decode_chunked, pick_by_score, prompt_budget
-from samcache.features.encoder import PASSES, describe_device
+from samcache.features.encoder import PASSES
 from samcache.messages import ORACLE_FIRST_MASK, RANDOM_WEIGHTS_NOTE, random_weights_suffix
 from samcache.pipeline.config import new_run_dir, now_iso, save_config
 from samcache.pipeline.configs import ClicksConfig
@@ -123,17 +123,15 @@ def run_batch(backend, decoder, items: list[ObjectItem], split, cfg: ClicksConfi
 def run_clicks(cfg: ClicksConfig, progress: bool = True) -> dict:
     """The interactive protocol over a cache split; writes per_object.csv, summary.csv, curve.png."""
     d = open_decoding(cfg)
-    cfg = d.cfg
-    class_set, split, rows, backend, decoder, weights, device = (d.class_set, d.split, d.rows, d.backend, d.decoder,
-                                                                 d.weights, d.device)
+    cfg, class_set = d.cfg, d.class_set
     started, t0, passes = now_iso(), time.perf_counter(), PASSES["images"]
     out = Path(cfg.out) if cfg.out else new_run_dir(f"clicks-{cfg.first_mask}")
     with run_folder(out, "clicks", cfg.overwrite, started, reads=[cfg.cache]) as folder:
         save_config(cfg, out / "config.yaml")
-        objects, n_clicks, budget = _run(cfg, class_set, split, rows, backend, decoder, device, weights.random, out,
-                                         progress)
+        objects, n_clicks, budget = _run(cfg, class_set, d.split, d.rows, d.backend, d.decoder, d.device,
+                                         d.weights.random, out, progress)
         if not objects:  # nothing to score: an empty curve would read as a result
-            raise SamcacheError(f"no object of at least --min-area {cfg.min_area} pixels in the {len(rows)} image(s) "
+            raise SamcacheError(f"no object of at least --min-area {cfg.min_area} pixels in the {len(d.rows)} image(s) "
                                 f"of split {cfg.split} for class set {cfg.classes}; lower --min-area")
         seconds = time.perf_counter() - t0
         names = [class_set.class_names[c] for c in class_set.eval_indices]
@@ -143,17 +141,12 @@ def run_clicks(cfg: ClicksConfig, progress: bool = True) -> dict:
         oracle = cfg.first_mask == "oracle"
         save_curve(out / "curve.png", miou_curve(objects, names, cfg.max_clicks),
                    f"mIoU after k clicks, {cfg.split}, first mask {cfg.first_mask}" + (ORACLE_FIRST_MASK if oracle else "")
-                   + random_weights_suffix(weights.random))
-        record = {"stage": "clicks", "status": "complete", "started": started, "seconds": round(seconds, 3),
-                  "images": len(rows), "objects": len(objects), "clicks": n_clicks,
+                   + random_weights_suffix(d.weights.random))
+        record = {**d.record("clicks", started, seconds, passes, budget, out),
+                  "objects": len(objects), "clicks": n_clicks,
                   "clicks_per_s": n_clicks / seconds if seconds else 0.0, "max_clicks": cfg.max_clicks,
                   "first_click": cfg.first_click, "first_mask": cfg.first_mask, "oracle": oracle,
-                  "mask_input": cfg.mask_input, "stuff": cfg.stuff, "min_area": cfg.min_area, "classes": cfg.classes,
-                  "cache": str(cfg.cache), "split": cfg.split, "device": describe_device(device),
-                  "prompt_budget": budget, "weights": weights.describe(),
-                  "fingerprint": split.fingerprint.describe(), "random_weights": weights.random,
-                  "encoder_passes": PASSES["images"] - passes, "summary": summary, "config": cfg.dump(),
-                  "out": str(out)}
+                  "mask_input": cfg.mask_input, "stuff": cfg.stuff, "min_area": cfg.min_area, "summary": summary}
         folder.record(record)
         folder.commit()
     return record

@@ -84,10 +84,10 @@ def collate_items(items: list[dict]) -> dict:
 
 
 def plan(cfg: ExtractConfig, weights, precision: str
-         ) -> tuple[PreparedSplit, dict[str, ImageRecord], Fingerprint]:
+         ) -> tuple[PreparedSplit, dict[str, ImageRecord]]:
     """List the images, then create/resume/grow the split; nothing is encoded yet.
 
-    Returns the prepared split, the records by id and the fingerprint. Images whose PNG header
+    Returns the prepared split and the records by id. Images whose PNG header
     cannot be read still get a row (with the split's size): encoding them fails and names them, the
     split stays incomplete, and Stage 2 refuses it until they are fixed (then encoded) or removed
     (then dropped).
@@ -119,7 +119,7 @@ def plan(cfg: ExtractConfig, weights, precision: str
         if isinstance(exc, OSError):
             raise SamcacheError(f"cannot write to the cache {cfg.cache}: {exc.strerror or exc}") from None
         raise
-    return prepared, {r.image_id: r for r in records}, fingerprint
+    return prepared, {r.image_id: r for r in records}
 
 
 def run_local(cfg: ExtractConfig, backend, encoder, precision: str, prepared: PreparedSplit,
@@ -191,7 +191,7 @@ def extract(cfg: ExtractConfig, progress: bool = True) -> ExtractResult:
 def _extract_locked(cfg: ExtractConfig, backend, dask, encoder, weights, precision: str, device_name: str,
                     progress: bool) -> ExtractResult:
     """Plan, encode what is pending and record the run; under the split's lock."""
-    prepared, by_id, _ = plan(cfg, weights, precision)
+    prepared, by_id = plan(cfg, weights, precision)
     errors: list[str] = []
     started, t0 = now_iso(), time.perf_counter()
     written, enc_s = 0, 0.0

@@ -143,6 +143,15 @@ class Decoding:
     device: torch.device
     cfg: object  # the run's config with what the cache decided filled in (model_type): what config.yaml records
 
+    def record(self, stage: str, started: str, seconds: float, passes: int, budget, out: Path) -> dict:
+        """The run.json fields every decoding stage shares; ``passes``: PASSES["images"] when it began."""
+        cfg, weights = self.cfg, self.weights
+        return {"stage": stage, "status": "complete", "started": started, "seconds": round(seconds, 3),
+                "images": len(self.rows), "classes": cfg.classes, "cache": str(cfg.cache), "split": cfg.split,
+                "device": describe_device(self.device), "prompt_budget": budget, "weights": weights.describe(),
+                "fingerprint": self.split.fingerprint.describe(), "random_weights": weights.random,
+                "encoder_passes": PASSES["images"] - passes, "config": cfg.dump(), "out": str(out)}
+
 
 def open_decoding(cfg) -> Decoding:
     class_set = get_class_set(cfg.classes)
@@ -157,14 +166,13 @@ def open_decoding(cfg) -> Decoding:
 def run_zero_shot(cfg: ZeroShotConfig, progress: bool = True) -> dict:
     """Decode every image of the split; write the run folder; return its record."""
     d = open_decoding(cfg)
-    cfg = d.cfg
-    class_set, split, rows, backend, decoder, weights, device = (d.class_set, d.split, d.rows, d.backend, d.decoder,
-                                                                 d.weights, d.device)
+    cfg, class_set = d.cfg, d.class_set
     started, t0, passes = now_iso(), time.perf_counter(), PASSES["images"]
     out = Path(cfg.out) if cfg.out else new_run_dir(f"zero-shot-{cfg.prompt}-{cfg.multimask}")
     with run_folder(out, "zero-shot", cfg.overwrite, started, reads=[cfg.cache]) as folder:
         save_config(cfg, out / "config.yaml")
-        result = _decode_split(cfg, class_set, split, rows, backend, decoder, device, weights.random, out, progress)
+        result = _decode_split(cfg, class_set, d.split, d.rows, d.backend, d.decoder, d.device, d.weights.random, out,
+                               progress)
         seconds = time.perf_counter() - t0
         semantic, semantic_miou = class_ious(result["confusion"], class_set)
         summary = result["prompted"].summary([class_set.class_names[c] for c in class_set.eval_indices])
@@ -173,14 +181,10 @@ def run_zero_shot(cfg: ZeroShotConfig, progress: bool = True) -> dict:
         write_csv(out / "detailed_results.csv", result["details"], DETAIL_COLUMNS)
         write_csv(out / "summary.csv", summary, SUMMARY_COLUMNS)
         n_prompts = result["prompts"]
-        record = {"stage": "zero-shot", "status": "complete", "started": started, "seconds": round(seconds, 3),
-                  "images": len(rows), "prompts": n_prompts, "prompts_per_s": n_prompts / seconds if seconds else 0.0,
+        record = {**d.record("zero-shot", started, seconds, passes, result["budget"], out),
+                  "prompts": n_prompts, "prompts_per_s": n_prompts / seconds if seconds else 0.0,
                   "strategy": cfg.prompt, "multimask": cfg.multimask, "oracle": cfg.multimask == "oracle",
-                  "classes": cfg.classes, "cache": str(cfg.cache), "split": cfg.split,
-                  "device": describe_device(device), "prompt_budget": result["budget"], "weights": weights.describe(),
-                  "fingerprint": split.fingerprint.describe(), "random_weights": weights.random,
-                  "encoder_passes": PASSES["images"] - passes, "miou_semantic": semantic_miou, "summary": summary,
-                  "config": cfg.dump(), "out": str(out)}
+                  "miou_semantic": semantic_miou, "summary": summary}
         folder.record(record)
         folder.commit()
     return record
