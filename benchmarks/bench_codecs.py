@@ -16,7 +16,7 @@ from samcache.cache.schema import CODECS, FORMAT1_FEATURES
 
 EMBED_SHAPE = FORMAT1_FEATURES["embeddings"]
 from samcache.data.cityscapes import list_images
-from samcache.features.encoder import encode
+from benchmarks.common import encode
 from samcache.features.models import build_sam
 from samcache.data.cityscapes import load_item
 from samcache.features.preprocess import resize_and_pad_uint8

@@ -12,7 +12,7 @@ import torch
 
 from benchmarks.common import OUT, synth_data, timer
 from samcache.data.cityscapes import list_images, read_image
-from samcache.features.encoder import encode
+from benchmarks.common import encode
 from samcache.features.models import build_random_sam, build_sam
 from samcache.features.preprocess import resize_and_pad_uint8
 from samcache.pipeline.configs import ExtractConfig

@@ -32,10 +32,11 @@ from samcache.cache.schema import Fingerprint
 from samcache.cache.writer import prepare_split, write_image
 from samcache.data.cityscapes import list_images, read_image
 from samcache.data.synth import write_synthetic
-from samcache.features.encoder import configure_matmul, encode
+from samcache.features.device import configure_matmul
+from benchmarks.common import encode
 from samcache.features.models import build_random_sam, build_sam
 from samcache.pipeline.configs import EvaluateConfig, ExtractConfig, HeadConfig, ZeroShotConfig
-from samcache.pipeline.evaluate import evaluate_head
+from samcache.pipeline.evaluate import run_evaluate as evaluate_head
 from samcache.pipeline.extract import extract
 from samcache.pipeline.runs import format_table
 from samcache.pipeline.train_head import train_head

@@ -19,10 +19,11 @@ from benchmarks.common import OUT, synth_data, timer
 from samcache.cache.datasets import CacheHeadDataset, iterate, preload
 from samcache.data.cityscapes import list_images, read_image
 from samcache.data.labels import IGNORE, get_class_set
-from samcache.features.encoder import encode
+from benchmarks.common import encode
 from samcache.features.head import SemanticHead
 from samcache.features.models import build_random_sam
-from samcache.features.preprocess import resize_and_pad_uint8, to_frame
+from samcache.features.frames import to_frame
+from samcache.features.preprocess import resize_and_pad_uint8
 from samcache.pipeline.configs import ExtractConfig, HeadConfig
 from samcache.pipeline.extract import extract
 from samcache.pipeline.train_head import train_head
@@ -73,7 +74,7 @@ def run() -> list[dict]:
     target[:, :512] = 0
     with timer() as t_seed:
         emb = encode(vit_b.image_encoder, x, sizes).clone()
-        loss = F.cross_entropy(to_frame(head(emb)), target, ignore_index=IGNORE)
+        loss = F.cross_entropy(to_frame(head(emb), (1024, 1024)), target, ignore_index=IGNORE)
         opt.zero_grad()
         loss.backward()
         opt.step()

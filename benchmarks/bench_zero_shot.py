@@ -19,9 +19,9 @@ from samcache.cache.reader import open_cache
 from samcache.data.cityscapes import list_images, read_image
 from samcache.data.labels import IGNORE, get_class_set
 from samcache.evaluation.metrics import masked_counts
-from samcache.features.backends import BACKENDS
+from samcache.features.families import backend_for
 from samcache.features.decoder import CPU_DECODE_CHUNK
-from samcache.features.encoder import encode
+from benchmarks.common import encode
 from samcache.features.models import build_random_sam
 from samcache.features.preprocess import resize_and_pad_uint8
 from samcache.features.prompts import image_prompts
@@ -47,7 +47,7 @@ def run() -> list[dict]:
     split = open_cache(cache).split("train")
     cs = get_class_set("seed5")
     sam = build_random_sam("tiny", seed=0)
-    backend = BACKENDS["sam"]
+    backend = backend_for("sam")
     decoder, _ = backend.build_decoder("tiny", None, 0, allow_random=True)
     work = []
     for r in range(N_IMAGES):

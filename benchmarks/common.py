@@ -42,3 +42,10 @@ def timer():
     t0 = time.perf_counter()
     yield box
     box["s"] = time.perf_counter() - t0
+
+
+def encode(image_encoder, images_uint8, input_sizes, precision: str = "fp32"):
+    """SAM 1: (B,3,1024,1024) uint8 padded images -> (B,256,64,64) float32 embeddings, as extract computes them."""
+    from samcache.features.families import backend_for
+
+    return backend_for("sam").encode(image_encoder, images_uint8, input_sizes, precision)["embeddings"]

@@ -150,3 +150,30 @@ def copy_split(src: Path, dst: Path, split: str) -> Path:
     for part in ("leftImg8bit", "gtFine"):
         shutil.copytree(Path(src) / part / split, Path(dst) / part / split)
     return Path(dst)
+
+
+SAM2_MODEL = "sam2.1_hiera_t"
+
+
+@pytest.fixture(scope="session")
+def sam2_checkpoint(tmp_path_factory):
+    """A random-init SAM 2.1 Hiera-T saved in the official format ({"model": state_dict})."""
+    import torch
+
+    from samcache.features.sam2 import build_sam2
+
+    model, _ = build_sam2(SAM2_MODEL, None, seed=0, allow_random=True)
+    path = tmp_path_factory.mktemp("sam2") / "sam2.1_hiera_tiny_random.pt"
+    torch.save({"model": model.state_dict()}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def sam2_cache(synth_root, sam2_checkpoint, tmp_path_factory):
+    """float32 SAM 2.1 cache of the val split, from the official-format random checkpoint."""
+    from samcache.pipeline.extract import extract
+
+    cache = tmp_path_factory.mktemp("sam2cache") / "s2.zarr"
+    extract(extract_cfg(synth_root, cache, "val", model_type=SAM2_MODEL, checkpoint=str(sam2_checkpoint),
+                        batch_size=2), progress=False)
+    return cache

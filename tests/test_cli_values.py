@@ -9,7 +9,7 @@ import yaml
 
 from conftest import assert_one_line_error, invoke, snapshot
 from samcache.cache.schema import CODECS, DEFAULT_CACHE
-from samcache.features.backends import MODEL_TYPES
+from samcache.features.families import model_types
 from samcache.features.prompts import STRATEGIES
 from samcache.pipeline.cli import cli
 from samcache.pipeline.config import resolve
@@ -124,7 +124,7 @@ def test_every_option_has_help_default_and_choices():
     codec = next(p for p in cli.commands["extract"].params if p.name == "codec")
     assert list(codec.type.choices) == list(CODECS)  # from the registry, listed in --help
     model = next(p for p in cli.commands["extract"].params if p.name == "model_type")
-    assert list(model.type.choices) == list(MODEL_TYPES)
+    assert list(model.type.choices) == list(model_types())
     prompt = next(p for p in cli.commands["zero-shot"].params if p.name == "prompt")
     assert list(prompt.type.choices) == list(STRATEGIES)
     text = invoke("extract", "--help").stdout

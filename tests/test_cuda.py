@@ -9,10 +9,10 @@ from segment_anything import SamPredictor
 from conftest import extract_cfg
 from samcache.cache.reader import open_cache
 from samcache.data.cityscapes import list_images, read_image
-from samcache.features.encoder import auto_batch_size
+from samcache.features.device import auto_batch_size
 from samcache.features.models import build_random_sam, build_sam
 from samcache.pipeline.configs import EvaluateConfig, HeadConfig, ZeroShotConfig
-from samcache.pipeline.evaluate import evaluate_head
+from samcache.pipeline.evaluate import run_evaluate
 from samcache.pipeline.extract import extract
 from samcache.pipeline.train_head import train_head
 from samcache.pipeline.zero_shot import run_zero_shot
@@ -81,10 +81,10 @@ def test_head_with_gpu_preload_and_evaluate_on_gpu(gpu_cache, tmp_path):
                                    width=32, preload="gpu", device="cuda", precision="bf16", visualize=1,
                                    num_workers=0), progress=False)
     assert record["preload"] == "gpu" and np.isfinite(record["miou"])
-    on_gpu = evaluate_head(EvaluateConfig(head=str(tmp_path / "head" / "head_epoch_2.pt"), cache=str(gpu_cache),
+    on_gpu = run_evaluate(EvaluateConfig(head=str(tmp_path / "head" / "head_epoch_2.pt"), cache=str(gpu_cache),
                                           device="cuda", out=str(tmp_path / "eval-gpu"), num_workers=0),
                            progress=False)
-    on_cpu = evaluate_head(EvaluateConfig(head=str(tmp_path / "head" / "head_epoch_2.pt"), cache=str(gpu_cache),
+    on_cpu = run_evaluate(EvaluateConfig(head=str(tmp_path / "head" / "head_epoch_2.pt"), cache=str(gpu_cache),
                                           device="cpu", out=str(tmp_path / "eval-cpu"), num_workers=0),
                            progress=False)
     assert on_gpu["miou"] == pytest.approx(on_cpu["miou"], abs=2e-3)

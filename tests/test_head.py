@@ -147,7 +147,7 @@ class _NotAllowed:
 
 def test_head_checkpoints_load_with_weights_only(cache32, tmp_path):
     from samcache.errors import SamcacheError
-    from samcache.pipeline.evaluate import load_head
+    from samcache.evaluation.heads import load_head
 
     train_head(cfg(cache32, tmp_path / "run", epochs=1), progress=False)
     ckpt = torch.load(tmp_path / "run" / "head_epoch_1.pt", weights_only=True)  # loads: only plain data

@@ -21,7 +21,8 @@ from sam2.utils.transforms import SAM2Transforms
 
 from samcache.errors import SamcacheError
 from samcache.features.models import file_sha256
-from samcache.features.sam2 import (FEATURES, SAM2_MODEL_TYPES, build_sam2, build_sam2_prompt_decoder, decode,
+from samcache.features.families import SAM2
+from samcache.features.sam2 import (SAM2_MODEL_TYPES, build_sam2, build_sam2_prompt_decoder, decode,
                                     encode, identify_sam2_type, normalize_images, postprocess, prepare_image,
                                     to_input_frame)
 
@@ -73,7 +74,7 @@ def features(predictors):
     """
     levels = [(p._features["image_embed"], *p._features["high_res_feats"]) for p in predictors]
     out = {}
-    for i, name in enumerate(FEATURES):
+    for i, name in enumerate(SAM2.features):
         ref = levels[0][i]
         channels_last = ref.is_contiguous(memory_format=torch.channels_last) and not ref.is_contiguous()
         out[name] = torch.cat([lv[i] for lv in levels])
@@ -192,8 +193,8 @@ def test_normalize_images_is_sam2transforms_bitwise(images):
 
 def test_encode_of_a_batch_equals_set_image_features(sam, images, features):
     ours = encode(sam, torch.stack([prepare_image(im) for im in images]))
-    assert set(ours) == set(FEATURES)
-    for name, shape in FEATURES.items():
+    assert set(ours) == set(SAM2.features)
+    for name, shape in SAM2.features.items():
         assert ours[name].dtype == torch.float32 and ours[name].shape == (2, *shape)
         ref = features[name]
         rel = ((ours[name] - ref).abs().max() / ref.abs().max()).item()

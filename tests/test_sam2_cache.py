@@ -11,30 +11,11 @@ import zarr
 from conftest import assert_one_line_error, extract_cfg, invoke, snapshot
 from samcache.cache.reader import open_cache
 from samcache.data.cityscapes import list_images, read_image
-from samcache.features.backends import BACKENDS
+from samcache.features.families import backend_for
 from samcache.pipeline.extract import extract
 from samcache.pipeline.runs import read_csv
 
 MODEL = "sam2.1_hiera_t"
-
-
-@pytest.fixture(scope="module")
-def sam2_checkpoint(tmp_path_factory):
-    """A random-init SAM 2.1 Hiera-T saved in the official format ({"model": state_dict})."""
-    from samcache.features.sam2 import build_sam2
-
-    model, _ = build_sam2(MODEL, None, seed=0, allow_random=True)
-    path = tmp_path_factory.mktemp("sam2") / "sam2.1_hiera_tiny_random.pt"
-    torch.save({"model": model.state_dict()}, path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def sam2_cache(synth_root, sam2_checkpoint, tmp_path_factory):
-    cache = tmp_path_factory.mktemp("sam2cache") / "s2.zarr"
-    extract(extract_cfg(synth_root, cache, "val", model_type=MODEL, checkpoint=str(sam2_checkpoint), batch_size=2),
-            progress=False)
-    return cache
 
 
 def upstream_predictor(sam2_checkpoint):
@@ -49,7 +30,7 @@ def upstream_predictor(sam2_checkpoint):
 def test_cache_equals_sam2_image_predictor_features(sam2_cache, sam2_checkpoint, synth_root):
     root = zarr.open_group(str(sam2_cache), mode="r")  # plain zarr: the documented layout
     assert root.attrs["samcache_format"] == 2 and root.attrs["family"] == "sam2"
-    assert root.attrs["feature_arrays"] == {k: list(v) for k, v in BACKENDS["sam2"].features.items()}
+    assert root.attrs["feature_arrays"] == {k: list(v) for k, v in backend_for("sam2").features.items()}
     val = root["val"]
     assert val["image_embed"].chunks == (1, 256, 64, 64) and val["high_res_feats_0"].chunks == (1, 32, 256, 256)
     assert val["input_sizes"][:].tolist() == [[1024, 1024]] * 3
@@ -67,7 +48,7 @@ def test_cache_equals_sam2_image_predictor_features(sam2_cache, sam2_checkpoint,
 @pytest.mark.parametrize("kind", ["points", "box", "points+box"])
 @pytest.mark.parametrize("multimask", [True, False])
 def test_masks_from_the_cache_equal_predict(sam2_cache, sam2_checkpoint, synth_root, kind, multimask):
-    backend = BACKENDS["sam2"]
+    backend = backend_for("sam2")
     decoder, _ = backend.build_decoder(MODEL, sam2_checkpoint, 0)
     split = open_cache(sam2_cache).split("val")
     predictor = upstream_predictor(sam2_checkpoint)
@@ -79,7 +60,7 @@ def test_masks_from_the_cache_equal_predict(sam2_cache, sam2_checkpoint, synth_r
     kw = {"points": dict(point_coords=points, point_labels=labels), "box": dict(box=box),
           "points+box": dict(point_coords=points, point_labels=labels, box=box)}[kind]
     ref_masks, ref_scores, _ = predictor.predict(**kw, multimask_output=multimask)
-    features = {k: torch.from_numpy(v[None]).float() for k, v in split.feature_row(row).items()}
+    features = {k: torch.from_numpy(v[None]).float() for k, v in split.features(row).items()}
     coords = torch.tensor(backend.to_input_frame(points, size)[None], dtype=torch.float) if "points" in kind else None
     point_labels = torch.tensor(labels[None], dtype=torch.int) if "points" in kind else None
     boxes = torch.tensor(backend.to_input_frame(box.reshape(2, 2), size).reshape(1, 4), dtype=torch.float) \
@@ -242,10 +223,10 @@ def test_readme_recipe_hands_cached_features_to_upstream(sam2_cache, sam2_checkp
     code = code.replace("[[1000, 500]]", "[[300, 120]]")  # inside a 512x256 image
     scope: dict = {}
     exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - the documented recipe itself
-    backend = BACKENDS["sam2"]
+    backend = backend_for("sam2")
     decoder, _ = backend.build_decoder(MODEL, sam2_checkpoint, 0)
     split = open_cache(sam2_cache).split("val")
-    features = {k: torch.from_numpy(v[None]).float() for k, v in split.feature_row(0).items()}
+    features = {k: torch.from_numpy(v[None]).float() for k, v in split.features(0).items()}
     coords = torch.tensor(backend.to_input_frame(np.array([[300.0, 120.0]]), (256, 512))[None], dtype=torch.float)
     logits, scores = backend.decode(decoder, features, torch.tensor([0]), coords, torch.ones((1, 1), dtype=torch.int),
                                     None, True)

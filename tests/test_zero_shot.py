@@ -256,7 +256,8 @@ def test_compose_by_score_against_a_per_pixel_loop():
 
 
 def test_chunked_decoding_equals_one_call_and_budgets_fit_memory(cache32):
-    from samcache.features.backends import BACKENDS, SamPromptDecoder
+    from samcache.features.families import backend_for
+    from samcache.features.sam1 import SamPromptDecoder
     from samcache.features.decoder import decode_chunked
     from samcache.features.memory import fits
 
@@ -269,7 +270,7 @@ def test_chunked_decoding_equals_one_call_and_budgets_fit_memory(cache32):
     labels = torch.tensor(rng.integers(0, 2, (7, 2)), dtype=torch.int)
     whole = decode(pe, md, emb, index, coords, labels, None, True)
     for budget in (1, 3, 7):
-        part = decode_chunked(BACKENDS["sam"], SamPromptDecoder(pe, md), {"embeddings": emb}, index, coords, labels,
+        part = decode_chunked(backend_for("sam"), SamPromptDecoder(pe, md), {"embeddings": emb}, index, coords, labels,
                               None, True, budget)
         for a, b in zip(part, whole):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)

@@ -1,8 +1,8 @@
 """Datasets over the cache for the head: a torch Dataset over a split, and preloaded tensors.
 
 Nothing here opens a PNG or touches the image encoder: embeddings and labels come from Zarr.
-Targets live in the 1024x1024 input frame: class indices resized (nearest) to (h, w) like
-the image was, then padded with IGNORE.
+Targets live in the family's input frame (1024x1024 for SAM 1 and 2.1): class indices resized
+(nearest) to (h, w) like the image was, then padded with IGNORE.
 """
 
 from __future__ import annotations
@@ -18,19 +18,18 @@ from torch.utils.data import DataLoader, Dataset
 
 from samcache.cache.reader import CacheSplit, open_cache
 from samcache.data.labels import IGNORE, ClassSet, get_class_set
-from samcache.features.preprocess import IMG_SIZE
 from samcache.procs import check_interrupt, stop_workers, worker_init_fn
 
 
 PRELOAD_MODES = ("auto", "ram", "gpu", "off")
 
 
-def target_in_frame(label_ids: np.ndarray, class_set: ClassSet, input_size) -> np.ndarray:
-    """(H, W) labelIds -> (1024, 1024) uint8 class indices, nearest-resized to (h, w), IGNORE-padded."""
+def target_in_frame(label_ids: np.ndarray, class_set: ClassSet, input_size, frame: tuple[int, int]) -> np.ndarray:
+    """(H, W) labelIds -> ``frame`` (h_f, w_f) uint8 class indices, nearest-resized to (h, w), IGNORE-padded."""
     (big_h, big_w), (h, w) = label_ids.shape, tuple(int(v) for v in input_size)
     rows = np.minimum(((np.arange(h) + 0.5) * big_h / h).astype(np.int64), big_h - 1)  # pixel centres
     cols = np.minimum(((np.arange(w) + 0.5) * big_w / w).astype(np.int64), big_w - 1)
-    frame = np.full((IMG_SIZE, IMG_SIZE), IGNORE, np.uint8)
+    frame = np.full(tuple(frame), IGNORE, np.uint8)
     frame[:h, :w] = class_set.to_index(label_ids[rows[:, None], cols[None, :]])  # gather, then map
     return frame
 
@@ -58,7 +57,7 @@ class _SplitDataset(Dataset):
 
 class CacheHeadDataset(_SplitDataset):
     """Items ``(row, features, target)`` of one split: ``features`` a tuple of (C,h,w) maps in the stored
-    dtype (default: the family's main 64x64 map only), ``target`` uint8 (1024,1024) in the input frame.
+    dtype (default: the family's main 64x64 map only), ``target`` uint8 (h_f, w_f) in the family's input frame.
 
     ``mode="eval"`` yields the class-index map at original resolution instead of the frame target.
     """
@@ -75,11 +74,11 @@ class CacheHeadDataset(_SplitDataset):
         row = self.rows[i]
         split = self.split
         # in the stored dtype (cast on the device: half the IPC for float16)
-        features = tuple(torch.from_numpy(split.features[name][row]) for name in self.feature_names)
+        features = tuple(torch.from_numpy(split.feature_arrays[name][row]) for name in self.feature_names)
         labels = split.labels[row]
         if self.mode == "eval":
             return row, features, torch.from_numpy(self.class_set.to_index(labels))
-        return row, features, torch.from_numpy(target_in_frame(labels, self.class_set, split.input_sizes[row]))
+        return row, features, torch.from_numpy(target_in_frame(labels, self.class_set, split.input_sizes[row], split.family.frame))
 
 
 @dataclass
@@ -104,7 +103,7 @@ class PromptDataset(_SplitDataset):
         class_map = self.class_set.to_index(split.labels[row])
         instances = split.instances[row].astype(np.int32)
         prompts = self.sample(class_map, instances, np.random.default_rng([self.seed, row]))
-        return PromptItem(row, split.feature_row(row), class_map, prompts)
+        return PromptItem(row, split.features(row), class_map, prompts)
 
 
 @dataclass
@@ -132,7 +131,7 @@ class ObjectDataset(_SplitDataset):
         objects = self.find_objects(labels, instances, self.class_set)
         rng = np.random.default_rng([self.seed, row])
         first = [self.first_click(o.mask, rng=rng) for o in objects]
-        return ObjectItem(row, split.feature_row(row), self.class_set.to_index(labels) != IGNORE, objects, first)
+        return ObjectItem(row, split.features(row), self.class_set.to_index(labels) != IGNORE, objects, first)
 
 
 def preload(dataset: CacheHeadDataset, device: torch.device, chunk: int = 64
@@ -143,10 +142,10 @@ def preload(dataset: CacheHeadDataset, device: torch.device, chunk: int = 64
     for start in range(0, len(rows), chunk):  # chunked: original-size labels are 2 MB each
         part = rows[start: start + chunk]
         for store, name in zip(features, dataset.feature_names):
-            store.append(torch.from_numpy(split.features[name].oindex[part]).to(device))
+            store.append(torch.from_numpy(split.feature_arrays[name].oindex[part]).to(device))
         labels = split.labels.oindex[part]
         if dataset.mode == "train":
-            frames = [target_in_frame(lab, cs, split.input_sizes[r]) for lab, r in zip(labels, part)]
+            frames = [target_in_frame(lab, cs, split.input_sizes[r], split.family.frame) for lab, r in zip(labels, part)]
             targets.append(torch.from_numpy(np.stack(frames)).to(device))
         else:
             targets.append(torch.from_numpy(cs.to_index(labels)).to(device))
@@ -154,9 +153,9 @@ def preload(dataset: CacheHeadDataset, device: torch.device, chunk: int = 64
 
 
 def preload_bytes(split: CacheSplit, rows: list[int], mode: str, feature_names: tuple[str, ...]) -> int:
-    per_image = sum(split.features[n].dtype.itemsize * int(np.prod(split.features[n].shape[1:]))
+    per_image = sum(split.feature_arrays[n].dtype.itemsize * int(np.prod(split.feature_arrays[n].shape[1:]))
                     for n in feature_names)
-    per_image += IMG_SIZE * IMG_SIZE if mode == "train" else int(np.prod(split.labels.shape[1:]))
+    per_image += int(np.prod(split.family.frame)) if mode == "train" else int(np.prod(split.labels.shape[1:]))
     return per_image * len(rows)
 
 

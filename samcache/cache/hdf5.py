@@ -3,8 +3,7 @@
 HPC quotas count files; a Zarr directory store of Cityscapes is ~25,000 of them. The HDF5 file
 holds the same groups, arrays and attributes: one image per chunk in the per-image arrays, a
 filter h5py ships (gzip with byte shuffle by default, or lzf), every attribute as a JSON string.
-Plain h5py reads it (README); samcache reads it through the small adapters below, which give
-h5py the part of zarr's interface the reader uses.
+Plain h5py reads it (README); samcache reads it through ``samcache.cache.h5read``.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ import h5py
 import numpy as np
 import zarr
 
+from samcache.cache.h5read import open_h5
 from samcache.cache.schema import CODECS, META_CHUNK
 from samcache.cache.store import check_location, enclosing_store, is_h5, open_root, ready_splits
 from samcache.errors import SamcacheError
@@ -26,76 +26,6 @@ COMPRESSIONS = {"gzip": {"compression": "gzip", "compression_opts": 4, "shuffle"
                 "lzf": {"compression": "lzf", "shuffle": True}}
 DEFAULT_COMPRESSION = "gzip"  # smaller than lzf on float16 features; lzf writes faster (benchmarks/bench_hdf5.py)
 STRING = h5py.string_dtype("utf-8")
-
-
-class H5Array:
-    """An h5py dataset read like a zarr array: rows, slices, ``oindex[rows]``, strings as str."""
-
-    def __init__(self, dataset: h5py.Dataset):
-        self.dataset = dataset
-        self.shape, self.is_str = dataset.shape, h5py.check_string_dtype(dataset.dtype) is not None
-        self.dtype = np.dtype(object) if self.is_str else dataset.dtype
-
-    def __getitem__(self, key):
-        values = self.dataset.asstr()[key] if self.is_str else self.dataset[key]
-        return np.asarray(values, dtype=object) if self.is_str and not np.isscalar(values) else values
-
-    @property
-    def oindex(self) -> "_Rows":
-        return _Rows(self)
-
-    def rows(self, rows) -> np.ndarray:
-        """Any order of rows (h5py wants increasing ones)."""
-        rows = np.asarray(rows)
-        order = np.argsort(rows)
-        out = self[rows[order].tolist()]
-        result = np.empty_like(out)
-        result[order] = out
-        return result
-
-    def nbytes_stored(self) -> int:
-        return int(self.dataset.id.get_storage_size())
-
-
-class _Rows:
-    """``array.oindex[rows]`` for the HDF5 adapter (zarr's orthogonal indexing, rows only)."""
-
-    def __init__(self, array: H5Array):
-        self.array = array
-
-    def __getitem__(self, rows):
-        return self.array.rows(rows)
-
-
-class H5Group:
-    """An h5py group read like a zarr group, attributes decoded from JSON."""
-
-    def __init__(self, group: h5py.Group):
-        self.group = group
-        self.attrs = {k: json.loads(v) for k, v in group.attrs.items()}
-
-    def __getitem__(self, name: str):
-        node = self.group[name]
-        return H5Group(node) if isinstance(node, h5py.Group) else H5Array(node)
-
-    def __contains__(self, name: str) -> bool:
-        return name in self.group
-
-    def keys(self):
-        return list(self.group.keys())
-
-    def groups(self):
-        return [(k, H5Group(v)) for k, v in self.group.items() if isinstance(v, h5py.Group)]
-
-    def arrays(self):
-        return [(k, H5Array(v)) for k, v in self.group.items() if isinstance(v, h5py.Dataset)]
-
-
-def open_h5(path: str) -> H5Group:
-    try:
-        return H5Group(h5py.File(path, "r", locking=False))
-    except (OSError, ValueError) as exc:
-        raise SamcacheError(f"{path} is not a readable HDF5 file ({exc})") from None
 
 
 def _copy_rows(source, target, rows: int, step: int, string: bool = False) -> None:

@@ -1,7 +1,11 @@
-"""Read a cache: splits, per-image arrays, the fingerprint. Plain zarr underneath.
+"""Read a cache: splits, per-image arrays, the fingerprint. Plain zarr (or h5py) underneath, no torch.
 
-The small per-image arrays (ids, sizes) are read once and kept as numpy; embeddings,
-labels and instances stay lazy zarr arrays, read one chunk (one image) at a time.
+The small per-image arrays (ids, sizes) are read once and kept as numpy; feature maps, labels
+and instances stay lazy arrays, read one chunk (one image) at a time. In a notebook::
+
+    cache = samcache.open_cache("cache/cityscapes_vit_h.zarr")
+    val = cache.split("val")
+    maps = val.features(val.image_ids[0])      # {"embeddings": (256, 64, 64) float16} for SAM 1
 """
 
 from __future__ import annotations
@@ -12,22 +16,23 @@ import numpy as np
 import zarr
 
 from samcache.cache.schema import Fingerprint, feature_shapes
+from samcache.features.families import Family, get_family
 from samcache.cache.store import open_root, ready_splits, split_state
 from samcache.errors import SamcacheError
 
 
 class CacheSplit:
-    """One split's arrays. ``features[name]`` are the model family's maps (stored dtype);
-    ``embeddings`` / ``embedding(row)`` is the main (256, 64, 64) one that heads train on."""
+    """One split of a cache. ``feature_arrays[name]`` are the family's maps as lazy arrays (stored dtype);
+    ``embeddings`` is the main one that heads train on. Images are named by id (``image_ids``) or row."""
 
-    def __init__(self, name: str, group: zarr.Group, cache_path: str, features: dict | None = None,
-                 main_feature: str = "embeddings"):
-        self.name, self.group, self.cache_path = name, group, str(cache_path)
+    def __init__(self, name: str, group: zarr.Group, cache_path: str, family: Family,
+                 features: dict | None = None, main_feature: str = "embeddings"):
+        self.name, self.group, self.cache_path, self.family = name, group, str(cache_path), family
         self.attrs = dict(group.attrs)
         self.fingerprint = Fingerprint.from_attrs(self.attrs["fingerprint"])
-        self.features = {n: group[n] for n in (features or {"embeddings": None})}
+        self.feature_arrays = {n: group[n] for n in (features or {"embeddings": None})}
         self.main_feature = main_feature
-        self.embeddings = self.features[main_feature]
+        self.embeddings = self.feature_arrays[main_feature]
         self.labels = group["labels"]
         self.instances = group["instances"]
 
@@ -36,15 +41,60 @@ class CacheSplit:
 
     @cached_property
     def image_ids(self) -> list[str]:
+        """``<city>_<seq>_<frame>`` of every row, in row order (sorted at the first extraction)."""
         return [str(i) for i in self.group["image_ids"][: len(self)].tolist()]
 
     @cached_property
     def original_sizes(self) -> np.ndarray:
+        """(N, 2) int32 (H, W) per row."""
         return self.group["original_sizes"][: len(self)]
 
     @cached_property
     def input_sizes(self) -> np.ndarray:
+        """(N, 2) int32 (h, w) of the family's input frame each image covers."""
         return self.group["input_sizes"][: len(self)]
+
+    @cached_property
+    def _rows(self) -> dict[str, int]:
+        return {image_id: row for row, image_id in enumerate(self.image_ids)}
+
+    def row_of(self, image: str | int) -> int:
+        """The row of an image id (an int is taken as a row, checked)."""
+        if isinstance(image, (int, np.integer)):
+            if not 0 <= int(image) < len(self):
+                raise SamcacheError(f"row {image} is out of range: split {self.name} has {len(self)} rows")
+            return int(image)
+        if image not in self._rows:
+            raise SamcacheError(f"no image {image!r} in split {self.name} of {self.cache_path}")
+        return self._rows[image]
+
+    def features(self, image: str | int) -> dict[str, np.ndarray]:
+        """Every feature map of one image, as the family names them: {name: (C, h, w)} in the stored dtype."""
+        row = self._done_row(image)
+        return {name: arr[row] for name, arr in self.feature_arrays.items()}
+
+    def label_ids(self, image: str | int) -> np.ndarray:
+        """(H, W) uint8 Cityscapes labelIds at the original resolution."""
+        return self.labels[self._done_row(image)]
+
+    def instance_ids(self, image: str | int) -> np.ndarray:
+        """(H, W) uint16 Cityscapes instanceIds (``id * 1000 + k`` for instances of a thing class)."""
+        return self.instances[self._done_row(image)]
+
+    def original_size(self, image: str | int) -> tuple[int, int]:
+        """(H, W) of the original image."""
+        return tuple(int(v) for v in self.original_sizes[self.row_of(image)])
+
+    def input_size(self, image: str | int) -> tuple[int, int]:
+        """(h, w) of the input frame the image covers (for SAM 1, the rest of the frame is padding)."""
+        return tuple(int(v) for v in self.input_sizes[self.row_of(image)])
+
+    def _done_row(self, image: str | int) -> int:
+        row = self.row_of(image)
+        if not self.group["done"][row]:
+            raise SamcacheError(f"image {self.image_ids[row]} of split {self.name} is not encoded yet "
+                                f"(extraction unfinished)")
+        return row
 
     @property
     def dropped(self) -> set[str]:
@@ -56,11 +106,8 @@ class CacheSplit:
         return self.group["done"][: len(self)]
 
     def embedding(self, row: int) -> np.ndarray:
+        """(C, h, w) main feature map of a row, stored dtype."""
         return self.embeddings[row]
-
-    def feature_row(self, row: int) -> dict[str, np.ndarray]:
-        """Every feature map of one image: what a decoder of the family needs."""
-        return {name: arr[row] for name, arr in self.features.items()}
 
     def nbytes_stored(self) -> int:
         return sum(int(arr.nbytes_stored()) for _, arr in self.group.arrays())
@@ -82,12 +129,15 @@ class CacheSplit:
 
 
 class Cache:
+    """An opened cache: its fingerprint (which weights made it), its family, its splits."""
+
     def __init__(self, path: str, root: zarr.Group):
         self.path, self.root = str(path), root
         self.attrs = dict(root.attrs)
         self.fingerprint = Fingerprint.from_attrs(self.attrs["fingerprint"])
         self.format = int(self.attrs["samcache_format"])
         self.family = self.attrs.get("family", "sam")
+        self.family_info = get_family(self.family)
         self.feature_shapes = feature_shapes(self.attrs)
         self.main_feature = self.attrs.get("main_feature", "embeddings")
 
@@ -106,9 +156,20 @@ class Cache:
             have = ", ".join(self.splits) or "none"
             hint = "; its creation was interrupted: re-run extract" if name in self.unfinished_splits else ""
             raise SamcacheError(f"no split '{name}' in cache {self.path} (has: {have}){hint}")
-        return CacheSplit(name, self.root[name], self.path, self.feature_shapes, self.main_feature)
+        return CacheSplit(name, self.root[name], self.path, self.family_info, self.feature_shapes, self.main_feature)
+
+
+    def predictor(self, split: CacheSplit | str, image_id: str | int, checkpoint=None, device=None):
+        """Upstream's predictor (``SamPredictor`` / ``SAM2ImagePredictor``) holding ``image_id``'s cached features,
+        as if ``set_image`` had run: call its ``predict`` as usual. ``checkpoint`` must be the one the cache was
+        built from (checked by sha256); leave it out for random-weight caches. Imports torch."""
+        from samcache.cache.predictors import load_predictor, set_precomputed
+
+        split = self.split(split) if isinstance(split, str) else split
+        return set_precomputed(load_predictor(split, checkpoint, device), split, image_id)
 
 
 def open_cache(path: str, mode: str = "r") -> Cache:
-    """Open an existing cache (local path or fsspec URL) with one-line errors for anything else."""
+    """Open an existing cache (a ``.zarr`` directory, an fsspec URL, or an exported ``.h5`` file), read-only by
+    default; anything else is a one-line ``SamcacheError``. Imports no torch."""
     return Cache(path, open_root(path, mode=mode))

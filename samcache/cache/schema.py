@@ -6,14 +6,12 @@ Format 2 (format 1 is the same with ``embeddings`` as the only feature array and
       <split>/            one group per split; split_attrs() below
         <features>      one array per feature map of the model family, (N, C, h, w)
                         float16|float32, chunks (1, C, h, w):
-                          sam:  embeddings (256, 64, 64)
-                          sam2: image_embed (256, 64, 64), high_res_feats_0 (32, 256, 256),
-                                high_res_feats_1 (64, 128, 128)
+                        as the family's descriptor names them (samcache.features.families)
         labels          (N, H, W) uint8 Cityscapes labelIds, chunks (1, H, W)
         instances       (N, H, W) uint16 Cityscapes instanceIds, chunks (1, H, W)
         image_ids       (N,) str
         original_sizes  (N, 2) int32 (H, W)
-        input_sizes     (N, 2) int32 (h, w) of the 1024 input frame the image covers
+        input_sizes     (N, 2) int32 (h, w) of the family's input frame the image covers
         done            (N,) bool, chunks (1,): true only after row i is fully written
 
 One image per chunk in every array a worker writes, so concurrent writers of different
@@ -28,8 +26,8 @@ from importlib.metadata import PackageNotFoundError, version
 from zarr.codecs import BloscCodec, ZstdCodec
 
 from samcache import __version__
-from samcache.features.backends import BACKENDS, FAMILY_OF
-from samcache.features.models import WeightsId
+from samcache.features.families import family_of, get_family
+from samcache.features.weights import WeightsId
 
 FORMAT_VERSION = 2
 READABLE_FORMATS = (1, 2)
@@ -63,7 +61,7 @@ class Fingerprint:
     @classmethod
     def make(cls, model_type: str, weights: WeightsId, embedding_dtype: str, precision: str) -> "Fingerprint":
         return cls(model_type, weights.checkpoint_sha256, weights.random_seed, embedding_dtype, precision,
-                   FAMILY_OF[model_type])
+                   family_of(model_type).name)
 
     @property
     def random_weights(self) -> bool:
@@ -102,25 +100,27 @@ def feature_shapes(root_attrs_: dict) -> dict[str, tuple[int, int, int]]:
 
 
 def root_attrs(fp: Fingerprint) -> dict:
-    """Everything a reader needs to interpret the features without samcache."""
-    backend = BACKENDS[fp.family]
+    """Everything a reader needs to interpret the features without samcache; the weights are ``fingerprint``'s."""
+    family = get_family(fp.family)
     return {
         "samcache_format": FORMAT_VERSION,
         "family": fp.family,
-        "feature_arrays": {k: list(v) for k, v in backend.features.items()},
-        "main_feature": backend.main_feature,
-        "model_type": fp.model_type,
-        "checkpoint_sha256": fp.checkpoint_sha256,
-        "random_seed": fp.random_seed,
-        "random_weights": fp.random_weights,
-        "embedding_dtype": fp.embedding_dtype,
-        "precision": fp.precision,
-        **backend.preprocessing,
-        "segment_anything_version": _package_version("segment-anything"),
-        "sam2_version": _package_version("sam2"),
+        "feature_arrays": {k: list(v) for k, v in family.features.items()},
+        "main_feature": family.main_feature,
+        "input_frame": list(family.frame),
+        **family.preprocessing,
+        "package_versions": {name: _package_version(name) for name in family.packages},
         "samcache_version": __version__,
         "fingerprint": fp.to_attrs(),
     }
+
+
+def package_versions(root_attrs_: dict) -> dict[str, str]:
+    """The upstream packages that wrote a cache (caches before 0.4 kept segment_anything_version / sam2_version)."""
+    if "package_versions" in root_attrs_:
+        return dict(root_attrs_["package_versions"])
+    key = {"sam": "segment_anything_version", "sam2": "sam2_version"}.get(root_attrs_.get("family", "sam"))
+    return {key.replace("_version", "").replace("_", "-"): root_attrs_[key]} if key in root_attrs_ else {}
 
 
 def split_attrs(fp: Fingerprint, data_root: str, height: int, width: int, n_images: int, codec: str) -> dict:

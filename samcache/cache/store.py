@@ -12,6 +12,7 @@ from pathlib import Path
 
 import zarr
 
+from samcache.cache.h5read import open_h5
 from samcache.cache.locks import is_remote
 from samcache.cache.schema import (FORMAT_VERSION, READABLE_FORMATS, Fingerprint, feature_shapes, root_attrs,
                                    split_arrays)
@@ -34,8 +35,6 @@ def open_root(cache: str, mode: str = "r") -> zarr.Group:
         if mode != "r":
             raise SamcacheError(f"{cache} is an HDF5 cache, which samcache reads only; `samcache import` it "
                                 f"into a Zarr store to change it")
-        from samcache.cache.hdf5 import open_h5
-
         root = open_h5(cache)
         return _checked(root, cache, mode)
     try:

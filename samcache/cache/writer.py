@@ -19,7 +19,7 @@ import zarr
 from samcache.cache.schema import CODECS, Fingerprint, array_specs, per_image_arrays, root_attrs, split_attrs
 from samcache.cache.store import check_location, delete_split_arrays, open_or_create_root, ready_splits, split_state
 from samcache.errors import SamcacheError
-from samcache.features.backends import BACKENDS
+from samcache.features.families import backend_for, get_family
 
 
 @dataclass
@@ -50,7 +50,7 @@ def _create_split(root: zarr.Group, split: str, fp: Fingerprint, size: tuple[int
     'partial' split (``store.split_state``) that the next run recreates."""
     height, width = size
     attrs = split_attrs(fp, data_root, height, width, 0, codec)
-    features = BACKENDS[fp.family].features
+    features = dict(get_family(fp.family).features)
     if split in root:  # partial, or a samcache split being rebuilt: replace only what samcache made
         group = root[split]
         group.attrs.put({})  # 'partial' from here on, whatever is killed next
@@ -126,7 +126,7 @@ def prepare_split(cache: str, split: str, image_ids: list[str], sizes: list[tupl
     known_ids = set(held_ids)
     new = [(i, s) for i, s in zip(image_ids, sizes) if i not in known_ids]
     if new or group["done"].shape[0] != known:
-        _register(group, known, [i for i, _ in new], [s for _, s in new], BACKENDS[fp.family].input_size)
+        _register(group, known, [i for i, _ in new], [s for _, s in new], backend_for(fp.family).input_size)
     all_ids = held_ids + [i for i, _ in new]
     done = group["done"][:]
     present = set(image_ids) if present_ids is None else present_ids

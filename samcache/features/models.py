@@ -7,9 +7,7 @@ from a seed, and always labelled as random: it exercises the pipeline, not SAM's
 
 from __future__ import annotations
 
-import hashlib
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -19,7 +17,8 @@ from segment_anything.modeling import MaskDecoder, PromptEncoder, Sam
 
 from samcache.errors import SamcacheError
 from samcache.features.attention import build_on_meta, sam_buffers, set_attention
-from samcache.messages import RANDOM_WEIGHTS_TAG
+from samcache.features.families import SAM
+from samcache.features.weights import WeightsId, file_sha256
 
 # image encoder (embed_dim, depth, num_heads, global_attn_indexes); the official three match
 # segment_anything.build_sam and serve to recognise a checkpoint's type from its keys.
@@ -29,37 +28,8 @@ ENCODER_SPECS = {
     "vit_b": (768, 12, 12, (2, 5, 8, 11)),
     "tiny": (64, 2, 2, (1,)),
 }
-MODEL_TYPES = tuple(ENCODER_SPECS)
-OFFICIAL_CHECKPOINTS = {
-    "vit_h": "sam_vit_h_4b8939.pth",
-    "vit_l": "sam_vit_l_0b3195.pth",
-    "vit_b": "sam_vit_b_01ec64.pth",
-}
-
-
-@dataclass(frozen=True)
-class WeightsId:
-    """Where the weights came from: a checkpoint's sha256, or a random-init seed."""
-
-    checkpoint_sha256: str | None
-    random_seed: int | None
-
-    @property
-    def random(self) -> bool:
-        return self.checkpoint_sha256 is None
-
-    def describe(self) -> str:
-        if self.random:
-            return f"{RANDOM_WEIGHTS_TAG} (seed {self.random_seed})"
-        return f"checkpoint sha256 {self.checkpoint_sha256[:12]}"
-
-
-def file_sha256(path: str | Path, block: int = 1 << 24) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
+MODEL_TYPES = SAM.model_types
+OFFICIAL_CHECKPOINTS = SAM.example_checkpoints
 
 
 def build_random_sam(model_type: str, seed: int = 0) -> Sam:

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
-from torch.nn import functional as F
+
+from samcache.features.frames import to_original
 
 IMG_SIZE = 1024  # segment_anything.build_sam's image_size for every official model
-EMBED_SIZE = IMG_SIZE // 16  # ViT patch size 16 -> 64x64 embeddings
 _sam_defaults = inspect.signature(Sam.__init__).parameters
 PIXEL_MEAN = tuple(float(v) for v in _sam_defaults["pixel_mean"].default)
 PIXEL_STD = tuple(float(v) for v in _sam_defaults["pixel_std"].default)
@@ -55,13 +55,8 @@ def to_input_frame(coords: np.ndarray, original_size: tuple[int, int]) -> np.nda
     return _resizer.apply_coords(coords, original_size)
 
 
-def to_frame(logits: torch.Tensor) -> torch.Tensor:
-    """Low-resolution logits (64x64 head or 256x256 mask decoder) -> the padded 1024x1024 input frame."""
-    return F.interpolate(logits, (IMG_SIZE, IMG_SIZE), mode="bilinear", align_corners=False)
-
-
 def postprocess_logits(logits: torch.Tensor, input_size: tuple[int, int],
                        original_size: tuple[int, int]) -> torch.Tensor:
-    """Sam.postprocess_masks for a batch of one image size: 1024 frame, crop the padding, original (H, W)."""
-    frame = to_frame(logits)[..., : int(input_size[0]), : int(input_size[1])]
-    return F.interpolate(frame, tuple(int(v) for v in original_size), mode="bilinear", align_corners=False)
+    """Sam.postprocess_masks for a batch of one image size: (B,C,256,256) -> 1024 frame, crop the padding,
+    (B,C,H,W) at the original size."""
+    return to_original(logits, (IMG_SIZE, IMG_SIZE), input_size, original_size)

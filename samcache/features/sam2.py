@@ -7,7 +7,7 @@ and prompts of several images share one decoder call (each gathers its image's f
 Two differences from SAM 1 shape the cache. SAM 2 stretches every image to 1024x1024 (no
 aspect-preserving resize, no padding), so the input frame is the same for all images. And its
 mask decoder also reads two high-resolution maps (already projected by the decoder's
-conv_s0 / conv_s1 at encode time, as upstream does), so an image has three arrays (FEATURES).
+conv_s0 / conv_s1 at encode time, as upstream does), so an image has three arrays (``families.SAM2.features``).
 """
 
 from __future__ import annotations
@@ -18,23 +18,20 @@ from sam2.modeling.sam2_base import SAM2Base
 from torch.nn import functional as F
 from torchvision.transforms import functional as TF
 
-from samcache.features.encoder import autocast
+from samcache.errors import SamcacheError
+from samcache.features.backend import Backend
+from samcache.features.device import autocast
+from samcache.features.families import SAM2
 from samcache.features.sam2_build import (SAM2_MODEL_TYPES, Sam2PromptDecoder, Sam2Spec, build_sam2,
                                           build_sam2_prompt_decoder, identify_sam2_type, load_sam2_state_dict)
 
 __all__ = ["SAM2_MODEL_TYPES", "Sam2Spec", "Sam2PromptDecoder", "build_sam2", "build_sam2_prompt_decoder",
-           "identify_sam2_type", "load_sam2_state_dict", "FEATURES", "IMAGE_SIZE", "MASK_THRESHOLD",
+           "identify_sam2_type", "load_sam2_state_dict", "IMAGE_SIZE", "Sam2Backend",
            "prepare_image", "normalize_images", "encode", "decode", "to_input_frame", "postprocess"]
 
-IMAGE_SIZE = 1024  # image_size of every sam2.1 config
-FEATURES = {  # name -> (C, h, w) per image, float32 from encode
-    "image_embed": (256, 64, 64),
-    "high_res_feats_0": (32, 256, 256),
-    "high_res_feats_1": (64, 128, 128),
-}
-PIXEL_MEAN = (0.485, 0.456, 0.406)  # sam2.utils.transforms.SAM2Transforms, on [0, 1] pixels
-PIXEL_STD = (0.229, 0.224, 0.225)
-MASK_THRESHOLD = 0.0  # SAM2ImagePredictor's default
+IMAGE_SIZE = SAM2.frame[0]  # image_size of every sam2.1 config
+PIXEL_MEAN = tuple(SAM2.preprocessing["pixel_mean"])  # sam2.utils.transforms.SAM2Transforms, on [0, 1] pixels
+PIXEL_STD = tuple(SAM2.preprocessing["pixel_std"])
 LOW_RES_CLAMP = 32.0  # _predict clamps the low-res logits it returns (and users feed back) to +-this
 
 
@@ -57,7 +54,7 @@ def normalize_images(images_uint8: torch.Tensor) -> torch.Tensor:
 
 @torch.inference_mode()
 def encode(model: SAM2Base, images_uint8: torch.Tensor, precision: str = "fp32") -> dict[str, torch.Tensor]:
-    """(B,3,H,W) uint8 images -> FEATURES as (B,C,h,w) float32: set_image's ``_features``, batched."""
+    """(B,3,H,W) uint8 images -> the family's three arrays as (B,C,h,w) float32: set_image's ``_features``, batched."""
     device = next(model.parameters()).device
     x = normalize_images(images_uint8.to(device, non_blocking=True))
     with autocast(device, precision):
@@ -127,7 +124,57 @@ def postprocess(low_res: torch.Tensor, original_size: tuple[int, int]) -> torch.
     """(B,C,256,256) logits -> (B,C,H,W) logits: postprocess_masks with no hole / sprinkle filling.
 
     The predictor's defaults (max_hole_area = max_sprinkle_area = 0) skip the connected-component
-    passes, leaving one bilinear resize; ``> MASK_THRESHOLD`` gives its masks.
+    passes, leaving one bilinear resize; ``> SAM2.mask_threshold`` gives its masks.
     """
     size = tuple(int(v) for v in original_size)
     return F.interpolate(low_res.float(), size, mode="bilinear", align_corners=False)
+
+
+class Sam2Backend(Backend):
+    def input_size(self, original_size):
+        return SAM2.frame
+
+    def prepare(self, image):
+        return prepare_image(image), SAM2.frame
+
+    def build_encoder(self, model_type, checkpoint, seed, allow_random=False, attention="sdpa"):
+        return build_sam2(model_type, checkpoint, seed, allow_random)  # Hiera has its own SDPA
+
+    def _encode(self, encoder, images, input_sizes):
+        return encode(encoder, images, precision="fp32")  # autocast is the caller's
+
+    def build_decoder(self, model_type, checkpoint, seed, allow_random=False):
+        return build_sam2_prompt_decoder(model_type, checkpoint, seed, allow_random)
+
+    def require_weights_file(self, model_type, checkpoint):
+        if checkpoint is None:
+            official = SAM2.example_checkpoints[model_type]
+            raise SamcacheError(f"{model_type} needs --checkpoint (e.g. checkpoints/{official})")
+        super().require_weights_file(model_type, checkpoint)
+
+    def decode(self, decoder, features, image_index, point_coords, point_labels, boxes, multimask, mask_input=None):
+        return decode(decoder, features, image_index, point_coords, point_labels, boxes, mask_input,
+                                   multimask)
+
+    def build_predictor(self, model_type, checkpoint, seed, allow_random=False):
+        from sam2.sam2_image_predictor import SAM2ImagePredictor
+
+        return SAM2ImagePredictor(build_sam2(model_type, checkpoint, seed, allow_random)[0])
+
+    def set_features(self, predictor, features, original_size, input_size):
+        predictor.reset_predictor()
+        device = predictor.device
+        predictor._features = {"image_embed": features["image_embed"].to(device),
+                               "high_res_feats": [features["high_res_feats_0"].to(device),
+                                                  features["high_res_feats_1"].to(device)]}
+        predictor._orig_hw = [tuple(original_size)]
+        predictor._is_image_set = True
+
+    def to_input_frame(self, coords, original_size):
+        return to_input_frame(np.asarray(coords, np.float64), original_size).astype(np.float64)
+
+    def postprocess(self, low_res, input_size, original_size):
+        return postprocess(low_res, original_size)
+
+    def feedback(self, low_res):
+        return low_res.clamp(-LOW_RES_CLAMP, LOW_RES_CLAMP)  # SAM2ImagePredictor returns (and users feed back) clamped logits

@@ -211,9 +211,9 @@ def train_head(cfg: HeadConfig, quiet: bool):
 @command_options(EvaluateConfig)
 def evaluate(cfg: EvaluateConfig, quiet: bool):
     """Re-evaluate a saved head on a cache split (dataset-level IoU, as cityscapesScripts)."""
-    from samcache.pipeline.evaluate import evaluate_head, head_table
+    from samcache.pipeline.evaluate import head_table, run_evaluate
 
-    record = evaluate_head(cfg, progress=not quiet)
+    record = run_evaluate(cfg, progress=not quiet)
     click.echo(head_table(record["summary"], record["random_weights"]))
     click.echo(f"results in {record['out']}")
 

@@ -28,14 +28,14 @@ from samcache.evaluation.click_metrics import miou_curve, noc, summarize
 from samcache.evaluation.metrics import masked_counts
 from samcache.evaluation.visualize import save_click_overlay, save_curve, source_image
 from samcache.features.clicks import ClickObject, first_click, next_click, objects_for_image
-from samcache.features.decoder import decode_chunked, pick_by_score, prompt_budget
-from samcache.features.encoder import PASSES
+from samcache.evaluation.decoding import Decoder, Decoding, device_features, open_decoding
+from samcache.features.decoder import pick_by_score
+from samcache.features.device import PASSES
 from samcache.messages import ORACLE_FIRST_MASK, RANDOM_WEIGHTS_NOTE, random_weights_suffix
 from samcache.pipeline.config import new_run_dir, now_iso, save_config
 from samcache.pipeline.configs import ClicksConfig
 from samcache.pipeline.run_folder import run_folder
 from samcache.pipeline.runs import format_table, write_csv
-from samcache.pipeline.zero_shot import device_features, open_decoding, upscale
 from samcache.procs import check_interrupt, worker_init_fn
 
 OBJECT_COLUMNS = ["image_id", "object_id", "class", "area", "clicks", "ious", "noc85", "noc90"]
@@ -53,47 +53,47 @@ class Track:
     done: bool = False  # no error left: later clicks would change nothing
 
 
-def click_round(backend, decoder, features: dict, tracks: list[Track], sizes, input_sizes, cfg: ClicksConfig,
-                budget: int, targets: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+def click_round(dec: Decoder, features: dict, tracks: list[Track], sizes, input_sizes, cfg: ClicksConfig,
+                targets: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """Decode every active object's clicks so far; returns its chosen masks (A,H,W) bool on the device and
     records IoU and low-res logits. ``targets`` (A,H,W): the objects' masks; ``valid`` (A,H,W)."""
     device = targets.device
     first = len(tracks[0].clicks) == 1
-    coords = np.stack([backend.to_input_frame(np.array([c[:2] for c in t.clicks], np.float64), sizes[t.image])
+    coords = np.stack([dec.to_frame(np.array([c[:2] for c in t.clicks], np.float64), sizes[t.image])
                        for t in tracks])
     labels = np.array([[c[2] for c in t.clicks] for t in tracks])
     mask_input = None if first or not cfg.mask_input else torch.stack([t.low_res for t in tracks])
-    logits, scores = decode_chunked(backend, decoder, features, torch.tensor([t.image for t in tracks], device=device),
-                                    torch.as_tensor(coords, dtype=torch.float, device=device),
-                                    torch.as_tensor(labels, dtype=torch.int, device=device), None, first, budget,
-                                    mask_input)
-    if first and cfg.first_mask == "oracle":  # upsample all 3, keep the best against the object's mask
-        candidates = _upscale(backend, logits, tracks, input_sizes, sizes)
-        inter, union = masked_counts(candidates.flatten(0, 1), targets.repeat_interleave(3, 0),
-                                     valid.repeat_interleave(3, 0))
-        choice = (inter.double() / union.clamp(min=1)).view(-1, 3).argmax(dim=1)
+    logits, scores = dec.decode(features, torch.tensor([t.image for t in tracks], device=device),
+                                torch.as_tensor(coords, dtype=torch.float, device=device),
+                                torch.as_tensor(labels, dtype=torch.int, device=device), None, first, mask_input)
+    if first and cfg.first_mask == "oracle":  # upsample every mask, keep the best against the object's mask
+        candidates = _upscale(dec, logits, tracks, input_sizes, sizes)
+        n_masks = logits.shape[1]
+        inter, union = masked_counts(candidates.flatten(0, 1), targets.repeat_interleave(n_masks, 0),
+                                     valid.repeat_interleave(n_masks, 0))
+        choice = (inter.double() / union.clamp(min=1)).view(-1, n_masks).argmax(dim=1)
         rows = torch.arange(len(tracks), device=device)
         chosen, masks = logits[rows, choice][:, None], candidates[rows, choice]
     else:  # SAM's own score (one mask when multimask is off): only the chosen mask is upsampled
         chosen, _, _ = pick_by_score(logits, scores)
-        masks = _upscale(backend, chosen, tracks, input_sizes, sizes)[:, 0]
+        masks = _upscale(dec, chosen, tracks, input_sizes, sizes)[:, 0]
     inter, union = masked_counts(masks, targets, valid)
     ious = torch.where(union > 0, inter.double() / union.clamp(min=1), torch.ones_like(inter, dtype=torch.double))
     for track, value, low_res in zip(tracks, ious.tolist(), chosen):  # one host copy per round
         track.ious.append(value)
-        track.low_res = backend.feedback(low_res)
+        track.low_res = dec.backend.feedback(low_res)
     return masks
 
 
-def _upscale(backend, logits: torch.Tensor, tracks: list[Track], input_sizes, sizes) -> torch.Tensor:
-    """(A,C,256,256) -> (A,C,H,W) bool; a split holds one image size, so chunks mix images freely."""
-    return upscale(backend, logits, input_sizes[tracks[0].image], sizes[tracks[0].image])
+def _upscale(dec: Decoder, logits: torch.Tensor, tracks: list[Track], input_sizes, sizes) -> torch.Tensor:
+    """(A,C,r,r) -> (A,C,H,W) bool; a split holds one image size, so chunks mix images freely."""
+    return dec.upscale(logits, input_sizes[tracks[0].image], sizes[tracks[0].image])
 
 
-def run_batch(backend, decoder, items: list[ObjectItem], split, cfg: ClicksConfig, budget: int,
-              device: torch.device) -> list[Track]:
+def run_batch(dec: Decoder, items: list[ObjectItem], split, cfg: ClicksConfig) -> list[Track]:
     """All objects of a batch of images through ``max_clicks`` clicks."""
-    features = device_features(items, device)
+    device = dec.device
+    features = device_features([it.features for it in items], device)
     sizes = [tuple(int(v) for v in split.original_sizes[it.row]) for it in items]
     input_sizes = [tuple(int(v) for v in split.input_sizes[it.row]) for it in items]
     tracks = [Track(i, obj, [(x, y, 1)]) for i, it in enumerate(items) for obj, (x, y) in zip(it.objects,
@@ -108,7 +108,7 @@ def run_batch(backend, decoder, items: list[ObjectItem], split, cfg: ClicksConfi
         active = [tracks[p] for p in position]
         targets = all_targets[torch.tensor(position, device=device)]
         valid = valid_images[torch.tensor([t.image for t in active], device=device)]
-        masks = click_round(backend, decoder, features, active, sizes, input_sizes, cfg, budget, targets, valid)
+        masks = click_round(dec, features, active, sizes, input_sizes, cfg, targets, valid)
         if k + 1 == cfg.max_clicks:
             break
         for track, pred in zip(active, masks.cpu().numpy()):
@@ -128,8 +128,7 @@ def run_clicks(cfg: ClicksConfig, progress: bool = True) -> dict:
     out = Path(cfg.out) if cfg.out else new_run_dir(f"clicks-{cfg.first_mask}")
     with run_folder(out, "clicks", cfg.overwrite, started, reads=[cfg.cache]) as folder:
         save_config(cfg, out / "config.yaml")
-        objects, n_clicks, budget = _run(cfg, class_set, d.split, d.rows, d.backend, d.decoder, d.device,
-                                         d.weights.random, out, progress)
+        objects, n_clicks = _run(d, out, progress)
         if not objects:  # nothing to score: an empty curve would read as a result
             raise SamcacheError(f"no object of at least --min-area {cfg.min_area} pixels in the {len(d.rows)} image(s) "
                                 f"of split {cfg.split} for class set {cfg.classes}; lower --min-area")
@@ -142,7 +141,7 @@ def run_clicks(cfg: ClicksConfig, progress: bool = True) -> dict:
         save_curve(out / "curve.png", miou_curve(objects, names, cfg.max_clicks),
                    f"mIoU after k clicks, {cfg.split}, first mask {cfg.first_mask}" + (ORACLE_FIRST_MASK if oracle else "")
                    + random_weights_suffix(d.weights.random))
-        record = {**d.record("clicks", started, seconds, passes, budget, out),
+        record = {**d.record("clicks", started, seconds, passes, out),
                   "objects": len(objects), "clicks": n_clicks,
                   "clicks_per_s": n_clicks / seconds if seconds else 0.0, "max_clicks": cfg.max_clicks,
                   "first_click": cfg.first_click, "first_mask": cfg.first_mask, "oracle": oracle,
@@ -152,15 +151,18 @@ def run_clicks(cfg: ClicksConfig, progress: bool = True) -> dict:
     return record
 
 
-def _run(cfg, class_set, split, rows, backend, decoder, device, random_weights, out, progress):
+def _run(d: Decoding, out: Path, progress: bool) -> tuple[list[dict], int]:
+    """Every object of the split through the protocol; (per-object rows, clicks decoded)."""
+    cfg, class_set, split, rows, dec = d.cfg, d.class_set, d.split, d.rows, d.decoder
+    random_weights = d.weights.random
     find = functools.partial(objects_for_image, stuff=cfg.stuff, min_area=cfg.min_area)
     first = functools.partial(first_click, mode=cfg.first_click)
     dataset = ObjectDataset(cfg.cache, cfg.split, class_set, find, first, cfg.seed, rows)
-    per_batch = cfg.images_per_batch or (8 if device.type == "cuda" else 1)
+    per_batch = cfg.images_per_batch or (8 if dec.device.type == "cuda" else 1)
     loader = DataLoader(dataset, batch_size=per_batch, num_workers=cfg.num_workers, collate_fn=list,
                         worker_init_fn=worker_init_fn() if cfg.num_workers else None,
                         prefetch_factor=4 if cfg.num_workers else None)
-    objects, n_clicks, budget, shown = [], 0, None, 0
+    objects, n_clicks, shown = [], 0, 0
     bar = tqdm(total=len(rows), unit="img", desc=f"clicks (max {cfg.max_clicks})", disable=not progress)
     for batch in loader:
         check_interrupt()
@@ -168,8 +170,7 @@ def _run(cfg, class_set, split, rows, backend, decoder, device, random_weights, 
         items = [it for it in batch if it.objects]
         if not items:
             continue
-        budget = budget or prompt_budget(backend, decoder, device_features(items[:1], device))
-        for track in run_batch(backend, decoder, items, split, cfg, budget, device):
+        for track in run_batch(dec, items, split, cfg):
             item = items[track.image]
             n_clicks += len(track.ious)
             objects.append({"image_id": split.image_ids[item.row], "object_id": track.obj.object_id,
@@ -181,7 +182,7 @@ def _run(cfg, class_set, split, rows, backend, decoder, device, random_weights, 
             if shown < cfg.visualize:
                 shown += 1
                 sizes = (split.input_sizes[item.row], split.original_sizes[item.row])
-                pred = upscale(backend, track.low_res[None], *sizes)[0, 0].cpu().numpy()
+                pred = dec.upscale(track.low_res[None], *sizes)[0, 0].cpu().numpy()
                 image_id, name = split.image_ids[item.row], class_set.class_names[track.obj.class_index]
                 # object ids restart per class for stuff components and group regions: the class makes it unique
                 save_click_overlay(out / "visualizations" / f"{image_id}_{name}_{track.obj.object_id}.png",
@@ -191,7 +192,7 @@ def _run(cfg, class_set, split, rows, backend, decoder, device, random_weights, 
                                    + (ORACLE_FIRST_MASK if cfg.first_mask == "oracle" else "")
                                    + random_weights_suffix(random_weights))
     bar.close()
-    return objects, n_clicks, budget
+    return objects, n_clicks
 
 
 def summary_table(record: dict) -> str:

@@ -27,8 +27,8 @@ from samcache.cache.schema import per_image_arrays
 from samcache.cache.writer import PreparedSplit, write_image
 from samcache.data.cityscapes import ImageRecord, load_item, record_for
 from samcache.errors import SamcacheError
-from samcache.features.backends import backend_for
-from samcache.features.encoder import auto_batch_size, configure_matmul, maybe_compile, resolve_device
+from samcache.features.families import backend_for
+from samcache.features.device import auto_batch_size, configure_matmul, maybe_compile, resolve_device
 from samcache.pipeline.configs import parse_dask_address, parse_resources
 
 PLUGIN = "samcache-encoder"

@@ -26,8 +26,8 @@ from samcache.cache.store import check_location, is_h5
 from samcache.cache.writer import ChunkWriter, PreparedSplit, prepare_split, record_run
 from samcache.data.cityscapes import ImageRecord, image_size, list_images, load_item
 from samcache.errors import SamcacheError
-from samcache.features.backends import backend_for
-from samcache.features.encoder import (auto_batch_size, configure_matmul, describe_device, maybe_compile,
+from samcache.features.families import backend_for
+from samcache.features.device import (auto_batch_size, configure_matmul, describe_device, maybe_compile,
                                        resolve_device, resolve_precision)
 from samcache.pipeline.config import now_iso
 from samcache.pipeline.configs import ExtractConfig
@@ -202,7 +202,7 @@ def _extract_locked(cfg: ExtractConfig, backend, dask, encoder, weights, precisi
             written, enc_s, failed = run_local(cfg, backend, encoder, precision, prepared, by_id, progress)
         errors += failed
     seconds = time.perf_counter() - t0
-    split = CacheSplit(cfg.split, prepared.group, cfg.cache, backend.features, backend.main_feature)
+    split = CacheSplit(cfg.split, prepared.group, cfg.cache, backend.info, backend.features, backend.main_feature)
     n_done, n_expected = split.progress()
     result = ExtractResult(cfg.split, written, seconds, split.nbytes_stored(), n_expected, n_done,
                            enc_s / written if written else None, device_name, errors, prepared.stale_splits,

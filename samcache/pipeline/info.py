@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from samcache.cache.reader import open_cache
+from samcache.cache.schema import package_versions
 from samcache.messages import RANDOM_WEIGHTS_NOTE
 
 
 def describe_cache(path: str) -> str:
     cache = open_cache(path)
     attrs = cache.attrs
-    lines = [f"cache {path}  (format {attrs['samcache_format']}, samcache {attrs.get('samcache_version')}, "
-             f"segment-anything {attrs.get('segment_anything_version')})",
+    written_by = "".join(f", {name} {v}" for name, v in package_versions(attrs).items())
+    lines = [f"cache {path}  (format {attrs['samcache_format']}, samcache {attrs.get('samcache_version')}{written_by})",
              f"fingerprint: {cache.fingerprint.describe()}",
              f"family {cache.family}: " + ", ".join(f"{name} {tuple(shape)}" for name, shape in
                                                    cache.feature_shapes.items()) + " per image"]

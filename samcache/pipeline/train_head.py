@@ -2,13 +2,15 @@
 
 Read top to bottom: config -> run folder (new, or the run being resumed) -> data (cache split,
 preloaded or via DataLoader) -> model and Adam, or the last good checkpoint -> epochs of
-(shuffle, forward, CE in the 1024 frame, step) -> val mIoU -> checkpoint (atomic) -> summary.
+(shuffle, forward, CE in the family's input frame, step) -> val mIoU -> checkpoint (atomic) -> summary.
+``fit_head`` is the same loop for a notebook: it returns the model, and writes files only with ``out=``.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -17,17 +19,17 @@ from tqdm import tqdm
 
 from samcache import fileio
 from samcache.cache.datasets import CacheHeadDataset, choose_preload, iterate, preload, preload_bytes
-from samcache.cache.reader import open_cache
+from samcache.cache.reader import CacheSplit, open_cache
 from samcache.data.labels import IGNORE, get_class_set
 from samcache.errors import Interrupted, SamcacheError, SamcacheWarning
+from samcache.evaluation.heads import EvalOutputs, check_fingerprint, evaluate, summary_rows
 from samcache.evaluation.metrics import class_ious
-from samcache.features.encoder import PASSES, autocast, configure_matmul, describe_device, resolve_device
+from samcache.features.device import PASSES, autocast, configure_matmul, describe_device, resolve_device
+from samcache.features.frames import to_frame
 from samcache.features.head import build_head, head_features
-from samcache.features.preprocess import to_frame
 from samcache.messages import INTERRUPT_ADVICE, random_weights_suffix
 from samcache.pipeline.config import new_run_dir, now_iso, save_config
 from samcache.pipeline.configs import HeadConfig
-from samcache.pipeline.evaluate import check_fingerprint, evaluate, summary_rows
 from samcache.pipeline.run_folder import resumed_folder, run_folder
 from samcache.pipeline.runs import read_csv, read_record, write_csv
 
@@ -59,7 +61,41 @@ def _finished(run_dir: Path) -> bool:
         return False
 
 
-def _load_data(cfg: HeadConfig, class_set, device):
+@dataclass
+class HeadData:
+    """What training reads: the train split (its fingerprint goes into checkpoints), both datasets, and the
+    preloaded tensors (None when streamed through DataLoader workers)."""
+
+    train: CacheSplit
+    train_ds: CacheHeadDataset
+    val_ds: CacheHeadDataset
+    train_mem: tuple | None
+    val_mem: tuple | None
+    preload: str
+
+
+@dataclass
+class HeadState:
+    """The model being trained, its optimizer, and where training (re)starts."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    start_epoch: int = 1
+    history: list = field(default_factory=list)  # one metrics row per epoch done
+
+
+@dataclass
+class HeadResult:
+    """A trained head and its per-epoch metrics (train loss, val mIoU, per-class IoU, seconds)."""
+
+    model: torch.nn.Module
+    history: list[dict]
+    per_class: dict[str, float]
+    miou: float
+    train_seconds: float
+
+
+def _load_data(cfg: HeadConfig, class_set, device) -> HeadData:
     cache = open_cache(cfg.cache)
     train, val = cache.split(cfg.train_split), cache.split(cfg.val_split)
     if not train.fingerprint.same_model(val.fingerprint):
@@ -72,14 +108,51 @@ def _load_data(cfg: HeadConfig, class_set, device):
     nbytes = preload_bytes(train, train_rows, "train", names) + preload_bytes(val, val_ds.rows, "eval", names)
     mode = choose_preload(cfg.preload, nbytes, device)
     if mode == "gpu" and device.type != "cuda":
-        raise SamcacheError("--preload gpu needs a CUDA device")
+        raise SamcacheError("preload 'gpu' needs a CUDA device")
     where = device if mode == "gpu" else torch.device("cpu")
     train_mem = preload(train_ds, where) if mode != "off" else None
     val_mem = preload(val_ds, where) if mode != "off" else None
-    return train, train_ds, val_ds, train_mem, val_mem, mode
+    return HeadData(train, train_ds, val_ds, train_mem, val_mem, mode)
+
+
+def _new_state(cfg: HeadConfig, class_set, data: HeadData, device) -> HeadState:
+    """The head, seeded, with input channels from the cache's family; and its Adam."""
+    torch.manual_seed(cfg.seed)
+    channels = tuple(data.train.family.head_channels()[n] for n in data.train_ds.feature_names)
+    model = build_head(cfg.head, class_set.num_classes, cfg.width, channels).to(device)
+    return HeadState(model, torch.optim.Adam(model.parameters(), lr=cfg.lr))
+
+
+def fit_head(cache, train: str = "train", val: str = "val", *, out: str | Path | None = None,
+             progress: bool = False, **options) -> tuple[torch.nn.Module, list[dict]]:
+    """Train a semantic head on a cache's frozen features; return ``(model, metrics)``.
+
+    ``cache``: a path or an opened ``Cache``. ``options``: any ``samcache train-head`` setting (``epochs``,
+    ``batch_size``, ``lr``, ``head``, ``classes``, ``seed``, ``device``, ...). The model maps the family's
+    feature maps, e.g. (B,256,64,64), to (B,classes,64,64) logits; ``metrics`` has one dict per epoch
+    (``train_loss``, ``val_miou``, ``iou_<class>``). A run folder (checkpoints, CSVs, config.yaml) is written
+    only when ``out`` is given, exactly as ``samcache train-head --out`` writes it.
+    """
+    path = getattr(cache, "path", cache)
+    cfg = HeadConfig(**{**options, "cache": str(path), "train_split": train, "val_split": val,
+                        "out": None if out is None else str(out)})
+    if out is not None:
+        record, result = _train_in_folder(cfg, progress)
+        return result.model, result.history
+    device = resolve_device(cfg.device)
+    configure_matmul(device, cfg.precision)
+    class_set = get_class_set(cfg.classes)
+    data = _load_data(cfg, class_set, device)
+    result = _train(cfg, class_set, data, _new_state(cfg, class_set, data, device), device, None, progress)
+    return result.model.eval(), result.history
 
 
 def train_head(cfg: HeadConfig, progress: bool = True) -> dict:
+    """``samcache train-head``: train into a run folder (new, or ``cfg.resume``); return the run's record."""
+    return _train_in_folder(cfg, progress)[0]
+
+
+def _train_in_folder(cfg: HeadConfig, progress: bool) -> tuple[dict, HeadResult]:
     device = resolve_device(cfg.device)
     configure_matmul(device, cfg.precision)
     class_set = get_class_set(cfg.classes)
@@ -97,25 +170,17 @@ def train_head(cfg: HeadConfig, progress: bool = True) -> dict:
         folder = run_folder(out, "head", cfg.overwrite, started, reads=[cfg.cache])
     with folder as run:
         save_config(cfg, out / "config.yaml")
-        train, train_ds, val_ds, train_mem, val_mem, preload_mode = _load_data(cfg, class_set, device)
+        data = _load_data(cfg, class_set, device)
         load_seconds = time.perf_counter() - t_start
-
-        # model and optimizer, seeded; or the last good checkpoint of the run being resumed
-        torch.manual_seed(cfg.seed)
-        model = build_head(cfg.head, class_set.num_classes, cfg.width).to(device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-        start_epoch, history = 1, []
-        if ckpt is not None:
-            check_fingerprint(ckpt["fingerprint"], train, ckpt_path)
-            model.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            start_epoch = ckpt["epoch"] + 1
-            history = [r for r in read_csv(out / "metrics.csv") if int(r["epoch"]) < start_epoch]
-
+        state = _new_state(cfg, class_set, data, device)
+        if ckpt is not None:  # the last good checkpoint of the run being resumed
+            check_fingerprint(ckpt["fingerprint"], data.train, ckpt_path)
+            state.model.load_state_dict(ckpt["model"])
+            state.optimizer.load_state_dict(ckpt["optimizer"])
+            state.start_epoch = ckpt["epoch"] + 1
+            state.history = [r for r in read_csv(out / "metrics.csv") if int(r["epoch"]) < state.start_epoch]
         try:
-            history, per_class, miou, train_seconds = _train(cfg, class_set, model, optimizer, train, train_ds,
-                                                             val_ds, train_mem, val_mem, device, out, start_epoch,
-                                                             history, run, progress)
+            result = _train(cfg, class_set, data, state, device, _Checkpoints(out, run), progress)
         except KeyboardInterrupt as exc:
             # what is on disk, not what was computed: the interrupt may have cut the last checkpoint's write
             saved = _checkpoints(out)
@@ -125,36 +190,57 @@ def train_head(cfg: HeadConfig, progress: bool = True) -> dict:
                       else INTERRUPT_ADVICE["train-head-none"])
             raise Interrupted(advice, getattr(exc, "exit_code", 130)) from None
 
-        rows = summary_rows(per_class, miou)
+        rows = summary_rows(result.per_class, result.miou)
         write_csv(out / "summary.csv", rows, ["class", "iou"])
-        epochs_seconds = sum(float(h["epoch_seconds"]) for h in history)  # every epoch, resumed runs too
+        epochs_seconds = sum(float(h["epoch_seconds"]) for h in result.history)  # every epoch, resumed runs too
+        fp = data.train.fingerprint
         record = {"stage": "head", "status": "complete", "started": started,
                   "seconds": round(load_seconds + epochs_seconds, 3), "load_seconds": load_seconds,
-                  "train_seconds": train_seconds, "epochs": cfg.epochs, "epochs_run": cfg.epochs - start_epoch + 1,
-                  "train_images": len(train_ds), "val_images": len(val_ds), "batch_size": cfg.batch_size,
-                  "precision": cfg.precision, "preload": preload_mode, "classes": cfg.classes, "cache": cfg.cache,
-                  "device": describe_device(device), "fingerprint": train.fingerprint.describe(),
-                  "random_weights": train.fingerprint.random_weights,
-                  "encoder_passes": PASSES["images"] - passes, "miou": miou, "summary": rows, "config": cfg.dump(),
-                  "out": str(out)}
+                  "train_seconds": result.train_seconds, "epochs": cfg.epochs,
+                  "epochs_run": cfg.epochs - state.start_epoch + 1, "train_images": len(data.train_ds),
+                  "val_images": len(data.val_ds), "preload": data.preload, "classes": cfg.classes, "cache": cfg.cache,
+                  "device": describe_device(device),
+                  "fingerprint": fp.describe(), "random_weights": fp.random_weights,
+                  "encoder_passes": PASSES["images"] - passes, "miou": result.miou, "summary": rows,
+                  "config": cfg.dump(), "out": str(out)}
         run.record(record)
-    return record
+    return record, result
 
 
-def _train(cfg, class_set, model, optimizer, train, train_ds, val_ds, train_mem, val_mem, device, out,
-           start_epoch, history, run, progress):
-    """The epochs; returns (history, per-class IoU, mIoU, training seconds)."""
-    train_seconds = 0.0
-    per_class, miou = {}, float("nan")
-    title = random_weights_suffix(train.fingerprint.random_weights)
-    for epoch in range(start_epoch, cfg.epochs + 1):
+@dataclass
+class _Checkpoints:
+    """Where a run folder keeps each epoch: metrics.csv, then head_epoch_N.pt (atomic), then the record."""
+
+    out: Path
+    run: object
+
+    def save(self, cfg: HeadConfig, class_set, data: HeadData, state: HeadState, epoch: int, miou: float) -> None:
+        ckpt = {"model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(), "epoch": epoch,
+                "config": cfg.dump(), "head": cfg.head, "features": list(data.train_ds.feature_names),
+                "class_set": cfg.classes, "class_names": list(class_set.class_names),
+                "fingerprint": data.train.fingerprint.to_attrs(), "val_miou": miou}
+        write_csv(self.out / "metrics.csv", state.history)  # before the checkpoint: a resume rewrites this row
+        fileio.write_with(checkpoint_path(self.out, epoch), lambda tmp: torch.save(ckpt, tmp))
+        self.run.commit()
+        self.run.record({"stage": "head", "status": "running", "epochs_done": epoch, "config": cfg.dump()})
+
+
+def _train(cfg: HeadConfig, class_set, data: HeadData, state: HeadState, device, checkpoints: _Checkpoints | None,
+           progress: bool) -> HeadResult:
+    """The epochs: shuffle, forward, CE in the input frame, step; then val IoU and (in a run folder) a checkpoint."""
+    model, optimizer, history = state.model, state.optimizer, state.history
+    frame = data.train.family.frame
+    train_seconds, per_class, miou = 0.0, {}, float("nan")
+    title = random_weights_suffix(data.train.fingerprint.random_weights)
+    for epoch in range(state.start_epoch, cfg.epochs + 1):
         t0 = time.perf_counter()
         model.train()
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)  # the epoch's order, resumable
-        order = torch.randperm(len(train_ds), generator=gen).tolist()
+        order = torch.randperm(len(data.train_ds), generator=gen).tolist()
         losses = []
         bar = tqdm(total=len(order), unit="img", desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress)
-        for _, features, targets in iterate(train_ds, train_mem, order, cfg.batch_size, cfg.num_workers, device):
+        for _, features, targets in iterate(data.train_ds, data.train_mem, order, cfg.batch_size, cfg.num_workers,
+                                            device):
             features, targets = [f.float() for f in features], targets.long()
             if cfg.flip:
                 flip = torch.rand(len(targets), generator=gen) < 0.5
@@ -162,7 +248,7 @@ def _train(cfg, class_set, model, optimizer, train, train_ds, val_ds, train_mem,
                     f[flip] = f[flip].flip(-1)
                 targets[flip] = targets[flip].flip(-1)
             with autocast(device, cfg.precision):
-                logits = to_frame(model(*features))
+                logits = to_frame(model(*features), frame)
                 loss = F.cross_entropy(logits, targets, ignore_index=IGNORE)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -174,24 +260,20 @@ def _train(cfg, class_set, model, optimizer, train, train_ds, val_ds, train_mem,
         train_seconds += time.perf_counter() - t0
 
         last = epoch == cfg.epochs
-        conf = evaluate(model, val_ds, val_mem, cfg.batch_size, cfg.num_workers, device,
-                        out / "predictions" if (last and cfg.save_predictions) else None,
-                        cfg.visualize if last else 0, out / "visualizations", progress, title)
+        outputs = None
+        if checkpoints is not None and last:
+            outputs = EvalOutputs(checkpoints.out / "predictions" if cfg.save_predictions else None, cfg.visualize,
+                                  checkpoints.out / "visualizations", title)
+        conf = evaluate(model, data.val_ds, data.val_mem, cfg.batch_size, cfg.num_workers, device, outputs, progress)
         per_class, miou = class_ious(conf, class_set)
         history.append({"epoch": epoch, "train_loss": train_loss, "val_miou": miou,
                         **{f"iou_{k}": v for k, v in per_class.items()},
                         "epoch_seconds": time.perf_counter() - t0})
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                 "config": cfg.dump(), "head": cfg.head, "features": list(train_ds.feature_names),
-                 "class_set": cfg.classes, "class_names": list(class_set.class_names),
-                 "fingerprint": train.fingerprint.to_attrs(), "val_miou": miou}
-        write_csv(out / "metrics.csv", history)  # before the checkpoint: a resume rewrites this epoch's row
-        fileio.write_with(checkpoint_path(out, epoch), lambda tmp: torch.save(state, tmp))
-        run.commit()
-        run.record({"stage": "head", "status": "running", "epochs_done": epoch, "config": cfg.dump()})
+        if checkpoints is not None:
+            checkpoints.save(cfg, class_set, data, state, epoch, miou)
         if progress:
             tqdm.write(f"epoch {epoch}: train loss {train_loss:.4f}, val mIoU {miou:.4f}")
     if not per_class:  # resumed a finished run: report its last epoch
         per_class = {k[4:]: float(v) for k, v in history[-1].items() if k.startswith("iou_")}
         miou = float(history[-1]["val_miou"])
-    return history, per_class, miou, train_seconds
+    return HeadResult(model, history, per_class, miou, train_seconds)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,20 +21,18 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from samcache.cache.datasets import PromptDataset, PromptItem
-from samcache.cache.reader import CacheSplit, open_cache
-from samcache.data.labels import IGNORE, ClassSet, get_class_set
-from samcache.errors import SamcacheError
+from samcache.data.labels import IGNORE, ClassSet
 from samcache.evaluation.metrics import (IoUAccumulator, class_ious, compose_by_score, confusion_matrix_torch,
                                          masked_counts)
+from samcache.evaluation.predictions import save_prediction
 from samcache.evaluation.visualize import save_overlay, source_image
-from samcache.features.backends import backend_for
-from samcache.features.decoder import MASK_THRESHOLD, decode_chunked, pick_by_score, prompt_budget
-from samcache.features.encoder import PASSES, describe_device, resolve_device
+from samcache.evaluation.decoding import Decoder, Decoding, device_features, open_decoding
+from samcache.features.decoder import pick_by_score
+from samcache.features.device import PASSES
 from samcache.features.prompts import image_prompts
 from samcache.messages import RANDOM_WEIGHTS_NOTE, random_weights_suffix
 from samcache.pipeline.config import new_run_dir, now_iso, save_config
 from samcache.pipeline.configs import ZeroShotConfig
-from samcache.pipeline.evaluate import save_prediction
 from samcache.pipeline.run_folder import run_folder
 from samcache.pipeline.runs import format_table, write_csv
 from samcache.procs import check_interrupt, worker_init_fn
@@ -43,53 +40,24 @@ from samcache.procs import check_interrupt, worker_init_fn
 DETAIL_COLUMNS = ["image_id", "class", "strategy", "multimask", "points", "point_labels", "box", "score", "iou",
                   "intersection", "union"]
 SUMMARY_COLUMNS = ["class", "iou_semantic", "iou_mean_over_images", "iou_dataset"]
-UPSCALE_CHUNK = 24  # masks upsampled per interpolate call, to bound memory at 2048x1024
 
 
-def load_decoder(cfg, split: CacheSplit):
-    """The family's prompt decoder with weights that match the cache's fingerprint: (backend, decoder, weights)."""
-    fp = split.fingerprint
-    model_type = cfg.model_type or fp.model_type
-    if model_type != fp.model_type:
-        raise SamcacheError(f"cache {split.cache_path} was built with {fp.model_type}, not --model-type {model_type}")
-    backend = backend_for(model_type)
-    if fp.random_weights:
-        if cfg.checkpoint:
-            raise SamcacheError(f"cache {split.cache_path} holds {fp.weights()} embeddings; "
-                                f"checkpoint {cfg.checkpoint} cannot match them")
-        return (backend, *backend.build_decoder(model_type, None, fp.random_seed, allow_random=True))
-    if not cfg.checkpoint:
-        raise SamcacheError(f"cache {split.cache_path} was built from checkpoint sha256 "
-                            f"{fp.checkpoint_sha256[:12]}; pass --checkpoint")
-    decoder, wid = backend.build_decoder(model_type, cfg.checkpoint, 0)
-    if wid.checkpoint_sha256 != fp.checkpoint_sha256:
-        raise SamcacheError(f"checkpoint {cfg.checkpoint} (sha256 {wid.checkpoint_sha256[:12]}) does not match the "
-                            f"cache's fingerprint (sha256 {fp.checkpoint_sha256[:12]})")
-    return backend, decoder, wid
-
-
-def device_features(items, device: torch.device) -> dict[str, torch.Tensor]:
-    """Each feature map of a batch of items, stacked, float32 on the device."""
-    return {name: torch.from_numpy(np.stack([it.features[name] for it in items])).to(device).float()
-            for name in items[0].features}
-
-
-def _prompt_tensors(backend, prompts: list, sizes: list[tuple], image: list[int], device: torch.device):
-    """Points/labels/boxes of same-shaped prompts, in the 1024 input frame, on the device."""
+def _prompt_tensors(dec: Decoder, prompts: list, sizes: list[tuple], image: list[int], device: torch.device):
+    """Points/labels/boxes of same-shaped prompts, in the family's input frame, on the device."""
     coords = labels = boxes = None
     if len(prompts[0].points):
-        coords = torch.as_tensor(np.stack([backend.to_input_frame(p.points, sizes[i]) for p, i in zip(prompts, image)]),
+        coords = torch.as_tensor(np.stack([dec.to_frame(p.points, sizes[i]) for p, i in zip(prompts, image)]),
                                  dtype=torch.float, device=device)
         labels = torch.as_tensor(np.stack([p.point_labels for p in prompts]), dtype=torch.int, device=device)
     if prompts[0].box is not None:
-        boxes = torch.as_tensor(np.stack([backend.to_input_frame(p.box.reshape(2, 2), sizes[i]).reshape(4)
+        boxes = torch.as_tensor(np.stack([dec.to_frame(p.box.reshape(2, 2), sizes[i]).reshape(4)
                                           for p, i in zip(prompts, image)]), dtype=torch.float, device=device)
     return coords, labels, boxes
 
 
-def decode_batch(backend, decoder, features: dict[str, torch.Tensor], entries: list[tuple[int, int, object]],
-                 sizes: list[tuple], multimask: bool, budget: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Low-res logits (P,C,256,256) and scores (P,C) for every entry (image, class, prompt), in entry order."""
+def decode_batch(dec: Decoder, features: dict[str, torch.Tensor], entries: list[tuple[int, int, object]],
+                 sizes: list[tuple], multimask: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Low-res logits (P,C,r,r) and scores (P,C) for every entry (image, class, prompt), in entry order."""
     device = next(iter(features.values())).device
     groups: dict[tuple, list[int]] = {}
     for k, (_, _, prompt) in enumerate(entries):
@@ -97,22 +65,15 @@ def decode_batch(backend, decoder, features: dict[str, torch.Tensor], entries: l
     logits, scores, order = [], [], []
     for members in groups.values():
         image = [entries[k][0] for k in members]
-        coords, labels, boxes = _prompt_tensors(backend, [entries[k][2] for k in members], sizes, image, device)
-        lg, sc = decode_chunked(backend, decoder, features, torch.tensor(image, device=device), coords, labels,
-                                boxes, multimask, budget)
+        coords, labels, boxes = _prompt_tensors(dec, [entries[k][2] for k in members], sizes, image, device)
+        lg, sc = dec.decode(features, torch.tensor(image, device=device), coords, labels, boxes, multimask)
         logits.append(lg), scores.append(sc), order.extend(members)
     inverse = torch.empty(len(order), dtype=torch.long, device=device)
     inverse[torch.tensor(order, device=device)] = torch.arange(len(order), device=device)
     return torch.cat(logits)[inverse], torch.cat(scores)[inverse]
 
 
-def upscale(backend, logits: torch.Tensor, input_size, original_size) -> torch.Tensor:
-    """(P,C,256,256) logits -> (P,C,H,W) boolean masks at the original resolution, in chunks."""
-    return torch.cat([backend.postprocess(logits[s: s + UPSCALE_CHUNK], input_size, original_size) > MASK_THRESHOLD
-                      for s in range(0, len(logits), UPSCALE_CHUNK)])
-
-
-def choose_masks(backend, logits: torch.Tensor, scores: torch.Tensor, mode: str, targets: torch.Tensor,
+def choose_masks(dec: Decoder, logits: torch.Tensor, scores: torch.Tensor, mode: str, targets: torch.Tensor,
                  valid: torch.Tensor, input_size, original_size) -> tuple[torch.Tensor, torch.Tensor]:
     """One mask per prompt of one image, at the original resolution: (masks (P,H,W) bool, scores (P,)).
 
@@ -121,46 +82,13 @@ def choose_masks(backend, logits: torch.Tensor, scores: torch.Tensor, mode: str,
     """
     if mode != "oracle":
         chosen, chosen_scores, _ = pick_by_score(logits, scores)
-        return upscale(backend, chosen, input_size, original_size)[:, 0], chosen_scores
-    candidates = upscale(backend, logits, input_size, original_size)  # (P, 3, H, W)
+        return dec.upscale(chosen, input_size, original_size)[:, 0], chosen_scores
+    candidates = dec.upscale(logits, input_size, original_size)  # (P, C, H, W)
     p, c = candidates.shape[:2]
     inter, union = masked_counts(candidates.flatten(0, 1), targets.repeat_interleave(c, 0), valid)
     best = (inter.double() / union.clamp(min=1)).view(p, c).argmax(dim=1)
     rows = torch.arange(p, device=best.device)
     return candidates[rows, best], scores[rows, best]
-
-
-@dataclass
-class Decoding:
-    """What a decoding stage (zero-shot, clicks) starts from: the split, its rows, the decoder on its device."""
-
-    class_set: ClassSet
-    split: CacheSplit
-    rows: list[int]
-    backend: object
-    decoder: torch.nn.Module
-    weights: object
-    device: torch.device
-    cfg: object  # the run's config with what the cache decided filled in (model_type): what config.yaml records
-
-    def record(self, stage: str, started: str, seconds: float, passes: int, budget, out: Path) -> dict:
-        """The run.json fields every decoding stage shares; ``passes``: PASSES["images"] when it began."""
-        cfg, weights = self.cfg, self.weights
-        return {"stage": stage, "status": "complete", "started": started, "seconds": round(seconds, 3),
-                "images": len(self.rows), "classes": cfg.classes, "cache": str(cfg.cache), "split": cfg.split,
-                "device": describe_device(self.device), "prompt_budget": budget, "weights": weights.describe(),
-                "fingerprint": self.split.fingerprint.describe(), "random_weights": weights.random,
-                "encoder_passes": PASSES["images"] - passes, "config": cfg.dump(), "out": str(out)}
-
-
-def open_decoding(cfg) -> Decoding:
-    class_set = get_class_set(cfg.classes)
-    split = open_cache(cfg.cache).split(cfg.split)
-    rows = split.require_complete()[: cfg.limit]
-    backend, decoder, weights = load_decoder(cfg, split)
-    device = resolve_device(cfg.device)
-    effective = cfg.model_copy(update={"model_type": split.fingerprint.model_type})
-    return Decoding(class_set, split, rows, backend, decoder.to(device), weights, device, effective)
 
 
 def run_zero_shot(cfg: ZeroShotConfig, progress: bool = True) -> dict:
@@ -171,8 +99,7 @@ def run_zero_shot(cfg: ZeroShotConfig, progress: bool = True) -> dict:
     out = Path(cfg.out) if cfg.out else new_run_dir(f"zero-shot-{cfg.prompt}-{cfg.multimask}")
     with run_folder(out, "zero-shot", cfg.overwrite, started, reads=[cfg.cache]) as folder:
         save_config(cfg, out / "config.yaml")
-        result = _decode_split(cfg, class_set, d.split, d.rows, d.backend, d.decoder, d.device, d.weights.random, out,
-                               progress)
+        result = _decode_split(d, out, progress)
         seconds = time.perf_counter() - t0
         semantic, semantic_miou = class_ious(result["confusion"], class_set)
         summary = result["prompted"].summary([class_set.class_names[c] for c in class_set.eval_indices])
@@ -181,7 +108,7 @@ def run_zero_shot(cfg: ZeroShotConfig, progress: bool = True) -> dict:
         write_csv(out / "detailed_results.csv", result["details"], DETAIL_COLUMNS)
         write_csv(out / "summary.csv", summary, SUMMARY_COLUMNS)
         n_prompts = result["prompts"]
-        record = {**d.record("zero-shot", started, seconds, passes, result["budget"], out),
+        record = {**d.record("zero-shot", started, seconds, passes, out),
                   "prompts": n_prompts, "prompts_per_s": n_prompts / seconds if seconds else 0.0,
                   "strategy": cfg.prompt, "multimask": cfg.multimask, "oracle": cfg.multimask == "oracle",
                   "miou_semantic": semantic_miou, "summary": summary}
@@ -198,21 +125,22 @@ def _loader(cfg: ZeroShotConfig, class_set: ClassSet, rows: list[int], per_batch
                       prefetch_factor=4 if cfg.num_workers else None)
 
 
-def _decode_split(cfg, class_set, split, rows, backend, decoder, device, random_weights, out, progress) -> dict:
+def _decode_split(d: Decoding, out: Path, progress: bool) -> dict:
     """Every image's prompts decoded, masks chosen and scored on the device; one host copy per batch."""
+    cfg, class_set, split, rows, dec, device = d.cfg, d.class_set, d.split, d.rows, d.decoder, d.device
+    random_weights = d.weights.random
     per_batch = cfg.images_per_batch or (8 if device.type == "cuda" else 1)
     n, none = class_set.num_classes, class_set.num_classes  # the extra prediction column: unlabeled
     confusion = torch.zeros((n, n + 1), dtype=torch.int64, device=device)
-    prompted, details, n_prompts, shown, budget = IoUAccumulator(), [], 0, 0, None
+    prompted, details, n_prompts, shown = IoUAccumulator(), [], 0, 0
     bar = tqdm(total=len(rows), unit="img", desc=f"zero-shot {cfg.prompt}/{cfg.multimask}", disable=not progress)
     for items in _loader(cfg, class_set, rows, per_batch):
         check_interrupt()
-        features = device_features(items, device)
-        budget = budget or prompt_budget(backend, decoder, features)
+        features = device_features([it.features for it in items], device)
         entries = [(i, c, p) for i, it in enumerate(items) for c, p in it.prompts]
         sizes = [tuple(split.original_sizes[it.row]) for it in items]
         n_prompts += len(entries)
-        logits, scores = (decode_batch(backend, decoder, features, entries, sizes, cfg.multimask != "single", budget)
+        logits, scores = (decode_batch(dec, features, entries, sizes, cfg.multimask != "single")
                           if entries else (None, None))
         counts, rows_out = [], []
         for i, it in enumerate(items):
@@ -225,7 +153,7 @@ def _decode_split(cfg, class_set, split, rows, backend, decoder, device, random_
             valid = class_map != IGNORE
             idx = torch.tensor(mine, device=device)
             targets = class_map[None] == classes.view(-1, 1, 1)
-            masks, chosen = choose_masks(backend, logits[idx], scores[idx], cfg.multimask, targets, valid,
+            masks, chosen = choose_masks(dec, logits[idx], scores[idx], cfg.multimask, targets, valid,
                                          split.input_sizes[it.row], sizes[i])
             label_map = compose_by_score(masks, chosen, classes, none)
             confusion += confusion_matrix_torch(label_map, class_map, n, n + 1)
@@ -240,8 +168,7 @@ def _decode_split(cfg, class_set, split, rows, backend, decoder, device, random_
             details.append(_detail(cfg, class_set, split, it, c, prompts, int(inter), int(union), score, prompted))
         bar.update(len(items))
     bar.close()
-    return {"prompted": prompted, "details": details, "prompts": n_prompts, "confusion": confusion.cpu().numpy(),
-            "budget": budget}
+    return {"prompted": prompted, "details": details, "prompts": n_prompts, "confusion": confusion.cpu().numpy()}
 
 
 def _detail(cfg, class_set, split, it: PromptItem, c: int, prompts, inter: int, union: int, score: float,

@@ -1,4 +1,4 @@
-"""The image encoder forward: batched, under inference_mode, in the requested precision.
+"""Device and precision policy: where a model runs, in which precision, with how large a batch.
 
 Precision is explicit: "auto" is bf16 on CUDA and fp32 on the CPU, and fp32 on a GPU means
 true fp32 (TF32 off), since the cache fingerprint promises it. The batch size is taken from
@@ -67,14 +67,6 @@ def autocast(device: torch.device, precision: str):
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def encode(image_encoder: torch.nn.Module, images_uint8: torch.Tensor, input_sizes: torch.Tensor,
-           precision: str = "fp32") -> torch.Tensor:
-    """SAM 1: (B,3,1024,1024) uint8 padded images -> (B,256,64,64) float32 embeddings."""
-    from samcache.features.backends import BACKENDS  # the one implementation; backends imports this module
-
-    return BACKENDS["sam"].encode(image_encoder, images_uint8, input_sizes, precision)["embeddings"]
 
 
 def auto_batch_size(probe: Callable[[int], object], device: torch.device,

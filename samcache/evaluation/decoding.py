@@ -1,0 +1,167 @@
+"""Decoding prompts from a cache: the library session that zero-shot, clicks and notebooks share.
+
+``Decoder`` loads only the prompt encoder and mask decoder whose weights made the cache, and
+decodes prompts against cached features without ever building the image encoder. ``predict``
+takes prompts in original-image pixels and returns what upstream ``predict`` returns; stages use
+the batched device-side methods (``decode``, ``upscale``) on prompts of many images at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from samcache.cache.predictors import load_prompt_decoder
+from samcache.cache.reader import Cache, CacheSplit, open_cache
+from samcache.data.labels import ClassSet, get_class_set
+from samcache.features.decoder import decode_chunked, prompt_budget
+from samcache.features.device import PASSES, describe_device, resolve_device
+
+UPSCALE_CHUNK = 24  # masks upsampled per interpolate call, to bound memory at 2048x1024
+
+
+@dataclass
+class PromptRequest:
+    """One prompt for ``Decoder.predict_batch``, in original-image pixels (as upstream ``predict``)."""
+
+    image_id: str | int
+    points: np.ndarray | None = None  # (N, 2) [x, y]
+    labels: np.ndarray | None = None  # (N,) 1 foreground, 0 background
+    box: np.ndarray | None = None  # (4,) x0, y0, x1, y1
+    mask_input: np.ndarray | None = None  # (1, low_res, low_res) logits of an earlier prediction
+    multimask: bool = True
+
+
+def device_features(feature_rows: list[dict[str, np.ndarray]], device: torch.device) -> dict[str, torch.Tensor]:
+    """Each feature map of several images, stacked: {name: (M,C,h,w) float32 on ``device``}."""
+    return {name: torch.from_numpy(np.stack([f[name] for f in feature_rows])).to(device).float()
+            for name in feature_rows[0]}
+
+
+class Decoder:
+    """The prompt decoder matching a cache, on a device. ``checkpoint``: the file the cache was built from
+    (checked by sha256); leave it out for random-weight caches."""
+
+    def __init__(self, cache: Cache | str, checkpoint=None, device: str | torch.device | None = None,
+                 split: str | None = None, model_type: str | None = None):
+        self.cache = cache if isinstance(cache, Cache) else open_cache(str(cache))
+        reference = self.cache.split(split or self.cache.splits[0]) if self.cache.splits else None
+        if reference is None:
+            raise ValueError(f"cache {self.cache.path} has no finished split to decode")
+        self.backend, decoder, self.weights = load_prompt_decoder(reference, checkpoint, model_type)
+        self.device = resolve_device(str(device) if device is not None else "auto")
+        self.model = decoder.to(self.device)
+        self.family = self.backend.info
+        self.budget: int | None = None  # prompts per decoder call, measured on first use
+
+    def decode(self, features: dict[str, torch.Tensor], image_index: torch.Tensor, point_coords, point_labels,
+               boxes, multimask: bool, mask_input: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """B prompts (input-frame coordinates, on the device) over (M,...) features -> low-res logits
+        (B,C,low_res,low_res) and scores (B,C), C = ``family.num_masks`` or 1; within the memory budget."""
+        if self.budget is None:
+            self.budget = prompt_budget(self.backend, self.model, features)
+        return decode_chunked(self.backend, self.model, features, image_index, point_coords, point_labels, boxes,
+                              multimask, self.budget, mask_input)
+
+    def upscale(self, logits: torch.Tensor, input_size, original_size) -> torch.Tensor:
+        """(P,C,low_res,low_res) logits of one image size -> (P,C,H,W) bool masks at the original resolution."""
+        threshold = self.family.mask_threshold
+        return torch.cat([self.backend.postprocess(logits[s: s + UPSCALE_CHUNK], input_size, original_size) > threshold
+                          for s in range(0, len(logits), UPSCALE_CHUNK)])
+
+    def to_frame(self, coords: np.ndarray, original_size) -> np.ndarray:
+        """Original-pixel [x, y] (..., 2) -> the family's input frame."""
+        return np.asarray(self.backend.to_input_frame(np.asarray(coords, np.float64), original_size))
+
+    @torch.inference_mode()
+    def predict_batch(self, split: CacheSplit | str, requests: list[PromptRequest]
+                      ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Several prompts (of one or several images) in as few decoder calls as their shapes allow; per request
+        ``(masks (K,H,W) bool, scores (K,) float32, low_res (K,low_res,low_res) float32)`` like ``predict``."""
+        split = self.cache.split(split) if isinstance(split, str) else split
+        rows = sorted({split.row_of(r.image_id) for r in requests})
+        slot = {row: k for k, row in enumerate(rows)}
+        features = device_features([split.features(row) for row in rows], self.device)
+        groups: dict[tuple, list[int]] = {}
+        for k, r in enumerate(requests):
+            shape = (None if r.points is None else np.shape(r.points), r.box is None, r.mask_input is None, r.multimask)
+            groups.setdefault(shape, []).append(k)
+        results: list = [None] * len(requests)
+        for members in groups.values():
+            first = requests[members[0]]
+            rows_of = [split.row_of(requests[k].image_id) for k in members]
+            sizes = [split.original_size(row) for row in rows_of]
+            as_tensor = lambda values, dtype: torch.as_tensor(np.stack(values), dtype=dtype, device=self.device)  # noqa
+            coords = labels = boxes = masks_in = None
+            if first.points is not None:
+                coords = as_tensor([self.to_frame(requests[k].points, s) for k, s in zip(members, sizes)], torch.float)
+                labels = as_tensor([np.asarray(requests[k].labels) for k in members], torch.int)
+            if first.box is not None:
+                boxes = as_tensor([self.to_frame(np.reshape(requests[k].box, (2, 2)), s).reshape(4)
+                                   for k, s in zip(members, sizes)], torch.float)
+            if first.mask_input is not None:
+                masks_in = as_tensor([np.asarray(requests[k].mask_input, np.float32) for k in members], torch.float)
+            index = torch.tensor([slot[row] for row in rows_of], device=self.device)
+            logits, scores = self.decode(features, index, coords, labels, boxes, first.multimask, masks_in)
+            for j, (k, row) in enumerate(zip(members, rows_of)):
+                masks = self.upscale(logits[j: j + 1], split.input_size(row), sizes[j])[0]
+                low_res = self.backend.feedback(logits[j])
+                results[k] = (masks.cpu().numpy(), scores[j].float().cpu().numpy(), low_res.float().cpu().numpy())
+        return results
+
+    def predict(self, split: CacheSplit | str, image_id: str | int, points=None, labels=None, box=None,
+                mask_input=None, multimask: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Prompts in original-image pixels -> ``(masks (K,H,W) bool, scores (K,), low_res (K,256,256))``, as
+        upstream ``predict`` returns them (K = 3 with ``multimask``, else 1). ``points`` (N,2) [x, y] with
+        ``labels`` (N,) (1 foreground, 0 background), ``box`` (4,) x0,y0,x1,y1, ``mask_input`` (1,256,256)."""
+        if points is None and box is None:
+            raise ValueError("predict needs points (with labels) or a box")
+        if points is not None and (labels is None or len(labels) != len(points)):
+            raise ValueError("points need one label each")
+        request = PromptRequest(image_id, None if points is None else np.asarray(points, np.float64),
+                                None if labels is None else np.asarray(labels), None if box is None else
+                                np.asarray(box, np.float64), mask_input, multimask)
+        return self.predict_batch(split, [request])[0]
+
+
+@dataclass
+class Decoding:
+    """What a decoding stage (zero-shot, clicks) starts from: the split, its rows, the decoder on its device."""
+
+    class_set: ClassSet
+    split: CacheSplit
+    rows: list[int]
+    decoder: Decoder
+    cfg: object  # the run's config with what the cache decided filled in (model_type): what config.yaml records
+
+    @property
+    def device(self) -> torch.device:
+        return self.decoder.device
+
+    @property
+    def weights(self):
+        return self.decoder.weights
+
+    def record(self, stage: str, started: str, seconds: float, passes: int, out: Path) -> dict:
+        """The run.json fields every decoding stage shares; ``passes``: PASSES["images"] when it began."""
+        cfg, weights = self.cfg, self.weights
+        return {"stage": stage, "status": "complete", "started": started, "seconds": round(seconds, 3),
+                "images": len(self.rows), "classes": cfg.classes, "cache": str(cfg.cache), "split": cfg.split,
+                "device": describe_device(self.device), "prompt_budget": self.decoder.budget,
+                "weights": weights.describe(), "fingerprint": self.split.fingerprint.describe(),
+                "random_weights": weights.random, "encoder_passes": PASSES["images"] - passes, "config": cfg.dump(),
+                "out": str(out)}
+
+
+def open_decoding(cfg) -> Decoding:
+    """A stage's session from its config (``cache``, ``split``, ``classes``, ``limit``, ``checkpoint``, ...)."""
+    class_set = get_class_set(cfg.classes)
+    cache = open_cache(cfg.cache)
+    split = cache.split(cfg.split)
+    rows = split.require_complete()[: cfg.limit]
+    decoder = Decoder(cache, cfg.checkpoint, cfg.device, split=cfg.split, model_type=cfg.model_type)
+    effective = cfg.model_copy(update={"model_type": split.fingerprint.model_type})
+    return Decoding(class_set, split, rows, decoder, effective)

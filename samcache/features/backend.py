@@ -1,0 +1,109 @@
+"""The one interface every model family implements, so that stages never branch on the family.
+
+A backend builds an encoder or a prompt decoder from a checkpoint (or random weights), prepares
+an image in a DataLoader worker, encodes a batch into named feature arrays (what the cache
+stores), and decodes prompts from those arrays. Its facts (feature shapes, frame, thresholds)
+are its ``Family`` descriptor's (``samcache.features.families``); ``backend_for(model_type)``
+imports and builds it on first use.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from samcache.errors import SamcacheError
+from samcache.features.device import PASSES, autocast
+from samcache.features.families import Family
+from samcache.features.weights import WeightsId
+
+
+class Backend(ABC):
+    """A model family's code; ``self.info`` is its descriptor, the one place for its facts."""
+
+    def __init__(self, info: Family):
+        self.info = info
+        self.family = info.name
+        self.model_types = info.model_types
+        self.features = dict(info.features)  # name -> (C, h, w) per image, in the cache
+        self.main_feature = info.main_feature
+        self.mask_threshold = info.mask_threshold
+
+    @abstractmethod
+    def input_size(self, original_size: tuple[int, int]) -> tuple[int, int]:
+        """(h, w) of the input frame that the image covers."""
+
+    @abstractmethod
+    def prepare(self, image: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
+        """HxWx3 uint8 -> (uint8 tensor cheap to ship from a worker, input_size)."""
+
+    @abstractmethod
+    def build_encoder(self, model_type: str, checkpoint, seed: int, allow_random: bool = False,
+                      attention: str = "sdpa") -> tuple[nn.Module, WeightsId]:
+        """What ``encode`` runs, with its weights' identity."""
+
+    @abstractmethod
+    def _encode(self, encoder: nn.Module, images: torch.Tensor, input_sizes: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Batch on the encoder's device -> {name: (B,C,h,w) float32}, under the caller's autocast."""
+
+    @abstractmethod
+    def build_decoder(self, model_type: str, checkpoint, seed: int, allow_random: bool = False
+                      ) -> tuple[nn.Module, WeightsId]:
+        """Only what decoding needs (the image encoder is never built from a checkpoint)."""
+
+    @abstractmethod
+    def decode(self, decoder: nn.Module, features: dict[str, torch.Tensor], image_index: torch.Tensor,
+               point_coords, point_labels, boxes, multimask: bool, mask_input=None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """B prompts (input-frame coordinates) over (M,...) features -> logits (B,C,256,256), scores (B,C)."""
+
+    @abstractmethod
+    def to_input_frame(self, coords: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:
+        """Original-pixel [x, y] (..., 2) -> the input frame."""
+
+    @abstractmethod
+    def postprocess(self, low_res: torch.Tensor, input_size, original_size) -> torch.Tensor:
+        """(B,C,low_res,low_res) logits -> (B,C,H,W) logits at the original resolution."""
+
+    @abstractmethod
+    def build_predictor(self, model_type: str, checkpoint, seed: int, allow_random: bool = False):
+        """Upstream's own image predictor for these weights (what notebook users already know)."""
+
+    @abstractmethod
+    def set_features(self, predictor, features: dict[str, torch.Tensor], original_size: tuple[int, int],
+                     input_size: tuple[int, int]) -> None:
+        """Put one image's cached maps ({name: (1,C,h,w) float32}) into ``predictor`` as its ``set_image`` would."""
+
+    def feedback(self, low_res: torch.Tensor) -> torch.Tensor:
+        """The chosen low-res logits as the next ``mask_input``, as upstream's predictor returns them."""
+        return low_res
+
+    def require_weights_file(self, model_type: str, checkpoint) -> None:
+        """Cheap checks (a checkpoint given where needed, and present), before any lock is taken."""
+        if checkpoint is None and model_type != "tiny":
+            raise SamcacheError(f"{model_type} needs --checkpoint")
+        if checkpoint is not None and not Path(checkpoint).is_file():
+            raise SamcacheError(f"checkpoint not found: {checkpoint}")
+
+    def check_weights(self, model_type: str, checkpoint, seed: int) -> WeightsId:
+        """The weights' identity without building the model on the GPU (Dask drivers)."""
+        return self.build_decoder(model_type, checkpoint, seed)[1]
+
+    def dummy_batch(self, n: int, original_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` prepared blank images of the split's size: probes of memory per image."""
+        image, size = self.prepare(np.zeros((*original_size, 3), np.uint8))
+        return image[None].repeat(n, *([1] * image.dim())), torch.tensor([size] * n, dtype=torch.int32)
+
+    @torch.inference_mode()
+    def encode(self, encoder: nn.Module, images: torch.Tensor, input_sizes: torch.Tensor,
+               precision: str) -> dict[str, torch.Tensor]:
+        """Batch -> {name: (B,C,h,w) float32}; counts image-encoder passes (stage records report them)."""
+        device = next(encoder.parameters()).device
+        with autocast(device, precision):
+            out = self._encode(encoder, images.to(device, non_blocking=True), input_sizes)
+        PASSES["images"] += len(images)
+        return {name: value.float() for name, value in out.items()}
