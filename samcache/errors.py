@@ -2,7 +2,15 @@
 
 
 class SamcacheError(Exception):
-    """A user-facing error: bad value, missing or corrupt file, wrong checkpoint, mismatched cache."""
+    """A user-facing error: bad value, missing or corrupt file, wrong checkpoint, mismatched cache.
+
+    The library states the problem; ``setting`` names the setting that would fix it (e.g. "checkpoint"),
+    which the CLI turns into the flag to pass (``--checkpoint``) and a notebook user into the keyword.
+    """
+
+    def __init__(self, message: str, setting: str | None = None):
+        super().__init__(message)
+        self.setting = setting
 
 
 class Interrupted(KeyboardInterrupt):

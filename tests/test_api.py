@@ -180,3 +180,17 @@ def test_the_readme_python_api_block_runs_as_written(cache16, tmp_path, monkeypa
     assert namespace["masks"].shape == (3, *namespace["labels"].shape) and namespace["masks"].dtype == bool
     assert set(namespace["ious"]) >= {"road", "car", "mean"} and len(namespace["metrics"]) == 1
     assert not list(tmp_path.iterdir())  # fit_head without out= writes nothing
+
+
+def test_demo_runs_on_a_sam2_family(sam2_checkpoint, tmp_path):
+    """The demo's model choice comes from the registry: a SAM 2.1 type runs end to end like SAM 1."""
+    from conftest import invoke
+
+    out = tmp_path / "demo"
+    proc = invoke("demo", "--out", out, "--model-type", SAM2_MODEL, "--checkpoint", sam2_checkpoint, "--train", 2,
+                  "--val", 1, "--size", "256x128", "--prompt", "random", "--max-clicks", 1, "--epochs", 1,
+                  "--visualize", 0, "--num-workers", 0, "--quiet", check=True)
+    assert f"with the {SAM2_MODEL} model" in proc.stdout
+    cache = samcache.open_cache(out / "cache.zarr")
+    assert cache.family == "sam2" and cache.fingerprint.model_type == SAM2_MODEL
+    assert (out / "report" / "report.md").is_file()

@@ -157,7 +157,7 @@ def test_head_checkpoints_load_with_weights_only(cache32, tmp_path):
 
 
 def test_overlays_and_outputs_say_random_weights(cache32, tmp_path, monkeypatch):
-    import samcache.pipeline.evaluate as evaluate_module
+    import samcache.evaluation.heads as evaluate_module
 
     titles = []
     monkeypatch.setattr(evaluate_module, "save_overlay", lambda path, *a, **k: titles.append(a[-1]))

@@ -189,9 +189,9 @@ def test_checkpoint_that_does_not_match_the_cache_is_refused(cache32, tmp_path):
     path = tmp_path / "tiny.pth"
     torch.save(build_sam("tiny", seed=3)[0].state_dict(), path)
     proc = invoke("zero-shot", "--cache", cache32, "--checkpoint", path, "--out", tmp_path / "o")
-    assert_one_line_error(proc, "RANDOM weights (seed 0) embeddings", "tiny.pth")
+    assert_one_line_error(proc, "RANDOM weights (seed 0) features", "tiny.pth")
     proc = invoke("zero-shot", "--cache", cache32, "--model-type", "vit_b", "--out", tmp_path / "o")
-    assert_one_line_error(proc, "built with tiny, not --model-type vit_b")
+    assert_one_line_error(proc, "built with tiny, not vit_b")
     proc = invoke("zero-shot", "--cache", cache32, "--split", "test", "--out", tmp_path / "o")
     assert_one_line_error(proc, "no split 'test'")
 

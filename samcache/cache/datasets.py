@@ -78,7 +78,8 @@ class CacheHeadDataset(_SplitDataset):
         labels = split.labels[row]
         if self.mode == "eval":
             return row, features, torch.from_numpy(self.class_set.to_index(labels))
-        return row, features, torch.from_numpy(target_in_frame(labels, self.class_set, split.input_sizes[row], split.family.frame))
+        target = target_in_frame(labels, self.class_set, split.input_sizes[row], split.family.frame)
+        return row, features, torch.from_numpy(target)
 
 
 @dataclass

@@ -32,7 +32,7 @@ def _weights_for(fp: Fingerprint, checkpoint, where: str) -> tuple[object, int, 
         return None, fp.random_seed, True
     if not checkpoint:
         raise SamcacheError(f"{where} was built from checkpoint sha256 {fp.checkpoint_sha256[:12]}; "
-                            f"that checkpoint is needed to decode it")
+                            f"that checkpoint is needed to decode it", setting="checkpoint")
     backend_for(fp.model_type).require_weights_file(fp.model_type, checkpoint)
     return checkpoint, 0, False
 
@@ -47,7 +47,8 @@ def load_prompt_decoder(split: CacheSplit, checkpoint=None, model_type: str | No
     """The family's prompt decoder with the weights that made ``split``: ``(backend, decoder, WeightsId)``."""
     fp = split.fingerprint
     if model_type and model_type != fp.model_type:
-        raise SamcacheError(f"cache {split.cache_path} was built with {fp.model_type}, not {model_type}")
+        raise SamcacheError(f"cache {split.cache_path} was built with {fp.model_type}, not {model_type} "
+                            f"(leave the model type out: decoding uses the cache's)")
     where = f"cache {split.cache_path}"
     path, seed, allow_random = _weights_for(fp, checkpoint, where)
     backend = backend_for(fp.model_type)

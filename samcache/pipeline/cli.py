@@ -43,7 +43,8 @@ class _Group(click.Group):
         except KeyboardInterrupt as exc:
             self._interrupted(ctx, exc)
         except SamcacheError as exc:
-            raise click.ClickException(str(exc)) from None
+            flag = f"; pass --{exc.setting.replace('_', '-')}" if exc.setting else ""
+            raise click.ClickException(f"{exc}{flag}") from None
         except OSError as exc:  # a full disk, a read-only folder ... named with the file
             if pending_signal() is not None:  # e.g. a DataLoader worker that the signal stopped first
                 self._interrupted(ctx, KeyboardInterrupt())

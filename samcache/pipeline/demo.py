@@ -25,7 +25,7 @@ from samcache.cache.locks import remove_lock_files
 from samcache.cache.store import is_samcache_store
 from samcache.data.synth import parse_size, read_marker, write_synthetic
 from samcache.errors import SamcacheError
-from samcache.features.models import check_weights
+from samcache.features.families import backend_for
 from samcache.pipeline.clicks import run_clicks
 from samcache.pipeline.configs import ClicksConfig, DemoConfig, ExtractConfig, HeadConfig, ZeroShotConfig
 from samcache.pipeline.config import save_config
@@ -82,7 +82,7 @@ def _check_out(cfg: DemoConfig, out: Path) -> None:
 
 def _keys(cfg: DemoConfig, model_type: str, checkpoint: str | None) -> tuple[dict, dict]:
     data_key = {"train": cfg.train, "val": cfg.val, "size": cfg.size, "seed": cfg.seed}
-    weights = check_weights(model_type, checkpoint, cfg.seed)
+    weights = backend_for(model_type).check_weights(model_type, checkpoint, cfg.seed)
     cache_key = {**data_key, "model_type": model_type, "checkpoint_sha256": weights.checkpoint_sha256,
                  "dtype": cfg.dtype}
     return data_key, cache_key
@@ -157,7 +157,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
         record = run_zero_shot(ZeroShotConfig(cache=str(cache), split="val", prompt=prompt, multimask=cfg.multimask,
                                               classes=cfg.classes, seed=cfg.seed, visualize=cfg.visualize,
                                               out=str(out / f"zero-shot-{prompt}"), overwrite=True,
-                                              device=cfg.device), progress=progress)
+                                              device=cfg.device, checkpoint=checkpoint), progress=progress)
         zero_shot_dirs.append(record["out"])
 
     run_dirs = list(zero_shot_dirs)
@@ -165,7 +165,8 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
         _say(4, f"interactive clicks from the cache: up to {cfg.max_clicks} per object", progress)
         record = run_clicks(ClicksConfig(cache=str(cache), split="val", max_clicks=cfg.max_clicks,
                                          classes=cfg.classes, seed=cfg.seed, visualize=cfg.visualize,
-                                         out=str(out / "clicks"), overwrite=True, device=cfg.device),
+                                         out=str(out / "clicks"), overwrite=True, device=cfg.device,
+                                         checkpoint=checkpoint),
                             progress=progress)
         run_dirs.append(record["out"])
 
