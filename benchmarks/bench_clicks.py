@@ -19,7 +19,7 @@ from segment_anything import SamPredictor
 from benchmarks.common import OUT, synth_data, timer
 from samcache.cache.reader import open_cache
 from samcache.data.labels import get_class_set
-from samcache.features.clicks import first_click, iou, next_click, objects_for_image, valid_mask
+from samcache.evaluation.clicks import first_click, iou, next_click, objects_for_image, valid_mask
 from samcache.features.models import build_random_sam
 from samcache.pipeline.clicks import run_clicks
 from samcache.pipeline.configs import ClicksConfig, ExtractConfig

@@ -24,7 +24,7 @@ from samcache.features.decoder import CPU_DECODE_CHUNK
 from benchmarks.common import encode
 from samcache.features.models import build_random_sam
 from samcache.features.preprocess import resize_and_pad_uint8
-from samcache.features.prompts import image_prompts
+from samcache.evaluation.prompts import image_prompts
 from samcache.pipeline.configs import ExtractConfig, ZeroShotConfig
 from samcache.pipeline.extract import extract
 from samcache.pipeline.zero_shot import choose_masks, decode_batch, run_zero_shot

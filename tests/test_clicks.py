@@ -16,7 +16,7 @@ from skimage.measure import label as connected_components
 
 from samcache.data.labels import get_class_set
 from samcache.evaluation.click_metrics import ObjectIoUs, noc, summarize
-from samcache.features.clicks import first_click, iou, next_click, objects_for_image, valid_mask
+from samcache.evaluation.clicks import first_click, iou, next_click, objects_for_image, valid_mask
 
 
 # --------------------------------------------------------------------------- brute force

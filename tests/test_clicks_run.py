@@ -11,7 +11,7 @@ from conftest import assert_one_line_error, invoke
 from samcache.cache.reader import open_cache
 from samcache.data.labels import get_class_set
 from samcache.evaluation.click_metrics import noc, summarize
-from samcache.features.clicks import iou, objects_for_image, valid_mask
+from samcache.evaluation.clicks import iou, objects_for_image, valid_mask
 from samcache.features.models import build_random_sam
 from samcache.pipeline.clicks import run_clicks
 from samcache.pipeline.configs import ClicksConfig

@@ -13,7 +13,7 @@ from samcache.data.labels import IGNORE, get_class_set
 from samcache.evaluation.metrics import IoUAccumulator, intersection_union
 from samcache.features.decoder import decode
 from samcache.features.models import build_prompt_decoder, build_random_sam, build_sam
-from samcache.features.prompts import center_point, instance_masks, sample_prompts
+from samcache.evaluation.prompts import center_point, instance_masks, sample_prompts
 from samcache.pipeline.runs import read_csv
 from samcache.features.preprocess import postprocess_logits, to_input_frame
 from samcache.pipeline.configs import ZeroShotConfig

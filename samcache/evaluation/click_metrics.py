@@ -1,6 +1,6 @@
 """Interactive-segmentation metrics from per-object IoU curves (RITM / SimpleClick / SAM).
 
-An object's curve is its IoU after click 1, 2, ..., max_clicks (``samcache.features.clicks``
+An object's curve is its IoU after click 1, 2, ..., max_clicks (``samcache.evaluation.clicks``
 places the clicks). From the curves:
 - mIoU@k:  mean IoU after k clicks;
 - NoC@t:   clicks needed to reach IoU >= t, counted as ``max_clicks + 1`` if never reached

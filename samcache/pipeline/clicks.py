@@ -27,7 +27,7 @@ from samcache.errors import SamcacheError
 from samcache.evaluation.click_metrics import miou_curve, noc, summarize
 from samcache.evaluation.metrics import masked_counts
 from samcache.evaluation.visualize import save_click_overlay, save_curve, source_image
-from samcache.features.clicks import ClickObject, first_click, next_click, objects_for_image
+from samcache.evaluation.clicks import ClickObject, first_click, next_click, objects_for_image
 from samcache.evaluation.decoding import Decoder, Decoding, device_features, open_decoding
 from samcache.features.decoder import pick_by_score
 from samcache.features.device import PASSES

@@ -21,13 +21,13 @@ from samcache.data.synth import parse_size
 from samcache.errors import SamcacheError
 from samcache.features.decoder import MULTIMASK_MODES
 from samcache.features.attention import ATTENTION_KINDS
-from samcache.features.clicks import FIRST_CLICK_MODES, STUFF_MODES
+from samcache.evaluation.clicks import FIRST_CLICK_MODES, STUFF_MODES
 from samcache.features.device import PRECISION_CHOICES, check_device_name
 from samcache.features.head import HEADS
 from samcache.features.families import model_types
 
 MODEL_TYPES = model_types()  # the registered families' types: the CLI's choices
-from samcache.features.prompts import MAX_PROMPT_POINTS, STRATEGIES
+from samcache.evaluation.prompts import MAX_PROMPT_POINTS, STRATEGIES
 from samcache.pipeline.config import StageConfig, register
 
 

@@ -29,7 +29,7 @@ from samcache.evaluation.visualize import save_overlay, source_image
 from samcache.evaluation.decoding import Decoder, Decoding, device_features, open_decoding
 from samcache.features.decoder import pick_by_score
 from samcache.features.device import PASSES
-from samcache.features.prompts import image_prompts
+from samcache.evaluation.prompts import image_prompts
 from samcache.messages import RANDOM_WEIGHTS_NOTE, random_weights_suffix
 from samcache.pipeline.config import new_run_dir, now_iso, save_config
 from samcache.pipeline.configs import ZeroShotConfig

@@ -26,7 +26,7 @@ from scipy.ndimage import find_objects
 from skimage.measure import label as connected_components
 
 from samcache.data.labels import IGNORE, ClassSet
-from samcache.features.prompts import center_point
+from samcache.evaluation.prompts import center_point
 
 STUFF_MODES = ("components", "class")
 FIRST_CLICK_MODES = ("center", "random")
