@@ -242,17 +242,24 @@ def test_composed_label_maps_score_as_cityscapesscripts_does(cache32, synth_root
 
 
 def test_compose_by_score_against_a_per_pixel_loop():
+    """The highest score covering a pixel wins; on equal scores the lowest index (argmax's first maximum)."""
     from samcache.evaluation.metrics import compose_by_score
 
-    rng = np.random.default_rng(3)
-    masks = rng.random((5, 7, 9)) < 0.3
-    scores, classes = rng.random(5), np.array([2, 0, 2, 1, 3])
-    got = compose_by_score(torch.from_numpy(masks), torch.from_numpy(scores), torch.from_numpy(classes), 9).numpy()
-    for y in range(7):
-        for x in range(9):
-            covering = [k for k in range(5) if masks[k, y, x]]
-            want = classes[max(covering, key=lambda k: scores[k])] if covering else 9
-            assert got[y, x] == want
+    for seed in range(6):
+        rng = np.random.default_rng(3 + seed)
+        p = int(rng.integers(1, 8))
+        masks = rng.random((p, 7, 9)) < 0.4
+        # odd seeds: scores from 3 values, so equal scores overlap often (exact in float32)
+        scores = rng.integers(0, 3, p) * 0.25 if seed % 2 else rng.random(p)
+        classes = rng.integers(0, 5, p)
+        got = compose_by_score(torch.from_numpy(masks), torch.from_numpy(scores), torch.from_numpy(classes), 9).numpy()
+        for y in range(7):
+            for x in range(9):
+                covering = [k for k in range(p) if masks[k, y, x]]
+                want = classes[max(covering, key=lambda k: scores[k])] if covering else 9  # max: first on ties
+                assert got[y, x] == want, (seed, y, x)
+    empty = compose_by_score(torch.zeros((0, 3, 4), dtype=torch.bool), torch.zeros(0), torch.zeros(0), 7)
+    assert empty.shape == (3, 4) and (empty == 7).all()
 
 
 def test_chunked_decoding_equals_one_call_and_budgets_fit_memory(cache32):

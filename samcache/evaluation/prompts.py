@@ -37,10 +37,20 @@ class Prompt:
 
 
 def center_point(mask: np.ndarray) -> np.ndarray:
-    """[x, y] of the distance-transform maximum (first in row-major order on ties)."""
-    dist = distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+    """[x, y] of the distance-transform maximum (first in row-major order on ties); (H, W) bool -> (2,).
+
+    Computed on the mask's bounding box padded by one outside pixel: exact, since any pixel outside
+    the box is at least as far as its clamp onto the padding ring, and row-major order within the box
+    is row-major order in the image.
+    """
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return np.zeros(2, dtype=np.float64)  # an empty mask has no inside: (0, 0), as the full transform gives
+    r0, c0 = int(rows[0]), int(cols[0])
+    crop = mask[r0: int(rows[-1]) + 1, c0: int(cols[-1]) + 1]
+    dist = distance_transform_edt(np.pad(crop, 1))[1:-1, 1:-1]
     y, x = np.unravel_index(np.argmax(dist), dist.shape)
-    return np.array([x, y], dtype=np.float64)
+    return np.array([x + c0, y + r0], dtype=np.float64)
 
 
 def _uniform_points(mask: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:

@@ -85,8 +85,8 @@ def choose_masks(dec: Decoder, logits: torch.Tensor, scores: torch.Tensor, mode:
         return dec.upscale(chosen, input_size, original_size)[:, 0], chosen_scores
     candidates = dec.upscale(logits, input_size, original_size)  # (P, C, H, W)
     p, c = candidates.shape[:2]
-    inter, union = masked_counts(candidates.flatten(0, 1), targets.repeat_interleave(c, 0), valid)
-    best = (inter.double() / union.clamp(min=1)).view(p, c).argmax(dim=1)
+    inter, union = masked_counts(candidates.flatten(0, 1), targets, valid, np.repeat(np.arange(p), c))
+    best = (inter.double() / union.clamp(min=1)).view(p, c).argmax(dim=1).to(candidates.device)
     rows = torch.arange(p, device=best.device)
     return candidates[rows, best], scores[rows, best]
 
@@ -152,7 +152,7 @@ def _decode_split(d: Decoding, out: Path, progress: bool) -> dict:
             classes = torch.tensor([entries[k][1] for k in mine], device=device)
             valid = class_map != IGNORE
             idx = torch.tensor(mine, device=device)
-            targets = class_map[None] == classes.view(-1, 1, 1)
+            targets = class_map[None] == classes.view(-1, 1, 1) if cfg.multimask == "oracle" else None
             masks, chosen = choose_masks(dec, logits[idx], scores[idx], cfg.multimask, targets, valid,
                                          split.input_sizes[it.row], sizes[i])
             label_map = compose_by_score(masks, chosen, classes, none)
