@@ -57,6 +57,29 @@ def test_decoding_from_float32_cache_equals_sampredictor(cache32, synth_root):
         np.testing.assert_allclose(scores[k], ref_scores, rtol=1e-5, atol=1e-6)
 
 
+def test_decoding_with_mask_input_equals_sampredictor_within_rounding(cache32):
+    """With a mask input the first block's projections are split (image part once, 16-channel mask part per
+    prompt): the logits equal upstream predict(mask_input=...) up to float rounding."""
+    sam = build_random_sam("tiny", seed=0)
+    val = open_cache(cache32).split("val")
+    pe, md, _ = build_prompt_decoder("tiny", None, 0)
+    size = tuple(int(v) for v in val.original_sizes[0])
+    coords = np.array([[[100.0, 200.0], [300.0, 150.0]], [[40.0, 60.0], [200.0, 240.0]]])
+    labels = np.array([[1, 0], [1, 1]])
+    rng = np.random.default_rng(0)
+    previous = rng.normal(0, 8, (2, 1, 256, 256)).astype(np.float32)
+    emb = torch.from_numpy(val.embedding(0).astype(np.float32))[None]
+    frame = np.stack([to_input_frame(c, size) for c in coords])
+    logits, scores = decode(pe, md, emb, torch.zeros(2, dtype=torch.long), torch.tensor(frame, dtype=torch.float),
+                            torch.tensor(labels, dtype=torch.int), None, False, torch.from_numpy(previous))
+    for k in range(2):
+        p = predictor_on_cache(val, 0, sam)
+        _, ref_scores, ref_logits = p.predict(coords[k], labels[k], mask_input=previous[k], multimask_output=False,
+                                              return_logits=True)
+        np.testing.assert_allclose(logits[k].numpy(), ref_logits, rtol=0, atol=2e-5)
+        np.testing.assert_allclose(scores[k].numpy(), ref_scores, rtol=0, atol=2e-6)
+
+
 def test_float16_cache_masks_match_with_iou_099(cache16, cache32):
     sam = build_random_sam("tiny", seed=0)
     v16, v32 = open_cache(cache16).split("val"), open_cache(cache32).split("val")
