@@ -308,3 +308,42 @@ def test_chunked_decoding_equals_one_call_and_budgets_fit_memory(cache32):
     assert fits(free_bytes=10 * gib, fixed_bytes=gib, per_item_bytes=25 * 2**20, cap=4096) == 286
     assert fits(free_bytes=gib, fixed_bytes=2 * gib, per_item_bytes=2**20, cap=64) == 1  # never below one
     assert fits(free_bytes=100 * gib, fixed_bytes=0, per_item_bytes=2**20, cap=64) == 64
+
+
+def test_device_prompts_equal_the_workers_prompts():
+    """random and center drawn on the labels' device (here CPU tensors) equal prompts.image_prompts, seed for seed."""
+    from scipy.ndimage import gaussian_filter
+
+    from samcache.evaluation.device_prompts import device_image_prompts
+    from samcache.evaluation.prompts import image_prompts
+
+    cs = get_class_set("seed5")
+    as_list = lambda prompts: [(c, p.points.tolist(), p.point_labels.tolist()) for c, p in prompts]  # noqa: E731
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        field = gaussian_filter(rng.random((30, 41)), 3)
+        class_map = np.digitize(field, np.quantile(field, [0.2, 0.4, 0.6, 0.8])).astype(np.uint8)
+        class_map[rng.random(class_map.shape) < 0.05] = IGNORE
+        if seed % 3 == 0:
+            class_map[class_map == 2] = IGNORE  # an absent class
+        for strategy in ("random", "center"):
+            host = image_prompts(strategy, cs, class_map, np.zeros(class_map.shape, np.int32),
+                                 np.random.default_rng([1, seed]))
+            device = device_image_prompts(strategy, cs, torch.from_numpy(class_map), np.random.default_rng([1, seed]))
+            assert as_list(device) == as_list(host), (seed, strategy)
+            for c, p in host:  # and each point is where the strategy says
+                x, y = p.points[0].astype(int)
+                assert class_map[y, x] == c
+                if strategy == "center":
+                    assert (x, y) == tuple(center_point(class_map == c).astype(int))
+
+
+def test_zero_shot_run_with_prompts_sampled_on_the_device(cache16, tmp_path, monkeypatch):
+    import samcache.pipeline.zero_shot as zs
+
+    base = dict(cache=str(cache16), prompt="center", limit=1, device="cpu", num_workers=0, visualize=0)
+    run_zero_shot(ZeroShotConfig(**base, out=str(tmp_path / "host")), progress=False)
+    monkeypatch.setattr(zs, "sample_on_device", lambda cfg, device: True)
+    run_zero_shot(ZeroShotConfig(**base, out=str(tmp_path / "device")), progress=False)
+    host, device = (read_csv(tmp_path / name / "detailed_results.csv") for name in ("host", "device"))
+    assert host == device and len(host) > 1
