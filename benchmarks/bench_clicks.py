@@ -130,13 +130,15 @@ def clicks_time_shares(cache: str) -> str:
     """One in-process run (no loader workers, so object finding and reading are timed, not waited for)."""
     import samcache.cache.datasets as datasets
     import samcache.pipeline.clicks as clicks
+    from samcache.evaluation.decoding import Decoder
 
     spent: dict = {}
-    labels = {"decode_chunked": "decoder", "place_next_clicks": "placement", "upscale": "upsampling",
+    labels = {"decode": "decoder", "place_next_clicks": "placement", "upscale": "upsampling",
               "masked_counts": "IoU", "__getitem__": "read + objects + click 1"}
     cfg = ClicksConfig(cache=cache, split="val", max_clicks=MAX_CLICKS, device="cpu", visualize=0, num_workers=0,
                        out=str(OUT / "clicks-run"), overwrite=True)
-    with profiled(clicks, ["decode_chunked", "place_next_clicks", "upscale", "masked_counts"], spent), \
+    with profiled(Decoder, ["decode", "upscale"], spent), \
+            profiled(clicks, ["place_next_clicks", "masked_counts"], spent), \
             profiled(datasets.ObjectDataset, ["__getitem__"], spent):
         record = run_clicks(cfg, progress=False)
     return shares(spent, record["seconds"], labels)
