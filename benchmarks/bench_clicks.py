@@ -144,14 +144,18 @@ def clicks_time_shares(cache: str) -> str:
     return shares(spent, record["seconds"], labels)
 
 
-def placement_alone(rounds: list) -> tuple[float, float, bool]:
-    """Seconds per click: scipy on the host one object at a time, and the batched device implementation."""
+def placement_alone(rounds: list, device: str = "cpu") -> tuple[float, float, bool]:
+    """Seconds per click: scipy on the host one object at a time, and the batched device implementation on
+    ``device`` (predictions already there, as in a run; bench_gpu can call this with "cuda")."""
     with timer() as t_host:
         host = [next_click(p, g, v, c) for p, g, v, c in rounds]
-    preds, gts, valids = (torch.from_numpy(np.stack([r[i] for r in rounds])) for i in range(3))
+    preds, gts, valids = (torch.from_numpy(np.stack([r[i] for r in rounds])).to(device) for i in range(3))
+    place_clicks(preds[:1], gts[:1], valids[:1], [rounds[0][3]])  # warm-up (kernels, allocator)
+    if device != "cpu":
+        torch.cuda.synchronize()
     with timer() as t_dev:
-        device = place_clicks(preds, gts, valids, [r[3] for r in rounds])
-    return t_host["s"] / len(rounds), t_dev["s"] / len(rounds), host == device
+        on_device = place_clicks(preds, gts, valids, [r[3] for r in rounds])
+    return t_host["s"] / len(rounds), t_dev["s"] / len(rounds), host == on_device
 
 
 def run() -> list[dict]:

@@ -153,13 +153,14 @@ def zero_shot_time_shares(cache: str) -> str:
     return shares(spent, record["seconds"], labels)
 
 
-def sampling_alone(split, cs) -> tuple[float, float]:
-    """Seconds per image for center prompts: the host code the workers run, and the device implementation."""
+def sampling_alone(split, cs, device: str = "cpu") -> tuple[float, float]:
+    """Seconds per image for center prompts: the host code the workers run, and the device implementation on
+    ``device`` (labels already there; bench_gpu can call this with "cuda")."""
     maps = [cs.to_index(split.labels[r]) for r in range(N_IMAGES)]
     none = np.zeros(maps[0].shape, np.int32)
     with timer() as t_host:
         host = [image_prompts("center", cs, m, none, np.random.default_rng(0)) for m in maps]
-    tensors = [torch.from_numpy(m) for m in maps]
+    tensors = [torch.from_numpy(m).to(device) for m in maps]
     with timer() as t_device:
         device = [device_image_prompts("center", cs, m, np.random.default_rng(0)) for m in tensors]
     assert [[p.points.tolist() for _, p in h] for h in host] == [[p.points.tolist() for _, p in d] for d in device]

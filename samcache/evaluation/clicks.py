@@ -202,25 +202,30 @@ def padded_edt(mask: np.ndarray) -> np.ndarray:
     return distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
 
 
-def _ritm_click(pred, gt, valid, clicked) -> tuple[int, int, int] | None:
-    fn = gt & ~pred & valid
-    fp = pred & ~gt & valid
-    if not (fn.any() or fp.any()):
-        return None
-    # outside the errors' bounding box both maps are 0, and the crop's padding ring is at least as close
-    # as any outside pixel (clamping onto the box shortens both coordinate differences): exact
-    box = _bbox(fn | fp)
-    dist_fn, dist_fp = padded_edt(fn[box]), padded_edt(fp[box])
+def _deepest(mask: np.ndarray, clicked) -> tuple[float, tuple[int, int]]:
+    """(distance, (x, y)) of the mask's first pixel farthest from its boundary, clicked pixels at distance 0.
+
+    Computed on the mask's bounding box padded by one pixel: outside the box the distance is 0, and the
+    padding ring is at least as close as any outside pixel (clamping onto the box shortens both
+    coordinate differences), so this is exact."""
+    if not mask.any():
+        return 0.0, (0, 0)
+    box = _bbox(mask)
+    dist = padded_edt(mask[box])
     (r0, r1), (c0, c1) = (box[0].start, box[0].stop), (box[1].start, box[1].stop)
     for x, y, *_ in clicked:
         if r0 <= y < r1 and c0 <= x < c1:
-            dist_fn[y - r0, x - c0] = dist_fp[y - r0, x - c0] = 0.0
-    fn_max, fp_max = dist_fn.max(), dist_fp.max()
-    if max(fn_max, fp_max) == 0:  # every error pixel is clicked already (RITM would click (0, 0))
+            dist[y - r0, x - c0] = 0.0
+    y, x = np.unravel_index(np.argmax(dist), dist.shape)  # the first maximum in row-major order
+    return float(dist[y, x]), (int(x) + c0, int(y) + r0)
+
+
+def _ritm_click(pred, gt, valid, clicked) -> tuple[int, int, int] | None:
+    fn_max, fn_at = _deepest(gt & ~pred & valid, clicked)
+    fp_max, fp_at = _deepest(pred & ~gt & valid, clicked)
+    if max(fn_max, fp_max) == 0:  # no error, or every error pixel clicked already (RITM would click (0, 0))
         return None
-    positive = bool(fn_max > fp_max)
-    y, x = np.unravel_index(np.argmax(dist_fn if positive else dist_fp), dist_fn.shape)  # first maximum
-    return int(x) + c0, int(y) + r0, POSITIVE if positive else NEGATIVE
+    return (*fn_at, POSITIVE) if fn_max > fp_max else (*fp_at, NEGATIVE)
 
 
 def _largest_region_click(pred, gt, valid) -> tuple[int, int, int] | None:
