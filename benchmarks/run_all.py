@@ -43,7 +43,9 @@ NOTES = """
   the same click placement (RITM's rule: two exact distance transforms per click, on the error maps' boxes)
   with scipy. Each pair is timed back to back with torch on 1 thread, then on 2; the machine is
   shared with other jobs, so absolute rates move between runs (a load of ~9 on 2 cores during the
-  recorded run) and only the ratios of a pair compare.
+  recorded run) and only the ratios of a pair compare. The recorded clicks ratios (1.9x, 2.3x) are
+  above the 1.3-1.5x that a profile of the shared work predicts: under that load they carry a large
+  error; re-run on an idle machine before quoting them.
 - **where the time goes**: shares of one in-process run (no loader workers, so reading, object
   finding and prompt sampling are timed rather than waited for), wrapped around the decoder,
   placement, upsampling, IoU and composing calls; "rest" is bookkeeping and the run folder.
