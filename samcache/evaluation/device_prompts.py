@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from samcache.data.labels import ClassSet
-from samcache.evaluation.placement import _boxes, _chunks, _crop, _first_max, edt_squared, CANVAS_PIXELS
+from samcache.evaluation.placement import CANVAS_PIXELS, chunk_by_size, crop_canvas, edt_squared, first_max, mask_boxes
 from samcache.evaluation.prompts import Prompt
 
 DEVICE_STRATEGIES = ("random", "center")
@@ -36,11 +36,11 @@ def _random_points(class_map: torch.Tensor, classes: torch.Tensor, draws: torch.
 def _center_points(class_map: torch.Tensor, classes: torch.Tensor) -> list:
     """Per class (x, y) of its distance-transform maximum (first in row-major order), None when absent."""
     masks = class_map[None] == classes.view(-1, 1, 1).to(class_map.dtype)
-    boxes = _boxes(masks)
+    boxes = mask_boxes(masks)
     out: list = [None] * len(classes)
-    for members in _chunks(boxes, CANVAS_PIXELS):
-        (crops,), origin = _crop([masks], boxes, members)
-        _, at = _first_max(edt_squared(crops))
+    for members in chunk_by_size(boxes, CANVAS_PIXELS):
+        (crops,), origin = crop_canvas([masks], boxes, members)
+        _, at = first_max(edt_squared(crops))
         w = crops.shape[2]
         found = torch.stack([at % w - 1 + origin[:, 1], at // w - 1 + origin[:, 0]], 1)
         for i, (x, y) in zip(members, found.tolist()):

@@ -64,7 +64,7 @@ class Crops:
     members: list[int]
 
 
-def _boxes(errors: torch.Tensor) -> list[tuple[int, int, int, int] | None]:
+def mask_boxes(errors: torch.Tensor) -> list[tuple[int, int, int, int] | None]:
     """(A, H, W) bool -> per object (row0, row1, col0, col1) of its errors, None without one (one host copy)."""
     rows, cols = errors.any(dim=2), errors.any(dim=1)
     h, w = rows.shape[1], cols.shape[1]
@@ -79,7 +79,7 @@ def _boxes(errors: torch.Tensor) -> list[tuple[int, int, int, int] | None]:
     return out
 
 
-def _chunks(boxes: list, budget: int) -> list[list[int]]:
+def chunk_by_size(boxes: list, budget: int) -> list[list[int]]:
     """Group objects (largest crops first) so that count * padded size stays within ``budget`` pixels."""
     order = sorted((i for i, b in enumerate(boxes) if b is not None),
                    key=lambda i: -(boxes[i][1] - boxes[i][0]) * (boxes[i][3] - boxes[i][2]))
@@ -95,7 +95,7 @@ def _chunks(boxes: list, budget: int) -> list[list[int]]:
     return chunks + ([current] if current else [])
 
 
-def _crop(maps: list[torch.Tensor], boxes: list, members: list[int]) -> tuple[list[torch.Tensor], torch.Tensor]:
+def crop_canvas(maps: list[torch.Tensor], boxes: list, members: list[int]) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Gather each member's box of each (A, H, W) map into (N, h+2, w+2) with zeros around and beyond it."""
     device = maps[0].device
     h = max(boxes[i][1] - boxes[i][0] for i in members) + 2
@@ -112,7 +112,7 @@ def _crop(maps: list[torch.Tensor], boxes: list, members: list[int]) -> tuple[li
     return [m[obj, r, c] & keep for m in maps], box[:, [0, 2]]
 
 
-def _first_max(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def first_max(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per row of (N, h, w): (max value, flat index of its first occurrence in row-major order)."""
     flat = values.flatten(1)
     top = flat.amax(dim=1)
@@ -159,8 +159,8 @@ def _ritm(crops: Crops, clicked: list) -> torch.Tensor:
         r, c, o = r[inside], c[inside], o[inside]
         dist[o, r, c] = 0
         dist[o + n, r, c] = 0
-    fn_max, fn_at = _first_max(dist[:n])
-    fp_max, fp_at = _first_max(dist[n:])
+    fn_max, fn_at = first_max(dist[:n])
+    fp_max, fp_at = first_max(dist[n:])
     positive = fn_max > fp_max
     at = torch.where(positive, fn_at, fp_at)
     w = dist.shape[2]
@@ -179,7 +179,7 @@ def _largest_region(crops: Crops) -> torch.Tensor:
     top = areas.amax(dim=1, keepdim=True)
     first = torch.where(areas == top, torch.arange(size + 1, device=labels.device), size + 1).amin(dim=1)
     region = labels == first.view(n, 1, 1)
-    _, at = _first_max(edt_squared(region))
+    _, at = first_max(edt_squared(region))
     row, col = at // w, at % w
     objs = torch.arange(n, device=labels.device)
     return torch.stack([row, col, torch.where(crops.fn[objs, row, col], POSITIVE, NEGATIVE)], 1)
@@ -196,10 +196,10 @@ def place_clicks(preds: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor
         raise ValueError(f"unknown next-click rule {rule!r}; choose one of {', '.join(NEXT_CLICK_RULES)}")
     fn = targets & ~preds & valid
     fp = preds & ~targets & valid
-    boxes = _boxes(fn | fp)
+    boxes = mask_boxes(fn | fp)
     out: list[tuple[int, int, int] | None] = [None] * len(boxes)
-    for members in _chunks(boxes, budget):
-        (fn_c, fp_c), origin = _crop([fn, fp], boxes, members)
+    for members in chunk_by_size(boxes, budget):
+        (fn_c, fp_c), origin = crop_canvas([fn, fp], boxes, members)
         crops = Crops(fn_c, fp_c, origin, [(boxes[i][0], boxes[i][2]) for i in members], members)
         found = _ritm(crops, clicked) if rule == "ritm" else _largest_region(crops)
         found[:, 0] += torch.where(found[:, 0] >= 0, origin[:, 0] - 1, 0)
