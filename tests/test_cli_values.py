@@ -10,7 +10,7 @@ import yaml
 from conftest import assert_one_line_error, invoke, snapshot
 from samcache.cache.schema import CODECS, DEFAULT_CACHE
 from samcache.features.families import model_types
-from samcache.features.prompts import STRATEGIES
+from samcache.evaluation.prompts import STRATEGIES
 from samcache.pipeline.cli import cli
 from samcache.pipeline.config import resolve
 from samcache.pipeline.configs import DemoConfig, ExtractConfig, HeadConfig, ZeroShotConfig

@@ -16,7 +16,7 @@ from skimage.measure import label as connected_components
 
 from samcache.data.labels import get_class_set
 from samcache.evaluation.click_metrics import ObjectIoUs, noc, summarize
-from samcache.features.clicks import first_click, iou, next_click, objects_for_image, valid_mask
+from samcache.evaluation.clicks import first_click, iou, next_click, objects_for_image, valid_mask
 
 
 # --------------------------------------------------------------------------- brute force
@@ -82,7 +82,7 @@ def test_next_click_matches_brute_force():
         pred = gt ^ random_mask(rng) if rng.random() < 0.7 else random_mask(rng)
         valid = rng.random(gt.shape) > (0.15 if seed % 3 == 0 else 0.0)
         expected, n_tied = reference_next_click(pred, gt, valid)
-        click = next_click(pred, gt, valid)
+        click = next_click(pred, gt, valid, rule="largest-region")
         assert click == expected, f"seed {seed}"
         assert click is None or all(type(v) is int for v in click)  # plain ints, not numpy scalars
         ties += n_tied > 1
@@ -90,17 +90,22 @@ def test_next_click_matches_brute_force():
     assert ties > 20 and errors_with_void > 50  # the tie rule and void handling were exercised
 
 
-def test_next_click_none_and_void_only_errors():
+@pytest.mark.parametrize("rule", ["ritm", "largest-region"])
+def test_next_click_none_and_void_only_errors(rule):
     gt = np.zeros((6, 7), bool)
     gt[1:4, 2:5] = True
-    assert next_click(gt.copy(), gt, np.ones_like(gt)) is None
+    assert next_click(gt.copy(), gt, np.ones_like(gt), rule=rule) is None
     pred = gt.copy()
     pred[0, 0] = True  # a false positive, but on a void pixel
     valid = np.ones_like(gt)
     valid[0, 0] = False
-    assert next_click(pred, gt, valid) is None
+    assert next_click(pred, gt, valid, rule=rule) is None
     valid[0, 0] = True
-    assert next_click(pred, gt, valid) == (0, 0, 0)
+    assert next_click(pred, gt, valid, rule=rule) == (0, 0, 0)
+    if rule == "ritm":  # the only error pixel is clicked already: nothing left to click
+        assert next_click(pred, gt, valid, [(0, 0, 0)], rule=rule) is None
+    with pytest.raises(ValueError):
+        next_click(pred, gt, valid, rule="nearest")
 
 
 def test_next_click_large_image_rectangles():
@@ -114,11 +119,13 @@ def test_next_click_large_image_rectangles():
     # distance to outside for row i in [400, 600): min(i - 399, 600 - i) -> max 100 at rows 499, 500
     # -> row 499 first; columns give min(j - 999, 1301 - j) >= 100 for a wide range -> row distance rules,
     # and the first pixel of row 499 with distance 100 is at column j = 1099.
-    assert next_click(pred, gt, valid) == (1099, 499, 1)
+    assert next_click(pred, gt, valid, rule="largest-region") == (1099, 499, 1)
+    assert next_click(pred, gt, valid, rule="ritm") == (1099, 499, 1)  # the deepest error pixel is there too
     gt[:] = False  # only the FP is left; the image border counts as its boundary
     # rows 0..149: min(i + 1, 150 - i) <= 75; cols 1900..2047: min(j + 1, 148 - j) <= 74 (j = 73, 74)
     # -> max 74, first reached at row i = 73 (min(74, 77)), column offset 73
-    assert next_click(pred, gt, valid) == (1973, 73, 0)
+    assert next_click(pred, gt, valid, rule="largest-region") == (1973, 73, 0)
+    assert next_click(pred, gt, valid, rule="ritm") == (1973, 73, 0)
 
 
 def test_first_click_center_matches_brute_force():
@@ -156,15 +163,15 @@ def test_iou_ignores_void_and_defines_empty():
 # --------------------------------------------------------------------------- metrics
 def test_noc_by_hand():
     assert noc([0.85], 0.85, 1) == 1  # reaching the threshold exactly counts
-    assert noc([0.2, 0.3], 0.9, 2) == 3  # never: max_clicks + 1
-    assert noc([0.1, 0.1, 0.95], 0.9, 2) == 3  # clicks past max_clicks do not count
+    assert noc([0.2, 0.3], 0.9, 2) == 2  # never: max_clicks, as RITM's compute_noc_metric counts it
+    assert noc([0.1, 0.1, 0.95], 0.9, 2) == 2  # clicks past max_clicks do not count
     assert noc([0.5, 0.86, 0.91, 0.95], 0.90, 4) == 3
 
 
 def test_summarize_by_hand():
     objects = [
         ObjectIoUs("car", [0.50, 0.86, 0.91, 0.95]),  # noc@80 2, @85 2, @90 3
-        {"class": "car", "ious": [0.82, 0.84, 0.88, 0.89]},  # noc 1, 3, never (5)
+        {"class": "car", "ious": [0.82, 0.84, 0.88, 0.89]},  # noc 1, 3, never (4, counted in NoF)
         {"class": "road", "ious": [0.95, 0.97]},  # stopped early -> padded with 0.97; noc 1, 1, 1
     ]
     rows = summarize(objects, ["road", "person", "car"], max_clicks=4, ks=(1, 2, 3, 5))
@@ -173,11 +180,11 @@ def test_summarize_by_hand():
                              "noc@80", "noc@85", "noc@90", "nof@85", "nof@90"]
     road, person, car, everything = rows
     expected_car = {"objects": 2, "miou@1": 0.66, "miou@2": 0.85, "miou@3": 0.895,
-                    "noc@80": 1.5, "noc@85": 2.5, "noc@90": 4.0, "nof@85": 0, "nof@90": 1}
+                    "noc@80": 1.5, "noc@85": 2.5, "noc@90": 3.5, "nof@85": 0, "nof@90": 1}
     expected_road = {"objects": 1, "miou@1": 0.95, "miou@2": 0.97, "miou@3": 0.97,
                      "noc@80": 1.0, "noc@85": 1.0, "noc@90": 1.0, "nof@85": 0, "nof@90": 0}
     expected_all = {"objects": 3, "miou@1": (0.50 + 0.82 + 0.95) / 3, "miou@2": (0.86 + 0.84 + 0.97) / 3,
-                    "miou@3": (0.91 + 0.88 + 0.97) / 3, "noc@80": 4 / 3, "noc@85": 2.0, "noc@90": 3.0,
+                    "miou@3": (0.91 + 0.88 + 0.97) / 3, "noc@80": 4 / 3, "noc@85": 2.0, "noc@90": 8 / 3,
                     "nof@85": 0, "nof@90": 1}
     for row, expected in ((car, expected_car), (road, expected_road), (everything, expected_all)):
         for key, value in expected.items():

@@ -5,13 +5,15 @@ import json
 import numpy as np
 import pytest
 import torch
+from cityscapesscripts.helpers.labels import name2label
+from scipy import ndimage
 from segment_anything import SamPredictor
 
 from conftest import assert_one_line_error, invoke
 from samcache.cache.reader import open_cache
 from samcache.data.labels import get_class_set
-from samcache.evaluation.click_metrics import noc, summarize
-from samcache.features.clicks import iou, objects_for_image, valid_mask
+from samcache.evaluation.placement import place_clicks
+from test_clicks_ritm import ritm_click, ritm_noc
 from samcache.features.models import build_random_sam
 from samcache.pipeline.clicks import run_clicks
 from samcache.pipeline.configs import ClicksConfig
@@ -26,8 +28,34 @@ def clicks_cfg(cache, out, **kw):
     return ClicksConfig(**{**base, **kw})
 
 
+def iou(pred, gt, valid):
+    pred, gt = pred & valid, gt & valid
+    union = (pred | gt).sum()
+    return 1.0 if union == 0 else (pred & gt).sum() / union
+
+
+def expected_objects(labels, instances, cs, min_area):
+    """{(class, object_id): mask}, built from the label images without samcache's object code: thing
+    instances by instanceId, every other evaluated region (stuff, group regions) per 4-connected component
+    numbered per class in row-major order of its first pixel (scipy's numbering)."""
+    objects = {}
+    for c in cs.eval_indices:
+        name = cs.class_names[c]
+        region = np.isin(labels, [label_id for label_id in range(34) if cs.lut[label_id] == c])
+        if name2label[name].hasInstances:
+            for iid in np.unique(instances[region & (instances >= 1000)]):
+                objects[name, int(iid)] = instances == iid
+            region &= instances < 1000
+        comps, n = ndimage.label(region)  # default structure: 4-connectivity
+        for k in range(1, n + 1):
+            objects[name, k] = comps == k
+    return {key: mask for key, mask in objects.items() if mask.sum() >= min_area}
+
+
 def replay(split, row, sam, obj_mask, valid, clicks, first_mask, mask_input=True):
-    """The protocol through upstream's predictor: the same points, multimask and mask_input."""
+    """The protocol through upstream's predictor: the same points, multimask and mask_input; every click
+    after the first must be where RITM's rule (re-implemented in test_clicks_ritm) puts it on upstream's mask,
+    and the device placement (CPU tensors) must agree. Returns the IoUs."""
     predictor = SamPredictor(sam)
     predictor.features = torch.from_numpy(split.embedding(row).astype(np.float32))[None]
     predictor.original_size = tuple(int(v) for v in split.original_sizes[row])
@@ -49,6 +77,14 @@ def replay(split, row, sam, obj_mask, valid, clicks, first_mask, mask_input=True
             best = 0
         low_res = logits[best][None]
         ious.append(iou(masks[best], obj_mask, valid))
+        expected = ritm_click(masks[best], obj_mask, valid, [tuple(c) for c in clicks[:k]])
+        on_device = place_clicks(*(torch.from_numpy(a[None]) for a in (masks[best], obj_mask, valid)),
+                                 [[tuple(c) for c in clicks[:k]]])[0]
+        assert on_device == expected
+        if k < len(clicks):
+            assert tuple(clicks[k]) == expected, f"click {k + 1}"
+        elif len(clicks) < MAX_CLICKS:  # the run stopped early: nothing was left to click
+            assert expected is None
     return ious
 
 
@@ -64,38 +100,49 @@ def test_every_recorded_iou_replays_through_upstream(cache32, tmp_path, first_ma
     for row_index in range(1):
         image_id = split.image_ids[row_index]
         labels, instances = split.labels[row_index], split.instances[row_index].astype(np.int32)
-        objects = {(cs.class_names[o.class_index], o.object_id): o for o in objects_for_image(labels, instances, cs,
-                                                                                                min_area=100)}
-        valid = valid_mask(labels, cs)
+        objects = expected_objects(labels, instances, cs, min_area=100)
+        valid = cs.lut[labels] != 255
         mine = [r for r in rows if r["image_id"] == image_id]
-        assert {(r["class"], int(r["object_id"])) for r in mine} == set(objects)  # every object exactly once
+        assert sorted((r["class"], int(r["object_id"])) for r in mine) == sorted(objects)  # each object once
         for r in mine:
-            obj = objects[(r["class"], int(r["object_id"]))]
-            assert int(r["area"]) == obj.area
+            mask = objects[(r["class"], int(r["object_id"]))]
+            assert int(r["area"]) == mask.sum()
             clicks, ious = json.loads(r["clicks"]), json.loads(r["ious"])
             assert len(clicks) == len(ious) <= MAX_CLICKS and clicks[0][2] == 1
-            theirs = replay(split, row_index, sam, obj.mask, valid, clicks, first_mask, mask_input)
+            theirs = replay(split, row_index, sam, mask, valid, clicks, first_mask, mask_input)
             np.testing.assert_allclose(ious, theirs, atol=1e-4)
-            assert int(r["noc85"]) == noc(ious, 0.85, MAX_CLICKS) and int(r["noc90"]) == noc(ious, 0.90, MAX_CLICKS)
+            padded = ious + [ious[-1]] * (MAX_CLICKS - len(ious))
+            assert int(r["noc85"]) == ritm_noc(padded, 0.85, MAX_CLICKS)
+            assert int(r["noc90"]) == ritm_noc(padded, 0.90, MAX_CLICKS)
             checked += 1
     assert checked == len(rows)
 
 
 def test_outputs_and_summary_follow_from_per_object_rows(cache16, tmp_path):
-    record = run_clicks(clicks_cfg(cache16, tmp_path, limit=2, max_clicks=2, num_workers=1), progress=False)
+    record = run_clicks(clicks_cfg(cache16, tmp_path, limit=2, max_clicks=2, num_workers=1,
+                                   next_click="largest-region"), progress=False)
     for name in ("per_object.csv", "summary.csv", "curve.png", "config.yaml", "run.json"):
         assert (tmp_path / name).is_file(), name
     assert len(list((tmp_path / "visualizations").glob("*.png"))) == 1
     rows = read_csv(tmp_path / "per_object.csv")
     names = get_class_set("seed5").eval_names
-    expected = summarize([{"class": r["class"], "ious": json.loads(r["ious"])} for r in rows], names, 2)
     got = read_csv(tmp_path / "summary.csv")
     assert [r["class"] for r in got] == [*names, "all"]
-    for want, have in zip(expected, got):
+    assert list(got[0]) == ["class", "objects", "miou@1", "miou@2", "noc@80", "noc@85", "noc@90", "nof@85", "nof@90"]
+    for have in got:  # recomputed here from per_object.csv: mean IoU after k clicks, RITM's NoC, NoF counts
+        curves = [json.loads(r["ious"]) for r in rows if have["class"] in (r["class"], "all")]
+        curves = [c + [c[-1]] * (2 - len(c)) for c in curves]
+        assert int(have["objects"]) == len(curves)
+        want = {}
+        for k in (1, 2):
+            want[f"miou@{k}"] = np.mean([c[k - 1] for c in curves]) if curves else np.nan
+        for t in (80, 85, 90):
+            want[f"noc@{t}"] = np.mean([ritm_noc(c, t / 100, 2) for c in curves]) if curves else np.nan
+        for t in (85, 90):
+            want[f"nof@{t}"] = sum(max(c) < t / 100 for c in curves)
         for key, value in want.items():
-            if key != "class":
-                assert (have[key] == "" and np.isnan(value)) or float(have[key]) == pytest.approx(value, abs=1e-6)
-    assert record["random_weights"] and record["encoder_passes"] == 0
+            assert (have[key] == "" and np.isnan(value)) or float(have[key]) == pytest.approx(value, abs=1e-6), key
+    assert record["random_weights"] and record["encoder_passes"] == 0 and record["next_click"] == "largest-region"
     assert record["clicks"] == sum(len(json.loads(r["ious"])) for r in rows)
 
 
@@ -122,5 +169,6 @@ def test_clicks_cli_values_and_help(cache16, tmp_path):
                           "no object of at least --min-area")
     assert not (tmp_path / "a").exists()
     text = invoke("clicks", "--help").stdout
-    for flag in ("--max-clicks", "--first-click", "--first-mask", "--no-mask-input", "--min-area", "--stuff"):
+    for flag in ("--max-clicks", "--first-click", "--next-click", "--first-mask", "--no-mask-input", "--min-area",
+                 "--stuff"):
         assert flag in text

@@ -13,7 +13,7 @@ from samcache.data.labels import IGNORE, get_class_set
 from samcache.evaluation.metrics import IoUAccumulator, intersection_union
 from samcache.features.decoder import decode
 from samcache.features.models import build_prompt_decoder, build_random_sam, build_sam
-from samcache.features.prompts import center_point, instance_masks, sample_prompts
+from samcache.evaluation.prompts import center_point, instance_masks, sample_prompts
 from samcache.pipeline.runs import read_csv
 from samcache.features.preprocess import postprocess_logits, to_input_frame
 from samcache.pipeline.configs import ZeroShotConfig
@@ -55,6 +55,29 @@ def test_decoding_from_float32_cache_equals_sampredictor(cache32, synth_root):
         ref_masks, ref_scores, _ = p.predict(coords[k], labels[k], multimask_output=True)
         assert np.array_equal(masks[k], ref_masks)
         np.testing.assert_allclose(scores[k], ref_scores, rtol=1e-5, atol=1e-6)
+
+
+def test_decoding_with_mask_input_equals_sampredictor_within_rounding(cache32):
+    """With a mask input the first block's projections are split (image part once, 16-channel mask part per
+    prompt): the logits equal upstream predict(mask_input=...) up to float rounding."""
+    sam = build_random_sam("tiny", seed=0)
+    val = open_cache(cache32).split("val")
+    pe, md, _ = build_prompt_decoder("tiny", None, 0)
+    size = tuple(int(v) for v in val.original_sizes[0])
+    coords = np.array([[[100.0, 200.0], [300.0, 150.0]], [[40.0, 60.0], [200.0, 240.0]]])
+    labels = np.array([[1, 0], [1, 1]])
+    rng = np.random.default_rng(0)
+    previous = rng.normal(0, 8, (2, 1, 256, 256)).astype(np.float32)
+    emb = torch.from_numpy(val.embedding(0).astype(np.float32))[None]
+    frame = np.stack([to_input_frame(c, size) for c in coords])
+    logits, scores = decode(pe, md, emb, torch.zeros(2, dtype=torch.long), torch.tensor(frame, dtype=torch.float),
+                            torch.tensor(labels, dtype=torch.int), None, False, torch.from_numpy(previous))
+    for k in range(2):
+        p = predictor_on_cache(val, 0, sam)
+        _, ref_scores, ref_logits = p.predict(coords[k], labels[k], mask_input=previous[k], multimask_output=False,
+                                              return_logits=True)
+        np.testing.assert_allclose(logits[k].numpy(), ref_logits, rtol=0, atol=2e-5)
+        np.testing.assert_allclose(scores[k].numpy(), ref_scores, rtol=0, atol=2e-6)
 
 
 def test_float16_cache_masks_match_with_iou_099(cache16, cache32):
@@ -242,17 +265,24 @@ def test_composed_label_maps_score_as_cityscapesscripts_does(cache32, synth_root
 
 
 def test_compose_by_score_against_a_per_pixel_loop():
+    """The highest score covering a pixel wins; on equal scores the lowest index (argmax's first maximum)."""
     from samcache.evaluation.metrics import compose_by_score
 
-    rng = np.random.default_rng(3)
-    masks = rng.random((5, 7, 9)) < 0.3
-    scores, classes = rng.random(5), np.array([2, 0, 2, 1, 3])
-    got = compose_by_score(torch.from_numpy(masks), torch.from_numpy(scores), torch.from_numpy(classes), 9).numpy()
-    for y in range(7):
-        for x in range(9):
-            covering = [k for k in range(5) if masks[k, y, x]]
-            want = classes[max(covering, key=lambda k: scores[k])] if covering else 9
-            assert got[y, x] == want
+    for seed in range(6):
+        rng = np.random.default_rng(3 + seed)
+        p = int(rng.integers(1, 8))
+        masks = rng.random((p, 7, 9)) < 0.4
+        # odd seeds: scores from 3 values, so equal scores overlap often (exact in float32)
+        scores = rng.integers(0, 3, p) * 0.25 if seed % 2 else rng.random(p)
+        classes = rng.integers(0, 5, p)
+        got = compose_by_score(torch.from_numpy(masks), torch.from_numpy(scores), torch.from_numpy(classes), 9).numpy()
+        for y in range(7):
+            for x in range(9):
+                covering = [k for k in range(p) if masks[k, y, x]]
+                want = classes[max(covering, key=lambda k: scores[k])] if covering else 9  # max: first on ties
+                assert got[y, x] == want, (seed, y, x)
+    empty = compose_by_score(torch.zeros((0, 3, 4), dtype=torch.bool), torch.zeros(0), torch.zeros(0), 7)
+    assert empty.shape == (3, 4) and (empty == 7).all()
 
 
 def test_chunked_decoding_equals_one_call_and_budgets_fit_memory(cache32):
@@ -278,3 +308,42 @@ def test_chunked_decoding_equals_one_call_and_budgets_fit_memory(cache32):
     assert fits(free_bytes=10 * gib, fixed_bytes=gib, per_item_bytes=25 * 2**20, cap=4096) == 286
     assert fits(free_bytes=gib, fixed_bytes=2 * gib, per_item_bytes=2**20, cap=64) == 1  # never below one
     assert fits(free_bytes=100 * gib, fixed_bytes=0, per_item_bytes=2**20, cap=64) == 64
+
+
+def test_device_prompts_equal_the_workers_prompts():
+    """random and center drawn on the labels' device (here CPU tensors) equal prompts.image_prompts, seed for seed."""
+    from scipy.ndimage import gaussian_filter
+
+    from samcache.evaluation.device_prompts import device_image_prompts
+    from samcache.evaluation.prompts import image_prompts
+
+    cs = get_class_set("seed5")
+    as_list = lambda prompts: [(c, p.points.tolist(), p.point_labels.tolist()) for c, p in prompts]  # noqa: E731
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        field = gaussian_filter(rng.random((30, 41)), 3)
+        class_map = np.digitize(field, np.quantile(field, [0.2, 0.4, 0.6, 0.8])).astype(np.uint8)
+        class_map[rng.random(class_map.shape) < 0.05] = IGNORE
+        if seed % 3 == 0:
+            class_map[class_map == 2] = IGNORE  # an absent class
+        for strategy in ("random", "center"):
+            host = image_prompts(strategy, cs, class_map, np.zeros(class_map.shape, np.int32),
+                                 np.random.default_rng([1, seed]))
+            device = device_image_prompts(strategy, cs, torch.from_numpy(class_map), np.random.default_rng([1, seed]))
+            assert as_list(device) == as_list(host), (seed, strategy)
+            for c, p in host:  # and each point is where the strategy says
+                x, y = p.points[0].astype(int)
+                assert class_map[y, x] == c
+                if strategy == "center":
+                    assert (x, y) == tuple(center_point(class_map == c).astype(int))
+
+
+def test_zero_shot_run_with_prompts_sampled_on_the_device(cache16, tmp_path, monkeypatch):
+    import samcache.pipeline.zero_shot as zs
+
+    base = dict(cache=str(cache16), prompt="center", limit=1, device="cpu", num_workers=0, visualize=0)
+    run_zero_shot(ZeroShotConfig(**base, out=str(tmp_path / "host")), progress=False)
+    monkeypatch.setattr(zs, "sample_on_device", lambda cfg, device: True)
+    run_zero_shot(ZeroShotConfig(**base, out=str(tmp_path / "device")), progress=False)
+    host, device = (read_csv(tmp_path / name / "detailed_results.csv") for name in ("host", "device"))
+    assert host == device and len(host) > 1

@@ -87,7 +87,7 @@ class PromptItem:
     row: int
     features: dict  # name -> (C, h, w) in the stored dtype: what the family's decoder reads
     class_map: np.ndarray  # (H, W) uint8 class indices, IGNORE for void
-    prompts: list  # [(class_index, features.prompts.Prompt)]
+    prompts: list  # [(class_index, evaluation.prompts.Prompt)]
 
 
 class PromptDataset(_SplitDataset):
@@ -112,7 +112,7 @@ class ObjectItem:
     row: int
     features: dict  # name -> (C, h, w) in the stored dtype
     valid: np.ndarray  # (H, W) bool: pixels that are scored (not void)
-    objects: list  # [features.clicks.ClickObject]
+    objects: list  # [evaluation.clicks.ClickObject]
     first_clicks: list  # [(x, y)] click 1 of each object
 
 

@@ -1,10 +1,11 @@
 """Interactive-segmentation metrics from per-object IoU curves (RITM / SimpleClick / SAM).
 
-An object's curve is its IoU after click 1, 2, ..., max_clicks (``samcache.features.clicks``
+An object's curve is its IoU after click 1, 2, ..., max_clicks (``samcache.evaluation.clicks``
 places the clicks). From the curves:
 - mIoU@k:  mean IoU after k clicks;
-- NoC@t:   clicks needed to reach IoU >= t, counted as ``max_clicks + 1`` if never reached
-           (so a failure costs more than the last allowed click), averaged over objects;
+- NoC@t:   clicks needed to reach IoU >= t, counted as ``max_clicks`` if never reached, averaged
+           over objects: RITM's convention (``isegm/inference/utils.py`` ``compute_noc_metric``),
+           which published NoC tables follow;
 - NoF@t:   number of objects that never reach IoU >= t within ``max_clicks``.
 """
 
@@ -30,12 +31,18 @@ class ObjectIoUs:
     ious: Sequence[float]  # IoU after click 1, 2, ...
 
 
-def noc(ious: Sequence[float], threshold: float, max_clicks: int) -> int:
-    """Number of clicks until IoU >= threshold, looking at the first max_clicks; max_clicks + 1 if never."""
+def clicks_to_reach(ious: Sequence[float], threshold: float, max_clicks: int) -> int | None:
+    """Number of clicks until IoU >= threshold, looking at the first max_clicks; None if never."""
     for k, value in enumerate(list(ious)[:max_clicks], start=1):
         if value >= threshold:
             return k
-    return max_clicks + 1
+    return None
+
+
+def noc(ious: Sequence[float], threshold: float, max_clicks: int) -> int:
+    """NoC of one object: clicks until IoU >= threshold, ``max_clicks`` if never (RITM's convention)."""
+    reached = clicks_to_reach(ious, threshold, max_clicks)
+    return max_clicks if reached is None else reached
 
 
 def _fields(obj: Any) -> tuple[str, Sequence[float]]:
@@ -68,7 +75,7 @@ def _row(name: str, curves: np.ndarray, max_clicks: int, ks: Iterable[int],
     for t in noc_thresholds:
         row[f"noc@{_percent(t)}"] = mean([noc(c, t, max_clicks) for c in curves])
     for t in nof_thresholds:
-        row[f"nof@{_percent(t)}"] = sum(noc(c, t, max_clicks) > max_clicks for c in curves)
+        row[f"nof@{_percent(t)}"] = sum(clicks_to_reach(c, t, max_clicks) is None for c in curves)
     return row
 
 

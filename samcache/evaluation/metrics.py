@@ -90,21 +90,63 @@ def iou_from_confusion(conf: np.ndarray) -> np.ndarray:
         return np.where(denom > 0, tp / denom, np.nan)
 
 
-def masked_counts(masks: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Intersections and unions (N,) of boolean masks (N,H,W) with targets (N,H,W), void excluded, on the device."""
+def masked_counts(masks: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor, target_index=None,
+                  valid_index=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Intersections and unions (N,) int64 of boolean masks (N,H,W) with targets, void excluded.
+
+    ``targets`` and ``valid`` are (N,H,W) or (H,W), or (M,H,W) picked per mask by ``target_index`` /
+    ``valid_index`` (N,) (no stacked copies). On the CPU the counting runs in numpy, one mask at a time
+    (torch.count_nonzero over dims costs ~60x more there); elsewhere on the device, results stay there.
+    """
+    if masks.device.type == "cpu":
+        inter, union = _counts_numpy(masks.numpy(), _rows(targets, target_index, len(masks)),
+                                     _rows(valid, valid_index, len(masks)))
+        return torch.from_numpy(inter), torch.from_numpy(union)
+    if target_index is not None:
+        targets = targets[torch.as_tensor(target_index, device=targets.device)]
+    if valid_index is not None:
+        valid = valid[torch.as_tensor(valid_index, device=valid.device)]
     masks, targets = masks & valid, targets & valid
     dims = (-2, -1)  # count_nonzero: no int64 copy of every pixel, as sum() on bool would make
     return torch.count_nonzero(masks & targets, dim=dims), torch.count_nonzero(masks | targets, dim=dims)
 
 
+def _rows(stack: torch.Tensor, index, n: int) -> list:
+    """The (H,W) numpy views each mask is counted against."""
+    array = stack.numpy() if isinstance(stack, torch.Tensor) else stack
+    if array.ndim == 2:
+        return [array] * n
+    picks = range(n) if index is None else (int(i) for i in index)
+    return [array[i] for i in picks]
+
+
+def _counts_numpy(masks, targets: list, valid: list) -> tuple[np.ndarray, np.ndarray]:
+    inter, union = np.zeros(len(masks), np.int64), np.zeros(len(masks), np.int64)
+    for i, (mask, target, keep) in enumerate(zip(masks, targets, valid)):
+        mask, target = mask & keep, target & keep
+        inter[i] = np.count_nonzero(mask & target)
+        union[i] = np.count_nonzero(mask | target)
+    return inter, union
+
+
 def compose_by_score(masks: torch.Tensor, scores: torch.Tensor, classes: torch.Tensor, none: int) -> torch.Tensor:
     """One label map from overlapping masks: each pixel takes the class of the highest-scoring mask that
-    covers it; pixels no mask covers get ``none``. masks (P,H,W) bool, scores (P,), classes (P,)."""
+    covers it (the first such mask on equal scores, as an argmax would); pixels no mask covers get ``none``.
+    masks (P,H,W) bool, scores (P,), classes (P,) -> (H,W) long.
+
+    The masks are painted from the lowest score to the highest (stable order, ties painted later-index
+    first), so the last paint at a pixel is its argmax: no (P,H,W) float copy.
+    """
+    label = torch.full(masks.shape[1:], none, dtype=torch.long, device=masks.device)
     if len(masks) == 0:
-        return torch.full(masks.shape[1:], none, dtype=torch.long, device=masks.device)
-    ranked = torch.where(masks, scores.view(-1, 1, 1).float(), torch.tensor(float("-inf"), device=masks.device))
-    label = classes.to(masks.device)[ranked.argmax(dim=0)]
-    return torch.where(masks.any(dim=0), label, torch.tensor(none, device=masks.device))
+        return label
+    # ascending score; equal scores painted higher index first, so the lowest index is painted last
+    order = len(scores) - 1 - torch.argsort(scores.float().flip(0), stable=True)
+    values = classes.to(masks.device)
+    for p in range(len(order)):  # index_select: no host sync on a GPU
+        pick = order[p: p + 1]
+        label.masked_fill_(masks.index_select(0, pick)[0], values.index_select(0, pick)[0])
+    return label
 
 
 def class_ious(conf: np.ndarray, class_set: ClassSet) -> tuple[dict[str, float], float]:

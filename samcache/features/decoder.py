@@ -2,8 +2,10 @@
 
 ``decode`` (SAM 1, used by ``backends.SamBackend``) is upstream MaskDecoder.forward/predict_masks
 with one change: each prompt picks its image embedding by index (a gather) instead of
-``repeat_interleave`` of a single image, so prompts of several images share one call. For one
-image it computes exactly what ``SamPredictor.predict_torch`` does after ``set_image``.
+``repeat_interleave`` of a single image, so prompts of several images share one call, and the first
+two-way block's image-side projections are computed once per image. For one image without a mask
+input it computes exactly what ``SamPredictor.predict_torch`` does after ``set_image``; with a mask
+input, up to float rounding (the mask's share of those projections is computed separately).
 ``decode_chunked`` (any backend) keeps each call within a prompt budget measured from free GPU
 memory, and everything stays on the device.
 """
@@ -11,6 +13,7 @@ memory, and everything stays on the device.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from segment_anything.modeling import MaskDecoder, PromptEncoder, Sam
@@ -36,7 +39,7 @@ def decode(prompt_encoder: PromptEncoder, mask_decoder: MaskDecoder, embeddings:
     prediction's low-res logits, as upstream's ``predict(mask_input=...)``.
     """
     points = (point_coords, point_labels) if point_coords is not None else None
-    sparse, dense = prompt_encoder(points=points, boxes=boxes, masks=mask_input)
+    sparse, dense = prompt_encoder(points=points, boxes=boxes, masks=None)  # dense: no_mask_embed, one for all
     md = mask_decoder
     output_tokens = torch.cat([md.iou_token.weight, md.mask_tokens.weight], dim=0)
     output_tokens = output_tokens.unsqueeze(0).expand(sparse.size(0), -1, -1)
@@ -45,9 +48,11 @@ def decode(prompt_encoder: PromptEncoder, mask_decoder: MaskDecoder, embeddings:
     if mask_input is None:  # every prompt of an image sees the same image tokens in the first block
         hs, src = _transformer_shared_first_block(md.transformer, embeddings + dense[:1], image_pe, tokens,
                                                   image_index)
-    else:
-        # the transformer only adds image_pe, so a batch of one broadcasts (upstream copies it per prompt)
-        hs, src = md.transformer(embeddings[image_index] + dense, image_pe, tokens)
+    else:  # the per-prompt mask embedding enters the first block through its 16-channel hidden map only
+        hidden = prompt_encoder.mask_downscaling[:-1](mask_input)  # (B,16,64,64), before the last 1x1 conv
+        hs, src = _transformer_shared_first_block(md.transformer, embeddings, image_pe, tokens, image_index,
+                                                  MaskTerm(hidden.flatten(2).transpose(1, 2),
+                                                           prompt_encoder.mask_downscaling[-1]))
     b, (c, h, w) = tokens.shape[0], embeddings.shape[1:]
     iou_token_out = hs[:, 0, :]
     mask_tokens_out = hs[:, 1: (1 + md.num_mask_tokens), :]
@@ -69,17 +74,42 @@ def _attention(attn, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch
     return attn.out_proj(attn._recombine_heads(weights @ v))
 
 
+@dataclass
+class MaskTerm:
+    """A mask input's share of the image tokens: dense = conv(hidden), with ``conv`` the 1x1 convolution that ends
+    ``mask_downscaling``; ``hidden`` (B, HW, 16). Any projection W of (image + dense) splits into W(image), once
+    per image, plus (W conv.weight) hidden + W conv.bias per prompt: 16 input channels instead of 256."""
+
+    hidden: torch.Tensor
+    conv: torch.nn.Conv2d
+
+    def dense(self) -> torch.Tensor:
+        """(B, HW, C) the mask embedding itself."""
+        return self.hidden @ self.conv.weight[:, :, 0, 0].T + self.conv.bias
+
+    def through(self, linear: torch.nn.Linear) -> torch.Tensor:
+        """(B, HW, C') = linear(image + dense) - linear(image): the weight part only (the bias is in linear(image))."""
+        weight = self.conv.weight[:, :, 0, 0]
+        return self.hidden @ (linear.weight @ weight).T + linear.weight @ self.conv.bias
+
+
 def _transformer_shared_first_block(transformer, images: torch.Tensor, image_pe: torch.Tensor, tokens: torch.Tensor,
-                                    image_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                                    image_index: torch.Tensor, mask: MaskTerm | None = None
+                                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """TwoWayTransformer.forward where the first block's three image-side projections (token-to-image
-    keys and values, image-to-token queries) are computed once per image, not once per prompt: without
-    a mask input they are the same for every prompt of an image. ``images``: (M,256,64,64) + dense."""
+    keys and values, image-to-token queries) are computed once per image, not once per prompt: the same
+    for every prompt of an image without a mask input, and with one only a 16-channel term is per prompt
+    (``MaskTerm``; equal to upstream up to float rounding). ``images``: (M,256,64,64) (+ dense without a mask)."""
     keys_img = images.flatten(2).permute(0, 2, 1)  # (M, HW, C)
     key_pe = image_pe.flatten(2).permute(0, 2, 1)
     first, rest = transformer.layers[0], transformer.layers[1:]
     t2i, i2t = first.cross_attn_token_to_image, first.cross_attn_image_to_token
     with_pe = keys_img + key_pe
     k1, v1, q2 = t2i.k_proj(with_pe)[image_index], t2i.v_proj(keys_img)[image_index], i2t.q_proj(with_pe)[image_index]
+    keys = keys_img[image_index]
+    if mask is not None:
+        k1, v1, q2 = k1 + mask.through(t2i.k_proj), v1 + mask.through(t2i.v_proj), q2 + mask.through(i2t.q_proj)
+        keys = keys + mask.dense()
     queries, query_pe = tokens, tokens
     if first.skip_first_layer_pe:
         queries = first.self_attn(q=queries, k=queries, v=queries)
@@ -90,7 +120,6 @@ def _transformer_shared_first_block(transformer, images: torch.Tensor, image_pe:
     queries = first.norm2(queries + _attention(t2i, t2i.q_proj(queries + query_pe), k1, v1))
     queries = first.norm3(queries + first.mlp(queries))
     q = queries + query_pe
-    keys = keys_img[image_index]
     keys = first.norm4(keys + _attention(i2t, q2, i2t.k_proj(q), i2t.v_proj(queries)))
     for layer in rest:
         queries, keys = layer(queries=queries, keys=keys, query_pe=query_pe, key_pe=key_pe)

@@ -1,12 +1,14 @@
 """Phase 1 as the SAM paper measures it: per-object interactive clicks from the cache (mIoU@k, NoC).
 
 Per object (thing instances; stuff and group regions as components or whole class regions):
-click 1 at the point farthest from the boundary (or uniform), SAM's 3 masks picked by its score
-(or ORACLE: against the ground truth); each next click in the largest error region of the last
-prediction, with all clicks so far and the previous low-res logits as ``mask_input``, one mask.
-All objects of a batch of images advance one click per decoder call (within the memory budget);
-masks are upsampled (only the chosen one) and scored on the device. Objects come from
-DataLoader workers; the next click is placed on the host at original resolution.
+click 1 at the point farthest from the boundary (or uniform), SAM's masks picked by its score
+(or ORACLE: against the ground truth); each next click where RITM's clicker puts it (or in the
+largest error region of the last prediction), with all clicks so far and the previous low-res
+logits as ``mask_input``, one mask. All objects of a batch of images advance one click per decoder
+call (within the memory budget); masks are upsampled (only the chosen one) and scored on the
+device. Objects come from DataLoader workers; the next click is placed with scipy on the host when
+the masks live in host memory, and by ``evaluation.placement`` on the device otherwise (the same
+clicks, tested bit for bit), so only click coordinates come back from a GPU.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from samcache.errors import SamcacheError
 from samcache.evaluation.click_metrics import miou_curve, noc, summarize
 from samcache.evaluation.metrics import masked_counts
 from samcache.evaluation.visualize import save_click_overlay, save_curve, source_image
-from samcache.features.clicks import ClickObject, first_click, next_click, objects_for_image
+from samcache.evaluation.clicks import ClickObject, first_click, next_click, objects_for_image
+from samcache.evaluation.placement import place_clicks
 from samcache.evaluation.decoding import Decoder, Decoding, device_features, open_decoding
 from samcache.features.decoder import pick_by_score
 from samcache.features.device import PASSES
@@ -53,31 +56,48 @@ class Track:
     done: bool = False  # no error left: later clicks would change nothing
 
 
-def click_round(dec: Decoder, features: dict, tracks: list[Track], sizes, input_sizes, cfg: ClicksConfig,
-                targets: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+@dataclass
+class Batch:
+    """A batch of images' objects, held once (no per-round copies).
+
+    features: the stacked feature maps on the device; sizes / input_sizes: per image (H, W);
+    valid: (M,H,W) bool, scored pixels per image; targets: (N,H,W) bool, every object's mask
+    (in host memory on the CPU: numpy views, no copy), both on the decoding device.
+    """
+
+    features: dict
+    sizes: list
+    input_sizes: list
+    valid: torch.Tensor
+    targets: torch.Tensor
+
+
+def click_round(dec: Decoder, cfg: ClicksConfig, batch: Batch, tracks: list[Track], position: list[int]
+                ) -> torch.Tensor:
     """Decode every active object's clicks so far; returns its chosen masks (A,H,W) bool on the device and
-    records IoU and low-res logits. ``targets`` (A,H,W): the objects' masks; ``valid`` (A,H,W)."""
-    device = targets.device
+    records IoU and low-res logits. ``position``: the tracks' rows of ``batch.targets``."""
+    device = batch.valid.device
     first = len(tracks[0].clicks) == 1
-    coords = np.stack([dec.to_frame(np.array([c[:2] for c in t.clicks], np.float64), sizes[t.image])
+    coords = np.stack([dec.to_frame(np.array([c[:2] for c in t.clicks], np.float64), batch.sizes[t.image])
                        for t in tracks])
     labels = np.array([[c[2] for c in t.clicks] for t in tracks])
     mask_input = None if first or not cfg.mask_input else torch.stack([t.low_res for t in tracks])
-    logits, scores = dec.decode(features, torch.tensor([t.image for t in tracks], device=device),
+    logits, scores = dec.decode(batch.features, torch.tensor([t.image for t in tracks], device=device),
                                 torch.as_tensor(coords, dtype=torch.float, device=device),
                                 torch.as_tensor(labels, dtype=torch.int, device=device), None, first, mask_input)
+    images = [t.image for t in tracks]
     if first and cfg.first_mask == "oracle":  # upsample every mask, keep the best against the object's mask
-        candidates = _upscale(dec, logits, tracks, input_sizes, sizes)
-        n_masks = logits.shape[1]
-        inter, union = masked_counts(candidates.flatten(0, 1), targets.repeat_interleave(n_masks, 0),
-                                     valid.repeat_interleave(n_masks, 0))
-        choice = (inter.double() / union.clamp(min=1)).view(-1, n_masks).argmax(dim=1)
+        candidates = _upscale(dec, logits, tracks, batch)
+        n_masks = candidates.shape[1]  # as many as the decoder gave (the family decides)
+        inter, union = masked_counts(candidates.flatten(0, 1), batch.targets, batch.valid,
+                                     np.repeat(position, n_masks), np.repeat(images, n_masks))
+        choice = (inter.double() / union.clamp(min=1)).view(-1, n_masks).argmax(dim=1).to(device)
         rows = torch.arange(len(tracks), device=device)
         chosen, masks = logits[rows, choice][:, None], candidates[rows, choice]
     else:  # SAM's own score (one mask when multimask is off): only the chosen mask is upsampled
         chosen, _, _ = pick_by_score(logits, scores)
-        masks = _upscale(dec, chosen, tracks, input_sizes, sizes)[:, 0]
-    inter, union = masked_counts(masks, targets, valid)
+        masks = _upscale(dec, chosen, tracks, batch)[:, 0]
+    inter, union = masked_counts(masks, batch.targets, batch.valid, position, images)
     ious = torch.where(union > 0, inter.double() / union.clamp(min=1), torch.ones_like(inter, dtype=torch.double))
     for track, value, low_res in zip(tracks, ious.tolist(), chosen):  # one host copy per round
         track.ious.append(value)
@@ -85,34 +105,44 @@ def click_round(dec: Decoder, features: dict, tracks: list[Track], sizes, input_
     return masks
 
 
-def _upscale(dec: Decoder, logits: torch.Tensor, tracks: list[Track], input_sizes, sizes) -> torch.Tensor:
+def _upscale(dec: Decoder, logits: torch.Tensor, tracks: list[Track], batch: Batch) -> torch.Tensor:
     """(A,C,r,r) -> (A,C,H,W) bool; a split holds one image size, so chunks mix images freely."""
-    return dec.upscale(logits, input_sizes[tracks[0].image], sizes[tracks[0].image])
+    image = tracks[0].image
+    return dec.upscale(logits, batch.input_sizes[image], batch.sizes[image])
+
+
+def place_next_clicks(masks: torch.Tensor, batch: Batch, tracks: list[Track], position: list[int],
+                      rule: str) -> list[tuple[int, int, int] | None]:
+    """Each active object's next click from its predicted mask (A,H,W): scipy on host memory, else on the device."""
+    if masks.device.type == "cpu":
+        targets, valid = batch.targets.numpy(), batch.valid.numpy()
+        return [next_click(pred, targets[p], valid[t.image], t.clicks, rule)
+                for pred, p, t in zip(masks.numpy(), position, tracks)]
+    device = masks.device
+    targets = batch.targets[torch.tensor(position, device=device)]
+    valid = batch.valid[torch.tensor([t.image for t in tracks], device=device)]
+    return place_clicks(masks, targets, valid, [t.clicks for t in tracks], rule)
 
 
 def run_batch(dec: Decoder, items: list[ObjectItem], split, cfg: ClicksConfig) -> list[Track]:
     """All objects of a batch of images through ``max_clicks`` clicks."""
     device = dec.device
-    features = device_features([it.features for it in items], device)
-    sizes = [tuple(int(v) for v in split.original_sizes[it.row]) for it in items]
-    input_sizes = [tuple(int(v) for v in split.input_sizes[it.row]) for it in items]
     tracks = [Track(i, obj, [(x, y, 1)]) for i, it in enumerate(items) for obj, (x, y) in zip(it.objects,
                                                                                           it.first_clicks)]
-    valid_host = [it.valid for it in items]
-    valid_images = torch.from_numpy(np.stack(valid_host)).to(device)
-    all_targets = torch.from_numpy(np.stack([t.obj.mask for t in tracks])).to(device)  # once per batch
+    batch = Batch(device_features([it.features for it in items], device),
+                  [tuple(int(v) for v in split.original_sizes[it.row]) for it in items],
+                  [tuple(int(v) for v in split.input_sizes[it.row]) for it in items],
+                  torch.from_numpy(np.stack([it.valid for it in items])).to(device),
+                  torch.from_numpy(np.stack([t.obj.mask for t in tracks])).to(device))  # once per batch
     for k in range(cfg.max_clicks):
         position = [p for p, t in enumerate(tracks) if not t.done]
         if not position:
             break
         active = [tracks[p] for p in position]
-        targets = all_targets[torch.tensor(position, device=device)]
-        valid = valid_images[torch.tensor([t.image for t in active], device=device)]
-        masks = click_round(dec, features, active, sizes, input_sizes, cfg, targets, valid)
+        masks = click_round(dec, cfg, batch, active, position)
         if k + 1 == cfg.max_clicks:
             break
-        for track, pred in zip(active, masks.cpu().numpy()):
-            click = next_click(pred, track.obj.mask, valid_host[track.image])
+        for track, click in zip(active, place_next_clicks(masks, batch, active, position, cfg.next_click)):
             if click is None:
                 track.done = True
             else:
@@ -144,7 +174,8 @@ def run_clicks(cfg: ClicksConfig, progress: bool = True) -> dict:
         record = {**d.record("clicks", started, seconds, passes, out),
                   "objects": len(objects), "clicks": n_clicks,
                   "clicks_per_s": n_clicks / seconds if seconds else 0.0, "max_clicks": cfg.max_clicks,
-                  "first_click": cfg.first_click, "first_mask": cfg.first_mask, "oracle": oracle,
+                  "first_click": cfg.first_click, "next_click": cfg.next_click, "first_mask": cfg.first_mask,
+                  "oracle": oracle,
                   "mask_input": cfg.mask_input, "stuff": cfg.stuff, "min_area": cfg.min_area, "summary": summary}
         folder.record(record)
         folder.commit()

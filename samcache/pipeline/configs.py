@@ -21,13 +21,13 @@ from samcache.data.synth import parse_size
 from samcache.errors import SamcacheError
 from samcache.features.decoder import MULTIMASK_MODES
 from samcache.features.attention import ATTENTION_KINDS
-from samcache.features.clicks import FIRST_CLICK_MODES, STUFF_MODES
+from samcache.evaluation.clicks import FIRST_CLICK_MODES, NEXT_CLICK_RULES, STUFF_MODES
 from samcache.features.device import PRECISION_CHOICES, check_device_name
 from samcache.features.head import HEADS
 from samcache.features.families import model_types
 
 MODEL_TYPES = model_types()  # the registered families' types: the CLI's choices
-from samcache.features.prompts import MAX_PROMPT_POINTS, STRATEGIES
+from samcache.evaluation.prompts import MAX_PROMPT_POINTS, STRATEGIES
 from samcache.pipeline.config import StageConfig, register
 
 
@@ -172,8 +172,11 @@ class ClicksConfig(DecodingConfig):
     max_clicks: Annotated[PosInt, Field(le=100)] = Field(20, description="Clicks per object.")
     first_click: Literal[FIRST_CLICK_MODES] = Field(
         "center", description="Click 1: the point farthest from the boundary, or a uniform point inside.")
+    next_click: Literal[NEXT_CLICK_RULES] = Field(
+        "ritm", description="Clicks 2..: ritm (RITM's clicker, as published NoC tables: the error pixel farthest "
+                            "from any boundary), or largest-region (the largest error region, at its farthest point).")
     first_mask: Literal["best-score", "oracle"] = Field(
-        "best-score", description="Which of SAM's 3 masks click 1 keeps: SAM's score, or the best against the "
+        "best-score", description="Which of SAM's masks click 1 keeps: SAM's score, or the best against the "
                                   "ground truth (ORACLE).")
     mask_input: bool = Field(True, description="Feed the previous click's low-res logits back as mask_input.")
     min_area: NonNegInt = Field(100, description="Objects smaller than this many pixels are skipped.")

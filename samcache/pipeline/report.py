@@ -50,7 +50,7 @@ def _label(record: dict) -> str:
         return f"head ({record['epochs']} ep)"
     if stage == "evaluate":
         return f"evaluate epoch {record['epoch']} on {record['split']}"
-    if stage == "clicks":  # NoC is capped at max_clicks + 1: the cap belongs in the name
+    if stage == "clicks":  # NoC is capped at max_clicks: the cap belongs in the name
         return f"clicks max {record['max_clicks']}" + (" ORACLE" if record.get("oracle") else "")
     return f"zero-shot {record['strategy']}/{record['multimask']}" + (" ORACLE" if record.get("oracle") else "")
 

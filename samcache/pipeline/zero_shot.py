@@ -29,7 +29,8 @@ from samcache.evaluation.visualize import save_overlay, source_image
 from samcache.evaluation.decoding import Decoder, Decoding, device_features, open_decoding
 from samcache.features.decoder import pick_by_score
 from samcache.features.device import PASSES
-from samcache.features.prompts import image_prompts
+from samcache.evaluation.device_prompts import DEVICE_STRATEGIES, device_image_prompts
+from samcache.evaluation.prompts import image_prompts
 from samcache.messages import RANDOM_WEIGHTS_NOTE, random_weights_suffix
 from samcache.pipeline.config import new_run_dir, now_iso, save_config
 from samcache.pipeline.configs import ZeroShotConfig
@@ -85,8 +86,8 @@ def choose_masks(dec: Decoder, logits: torch.Tensor, scores: torch.Tensor, mode:
         return dec.upscale(chosen, input_size, original_size)[:, 0], chosen_scores
     candidates = dec.upscale(logits, input_size, original_size)  # (P, C, H, W)
     p, c = candidates.shape[:2]
-    inter, union = masked_counts(candidates.flatten(0, 1), targets.repeat_interleave(c, 0), valid)
-    best = (inter.double() / union.clamp(min=1)).view(p, c).argmax(dim=1)
+    inter, union = masked_counts(candidates.flatten(0, 1), targets, valid, np.repeat(np.arange(p), c))
+    best = (inter.double() / union.clamp(min=1)).view(p, c).argmax(dim=1).to(candidates.device)
     rows = torch.arange(p, device=best.device)
     return candidates[rows, best], scores[rows, best]
 
@@ -117,8 +118,18 @@ def run_zero_shot(cfg: ZeroShotConfig, progress: bool = True) -> dict:
     return record
 
 
-def _loader(cfg: ZeroShotConfig, class_set: ClassSet, rows: list[int], per_batch: int) -> DataLoader:
-    sample = functools.partial(image_prompts, cfg.prompt, class_set, points=cfg.points, negatives=cfg.negatives)
+def sample_on_device(cfg: ZeroShotConfig, device: torch.device) -> bool:
+    """Prompts drawn on the GPU from the labels there (the same points as the workers would draw)."""
+    return device.type == "cuda" and cfg.prompt in DEVICE_STRATEGIES
+
+
+def _no_prompts(class_map, instances, rng) -> list:
+    return []
+
+
+def _loader(cfg: ZeroShotConfig, class_set: ClassSet, rows: list[int], per_batch: int, device) -> DataLoader:
+    sample = (_no_prompts if sample_on_device(cfg, device) else
+              functools.partial(image_prompts, cfg.prompt, class_set, points=cfg.points, negatives=cfg.negatives))
     dataset = PromptDataset(cfg.cache, cfg.split, class_set, sample, cfg.seed, rows)
     return DataLoader(dataset, batch_size=per_batch, num_workers=cfg.num_workers, collate_fn=list,
                       worker_init_fn=worker_init_fn() if cfg.num_workers else None,
@@ -134,8 +145,14 @@ def _decode_split(d: Decoding, out: Path, progress: bool) -> dict:
     confusion = torch.zeros((n, n + 1), dtype=torch.int64, device=device)
     prompted, details, n_prompts, shown = IoUAccumulator(), [], 0, 0
     bar = tqdm(total=len(rows), unit="img", desc=f"zero-shot {cfg.prompt}/{cfg.multimask}", disable=not progress)
-    for items in _loader(cfg, class_set, rows, per_batch):
+    on_device = sample_on_device(cfg, device)
+    for items in _loader(cfg, class_set, rows, per_batch, device):
         check_interrupt()
+        class_maps = [torch.from_numpy(it.class_map).to(device) for it in items]
+        if on_device:  # seeded as PromptDataset seeds the workers' generators
+            for it, class_map in zip(items, class_maps):
+                it.prompts = device_image_prompts(cfg.prompt, class_set, class_map,
+                                                  np.random.default_rng([cfg.seed, it.row]))
         features = device_features([it.features for it in items], device)
         entries = [(i, c, p) for i, it in enumerate(items) for c, p in it.prompts]
         sizes = [tuple(split.original_sizes[it.row]) for it in items]
@@ -145,14 +162,14 @@ def _decode_split(d: Decoding, out: Path, progress: bool) -> dict:
         counts, rows_out = [], []
         for i, it in enumerate(items):
             mine = [k for k, e in enumerate(entries) if e[0] == i]
-            class_map = torch.from_numpy(it.class_map).to(device)
+            class_map = class_maps[i]
             if not mine:
                 confusion += confusion_matrix_torch(torch.full_like(class_map, none), class_map, n, n + 1)
                 continue
             classes = torch.tensor([entries[k][1] for k in mine], device=device)
             valid = class_map != IGNORE
             idx = torch.tensor(mine, device=device)
-            targets = class_map[None] == classes.view(-1, 1, 1)
+            targets = class_map[None] == classes.view(-1, 1, 1) if cfg.multimask == "oracle" else None
             masks, chosen = choose_masks(dec, logits[idx], scores[idx], cfg.multimask, targets, valid,
                                          split.input_sizes[it.row], sizes[i])
             label_map = compose_by_score(masks, chosen, classes, none)

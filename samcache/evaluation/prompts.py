@@ -1,6 +1,8 @@
 """Prompt strategies, sampled from ground-truth masks (original-image pixel coordinates).
 
-- random:       one uniform point inside the class mask (the seed project's behaviour)
+- random:       one uniform point inside the class mask (the seed project's behaviour): with one
+                uniform draw u per evaluated class and image, the floor(u * n)-th of the class's n
+                pixels in row-major order (``device_prompts`` draws the same points on a device)
 - center:       the point farthest from the mask boundary (distance transform; the image
                 border counts as boundary, as in interactive-segmentation evaluation)
 - per-instance: one center point per instance (instanceIds for thing classes, connected
@@ -37,10 +39,27 @@ class Prompt:
 
 
 def center_point(mask: np.ndarray) -> np.ndarray:
-    """[x, y] of the distance-transform maximum (first in row-major order on ties)."""
-    dist = distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+    """[x, y] of the distance-transform maximum (first in row-major order on ties); (H, W) bool -> (2,).
+
+    Computed on the mask's bounding box padded by one outside pixel: exact, since any pixel outside
+    the box is at least as far as its clamp onto the padding ring, and row-major order within the box
+    is row-major order in the image.
+    """
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return np.zeros(2, dtype=np.float64)  # an empty mask has no inside: (0, 0), as the full transform gives
+    r0, c0 = int(rows[0]), int(cols[0])
+    crop = mask[r0: int(rows[-1]) + 1, c0: int(cols[-1]) + 1]
+    dist = distance_transform_edt(np.pad(crop, 1))[1:-1, 1:-1]
     y, x = np.unravel_index(np.argmax(dist), dist.shape)
-    return np.array([x, y], dtype=np.float64)
+    return np.array([x + c0, y + r0], dtype=np.float64)
+
+
+def uniform_point(mask: np.ndarray, u: float) -> np.ndarray:
+    """(1, 2) [x, y]: the floor(u * n)-th of the mask's n pixels in row-major order, u in [0, 1)."""
+    ys, xs = np.nonzero(mask)
+    i = min(int(np.floor(u * len(ys))), len(ys) - 1)
+    return np.array([[xs[i], ys[i]]], dtype=np.float64)
 
 
 def _uniform_points(mask: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -66,11 +85,13 @@ def instance_masks(class_mask: np.ndarray, instances: np.ndarray, is_thing: bool
 
 
 def sample_prompts(strategy: str, class_mask: np.ndarray, valid: np.ndarray, instances: np.ndarray,
-                   is_thing: bool, rng: np.random.Generator, points: int = 3, negatives: int = 3) -> list[Prompt]:
-    """Prompts for one class in one image; ``class_mask`` must be non-empty."""
+                   is_thing: bool, rng: np.random.Generator, points: int = 3, negatives: int = 3,
+                   draw: float | None = None) -> list[Prompt]:
+    """Prompts for one class in one image; ``class_mask`` must be non-empty. ``draw``: the random
+    strategy's uniform number (drawn from ``rng`` when not given)."""
     positive = lambda pts: Prompt(pts, np.ones(len(pts), np.int64))  # noqa: E731
     if strategy == "random":
-        return [positive(_uniform_points(class_mask, 1, rng))]
+        return [positive(uniform_point(class_mask, rng.random() if draw is None else draw))]
     if strategy == "center":
         return [positive(center_point(class_mask)[None])]
     if strategy == "per-instance":
@@ -90,12 +111,17 @@ def sample_prompts(strategy: str, class_mask: np.ndarray, valid: np.ndarray, ins
 
 def image_prompts(strategy: str, class_set: ClassSet, class_map: np.ndarray, instances: np.ndarray,
                   rng: np.random.Generator, points: int = 3, negatives: int = 3) -> list[tuple[int, Prompt]]:
-    """(class index, prompt) for every evaluated class present in the image (absent classes get none)."""
+    """(class index, prompt) for every evaluated class present in the image (absent classes get none).
+
+    The random strategy draws one uniform number per evaluated class first (present or not), so a
+    device can draw the same ones without knowing which classes are present."""
     valid = class_map != IGNORE
+    draws = rng.random(len(class_set.eval_indices)) if strategy == "random" else [None] * len(class_set.eval_indices)
     out = []
-    for c in class_set.eval_indices:
+    for c, draw in zip(class_set.eval_indices, draws):
         mask = class_map == c
         if mask.any():
             is_thing = name2label[class_set.class_names[c]].hasInstances
-            out += [(c, p) for p in sample_prompts(strategy, mask, valid, instances, is_thing, rng, points, negatives)]
+            out += [(c, p) for p in sample_prompts(strategy, mask, valid, instances, is_thing, rng, points, negatives,
+                                                   draw)]
     return out

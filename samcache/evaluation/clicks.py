@@ -1,10 +1,19 @@
-"""Ground-truth side of the interactive click protocol (SAM paper; RITM / SimpleClick NoC).
+"""Ground-truth side of the interactive click protocol (RITM / SimpleClick NoC; SAM paper).
 
 Per object mask: click 1 at the point farthest from the object's boundary (or a uniform
-pixel); every next click goes into the largest error region of the previous prediction, at
-that region's point farthest from its boundary, positive for a false-negative region and
-negative for a false-positive one. Everything here is numpy at original resolution; the SAM
-decoder loop that calls it lives elsewhere.
+pixel); every next click follows one of two rules (``NEXT_CLICK_RULES``):
+- ``ritm`` (default), the rule of RITM's evaluation code (``isegm/inference/clicker.py``,
+  ``Clicker._get_next_click``), which published NoC tables use: false negatives
+  FN = gt & ~pred & valid and false positives FP = ~gt & pred & valid, each padded by one pixel
+  (the image border counts as boundary) and given an exact Euclidean distance transform;
+  pixels already clicked get distance 0; the click goes to the largest distance over both
+  maps, positive if the FN maximum is strictly larger, else negative, at the first such pixel
+  in row-major order. One deviation: when no unclicked error pixel is left (both maxima 0)
+  RITM would click (0, 0); here the object is done instead;
+- ``largest-region``: the largest 4-connected error region (ties: the region whose first
+  pixel comes first in row-major order), at its point farthest from its boundary.
+Everything here is numpy at original resolution; ``evaluation.placement`` does the same on a
+device for a batch of objects; the SAM decoder loop that calls it lives in the pipeline.
 
 Conventions shared by every function:
 - coordinates are ``(x, y)`` integer pixels of the original image;
@@ -22,14 +31,15 @@ from dataclasses import dataclass
 import numpy as np
 from cityscapesscripts.helpers.labels import name2label
 from scipy import ndimage
-from scipy.ndimage import find_objects
+from scipy.ndimage import distance_transform_edt, find_objects
 from skimage.measure import label as connected_components
 
 from samcache.data.labels import IGNORE, ClassSet
-from samcache.features.prompts import center_point
+from samcache.evaluation.prompts import center_point
 
 STUFF_MODES = ("components", "class")
 FIRST_CLICK_MODES = ("center", "random")
+NEXT_CLICK_RULES = ("ritm", "largest-region")
 INSTANCE_OFFSET = 1000  # Cityscapes instanceIds: labelId * 1000 + k for individual instances
 POSITIVE, NEGATIVE = 1, 0  # click labels, as SAM's point_labels
 FOUR_CONNECTED = ndimage.generate_binary_structure(2, 1)
@@ -172,14 +182,57 @@ def first_click(mask: np.ndarray, mode: str = "center", rng: np.random.Generator
     raise ValueError(f"unknown first-click mode {mode!r}; choose one of {', '.join(FIRST_CLICK_MODES)}")
 
 
-def next_click(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> tuple[int, int, int] | None:
-    """(x, y, label) of the next click, or None when the prediction has no error on valid pixels.
+def next_click(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray, clicked=(), rule: str = "ritm"
+               ) -> tuple[int, int, int] | None:
+    """(x, y, label) of the next click, or None when no error is left to click (see the module doc).
 
-    Error regions are the 4-connected components of false negatives (gt & ~pred & valid) and,
+    ``pred``, ``gt``, ``valid``: (H, W) bool; ``clicked``: the clicks so far as (x, y, ...) (only
+    the ``ritm`` rule looks at them); label is 1 (positive) in a false negative, 0 otherwise.
+    """
+    if rule == "ritm":
+        return _ritm_click(pred, gt, valid, clicked)
+    if rule == "largest-region":
+        return _largest_region_click(pred, gt, valid)
+    raise ValueError(f"unknown next-click rule {rule!r}; choose one of {', '.join(NEXT_CLICK_RULES)}")
+
+
+def padded_edt(mask: np.ndarray) -> np.ndarray:
+    """Exact Euclidean distance to the nearest pixel outside ``mask``, the ring outside the array counting
+    as outside (RITM pads by one pixel before its transform). (h, w) bool -> (h, w) float64."""
+    return distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+
+
+def _deepest(mask: np.ndarray, clicked) -> tuple[float, tuple[int, int]]:
+    """(distance, (x, y)) of the mask's first pixel farthest from its boundary, clicked pixels at distance 0.
+
+    Computed on the mask's bounding box padded by one pixel: outside the box the distance is 0, and the
+    padding ring is at least as close as any outside pixel (clamping onto the box shortens both
+    coordinate differences), so this is exact."""
+    if not mask.any():
+        return 0.0, (0, 0)
+    box = _bbox(mask)
+    dist = padded_edt(mask[box])
+    (r0, r1), (c0, c1) = (box[0].start, box[0].stop), (box[1].start, box[1].stop)
+    for x, y, *_ in clicked:
+        if r0 <= y < r1 and c0 <= x < c1:
+            dist[y - r0, x - c0] = 0.0
+    y, x = np.unravel_index(np.argmax(dist), dist.shape)  # the first maximum in row-major order
+    return float(dist[y, x]), (int(x) + c0, int(y) + r0)
+
+
+def _ritm_click(pred, gt, valid, clicked) -> tuple[int, int, int] | None:
+    fn_max, fn_at = _deepest(gt & ~pred & valid, clicked)
+    fp_max, fp_at = _deepest(pred & ~gt & valid, clicked)
+    if max(fn_max, fp_max) == 0:  # no error, or every error pixel clicked already (RITM would click (0, 0))
+        return None
+    return (*fn_at, POSITIVE) if fn_max > fp_max else (*fp_at, NEGATIVE)
+
+
+def _largest_region_click(pred, gt, valid) -> tuple[int, int, int] | None:
+    """Error regions are the 4-connected components of false negatives (gt & ~pred & valid) and,
     separately, of false positives (pred & ~gt & valid). The largest by pixel count wins; on
     equal areas, the region whose first pixel comes first in row-major order (FN and FP regions
-    are disjoint, so this is never a tie). label is 1 for a false-negative region, 0 otherwise.
-    """
+    are disjoint, so this is never a tie)."""
     fn = gt & ~pred & valid
     fp = pred & ~gt & valid
     if not (fn.any() or fp.any()):
