@@ -24,8 +24,8 @@ from segment_anything import SamPredictor
 
 from benchmarks.common import OUT, synth_data, timer
 from samcache.cache.reader import open_cache
-from samcache.data.labels import get_class_set
-from samcache.evaluation.clicks import first_click, iou, next_click, objects_for_image, valid_mask
+from samcache.data.labels import IGNORE, get_class_set
+from samcache.evaluation.clicks import first_click, iou, next_click, objects_for_image
 from samcache.evaluation.placement import place_clicks
 from samcache.features.models import build_random_sam
 from samcache.pipeline.clicks import run_clicks
@@ -59,7 +59,7 @@ def upstream_loop(cache: str, record: list | None = None) -> tuple[int, float]:
             predictor.input_size = tuple(int(v) for v in split.input_sizes[row])
             predictor.is_image_set = True
             labels = split.labels[row]
-            valid = valid_mask(labels, cs)
+            valid = cs.to_index(labels) != IGNORE
             for obj in objects_for_image(labels, split.instances[row].astype(np.int32), cs, min_area=100):
                 points, low_res = [(*first_click(obj.mask), 1)], None
                 for k in range(MAX_CLICKS):

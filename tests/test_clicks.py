@@ -14,9 +14,9 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 from skimage.measure import label as connected_components
 
-from samcache.data.labels import get_class_set
+from samcache.data.labels import IGNORE, get_class_set
 from samcache.evaluation.click_metrics import ObjectIoUs, noc, summarize
-from samcache.evaluation.clicks import first_click, iou, next_click, objects_for_image, valid_mask
+from samcache.evaluation.clicks import first_click, iou, next_click, objects_for_image
 
 
 # --------------------------------------------------------------------------- brute force
@@ -274,7 +274,7 @@ def test_objects_from_official_labels(official_labels):
             expected[tuple(np.array(flood_fill_components(region)[o.object_id - 1]).T)] = True
             assert np.array_equal(o.mask, expected), (name, o.object_id)
 
-    valid = valid_mask(label_ids, cs)
+    valid = cs.to_index(label_ids) != IGNORE
     assert not valid[7, 35] and not valid[25, 40]  # static; unlabeled between the sidewalks
     stacked = np.sum([o.mask for o in objects], axis=0)
     assert stacked.max() == 1 and np.array_equal(stacked == 1, valid)  # disjoint, cover every valid pixel
@@ -298,6 +298,6 @@ def test_stuff_class_vs_components(official_labels):
     objects = objects_for_image(label_ids, instance_ids, seed5, stuff="components", min_area=1)
     assert ids_by_class(objects, seed5) == {"road": [1], "sidewalk": [1, 2], "building": [1],
                                             "person": [24000, 24001], "car": [26000, 26001, 1, 2]}
-    assert valid_mask(label_ids, seed5)[40, 9]  # the pole pixel counts when scoring
+    assert seed5.to_index(label_ids)[40, 9] != IGNORE  # the pole pixel counts when scoring
     with pytest.raises(ValueError):
         objects_for_image(label_ids, instance_ids, cs, stuff="things")

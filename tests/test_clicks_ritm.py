@@ -9,11 +9,11 @@ import pytest
 import torch
 from scipy.ndimage import binary_dilation, distance_transform_edt, gaussian_filter
 
-from samcache.data.labels import get_class_set
+from samcache.data.labels import IGNORE, get_class_set
 from samcache.evaluation.click_metrics import noc, summarize
-from samcache.evaluation.clicks import first_click, next_click, valid_mask
+from samcache.evaluation.clicks import first_click, next_click
 from samcache.evaluation.placement import edt_squared, place_clicks
-from test_clicks import official_labels  # noqa: F401  (the fixture: cityscapesscripts-drawn labels)
+from test_clicks import official_labels  # noqa: F401,F811  (the fixture: cityscapesscripts-drawn labels)
 
 
 def ritm_click(pred, gt, valid, clicked):
@@ -80,7 +80,7 @@ def test_next_click_equals_ritm_on_random_masks():
 def test_next_click_equals_ritm_on_official_format_objects(official_labels):  # noqa: F811
     label_ids, instance_ids = official_labels
     cs = get_class_set("cityscapes19")
-    valid = valid_mask(label_ids, cs)
+    valid = cs.to_index(label_ids) != IGNORE
     index = cs.to_index(label_ids)
     # the objects, built here from the label images: instances by id, stuff / groups as whole class regions
     objects = [instance_ids == i for i in np.unique(instance_ids[instance_ids >= 1000])]

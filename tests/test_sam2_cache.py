@@ -8,11 +8,10 @@ import pytest
 import torch
 import zarr
 
-from conftest import assert_one_line_error, extract_cfg, invoke, snapshot
+from conftest import assert_one_line_error, invoke, snapshot
 from samcache.cache.reader import open_cache
 from samcache.data.cityscapes import list_images, read_image
 from samcache.features.families import backend_for
-from samcache.pipeline.extract import extract
 from samcache.pipeline.runs import read_csv
 
 MODEL = "sam2.1_hiera_t"

@@ -10,7 +10,7 @@ from segment_anything import SamPredictor
 from conftest import assert_one_line_error, invoke
 from samcache.cache.reader import open_cache
 from samcache.data.labels import IGNORE, get_class_set
-from samcache.evaluation.metrics import IoUAccumulator, intersection_union
+from samcache.evaluation.metrics import IoUAccumulator
 from samcache.features.decoder import decode
 from samcache.features.models import build_prompt_decoder, build_random_sam, build_sam
 from samcache.evaluation.prompts import center_point, instance_masks, sample_prompts
@@ -18,6 +18,12 @@ from samcache.pipeline.runs import read_csv
 from samcache.features.preprocess import postprocess_logits, to_input_frame
 from samcache.pipeline.configs import ZeroShotConfig
 from samcache.pipeline.zero_shot import run_zero_shot
+
+
+def intersection_union(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> tuple[int, int]:
+    """Brute-force reference: intersection and union of two masks over the scored pixels."""
+    pred, gt = pred & valid, gt & valid
+    return int(np.count_nonzero(pred & gt)), int(np.count_nonzero(pred | gt))
 
 
 def predictor_on_cache(split, row, sam):

@@ -61,11 +61,6 @@ def is_thing(class_set: ClassSet, index: int) -> bool:
     return name in name2label and bool(name2label[name].hasInstances)
 
 
-def valid_mask(label_ids: np.ndarray, class_set: ClassSet) -> np.ndarray:
-    """(H, W) bool: pixels that are scored (not void for this class set)."""
-    return class_set.to_index(label_ids) != IGNORE
-
-
 def _first_pixel(labels: np.ndarray, value: int, box: tuple[slice, slice]) -> tuple[int, int]:
     """(row, col) of the row-major-first pixel of ``labels == value``, whose bounding box is ``box``."""
     row = int(box[0].start)

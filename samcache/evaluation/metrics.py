@@ -18,11 +18,6 @@ import torch
 from samcache.data.labels import IGNORE, ClassSet
 
 
-def intersection_union(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> tuple[int, int]:
-    pred, gt = pred & valid, gt & valid
-    return int(np.count_nonzero(pred & gt)), int(np.count_nonzero(pred | gt))
-
-
 @dataclass
 class IoUAccumulator:
     """Collects (image, class) intersections and unions; classes absent from an image are not added."""
