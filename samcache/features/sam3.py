@@ -1,0 +1,218 @@
+"""SAM 3 behind samcache's backend interface: cache the trunk, recompute both necks in Stage 2.
+
+Stage 1 stores the ViT trunk's output (C x 72 x 72) of the image squashed to 1008 x 1008. Stage 2
+runs upstream's own neck code on it (the trunk swapped for a pass-through, ``_CachedTrunk``), which
+gives exactly ``Sam3Processor.set_image``'s ``backbone_out``: the detector neck for concept (text)
+prompts and the tracker neck for points and boxes. Points and boxes then go through the tracker's
+prompt encoder and mask decoder, as ``Sam3Image.predict_inst`` does; noun phrases of several images
+go through ``Sam3Image.forward_grounding`` in one call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from samcache.errors import SamcacheError
+from samcache.features import sam3_compat
+from samcache.features.backends import Backend
+from samcache.features.sam3_build import build_sam3, load_sam3_state_dict
+from samcache.features.sam3_family import INPUT_SIZE, SAM3_FAMILY
+
+MEAN, STD = 0.5, 0.5
+
+
+def normalize_images(images_uint8: torch.Tensor) -> torch.Tensor:
+    """(B,3,H,W) uint8 -> (B,3,1008,1008) float32 exactly as Sam3Processor's transform.
+
+    The squash runs on the uint8 image (antialiased bilinear, rounded to uint8), then /255, then
+    (x - 0.5) / 0.5.
+    """
+    from torchvision.transforms import v2
+
+    x = v2.functional.resize(images_uint8, [INPUT_SIZE, INPUT_SIZE])
+    return (x.to(torch.float32) / 255.0 - MEAN) / STD
+
+
+class Sam3TrunkEncoder(nn.Module):
+    """What Stage 1 runs: normalisation + the ViT trunk (the necks run in Stage 2)."""
+
+    def __init__(self, trunk: nn.Module):
+        super().__init__()
+        self.trunk = trunk
+
+    def forward(self, images_uint8: torch.Tensor) -> torch.Tensor:
+        """(B,3,H,W) uint8 -> (B,C,72,72) trunk features."""
+        return self.trunk(normalize_images(images_uint8))[-1]
+
+
+class _CachedTrunk(nn.Module):
+    """Stands in for the trunk in Stage 2: its "image" is the cached trunk output."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.channel_list = [channels]
+
+    def forward(self, trunk_features: torch.Tensor) -> list[torch.Tensor]:
+        return [trunk_features]
+
+
+class Sam3Decoder(nn.Module):
+    """SAM 3's image model without its trunk (the text encoder, necks, detector, interactive predictor)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        neck = model.backbone.vision_backbone
+        channels = neck.trunk.channel_list[-1]
+        neck.trunk = _CachedTrunk(channels)
+        self.model = model
+
+    @property
+    def tracker(self) -> nn.Module:
+        return self.model.inst_interactive_predictor.model
+
+    @torch.inference_mode()
+    def backbone_out(self, trunk: torch.Tensor) -> dict:
+        """(M,C,72,72) cached trunk -> ``Sam3Processor.set_image``'s ``state["backbone_out"]`` for M images."""
+        device = next(self.parameters()).device
+        out = self.model.backbone.forward_image(trunk.to(device, torch.float32))
+        fpn = out["sam2_backbone_out"]["backbone_fpn"]
+        fpn[0] = self.tracker.sam_mask_decoder.conv_s0(fpn[0])  # as set_image does
+        fpn[1] = self.tracker.sam_mask_decoder.conv_s1(fpn[1])
+        return out
+
+    @torch.inference_mode()
+    def point_features(self, backbone_out: dict) -> dict[str, torch.Tensor]:
+        """The interactive predictor's ``_features`` (as predict_inst sets them), batched over M images."""
+        _, feats, _, _ = self.tracker._prepare_backbone_features(backbone_out["sam2_backbone_out"])
+        feats[-1] = feats[-1] + self.tracker.no_mem_embed
+        batch = feats[-1].shape[1]
+        sizes = self.model.inst_interactive_predictor._bb_feat_sizes
+        maps = [f.permute(1, 2, 0).reshape(batch, -1, *size) for f, size in zip(feats, sizes)]
+        return {"image_embed": maps[-1], "high_res_feats_0": maps[0], "high_res_feats_1": maps[1]}
+
+
+@dataclass
+class TextResult:
+    """One (image, phrase) grounding: Q candidate instances at the 288 x 288 mask resolution."""
+
+    mask_logits: torch.Tensor  # (Q,288,288) float32: sigmoid > 0.5 is the mask (after upsampling)
+    scores: torch.Tensor  # (Q,) float32 in [0,1]: sigmoid(pred_logits)
+    presence: float  # sigmoid(presence_logit_dec): does the phrase occur in the image at all
+    boxes: torch.Tensor  # (Q,4) normalised cxcywh
+    semantic_logits: torch.Tensor  # (288,288) float32: the semantic_seg head's logits
+
+
+@torch.inference_mode()
+def decode_text(decoder: Sam3Decoder, backbone_out: dict, image_index: torch.Tensor,
+                phrases: list[str]) -> list[TextResult]:
+    """P prompts (phrase ``p`` on image ``image_index[p]``) in one ``forward_grounding`` call.
+
+    ``backbone_out`` covers M images (``Sam3Decoder.backbone_out``); each distinct phrase is
+    encoded once. Per prompt this is what ``Sam3Processor.set_text_prompt`` computes before its
+    thresholding: ``scores * presence`` is its confidence.
+    """
+    if not phrases:
+        raise SamcacheError("no text prompts given (the phrase list is empty)")
+    if len(image_index) != len(phrases):
+        raise ValueError(f"{len(image_index)} image indices for {len(phrases)} phrases")
+    from sam3.model.data_misc import FindStage
+
+    model = decoder.model
+    device = next(decoder.parameters()).device
+    unique = list(dict.fromkeys(phrases))
+    text = model.backbone.forward_text(unique, device=device)
+    find = FindStage(img_ids=image_index.to(device, torch.long),
+                     text_ids=torch.tensor([unique.index(p) for p in phrases], device=device, dtype=torch.long),
+                     input_boxes=None, input_boxes_mask=None, input_boxes_label=None,
+                     input_points=None, input_points_mask=None)
+    out = model.forward_grounding(backbone_out={**backbone_out, **text}, find_input=find, find_target=None,
+                                  geometric_prompt=model._get_dummy_prompt(num_prompts=len(phrases)))
+    scores = out["pred_logits"].sigmoid().squeeze(-1).float()
+    presence = out["presence_logit_dec"].sigmoid().float().reshape(-1)
+    semantic = out["semantic_seg"].float()[:, 0]
+    return [TextResult(out["pred_masks"][p].float(), scores[p], float(presence[p]), out["pred_boxes"][p].float(),
+                       semantic[p]) for p in range(len(phrases))]
+
+
+def upsample_text_masks(mask_logits: torch.Tensor, original_size: tuple[int, int]) -> torch.Tensor:
+    """(Q,288,288) logits -> (Q,H,W) bool masks at the original size, as Sam3Processor: sigmoid > 0.5."""
+    logits = torch.nn.functional.interpolate(mask_logits[:, None].float(), tuple(original_size), mode="bilinear",
+                                             align_corners=False)[:, 0]
+    return logits.sigmoid() > 0.5
+
+
+class Sam3Backend(Backend):
+    family = "sam3"
+    model_types = SAM3_FAMILY["model_types"]
+    features = {"trunk": SAM3_FAMILY["features"]["sam3"]["trunk"][0]}  # per type: SAM3_FAMILY["features"]
+    main_feature = "trunk"
+    preprocessing = SAM3_FAMILY["preprocessing"]
+
+    def input_size(self, original_size):
+        return (INPUT_SIZE, INPUT_SIZE)
+
+    def prepare(self, image):
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected an (H, W, 3) uint8 image, got {image.shape} {image.dtype}")
+        return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), (INPUT_SIZE, INPUT_SIZE)
+
+    def build_encoder(self, model_type, checkpoint, seed, allow_random=False, attention="sdpa"):
+        model, weights = build_sam3(model_type, checkpoint, seed, allow_random or model_type == "sam3_tiny")
+        return Sam3TrunkEncoder(model.backbone.vision_backbone.trunk).eval(), weights
+
+    def _encode(self, encoder, images, input_sizes):
+        return {"trunk": encoder(images)}
+
+    def build_decoder(self, model_type, checkpoint, seed, allow_random=False):
+        model, weights = build_sam3(model_type, checkpoint, seed, allow_random or model_type == "sam3_tiny")
+        return Sam3Decoder(model).eval(), weights
+
+    def require_weights_file(self, model_type, checkpoint):
+        if checkpoint is None and model_type == "sam3":
+            raise SamcacheError("sam3 needs --checkpoint (e.g. checkpoints/sam3.pt)")
+        super().require_weights_file("tiny" if model_type == "sam3_tiny" else model_type, checkpoint)
+
+    def check_weights(self, model_type, checkpoint, seed):
+        from samcache.features.models import WeightsId, weights_id
+
+        if checkpoint is None:
+            self.require_weights_file(model_type, None)
+            return WeightsId(None, seed)
+        load_sam3_state_dict(checkpoint)  # the family check; key-by-key strictness when the model loads
+        return weights_id(model_type, checkpoint, seed)
+
+    def stage2_features(self, decoder: Sam3Decoder, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Cached {"trunk": (M,C,72,72)} -> the point decoder's three maps (run once per batch of images)."""
+        return decoder.point_features(decoder.backbone_out(features["trunk"]))
+
+    def decode(self, decoder, features, image_index, point_coords, point_labels, boxes, multimask, mask_input=None):
+        """B prompts in the 1008 frame -> low-res logits (B,C,288,288), scores (B,C); as predict_inst."""
+        from samcache.features.sam2 import decode as sam2_decode  # the same SAM 2 heads and prompt handling
+
+        if "image_embed" not in features:
+            features = self.stage2_features(decoder, features)
+        return sam2_decode(decoder.tracker, features, image_index, point_coords, point_labels, boxes, mask_input,
+                           multimask)
+
+    def to_input_frame(self, coords, original_size):
+        h, w = (int(v) for v in original_size)
+        xy = np.array(coords, dtype=np.float64, copy=True)
+        xy[..., 0] *= INPUT_SIZE / w
+        xy[..., 1] *= INPUT_SIZE / h
+        return xy
+
+    def postprocess(self, low_res, input_size, original_size):
+        """(B,C,288,288) logits -> (B,C,H,W): upstream's postprocess_masks (holes <= 256 px filled)."""
+        sam3_compat.apply()
+        from sam3.model.utils.sam1_utils import SAM2Transforms
+
+        transforms = SAM2Transforms(resolution=INPUT_SIZE, mask_threshold=SAM3_FAMILY["mask_threshold"],
+                                    max_hole_area=SAM3_FAMILY["max_hole_area"], max_sprinkle_area=0.0)
+        return transforms.postprocess_masks(low_res, tuple(int(v) for v in original_size))
+
+    def feedback(self, low_res):
+        return low_res.clamp(-SAM3_FAMILY["low_res_clamp"], SAM3_FAMILY["low_res_clamp"])
