@@ -11,6 +11,10 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1 setuptools wheel
 	# sam2 is an sdist whose build wants torch: build it against the torch above, without its CUDA extension.
 	SAM2_BUILD_CUDA=0 $(PY) -m pip install -q --no-build-isolation sam2==1.1.0
+	# sam3 (pure Python) pins numpy<2.4 and typing_extensions<4.16 (pydantic 2.14 needs >=4.16): install it without
+	# its declared requirements; its real ones (timm, ftfy, regex, einops, pycocotools, huggingface-hub, and
+	# open_clip_torch, which ships the BPE vocabulary sam3 lacks) are in setup.cfg.
+	$(PY) -m pip install -q --no-deps sam3==0.1.4
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 

@@ -60,6 +60,15 @@ def identify_model_type(state_dict: dict) -> str | None:
     return None
 
 
+SAM3_KEY = "detector.backbone.vision_backbone.trunk.patch_embed.proj.weight"  # in every sam3.pt
+
+
+def looks_like_sam3(ckpt) -> bool:
+    """A SAM 3 checkpoint (flat, or under "model"): named as such by the SAM 1 and SAM 2.1 loaders."""
+    inner = ckpt.get("model") if isinstance(ckpt, dict) and isinstance(ckpt.get("model"), dict) else ckpt
+    return isinstance(inner, dict) and SAM3_KEY in inner
+
+
 def read_checkpoint(path: str | Path):
     """torch.load, memory-mapped where the file allows, weights only; one-line errors naming the file."""
     path = Path(path)
@@ -79,6 +88,8 @@ def read_checkpoint(path: str | Path):
 def load_state_dict(path: str | Path) -> dict:
     """A SAM checkpoint: a state dict of tensors, loaded lazily (mmap)."""
     state = read_checkpoint(path)
+    if looks_like_sam3(state):
+        raise SamcacheError(f"{path} is a SAM 3 checkpoint, not a SAM 1 one; pass --model-type sam3")
     if isinstance(state, dict) and isinstance(state.get("model"), dict):  # SAM 2.1's official layout
         raise SamcacheError(f"{path} is a SAM 2.1-style checkpoint (a dict with 'model'), not a SAM 1 one; "
                             f"pass the matching --model-type sam2.1_hiera_*")

@@ -21,7 +21,7 @@ import torch
 
 from samcache.errors import SamcacheError
 from samcache.features import sam3_compat
-from samcache.features.models import WeightsId, identify_model_type, read_checkpoint, weights_id
+from samcache.features.models import SAM3_KEY, WeightsId, identify_model_type, read_checkpoint, weights_id
 
 D = 32  # tiny model width (upstream: 256) ; the trunk's is TINY_TRUNK_DIM
 TINY_TRUNK_DIM = 64
@@ -48,7 +48,6 @@ TINY_OVERRIDES: dict[str, dict] = {  # class name in sam3.model_builder -> keywo
     "RoPEAttention": dict(embedding_dim=D),
 }
 TRACKER_PREFIX = "inst_interactive_predictor.model."
-DETECTOR_KEY = "backbone.vision_backbone.trunk.patch_embed.proj.weight"  # identifies a SAM 3 state dict
 
 
 @contextlib.contextmanager
@@ -136,7 +135,7 @@ def from_official_state_dict(state: dict) -> dict:
 
 
 def is_sam3_state_dict(state) -> bool:
-    return isinstance(state, dict) and "detector." + DETECTOR_KEY in state
+    return isinstance(state, dict) and SAM3_KEY in state
 
 
 def _describe_foreign(path, ckpt) -> str | None:
@@ -160,7 +159,7 @@ def load_sam3_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise SamcacheError(foreign)
     state = ckpt.get("model") if isinstance(ckpt, dict) and isinstance(ckpt.get("model"), dict) else ckpt
     if not is_sam3_state_dict(state):
-        raise SamcacheError(f"{path} is not a SAM 3 checkpoint (no detector.{DETECTOR_KEY})")
+        raise SamcacheError(f"{path} is not a SAM 3 checkpoint (no {SAM3_KEY})")
     return state
 
 

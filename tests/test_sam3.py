@@ -1,0 +1,189 @@
+"""SAM 3 from the cache equals upstream (tiny model, float32, one small non-square image).
+
+References: ``Sam3Processor.set_image`` (backbone outputs), ``set_text_prompt`` and
+``forward_grounding`` (concept prompts), ``Sam3Image.predict_inst`` (points, boxes, mask input).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("sam3")
+
+from samcache.errors import SamcacheError  # noqa: E402
+
+H, W = 60, 90  # non-square: x and y map to the 1008 frame separately
+ATOL = 1e-5
+
+
+@pytest.fixture(scope="module")
+def sam3_setup(tmp_path_factory):
+    import PIL.Image
+
+    from samcache.features import sam3_compat
+    from samcache.features.sam3 import Sam3Backend
+    from samcache.features.sam3_build import build_random_sam3, to_official_state_dict
+
+    image = np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    reference = build_random_sam3("sam3_tiny", 0)
+    ckpt = tmp_path_factory.mktemp("sam3") / "sam3_tiny_random.pt"
+    torch.save(to_official_state_dict(reference), ckpt)  # sam3.pt's layout
+
+    trunk_out = {}
+    def keep_trunk(module, inputs, output):  # returns None: the output is left alone
+        trunk_out["trunk"] = output[-1].clone()
+
+    hook = reference.backbone.vision_backbone.trunk.register_forward_hook(keep_trunk)
+    processor = sam3_compat.processor_for(reference, confidence_threshold=0.0)  # keep every query
+    state = processor.set_image(PIL.Image.fromarray(image))
+    hook.remove()
+
+    backend = Sam3Backend()
+    encoder, _ = backend.build_encoder("sam3_tiny", None, 0)
+    prepared, size = backend.prepare(image)
+    exact = backend.encode(encoder, prepared[None], torch.tensor([size]), "fp32")
+    decoder, _ = backend.build_decoder("sam3_tiny", None, 0)
+    return dict(image=image, reference=reference, processor=processor, state=state, trunk=trunk_out["trunk"],
+                backend=backend, cached=exact, decoder=decoder, ckpt=ckpt)
+
+
+def test_cached_trunk_and_recomputed_necks_equal_upstream_backbone(sam3_setup):
+    s = sam3_setup
+    assert s["cached"]["trunk"].shape == (1, 64, 72, 72)
+    torch.testing.assert_close(s["cached"]["trunk"], s["trunk"], atol=ATOL, rtol=0)
+    mine = s["decoder"].backbone_out(s["cached"]["trunk"])
+    ref = s["state"]["backbone_out"]
+    for key in ("backbone_fpn", "vision_pos_enc"):
+        for a, b in zip(mine[key], ref[key], strict=True):
+            torch.testing.assert_close(a, b, atol=ATOL, rtol=0)
+        for a, b in zip(mine["sam2_backbone_out"][key], ref["sam2_backbone_out"][key], strict=True):
+            torch.testing.assert_close(a, b, atol=ATOL, rtol=0)
+    assert [tuple(x.shape[-3:]) for x in mine["sam2_backbone_out"]["backbone_fpn"]] == \
+        [(4, 288, 288), (8, 144, 144), (32, 72, 72)]  # conv_s0 / conv_s1 applied as set_image does
+
+
+def test_text_prompts_from_the_cache_equal_set_text_prompt(sam3_setup):
+    from samcache.features.sam3 import decode_text, upsample_text_masks
+
+    s = sam3_setup
+    phrases = ["car", "traffic light", "car"]  # one batched call, a repeated phrase included
+    backbone = s["decoder"].backbone_out(s["cached"]["trunk"])
+    results = decode_text(s["decoder"], backbone, torch.zeros(len(phrases), dtype=torch.long), phrases)
+    for phrase, res in zip(phrases, results):
+        state = s["processor"].set_text_prompt(phrase, s["state"])
+        torch.testing.assert_close(res.scores * res.presence, state["scores"], atol=ATOL, rtol=0)
+        probs = torch.nn.functional.interpolate(res.mask_logits[:, None], (H, W), mode="bilinear",
+                                                align_corners=False).sigmoid()
+        torch.testing.assert_close(probs, state["masks_logits"], atol=ATOL, rtol=0)
+        masks = upsample_text_masks(res.mask_logits, (H, W))
+        assert (masks != state["masks"][:, 0]).sum() <= 2  # only pixels within ATOL of 0.5 may differ
+        # semantic_seg is not returned by the processor: compare with forward_grounding itself
+        ref = s["reference"]
+        out = ref.forward_grounding(backbone_out=s["state"]["backbone_out"], find_input=s["processor"].find_stage,
+                                    find_target=None, geometric_prompt=ref._get_dummy_prompt())
+        torch.testing.assert_close(res.semantic_logits, out["semantic_seg"][0, 0], atol=ATOL, rtol=0)
+    with pytest.raises(SamcacheError, match="empty"):
+        decode_text(s["decoder"], backbone, torch.zeros(0, dtype=torch.long), [])
+
+
+def _decode_points(s, features, coords, labels, box=None, mask_input=None, multimask=True):
+    backend = s["backend"]
+    pts = None if coords is None else torch.tensor(backend.to_input_frame(coords, (H, W)), dtype=torch.float32)[None]
+    lab = None if labels is None else torch.tensor(labels)[None]
+    boxes = None if box is None else torch.tensor(backend.to_input_frame(np.reshape(box, (2, 2)), (H, W)),
+                                                  dtype=torch.float32).reshape(1, 4)
+    mask = None if mask_input is None else torch.as_tensor(mask_input)[None]
+    low, scores = backend.decode(s["decoder"], features, torch.tensor([0]), pts, lab, boxes, multimask, mask)
+    masks = backend.postprocess(low, (1008, 1008), (H, W)) > 0
+    return masks[0].numpy(), scores[0].numpy(), backend.feedback(low)[0].numpy()
+
+
+def test_points_boxes_and_mask_input_equal_predict_inst(sam3_setup):
+    s = sam3_setup
+    ref = s["reference"]
+    features = s["backend"].stage2_features(s["decoder"], s["cached"])
+    coords, labels = np.array([[70.0, 12.0], [20.0, 50.0]]), np.array([1, 0])
+    cases = [dict(coords=coords[:1], labels=labels[:1]), dict(coords=coords, labels=labels, multimask=False),
+             dict(coords=None, labels=None, box=np.array([10.0, 5.0, 80.0, 40.0]))]
+    for case in cases:
+        multimask = case.get("multimask", True)
+        m_ref, s_ref, low_ref = ref.predict_inst(s["state"], point_coords=case["coords"], point_labels=case["labels"],
+                                                 box=case.get("box"), multimask_output=multimask)
+        m, sc, low = _decode_points(s, features, case["coords"], case["labels"], case.get("box"), multimask=multimask)
+        assert low.shape == low_ref.shape == ((3 if multimask else 1), 288, 288)
+        np.testing.assert_allclose(sc, s_ref, atol=ATOL)
+        np.testing.assert_allclose(low, low_ref, atol=ATOL)
+        assert (m != m_ref).sum() <= 2
+    # a second round with the last prediction's logits as mask_input
+    m_ref, s_ref, low_ref = ref.predict_inst(s["state"], point_coords=coords, point_labels=labels,
+                                             mask_input=low[:1], multimask_output=False)
+    m, sc, low2 = _decode_points(s, features, coords, labels, mask_input=low[:1], multimask=False)
+    np.testing.assert_allclose(low2, low_ref, atol=ATOL)
+    np.testing.assert_allclose(sc, s_ref, atol=ATOL)
+    assert (m != m_ref).sum() <= 2
+
+
+def test_official_format_checkpoint_loads_strictly(sam3_setup, tmp_path):
+    from samcache.features.sam3_build import build_sam3
+
+    s = sam3_setup
+    model, weights = build_sam3("sam3_tiny", s["ckpt"], seed=1)  # random init overwritten by the file
+    expected = s["reference"].state_dict()
+    assert not weights.random
+    assert all(torch.equal(v, expected[k]) for k, v in model.state_dict().items())
+    state = torch.load(s["ckpt"], weights_only=True)
+    assert {k.split(".")[0] for k in state} == {"detector", "tracker"}
+
+    missing = dict(state)
+    del missing["detector.dot_prod_scoring.hs_proj.weight"]
+    torch.save({"model": missing}, tmp_path / "missing.pt")  # upstream also accepts {"model": ...}
+    with pytest.raises(SamcacheError, match=r"1 missing keys \['detector.dot_prod_scoring.hs_proj.weight'\]") as e:
+        build_sam3("sam3_tiny", tmp_path / "missing.pt")
+    assert "\n" not in str(e.value)
+    extra = dict(state, **{"tracker.extra.weight": torch.zeros(1), "other.bias": torch.zeros(1)})
+    torch.save(extra, tmp_path / "extra.pt")
+    with pytest.raises(SamcacheError, match=r"2 unexpected keys \['other.bias', 'tracker.extra.weight'\]"):
+        build_sam3("sam3_tiny", tmp_path / "extra.pt")
+
+
+def test_bad_checkpoints_get_one_line_and_name_the_family(sam3_setup, tmp_path):
+    from samcache.features.models import build_random_sam, check_weights
+    from samcache.features.sam2_build import build_sam2, load_sam2_state_dict
+    from samcache.features.sam3_build import build_sam3
+
+    s = sam3_setup
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(s["ckpt"].read_bytes()[:4000])
+    sam1 = tmp_path / "sam1.pth"
+    torch.save(build_random_sam("tiny", 0).state_dict(), sam1)
+    sam2 = tmp_path / "sam2.pt"
+    torch.save({"model": build_sam2("sam2.1_hiera_t", None, 0, allow_random=True)[0].state_dict()}, sam2)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    cases = [(lambda: build_sam3("sam3", truncated), "is not a PyTorch checkpoint"),
+             (lambda: build_sam3("sam3", sam1), "is a SAM 1 checkpoint (tiny), not SAM 3"),
+             (lambda: build_sam3("sam3", sam2), "is a SAM 2.1 checkpoint (sam2.1_hiera_t), not SAM 3"),
+             (lambda: check_weights("vit_b", s["ckpt"]), "is a SAM 3 checkpoint, not a SAM 1 one"),
+             (lambda: load_sam2_state_dict(s["ckpt"]), "is a SAM 3 checkpoint, not a SAM 2 one"),
+             (lambda: build_sam3("sam3", None), "sam3 needs --checkpoint")]
+    for call, message in cases:
+        with pytest.raises(SamcacheError) as e:
+            call()
+        assert message in str(e.value) and "\n" not in str(e.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
+
+
+def test_family_descriptor_is_torch_free_and_matches_the_model(sam3_setup):
+    import subprocess
+    import sys
+
+    code = "import sys, samcache.features.sam3_family as f; assert 'torch' not in sys.modules; print(f.INPUT_SIZE)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "1008"
+    from samcache.features.sam3_family import SAM3_FAMILY
+
+    shape, dtype = SAM3_FAMILY["features"]["sam3_tiny"]["trunk"]
+    assert tuple(sam3_setup["cached"]["trunk"].shape[1:]) == shape and dtype == "float16"
+    assert SAM3_FAMILY["head_input_channels"]["sam3_tiny"]["trunk"] == shape[0]
+    xy = sam3_setup["backend"].to_input_frame(np.array([[W, H], [0.0, 0.0]]), (H, W))
+    np.testing.assert_allclose(xy, [[1008, 1008], [0, 0]])
