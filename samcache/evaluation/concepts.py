@@ -1,0 +1,135 @@
+"""Phase 1 by concept prompts: class names as noun phrases, no ground truth used to prompt.
+
+A ``PhraseMap`` says which noun phrases prompt each evaluated class (defaults: the Cityscapes class
+names from cityscapesScripts' label table; users add synonyms). A model that answers a phrase with
+instance masks and scores (SAM 3) is turned into one label map per image in one of two ways:
+
+- ``compose_instances`` (the SAM 3 paper's method, the default): keep an instance when
+  presence x score >= ``score_threshold`` and its area >= ``min_area`` pixels; a pixel takes the
+  class of the highest-scoring kept mask covering it, else it is unlabeled;
+- ``compose_semantic``: per class, the semantic head's probability map; a pixel takes the argmax
+  over classes, or is unlabeled when that maximum is below ``threshold``.
+
+The paper gives no thresholds; the defaults are upstream ``Sam3Processor``'s confidence threshold
+(0.5) and the smallest region cityscapesScripts' instance evaluation counts (100 pixels).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from samcache.data.labels import IGNORE, OTHER, ClassSet, get_class_set
+from samcache.errors import SamcacheError
+from samcache.evaluation.metrics import compose_by_score
+
+COMPOSE_MODES = ("instances", "semantic-head")
+
+
+@dataclass(frozen=True)
+class PhraseMap:
+    """Evaluated class index -> the noun phrases that prompt it (the first is the class name)."""
+
+    class_set: str
+    phrases: dict[int, tuple[str, ...]]
+
+    def prompts(self) -> list[tuple[int, str]]:
+        """Every (class index, phrase) pair, in class order: one image's batched call."""
+        return [(c, p) for c, ps in self.phrases.items() for p in ps]
+
+    def as_config(self, class_set: ClassSet) -> dict[str, list[str]]:
+        """Class name -> phrases, for config.yaml."""
+        return {class_set.class_names[c]: list(ps) for c, ps in self.phrases.items()}
+
+
+def phrase_map(class_set: str | ClassSet, synonyms: dict[str, list[str]] | None = None) -> PhraseMap:
+    """Default phrases (the class names; seed5's catch-all "other" is not a concept and is not
+    prompted) plus ``synonyms`` {class name: [extra phrases]}; an unknown class is an error."""
+    cs = get_class_set(class_set)
+    phrases = {c: [cs.class_names[c]] for c in cs.eval_indices if cs.class_names[c] != OTHER}
+    by_name = {cs.class_names[c]: c for c in phrases}
+    for name, extra in (synonyms or {}).items():
+        if name not in by_name:
+            raise SamcacheError(f"unknown class {name!r} in the phrase map; classes of {cs.name}: "
+                                f"{', '.join(by_name)}")
+        if isinstance(extra, str) or not all(isinstance(p, str) and p.strip() for p in extra):
+            raise SamcacheError(f"phrases for {name!r} must be a list of non-empty strings, got {extra!r}")
+        phrases[by_name[name]] += [p.strip() for p in extra if p.strip() not in phrases[by_name[name]]]
+    if not phrases:
+        raise SamcacheError(f"class set {cs.name} has no class to prompt")
+    return PhraseMap(cs.name, {c: tuple(ps) for c, ps in phrases.items()})
+
+
+@dataclass(frozen=True)
+class InstanceComposition:
+    score_threshold: float = 0.5  # presence x score, as Sam3Processor's confidence
+    min_area: int = 100  # pixels at the original resolution
+
+    def __post_init__(self):
+        if not 0.0 <= self.score_threshold <= 1.0:
+            raise SamcacheError(f"score threshold must be in [0, 1], got {self.score_threshold}")
+        if self.min_area < 0:
+            raise SamcacheError(f"minimum area must be >= 0, got {self.min_area}")
+
+
+@dataclass(frozen=True)
+class SemanticComposition:
+    threshold: float = 0.5  # sigmoid of the semantic head's logit
+
+    def __post_init__(self):
+        if not 0.0 <= self.threshold <= 1.0:
+            raise SamcacheError(f"semantic threshold must be in [0, 1], got {self.threshold}")
+
+
+@dataclass
+class Instances:
+    """One image's kept instances, at the original resolution."""
+
+    masks: torch.Tensor  # (K,H,W) bool
+    confidences: torch.Tensor  # (K,) float: presence x score
+    classes: torch.Tensor  # (K,) long: class indices
+    label_map: torch.Tensor = field(default=None)  # (H,W) long: class index or IGNORE
+
+
+def candidates(confidences: torch.Tensor, rule: InstanceComposition) -> torch.Tensor:
+    """(Q,) presence x score -> indices of the queries worth upsampling (before the area test)."""
+    return torch.nonzero(confidences >= rule.score_threshold).flatten()
+
+
+def compose_instances(masks: torch.Tensor, confidences: torch.Tensor, classes: torch.Tensor,
+                      rule: InstanceComposition, none: int = IGNORE) -> Instances:
+    """Candidates (K,H,W) bool with (K,) confidences and classes -> the kept instances and the label map.
+
+    Kept: confidence >= threshold and area >= min_area; the highest-confidence kept mask covering a
+    pixel gives its class; uncovered pixels get ``none``.
+    """
+    if not (len(masks) == len(confidences) == len(classes)):
+        raise ValueError(f"{len(masks)} masks, {len(confidences)} confidences, {len(classes)} classes")
+    area = masks.flatten(1).sum(1) if len(masks) else torch.zeros(0, dtype=torch.long)
+    keep = (confidences >= rule.score_threshold) & (area >= rule.min_area)
+    kept = Instances(masks[keep], confidences[keep].float(), classes[keep].long())
+    kept.label_map = compose_by_score(kept.masks, kept.confidences, kept.classes, none)
+    return kept
+
+
+def compose_semantic(probabilities: torch.Tensor, classes: torch.Tensor, rule: SemanticComposition,
+                     none: int = IGNORE) -> torch.Tensor:
+    """(P,H,W) per-prompt semantic probabilities with (P,) class indices -> (H,W) label map.
+
+    A class prompted by several phrases takes the maximum over them; each pixel takes the argmax
+    over classes, or ``none`` where that maximum is below the threshold.
+    """
+    if len(probabilities) == 0:
+        raise SamcacheError("no text prompts given (the phrase list is empty)")
+    classes = classes.long().to(probabilities.device)
+    unique = torch.unique(classes)
+    per_class = torch.stack([probabilities[classes == c].amax(0) for c in unique])
+    best, index = per_class.max(0)
+    return torch.where(best >= rule.threshold, unique[index], torch.tensor(none, device=probabilities.device))
+
+
+def confidence_order(confidences: np.ndarray) -> np.ndarray:
+    """Indices by decreasing confidence (stable): the order instance files list their masks."""
+    return np.argsort(-np.asarray(confidences, np.float64), kind="stable")

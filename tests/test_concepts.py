@@ -1,0 +1,152 @@
+"""Concept-prompt Phase 1 library pieces: phrase map, the two compositions, the instance result format."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from cityscapesscripts.helpers.labels import labels as CS_LABELS
+
+from samcache.data.labels import IGNORE
+from samcache.errors import SamcacheError
+from samcache.evaluation.concepts import (InstanceComposition, SemanticComposition, compose_instances,
+                                          compose_semantic, phrase_map)
+
+
+def test_default_phrases_are_cityscapes_names_and_synonyms_add():
+    expected = [lab.name for lab in sorted(CS_LABELS, key=lambda lab: lab.trainId)
+                if not lab.ignoreInEval and 0 <= lab.id < 256]
+    pm = phrase_map("cityscapes19")
+    assert [p for _, p in pm.prompts()] == expected and len(expected) == 19
+    pm = phrase_map("cityscapes19", {"person": ["pedestrian", "person"], "traffic sign": [" road sign "]})
+    person = expected.index("person")
+    assert pm.phrases[person] == ("person", "pedestrian")
+    assert pm.phrases[expected.index("traffic sign")] == ("traffic sign", "road sign")
+    assert len(pm.prompts()) == 21
+    assert [p for _, p in phrase_map("seed5").prompts()] == ["road", "sidewalk", "building", "person", "car"]
+
+
+@pytest.mark.parametrize("synonyms, message", [({"lorry": ["truck"]}, "unknown class 'lorry' in the phrase map"),
+                                               ({"car": "auto"}, "must be a list of non-empty strings"),
+                                               ({"car": ["", "auto"]}, "must be a list of non-empty strings")])
+def test_bad_phrase_maps_are_one_line_errors(synonyms, message):
+    with pytest.raises(SamcacheError, match=message) as e:
+        phrase_map("cityscapes19", synonyms)
+    assert "\n" not in str(e.value)
+
+
+def _brute_instances(masks, conf, classes, thr, min_area):
+    k, h, w = masks.shape
+    out = np.full((h, w), IGNORE)
+    for y in range(h):
+        for x in range(w):
+            best = -1.0
+            for i in range(k):
+                if masks[i, y, x] and conf[i] >= thr and masks[i].sum() >= min_area and conf[i] > best:
+                    best, out[y, x] = conf[i], classes[i]
+    return out
+
+
+def test_instance_composition_equals_brute_force():
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        masks = rng.random((12, 9, 11)) < rng.random((12, 1, 1)) * 0.5
+        conf = rng.random(12).astype(np.float32)
+        classes = rng.integers(0, 19, 12)
+        rule = InstanceComposition(score_threshold=0.3, min_area=20)
+        got = compose_instances(torch.from_numpy(masks), torch.from_numpy(conf), torch.from_numpy(classes), rule)
+        np.testing.assert_array_equal(got.label_map.numpy(), _brute_instances(masks, conf, classes, 0.3, 20))
+        kept = (conf >= 0.3) & (masks.reshape(12, -1).sum(1) >= 20)
+        assert len(got.masks) == kept.sum()
+    empty = compose_instances(torch.zeros(0, 4, 5, dtype=torch.bool), torch.zeros(0), torch.zeros(0), rule)
+    assert (empty.label_map == IGNORE).all()
+    with pytest.raises(SamcacheError):
+        InstanceComposition(score_threshold=1.5)
+
+
+def test_semantic_composition_equals_brute_force():
+    rng = np.random.default_rng(1)
+    probs = rng.random((6, 7, 8)).astype(np.float32)
+    classes = np.array([4, 2, 4, 0, 7, 2])  # classes 4 and 2 prompted twice (synonyms)
+    got = compose_semantic(torch.from_numpy(probs), torch.from_numpy(classes), SemanticComposition(0.6)).numpy()
+    for y in range(7):
+        for x in range(8):
+            best = {c: max(probs[i, y, x] for i in range(6) if classes[i] == c) for c in set(classes.tolist())}
+            c, p = max(sorted(best.items()), key=lambda kv: kv[1])
+            assert got[y, x] == (c if p >= 0.6 else IGNORE)
+    with pytest.raises(SamcacheError, match="empty"):
+        compose_semantic(torch.zeros(0, 2, 2), torch.zeros(0), SemanticComposition())
+
+
+def _numpy2_shims(monkeypatch):
+    """cityscapesScripts' instance evaluator predates numpy 2.4: np.in1d is gone, and its JSON dump of
+    the matches meets numpy scalars. Neither shim changes a number it computes."""
+    import json
+
+    from cityscapesscripts.evaluation import evalInstanceLevelSemanticLabeling as ev
+
+    if not hasattr(np, "in1d"):
+        monkeypatch.setattr(np, "in1d", lambda a, b: np.isin(a, b).ravel(), raising=False)
+
+    def write_json(d, path):
+        with open(path, "w") as f:
+            json.dump(d, f, default=lambda o: o.item() if isinstance(o, np.generic) else o.__dict__)
+
+    monkeypatch.setattr(ev, "writeDict2JSON", write_json)
+
+
+def _evaluate(tmp_path, synth_root, pred_dir):
+    import os
+
+    from cityscapesscripts.evaluation import evalInstanceLevelSemanticLabeling as ev
+
+    gts = sorted((synth_root / "gtFine" / "val").rglob("*_gtFine_instanceIds.png"))
+    args = ev.args
+    args.predictionPath, args.predictionWalk = str(pred_dir.resolve()), None
+    args.gtInstancesFile = str(tmp_path / "gtInstances.json")
+    args.JSONOutput, args.quiet, args.colorized = False, True, False
+    preds = [ev.getPrediction(str(gt), args) for gt in gts]
+    cwd = os.getcwd()
+    os.chdir(tmp_path)  # the evaluator writes matches.json into the working directory
+    try:
+        return ev.evaluateImgLists(preds, [str(g) for g in gts], args)["averages"]
+    finally:
+        os.chdir(cwd)
+
+
+def test_instance_results_are_scored_by_cityscapes_evaluator(synth_root, tmp_path, monkeypatch):
+    from PIL import Image
+
+    _numpy2_shims(monkeypatch)
+
+    from samcache.evaluation.instance_results import write_instances
+
+    perfect, wrong = tmp_path / "perfect", tmp_path / "wrong"
+    present = set()
+    for gt in sorted((synth_root / "gtFine" / "val").rglob("*_gtFine_instanceIds.png")):
+        ids = np.array(Image.open(gt))
+        image_id = gt.name.replace("_gtFine_instanceIds.png", "")
+        inst = [v for v in np.unique(ids) if v >= 1000]
+        masks = np.stack([ids == v for v in inst]) if inst else np.zeros((0, *ids.shape), bool)
+        labels = np.array([v // 1000 for v in inst])
+        present |= set(labels.tolist())
+        write_instances(perfect, image_id, masks, labels, np.linspace(0.9, 0.5, len(inst)))
+        write_instances(wrong, image_id, masks, np.where(labels == 26, 24, 26), np.full(len(inst), 0.7))
+    assert present, "the synthetic val split has no thing instances"
+    good = _evaluate(tmp_path, synth_root, perfect)
+    assert good["allAp"] == pytest.approx(1.0) and good["allAp50%"] == pytest.approx(1.0)
+    bad = _evaluate(tmp_path, synth_root, wrong)
+    assert bad["allAp"] < 0.5
+    line = next(perfect.glob("*_pred.txt")).read_text().splitlines()[0].split(" ")
+    assert line[0].startswith("masks/") and line[0].endswith("_0000.png") and line[2] == "0.900000"
+
+
+def test_instance_writer_refuses_bad_input_and_writes_nothing(tmp_path):
+    from samcache.evaluation.instance_results import write_instances
+
+    out = tmp_path / "out"
+    with pytest.raises(SamcacheError, match="2 masks, 1 label ids"):
+        write_instances(out, "a_000000_000001", np.zeros((2, 4, 4), bool), np.array([26]), np.array([0.5, 0.4]))
+    with pytest.raises(SamcacheError, match="finite"):
+        write_instances(out, "a_000000_000001", np.zeros((1, 4, 4), bool), np.array([26]), np.array([np.nan]))
+    assert not out.exists()
