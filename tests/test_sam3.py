@@ -187,3 +187,45 @@ def test_family_descriptor_is_torch_free_and_matches_the_model(sam3_setup):
     assert SAM3_FAMILY["head_input_channels"]["sam3_tiny"]["trunk"] == shape[0]
     xy = sam3_setup["backend"].to_input_frame(np.array([[W, H], [0.0, 0.0]]), (H, W))
     np.testing.assert_allclose(xy, [[1008, 1008], [0, 0]])
+
+
+def test_concept_label_maps_equal_a_composition_of_set_text_prompt(sam3_setup):
+    from samcache.data.labels import IGNORE
+    from samcache.evaluation.concept_decoding import segment_by_concepts
+    from samcache.evaluation.concepts import InstanceComposition, phrase_map
+
+    s = sam3_setup
+    phrases = phrase_map("seed5", {"car": ["automobile"]})
+    refs = {}
+    for c, phrase in phrases.prompts():  # upstream, one phrase at a time, every query kept
+        state = s["processor"].set_text_prompt(phrase, s["state"])
+        refs[phrase] = (c, state["scores"].numpy(), state["masks"][:, 0].numpy())
+    all_conf = np.sort(np.concatenate([r[1] for r in refs.values()]))
+    thr = float(all_conf[len(all_conf) // 2] + all_conf[len(all_conf) // 2 + 1]) / 2  # between two values
+    rule = InstanceComposition(score_threshold=thr, min_area=50)
+    got = segment_by_concepts(s["decoder"], s["cached"]["trunk"], [(H, W)], phrases, "instances", rule)[0]
+    expected = np.full((H, W), IGNORE)
+    painted = []
+    for c, scores, masks in refs.values():
+        painted += [(scores[q], c, masks[q]) for q in range(len(scores))
+                    if scores[q] >= thr and masks[q].sum() >= 50]
+    for score, c, mask in sorted(painted, key=lambda t: t[0]):  # the highest score paints last
+        expected[mask] = c
+    assert len(got.instances.masks) == len(painted) > 0
+    assert (got.label_map.numpy() != expected).sum() <= 4  # masks may differ where a logit is within 1e-5 of 0
+    semantic = segment_by_concepts(s["decoder"], s["cached"]["trunk"], [(H, W)], phrases, "semantic-head")[0]
+    assert semantic.label_map.shape == (H, W) and semantic.instances is None
+    assert set(np.unique(semantic.label_map.numpy())) <= {c for c, _ in phrases.prompts()} | {IGNORE}
+
+
+def test_one_neck_at_a_time_equals_both(sam3_setup):
+    s = sam3_setup
+    both = s["decoder"].backbone_out(s["cached"]["trunk"])
+    det = s["decoder"].backbone_out(s["cached"]["trunk"], necks=("detector",))
+    trk = s["decoder"].backbone_out(s["cached"]["trunk"], necks=("tracker",))
+    assert det["sam2_backbone_out"] is None and "backbone_fpn" not in trk
+    for a, b in zip(det["backbone_fpn"] + det["vision_pos_enc"], both["backbone_fpn"] + both["vision_pos_enc"]):
+        assert torch.equal(a, b)
+    for key in ("backbone_fpn", "vision_pos_enc"):
+        for a, b in zip(trk["sam2_backbone_out"][key], both["sam2_backbone_out"][key], strict=True):
+            assert torch.equal(a, b)

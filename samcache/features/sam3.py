@@ -75,13 +75,30 @@ class Sam3Decoder(nn.Module):
         return self.model.inst_interactive_predictor.model
 
     @torch.inference_mode()
-    def backbone_out(self, trunk: torch.Tensor) -> dict:
-        """(M,C,72,72) cached trunk -> ``Sam3Processor.set_image``'s ``state["backbone_out"]`` for M images."""
+    def backbone_out(self, trunk: torch.Tensor, necks: tuple[str, ...] = ("detector", "tracker")) -> dict:
+        """(M,C,72,72) cached trunk -> ``Sam3Processor.set_image``'s ``state["backbone_out"]`` for M images.
+
+        ``necks`` picks what to recompute: "detector" (text prompts read it) and/or "tracker" (points
+        and boxes read it); each is half the cost. Upstream's own neck code runs either way.
+        """
         device = next(self.parameters()).device
-        out = self.model.backbone.forward_image(trunk.to(device, torch.float32))
-        fpn = out["sam2_backbone_out"]["backbone_fpn"]
-        fpn[0] = self.tracker.sam_mask_decoder.conv_s0(fpn[0])  # as set_image does
-        fpn[1] = self.tracker.sam_mask_decoder.conv_s1(fpn[1])
+        trunk = trunk.to(device, torch.float32)
+        neck = self.model.backbone.vision_backbone
+        convs, sam2_convs = neck.convs, neck.sam2_convs
+        try:
+            if "detector" not in necks:  # the tracker's convs in the detector's place, then moved back
+                neck.convs, neck.sam2_convs = sam2_convs, None
+                out = self.model.backbone.forward_image(trunk)
+                out = {"sam2_backbone_out": {k: out[k] for k in ("vision_features", "vision_pos_enc", "backbone_fpn")}}
+            else:
+                neck.sam2_convs = sam2_convs if "tracker" in necks else None
+                out = self.model.backbone.forward_image(trunk)
+        finally:
+            neck.convs, neck.sam2_convs = convs, sam2_convs
+        if out.get("sam2_backbone_out") is not None:
+            fpn = out["sam2_backbone_out"]["backbone_fpn"]
+            fpn[0] = self.tracker.sam_mask_decoder.conv_s0(fpn[0])  # as set_image does
+            fpn[1] = self.tracker.sam_mask_decoder.conv_s1(fpn[1])
         return out
 
     @torch.inference_mode()
@@ -187,7 +204,7 @@ class Sam3Backend(Backend):
 
     def stage2_features(self, decoder: Sam3Decoder, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Cached {"trunk": (M,C,72,72)} -> the point decoder's three maps (run once per batch of images)."""
-        return decoder.point_features(decoder.backbone_out(features["trunk"]))
+        return decoder.point_features(decoder.backbone_out(features["trunk"], necks=("tracker",)))
 
     def decode(self, decoder, features, image_index, point_coords, point_labels, boxes, multimask, mask_input=None):
         """B prompts in the 1008 frame -> low-res logits (B,C,288,288), scores (B,C); as predict_inst."""
