@@ -85,10 +85,9 @@ def test_patched_classes_work_on_cpu_and_apply_is_idempotent():
     assert (PositionEmbeddingSine.__init__, TransformerDecoder._get_coords,
             SequenceGeometryEncoder._encode_boxes) == patched
     pe = PositionEmbeddingSine(32, precompute_resolution=112)  # upstream would ask for CUDA here
-    x = torch.zeros(1, 1, 28, 28)
-    cached = pe(x)
-    pe.cache.clear()
-    assert torch.equal(cached, pe(x))  # the precomputed cache equals a fresh computation
+    x = torch.zeros(2, 1, 28, 28)
+    fresh = pe(x)
+    assert (28, 28) in pe.cache and torch.equal(pe(x), fresh)  # filled on first use, then served from it
     h, w = TransformerDecoder._get_coords(4, 5, "cuda" if torch.cuda.is_available() else "cpu")
     assert torch.equal(w, torch.arange(5) / 5)
 
