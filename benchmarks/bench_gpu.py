@@ -10,6 +10,7 @@ checkpoint (speed does not depend on the weight values). Rows:
   (e) peak GPU memory of each row;
   (f) SAM 2.1 Hiera-L against ViT-H: extract img/s and cache MiB/image (random-init, official format).
 Prints one table and appends it to benchmarks/RESULTS.md with the GPU's name.
+(g), (h): SAM 3 trunk extraction and text prompts (benchmarks/bench_gpu_sam3.py).
 ``--smoke`` runs every row at toy size with the tiny model (CPU allowed): a check that this file works.
 """
 
@@ -250,6 +251,10 @@ def main(smoke: bool) -> None:
     big = replicated_cache(cache, out / "head.zarr", p["train"], p["val"])
     head(big, out, device, rows, p["head_batch"], p["train"], p["val"])
     sam2_extraction(p, data, out, device, rows)
+    from benchmarks.bench_gpu_sam3 import sam3_rows
+
+    sam3_rows("sam3_tiny" if smoke else "sam3", [r.image_path for r in list_images(data, "train")][:p["images"]],
+              device, rows, batch=2 if smoke else 8, text_batch=2 if smoke else 4)
     table = format_table(rows.rows, ["row", "metric", "value", "peak_gib"])
     print("\n" + table + f"\n\nbench-gpu took {time.perf_counter() - t_start:.0f} s")
     if not smoke:
