@@ -2,7 +2,7 @@
 
 Speed goals are ratios measured side by side in the same run, never absolute timings in tests.
 Usage: python -m benchmarks.run_all [name ...]
-(names: extract attention codecs dask zero_shot clicks head families hdf5)
+(names: extract attention codecs dask zero_shot clicks head families hdf5 sam3)
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 from benchmarks.common import OUT, machine
 from samcache.pipeline.runs import format_table
 
-BENCHMARKS = ("extract", "attention", "codecs", "dask", "zero_shot", "clicks", "head", "families", "hdf5")
+BENCHMARKS = ("extract", "attention", "codecs", "dask", "zero_shot", "clicks", "head", "families", "hdf5", "sam3")
 RESULTS = Path(__file__).parent / "RESULTS.md"
 NOTES = """
 ## How to read these numbers
@@ -61,6 +61,13 @@ NOTES = """
   2 MiB); Hiera-T is smaller than ViT-B. The head rows use RANDOM weights: they show what each head
   costs and that both train, not which is better on real features.
 - **hdf5**: one file instead of one file per chunk; gzip is smaller, lzf faster to write.
+- **sam3** (full-size SAM 3, RANDOM weights, one 2048x1024 image): the cache layout. (A) stores the
+  ViT trunk only (1024x72x72) and Stage 2 recomputes the neck a path reads (the detector's for text
+  prompts, the tracker's for points; upstream's own neck code, equal to `set_image` in the tests);
+  (B) would also store both necks. B is 7x the bytes per image (Cityscapes train + val: about 32 GB
+  for A against 230 GB for B) and saves Stage 2 the neck convolutions, which on this CPU are a
+  fraction of the 19-class text decoding they precede and on a GPU a few milliseconds. samcache
+  uses A. The text-prompt row includes the text encoder on the 19 phrases (the same for every image).
 """
 
 

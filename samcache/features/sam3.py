@@ -71,6 +71,17 @@ class Sam3Decoder(nn.Module):
         neck.trunk = _CachedTrunk(channels)
         self.model = model
 
+    @torch.inference_mode()
+    def text_features(self, phrases: list[str]) -> dict:
+        """``forward_text`` of these phrases, computed once per phrase list (every image asks the same)."""
+        key = tuple(phrases)
+        cache = self.__dict__.setdefault("_text_cache", {})
+        if key not in cache:
+            device = next(self.parameters()).device
+            cache.clear()  # one phrase list at a time: a run prompts every image with the same phrases
+            cache[key] = self.model.backbone.forward_text(list(phrases), device=device)
+        return cache[key]
+
     @property
     def tracker(self) -> nn.Module:
         return self.model.inst_interactive_predictor.model
@@ -142,7 +153,7 @@ def decode_text(decoder: Sam3Decoder, backbone_out: dict, image_index: torch.Ten
     model = decoder.model
     device = next(decoder.parameters()).device
     unique = list(dict.fromkeys(phrases))
-    text = model.backbone.forward_text(unique, device=device)
+    text = decoder.text_features(unique)
     find = FindStage(img_ids=image_index.to(device, torch.long),
                      text_ids=torch.tensor([unique.index(p) for p in phrases], device=device, dtype=torch.long),
                      input_boxes=None, input_boxes_mask=None, input_boxes_label=None,
