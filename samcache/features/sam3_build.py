@@ -30,7 +30,6 @@ TINY_OVERRIDES: dict[str, dict] = {  # class name in sam3.model_builder -> keywo
     "Sam3DualViTDetNeck": dict(d_model=D),
     "PositionEmbeddingSine": dict(num_pos_feats=D),  # the tracker memory's (64) is mapped below
     "VETextEncoder": dict(d_model=D, width=32, heads=2, layers=1),
-    "MultiheadAttentionWrapper": dict(embed_dim=D, num_heads=2),
     "MultiheadAttention": dict(embed_dim=D, num_heads=2),
     "TransformerEncoderLayer": dict(d_model=D, dim_feedforward=64),
     "TransformerEncoderFusion": dict(d_model=D, num_layers=1),
