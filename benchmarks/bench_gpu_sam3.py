@@ -19,10 +19,11 @@ def sam3_rows(model_type: str, images: list, device: torch.device, rows, batch: 
     from samcache.data.labels import get_class_set
     from samcache.evaluation.concept_decoding import segment_by_concepts
     from samcache.evaluation.concepts import phrase_map
-    from samcache.features.sam3 import Sam3Backend, Sam3Decoder, Sam3TrunkEncoder
+    from samcache.features.sam3 import Sam3Decoder, Sam3TrunkEncoder
+    from samcache.features.families import backend_for
     from samcache.features.sam3_build import build_random_sam3
 
-    backend = Sam3Backend()
+    backend = backend_for(model_type)
     model = build_random_sam3(model_type, 0).to(device)
     encoder = Sam3TrunkEncoder(model.backbone.vision_backbone.trunk).eval()
     prepared = [backend.prepare(read_image(p))[0] for p in images]

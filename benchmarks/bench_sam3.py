@@ -39,7 +39,8 @@ def _zstd_bytes(array: np.ndarray) -> tuple[int, float]:
 
 def run(n_images: int = N_IMAGES) -> list[dict]:
     from samcache.data.labels import get_class_set
-    from samcache.features.sam3 import Sam3Backend, Sam3Decoder, decode_text
+    from samcache.features.sam3 import Sam3Decoder, decode_text
+    from samcache.features.families import backend_for
     from samcache.features.sam3_build import build_random_sam3
 
     rows = []
@@ -50,7 +51,7 @@ def run(n_images: int = N_IMAGES) -> list[dict]:
 
     data = synth_data(2, 2)
     images = sorted((data / "leftImg8bit" / "val").rglob("*.png"))[:n_images]
-    backend = Sam3Backend()
+    backend = backend_for("sam3")
     t0 = time.perf_counter()
     model = build_random_sam3("sam3", 0)
     row("build full-size random SAM 3 (860M parameters)", f"{time.perf_counter() - t0:.1f} s")

@@ -23,7 +23,7 @@ def sam3_setup(tmp_path_factory):
     import PIL.Image
 
     from samcache.features import sam3_compat
-    from samcache.features.sam3 import Sam3Backend
+    from samcache.features.families import backend_for
     from samcache.features.sam3_build import build_random_sam3, to_official_state_dict
 
     image = np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8)
@@ -40,7 +40,7 @@ def sam3_setup(tmp_path_factory):
     state = processor.set_image(PIL.Image.fromarray(image))
     hook.remove()
 
-    backend = Sam3Backend()
+    backend = backend_for("sam3_tiny")
     encoder, _ = backend.build_encoder("sam3_tiny", None, 0)
     prepared, size = backend.prepare(image)
     exact = backend.encode(encoder, prepared[None], torch.tensor([size]), "fp32")
@@ -195,13 +195,15 @@ def test_family_descriptor_is_torch_free_and_matches_the_model(sam3_setup):
     import subprocess
     import sys
 
-    code = "import sys, samcache.features.sam3_family as f; assert 'torch' not in sys.modules; print(f.INPUT_SIZE)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "1008"
-    from samcache.features.sam3_family import SAM3_FAMILY
+    code = ("import sys; from samcache.features.families import family_of; f = family_of('sam3'); "
+            "assert 'torch' not in sys.modules; print(f.frame, f.features['trunk'], f.head_channels())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "(1008, 1008) (1024, 72, 72) {'trunk': 1024}", out.stderr[-500:]
+    from samcache.features.families import backend_for, family_of
 
-    shape, dtype = SAM3_FAMILY["features"]["sam3_tiny"]["trunk"]
-    assert tuple(sam3_setup["cached"]["trunk"].shape[1:]) == shape and dtype == "float16"
-    assert SAM3_FAMILY["head_input_channels"]["sam3_tiny"]["trunk"] == shape[0]
+    tiny = family_of("sam3_tiny")
+    assert tuple(sam3_setup["cached"]["trunk"].shape[1:]) == tiny.features["trunk"]
+    assert backend_for("sam3").info.name == "sam3" and backend_for("sam3_tiny") is sam3_setup["backend"]
     xy = sam3_setup["backend"].to_input_frame(np.array([[W, H], [0.0, 0.0]]), (H, W))
     np.testing.assert_allclose(xy, [[1008, 1008], [0, 0]])
 

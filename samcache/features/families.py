@@ -132,3 +132,26 @@ SAM2 = register(Family(
                                           "sam2.1_hiera_b+": "sam2.1_hiera_base_plus.pt",
                                           "sam2.1_hiera_l": "sam2.1_hiera_large.pt"}),
 ))
+
+# SAM 3: the cache holds the ViT trunk only; Stage 2 recomputes the neck a path reads (features/sam3.py).
+# sam3_tiny (small dimensions, random weights, tests) is its own family because its trunk is 64 wide.
+_SAM3_COMMON = dict(
+    main_feature="trunk",
+    frame=(1008, 1008),
+    resize="stretch",
+    preprocessing=MappingProxyType({"img_size": 1008, "resize": "stretch the uint8 image to img_size x img_size "
+                                    "(torchvision v2 Resize: bilinear, antialias), then /255",
+                                    "pixel_mean": [0.5, 0.5, 0.5], "pixel_std": [0.5, 0.5, 0.5],
+                                    "pixel_scale": 255.0}),
+    checkpoint="SAM 3 checkpoint (sam3.pt): a state dict, flat or under 'model', with detector.* and tracker.* "
+               "(detector.backbone.vision_backbone.trunk.patch_embed.proj.weight)",
+    mask_threshold=0.0,  # the interactive predictor's (points, boxes); text masks: sigmoid > 0.5
+    num_masks=3,
+    low_res=288,
+    backend="samcache.features.sam3:Sam3Backend",
+    packages=("sam3",),
+)
+SAM3 = register(Family(name="sam3", model_types=("sam3",), features=MappingProxyType({"trunk": (1024, 72, 72)}),
+                       example_checkpoints=MappingProxyType({"sam3": "sam3.pt"}), **_SAM3_COMMON))
+SAM3_TINY = register(Family(name="sam3_tiny", model_types=("sam3_tiny",),
+                            features=MappingProxyType({"trunk": (64, 72, 72)}), **_SAM3_COMMON))

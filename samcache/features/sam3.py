@@ -10,6 +10,7 @@ go through ``Sam3Image.forward_grounding`` in one call.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,11 +20,16 @@ from torch import nn
 
 from samcache.errors import SamcacheError
 from samcache.features import sam3_compat
-from samcache.features.backends import Backend
+from samcache.features.backend import Backend
+from samcache.features.families import SAM3
 from samcache.features.sam3_build import build_sam3, load_sam3_state_dict
-from samcache.features.sam3_family import INPUT_SIZE, SAM3_FAMILY
+from samcache.features.weights import WeightsId
 
-MEAN, STD = 0.5, 0.5
+INPUT_SIZE = SAM3.frame[0]  # 1008: every image is squashed to 1008 x 1008
+MEAN, STD = 0.5, 0.5  # SAM3.preprocessing, on [0, 1] pixels
+MAX_HOLE_AREA = 256  # the interactive predictor fills background holes up to this area at 288 x 288
+LOW_RES_CLAMP = 32.0  # predict_inst returns (and users feed back) low-res logits clamped to +-this
+TEXT_MASK_THRESHOLD = 0.5  # Sam3Processor: sigmoid(mask logits) > 0.5
 
 
 def normalize_images(images_uint8: torch.Tensor) -> torch.Tensor:
@@ -61,14 +67,57 @@ class _CachedTrunk(nn.Module):
         return [trunk_features]
 
 
+@contextlib.contextmanager
+def _trunk_bypassed(model: nn.Module):
+    """``model``'s neck reads a cached trunk output instead of running its trunk, for the duration."""
+    neck = model.backbone.vision_backbone
+    trunk = neck.trunk
+    if isinstance(trunk, _CachedTrunk):
+        yield
+        return
+    neck.trunk = _CachedTrunk(trunk.channel_list[-1])
+    try:
+        yield
+    finally:
+        neck.trunk = trunk
+
+
+@torch.inference_mode()
+def _backbone_out(model: nn.Module, trunk: torch.Tensor, necks: tuple[str, ...] = ("detector", "tracker")) -> dict:
+    """(M,C,72,72) trunk -> ``Sam3Processor.set_image``'s ``backbone_out`` (the trunk must be bypassed).
+
+    ``necks`` picks what to recompute: "detector" (text prompts read it) and/or "tracker" (points
+    and boxes read it); each is half the cost. Upstream's own neck code runs either way.
+    """
+    device = next(model.parameters()).device
+    trunk = trunk.to(device, torch.float32)
+    neck = model.backbone.vision_backbone
+    convs, sam2_convs = neck.convs, neck.sam2_convs
+    try:
+        if "detector" not in necks:  # the tracker's convs in the detector's place, then moved back
+            neck.convs, neck.sam2_convs = sam2_convs, None
+            out = model.backbone.forward_image(trunk)
+            out = {"sam2_backbone_out": {k: out[k] for k in ("vision_features", "vision_pos_enc", "backbone_fpn")}}
+        else:
+            neck.sam2_convs = sam2_convs if "tracker" in necks else None
+            out = model.backbone.forward_image(trunk)
+    finally:
+        neck.convs, neck.sam2_convs = convs, sam2_convs
+    if out.get("sam2_backbone_out") is not None:
+        fpn = out["sam2_backbone_out"]["backbone_fpn"]
+        mask_decoder = model.inst_interactive_predictor.model.sam_mask_decoder
+        fpn[0] = mask_decoder.conv_s0(fpn[0])  # as set_image does
+        fpn[1] = mask_decoder.conv_s1(fpn[1])
+    return out
+
+
 class Sam3Decoder(nn.Module):
     """SAM 3's image model without its trunk (the text encoder, necks, detector, interactive predictor)."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
         neck = model.backbone.vision_backbone
-        channels = neck.trunk.channel_list[-1]
-        neck.trunk = _CachedTrunk(channels)
+        neck.trunk = _CachedTrunk(neck.trunk.channel_list[-1])
         self.model = model
 
     @torch.inference_mode()
@@ -86,32 +135,9 @@ class Sam3Decoder(nn.Module):
     def tracker(self) -> nn.Module:
         return self.model.inst_interactive_predictor.model
 
-    @torch.inference_mode()
     def backbone_out(self, trunk: torch.Tensor, necks: tuple[str, ...] = ("detector", "tracker")) -> dict:
-        """(M,C,72,72) cached trunk -> ``Sam3Processor.set_image``'s ``state["backbone_out"]`` for M images.
-
-        ``necks`` picks what to recompute: "detector" (text prompts read it) and/or "tracker" (points
-        and boxes read it); each is half the cost. Upstream's own neck code runs either way.
-        """
-        device = next(self.parameters()).device
-        trunk = trunk.to(device, torch.float32)
-        neck = self.model.backbone.vision_backbone
-        convs, sam2_convs = neck.convs, neck.sam2_convs
-        try:
-            if "detector" not in necks:  # the tracker's convs in the detector's place, then moved back
-                neck.convs, neck.sam2_convs = sam2_convs, None
-                out = self.model.backbone.forward_image(trunk)
-                out = {"sam2_backbone_out": {k: out[k] for k in ("vision_features", "vision_pos_enc", "backbone_fpn")}}
-            else:
-                neck.sam2_convs = sam2_convs if "tracker" in necks else None
-                out = self.model.backbone.forward_image(trunk)
-        finally:
-            neck.convs, neck.sam2_convs = convs, sam2_convs
-        if out.get("sam2_backbone_out") is not None:
-            fpn = out["sam2_backbone_out"]["backbone_fpn"]
-            fpn[0] = self.tracker.sam_mask_decoder.conv_s0(fpn[0])  # as set_image does
-            fpn[1] = self.tracker.sam_mask_decoder.conv_s1(fpn[1])
-        return out
+        """(M,C,72,72) cached trunk -> ``Sam3Processor.set_image``'s ``state["backbone_out"]`` for M images."""
+        return _backbone_out(self.model, trunk, necks)
 
     @torch.inference_mode()
     def point_features(self, backbone_out: dict) -> dict[str, torch.Tensor]:
@@ -171,15 +197,11 @@ def upsample_text_masks(mask_logits: torch.Tensor, original_size: tuple[int, int
     """(Q,288,288) logits -> (Q,H,W) bool masks at the original size, as Sam3Processor: sigmoid > 0.5."""
     logits = torch.nn.functional.interpolate(mask_logits[:, None].float(), tuple(original_size), mode="bilinear",
                                              align_corners=False)[:, 0]
-    return logits.sigmoid() > 0.5
+    return logits.sigmoid() > TEXT_MASK_THRESHOLD
 
 
 class Sam3Backend(Backend):
-    family = "sam3"
-    model_types = SAM3_FAMILY["model_types"]
-    features = {"trunk": SAM3_FAMILY["features"]["sam3"]["trunk"][0]}  # per type: SAM3_FAMILY["features"]
-    main_feature = "trunk"
-    preprocessing = SAM3_FAMILY["preprocessing"]
+    """SAM 3 (and sam3_tiny) behind the family interface; facts in ``families.SAM3`` / ``SAM3_TINY``."""
 
     def input_size(self, original_size):
         return (INPUT_SIZE, INPUT_SIZE)
@@ -209,7 +231,7 @@ class Sam3Backend(Backend):
             raise SamcacheError(f"checkpoint not found: {checkpoint}")
 
     def check_weights(self, model_type, checkpoint, seed):
-        from samcache.features.models import WeightsId, weights_id
+        from samcache.features.models import weights_id
 
         if checkpoint is None:
             self.require_weights_file(model_type, None)
@@ -225,8 +247,8 @@ class Sam3Backend(Backend):
         """B prompts in the 1008 frame -> low-res logits (B,C,288,288), scores (B,C); as predict_inst."""
         from samcache.features.sam2 import decode as sam2_decode  # the same SAM 2 heads and prompt handling
 
-        if "image_embed" not in features:
-            features = self.stage2_features(decoder, features)
+        if "image_embed" not in features:  # once per batch of images: the maps join the caller's dict
+            features.update(self.stage2_features(decoder, features))
         return sam2_decode(decoder.tracker, features, image_index, point_coords, point_labels, boxes, mask_input,
                            multimask)
 
@@ -242,9 +264,21 @@ class Sam3Backend(Backend):
         sam3_compat.apply()
         from sam3.model.utils.sam1_utils import SAM2Transforms
 
-        transforms = SAM2Transforms(resolution=INPUT_SIZE, mask_threshold=SAM3_FAMILY["mask_threshold"],
-                                    max_hole_area=SAM3_FAMILY["max_hole_area"], max_sprinkle_area=0.0)
+        transforms = SAM2Transforms(resolution=INPUT_SIZE, mask_threshold=self.mask_threshold,
+                                    max_hole_area=MAX_HOLE_AREA, max_sprinkle_area=0.0)
         return transforms.postprocess_masks(low_res, tuple(int(v) for v in original_size))
 
     def feedback(self, low_res):
-        return low_res.clamp(-SAM3_FAMILY["low_res_clamp"], SAM3_FAMILY["low_res_clamp"])
+        return low_res.clamp(-LOW_RES_CLAMP, LOW_RES_CLAMP)
+
+    def build_predictor(self, model_type, checkpoint, seed, allow_random=False):
+        """Upstream's ``Sam3Processor`` (text prompts; ``processor.model.predict_inst`` for points), on the CPU."""
+        model, _ = build_sam3(model_type, checkpoint, seed, allow_random or model_type == "sam3_tiny")
+        return sam3_compat.processor_for(model)
+
+    def set_features(self, predictor, features, original_size, input_size):
+        """Cached trunk -> ``predictor.state``: what ``predictor.set_image`` would have returned."""
+        h, w = (int(v) for v in original_size)
+        with _trunk_bypassed(predictor.model):
+            backbone = _backbone_out(predictor.model, features["trunk"])
+        predictor.state = {"original_height": h, "original_width": w, "backbone_out": backbone}

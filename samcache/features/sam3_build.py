@@ -21,7 +21,8 @@ import torch
 
 from samcache.errors import SamcacheError
 from samcache.features import sam3_compat
-from samcache.features.models import SAM3_KEY, WeightsId, identify_model_type, read_checkpoint, weights_id
+from samcache.features.models import SAM3_KEY, identify_model_type, read_checkpoint, weights_id
+from samcache.features.weights import WeightsId
 
 D = 32  # tiny model width (upstream: 256) ; the trunk's is TINY_TRUNK_DIM
 TINY_TRUNK_DIM = 64
