@@ -203,6 +203,8 @@ def upsample_text_masks(mask_logits: torch.Tensor, original_size: tuple[int, int
 class Sam3Backend(Backend):
     """SAM 3 (and sam3_tiny) behind the family interface; facts in ``families.SAM3`` / ``SAM3_TINY``."""
 
+    text_prompts = True  # zero-shot --prompt text: the decoder answers noun phrases (decode_text)
+
     def input_size(self, original_size):
         return (INPUT_SIZE, INPUT_SIZE)
 

@@ -158,12 +158,37 @@ class DecodingConfig(StageConfig):
 @register
 class ZeroShotConfig(DecodingConfig):
     SECTION = "zero_shot"
-    prompt: Literal[STRATEGIES] = Field("random", description="Prompt strategy.")
+    prompt: Literal[(*STRATEGIES, "text")] = Field(
+        "random", description="Prompt strategy; text: the class names as noun phrases (SAM 3 caches; no ground "
+                              "truth used to prompt).")
     points: Annotated[PosInt, Field(le=MAX_PROMPT_POINTS)] = Field(3, description="multi: positive points per class.")
     negatives: Annotated[NonNegInt, Field(le=MAX_PROMPT_POINTS)] = Field(
         3, description="multi: negative points from other classes.")
     multimask: Literal[MULTIMASK_MODES] = Field("best-score", description="Which of SAM's masks a prompt keeps.")
     save_predictions: bool = Field(False, description="The composed label maps as official-style labelIds PNGs.")
+    compose: Literal["instances", "semantic-head"] = Field(  # evaluation.concepts.COMPOSE_MODES
+        "instances", description="text: label maps from the kept instances (the SAM 3 paper's way) or from the "
+                                 "semantic head's argmax.")
+    score_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
+        0.5, description="text, instances: keep an instance when presence x score >= this.")
+    min_instance_area: NonNegInt = Field(100, description="text, instances: and when its area >= this many pixels.")
+    semantic_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
+        0.5, description="text, semantic-head: pixels whose best class probability is below this are unlabeled.")
+    phrases: list[str] = Field([], description="text: an extra noun phrase for a class, as CLASS=PHRASE "
+                                               "(repeat the option).", json_schema_extra={"flags": ("--phrase",)})
+    save_instances: bool = Field(False, description="text, instances: cityscapesScripts' instance-level result "
+                                                    "files (mask PNGs, label id, confidence) for AP.")
+
+    @model_validator(mode="after")
+    def _text_options(self):
+        if self.prompt != "text":
+            used = [flag for flag, on in (("--save-instances", self.save_instances), ("--phrase", self.phrases),
+                                          ("--compose", self.compose != "instances")) if on]
+            if used:
+                raise ValueError(f"{', '.join(used)} applies to --prompt text only")
+        elif self.save_instances and self.compose != "instances":
+            raise ValueError("--save-instances needs --compose instances")
+        return self
 
 
 @register

@@ -52,6 +52,8 @@ def _label(record: dict) -> str:
         return f"evaluate epoch {record['epoch']} on {record['split']}"
     if stage == "clicks":  # NoC is capped at max_clicks: the cap belongs in the name
         return f"clicks max {record['max_clicks']}" + (" ORACLE" if record.get("oracle") else "")
+    if record.get("strategy") == "text":  # concept prompts: nothing sampled from the ground truth
+        return f"zero-shot, text prompts, no ground truth used ({record.get('compose', 'instances')})"
     return f"zero-shot {record['strategy']}/{record['multimask']}" + (" ORACLE" if record.get("oracle") else "")
 
 

@@ -94,6 +94,10 @@ def choose_masks(dec: Decoder, logits: torch.Tensor, scores: torch.Tensor, mode:
 
 def run_zero_shot(cfg: ZeroShotConfig, progress: bool = True) -> dict:
     """Decode every image of the split; write the run folder; return its record."""
+    if cfg.prompt == "text":  # concept prompts: another kind of decoding (no prompt sampling, no masks to pick)
+        from samcache.pipeline.zero_shot_text import run_text_zero_shot
+
+        return run_text_zero_shot(cfg, progress)
     d = open_decoding(cfg)
     cfg, class_set = d.cfg, d.class_set
     started, t0, passes = now_iso(), time.perf_counter(), PASSES["images"]
@@ -221,6 +225,12 @@ def _outputs(cfg, class_set, split, it: PromptItem, label_map: torch.Tensor, pro
 
 
 def summary_table(record: dict) -> str:
+    if record["strategy"] == "text":
+        from samcache.pipeline.zero_shot_text import LABEL, SUMMARY_COLUMNS as TEXT_COLUMNS
+
+        text = (f"{LABEL} (compose: {record['compose']}; iou_semantic: the composed label map, false positives "
+                f"counted)\n" + format_table(record["summary"], TEXT_COLUMNS))
+        return text + ("\n" + RANDOM_WEIGHTS_NOTE if record["random_weights"] else "")
     title = f"zero-shot {record['strategy']} / {record['multimask']}" + (" (ORACLE)" if record["oracle"] else "")
     text = (title + "  (iou_semantic: the composed label map, false positives counted; iou_dataset and "
             "iou_mean_over_images: prompted-class IoU, only images containing the class)\n"

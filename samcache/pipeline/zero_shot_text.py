@@ -1,0 +1,104 @@
+"""Stage 2a by concept prompts (``zero-shot --prompt text``): class names as noun phrases, no ground truth read.
+
+Every class's phrases of a batch of images go through one grounding call from the cached trunks;
+each image is composed into one label map (``--compose instances``: the SAM 3 paper's filtering by
+presence x score and area, highest score wins; ``semantic-head``: argmax of the semantic head) and
+scored with the same dataset-level confusion matrix as the head. Labels are read only to score.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from tqdm import tqdm
+
+from samcache.data.labels import IGNORE
+from samcache.errors import SamcacheError
+from samcache.evaluation.concept_decoding import segment_by_concepts
+from samcache.evaluation.concepts import InstanceComposition, SemanticComposition, phrase_map
+from samcache.evaluation.decoding import open_decoding
+from samcache.evaluation.instance_results import write_instances
+from samcache.evaluation.metrics import class_ious, confusion_matrix_torch
+from samcache.evaluation.predictions import save_prediction
+from samcache.features.device import PASSES
+from samcache.fileio import write_text
+from samcache.pipeline.config import new_run_dir, now_iso, save_config
+from samcache.pipeline.run_folder import run_folder
+from samcache.pipeline.runs import write_csv
+from samcache.procs import check_interrupt
+
+LABEL = "zero-shot, text prompts, no ground truth used"
+SUMMARY_COLUMNS = ["class", "iou_semantic", "phrases"]
+
+
+def parse_phrases(items: list[str]) -> dict[str, list[str]]:
+    """``["person=pedestrian", ...]`` -> {class: [phrases]}; one line per malformed item."""
+    out: dict[str, list[str]] = {}
+    for item in items:
+        name, sep, phrase = item.partition("=")
+        if not sep or not name.strip() or not phrase.strip():
+            raise SamcacheError(f"--phrase takes CLASS=PHRASE (e.g. person=pedestrian), got {item!r}")
+        out.setdefault(name.strip(), []).append(phrase.strip())
+    return out
+
+
+def run_text_zero_shot(cfg, progress: bool = True) -> dict:
+    """Decode every image of the split by concept prompts; write the run folder; return its record."""
+    phrases = phrase_map(cfg.classes, parse_phrases(cfg.phrases))  # bad phrase maps fail before anything
+    rules = InstanceComposition(cfg.score_threshold, cfg.min_instance_area), SemanticComposition(cfg.semantic_threshold)
+    d = open_decoding(cfg)
+    if not getattr(d.decoder.backend, "text_prompts", False):
+        raise SamcacheError(f"--prompt text needs a SAM 3 cache; {cfg.cache} holds {d.decoder.family.name} features")
+    cfg, class_set = d.cfg, d.class_set
+    started, t0, passes = now_iso(), time.perf_counter(), PASSES["images"]
+    out = Path(cfg.out) if cfg.out else new_run_dir(f"zero-shot-text-{cfg.compose}")
+    with run_folder(out, "zero-shot", cfg.overwrite, started, reads=[cfg.cache]) as folder:
+        save_config(cfg, out / "config.yaml")
+        write_text(out / "phrases.yaml", yaml.safe_dump(phrases.as_config(class_set), sort_keys=False))
+        confusion = _decode_split(d, phrases, rules, out, progress)
+        seconds = time.perf_counter() - t0
+        semantic, miou = class_ious(confusion, class_set)
+        names = phrases.as_config(class_set)
+        summary = [{"class": name, "iou_semantic": semantic.get(name, np.nan), "phrases": "; ".join(names[name])}
+                   for name in names] + [{"class": "mean", "iou_semantic": miou, "phrases": ""}]
+        write_csv(out / "summary.csv", summary, SUMMARY_COLUMNS)
+        record = {**d.record("zero-shot", started, seconds, passes, out), "strategy": "text", "multimask": cfg.compose,
+                  "oracle": False, "label": LABEL, "ground_truth_used": False, "compose": cfg.compose,
+                  "prompts": len(d.rows) * len(phrases.prompts()), "miou_semantic": miou, "summary": summary}
+        record["prompts_per_s"] = record["prompts"] / seconds if seconds else 0.0
+        folder.record(record)
+        folder.commit()
+    return record
+
+
+def _decode_split(d, phrases, rules, out: Path, progress: bool) -> np.ndarray:
+    cfg, class_set, split, device = d.cfg, d.class_set, d.split, d.device
+    n = class_set.num_classes  # the extra prediction column: unlabeled
+    confusion = torch.zeros((n, n + 1), dtype=torch.int64, device=device)
+    per_batch = cfg.images_per_batch or (8 if device.type == "cuda" else 1)
+    bar = tqdm(total=len(d.rows), unit="img", desc=f"zero-shot text/{cfg.compose}", disable=not progress)
+    for start in range(0, len(d.rows), per_batch):
+        check_interrupt()
+        rows = d.rows[start:start + per_batch]
+        trunk = torch.from_numpy(np.stack([split.features(r)["trunk"] for r in rows])).float()
+        sizes = [tuple(int(v) for v in split.original_size(r)) for r in rows]
+        preds = segment_by_concepts(d.decoder.model, trunk.to(device), sizes, phrases, cfg.compose, *rules)
+        for row, pred in zip(rows, preds):
+            class_map = torch.from_numpy(class_set.to_index(split.label_ids(row))).to(device)
+            label_map = torch.where(pred.label_map == IGNORE, n, pred.label_map).to(device)
+            confusion += confusion_matrix_torch(label_map, class_map, n, n + 1)
+            image_id = split.image_ids[row]
+            if cfg.save_predictions:
+                pred_map = pred.label_map.cpu().numpy().astype(np.uint8)
+                save_prediction(out / "predictions", image_id, class_set.to_label_ids(pred_map))
+            if cfg.save_instances and pred.instances is not None:
+                inst = pred.instances
+                write_instances(out / "instances", image_id, inst.masks.cpu().numpy(),
+                                class_set.pred_label_ids[inst.classes.cpu().numpy()], inst.confidences.cpu().numpy())
+        bar.update(len(rows))
+    bar.close()
+    return confusion.cpu().numpy()
