@@ -15,7 +15,7 @@ from conftest import assert_one_line_error, invoke  # noqa: E402
 def sam3_cache(synth_root, tmp_path_factory):
     cache = tmp_path_factory.mktemp("sam3cache") / "c.zarr"
     invoke("extract", "--data", synth_root, "--cache", cache, "--split", "val", "--model-type", "sam3_tiny",
-           "--num-workers", "0", "--quiet", check=True)
+           "--num-workers", "0", "--limit", "1", "--quiet", check=True)
     return cache
 
 
@@ -28,7 +28,7 @@ def test_text_prompts_score_as_cityscapesscripts_does(sam3_cache, synth_root, tm
     out = tmp_path / "text"
     invoke("zero-shot", "--cache", sam3_cache, "--prompt", "text", "--classes", "cityscapes19", "--score-threshold",
            "0.1", "--min-instance-area", "0", "--phrase", "car=automobile", "--save-predictions",
-           "--save-instances", "--num-workers", "0", "--limit", "1", "--out", out, "--quiet", check=True)
+           "--save-instances", "--num-workers", "0", "--out", out, "--quiet", check=True)
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert (config["prompt"], config["score_threshold"], config["min_instance_area"], config["phrases"]) == \
         ("text", 0.1, 0, ["car=automobile"])
@@ -51,12 +51,6 @@ def test_text_prompts_score_as_cityscapesscripts_does(sam3_cache, synth_root, tm
     report = tmp_path / "report"
     invoke("report", out, "--out", report, check=True)
     assert "zero-shot, text prompts, no ground truth used" in (report / "report.md").read_text()
-
-
-def test_points_on_a_sam3_cache_run(sam3_cache, tmp_path):
-    invoke("zero-shot", "--cache", sam3_cache, "--prompt", "center", "--num-workers", "0", "--visualize", "0",
-           "--limit", "1", "--out", tmp_path / "pts", "--quiet", check=True)
-    assert (tmp_path / "pts" / "summary.csv").is_file()
 
 
 @pytest.mark.parametrize("args, needles", [
