@@ -126,7 +126,7 @@ def test_every_option_has_help_default_and_choices():
     model = next(p for p in cli.commands["extract"].params if p.name == "model_type")
     assert list(model.type.choices) == list(model_types())
     prompt = next(p for p in cli.commands["zero-shot"].params if p.name == "prompt")
-    assert list(prompt.type.choices) == list(STRATEGIES)
+    assert list(prompt.type.choices) == [*STRATEGIES, "text"]  # text: concept prompts (SAM 3 caches)
     text = invoke("extract", "--help").stdout
     assert "[zstd|blosc-zstd|blosc-lz4|none]" in text and "[default: zstd]" in text
 
