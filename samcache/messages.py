@@ -4,6 +4,7 @@ RANDOM_WEIGHTS_TAG = "RANDOM weights"
 RANDOM_WEIGHTS_NOTE = (f"{RANDOM_WEIGHTS_TAG}: these numbers come from a randomly initialised model; they show the "
                        "pipeline working end to end, not SAM's accuracy.")
 RANDOM_WEIGHTS_TITLE = f"[{RANDOM_WEIGHTS_TAG}: pipeline demo, not SAM accuracy]"  # plot titles
+RANDOM_WEIGHTS_TITLE_SOME = f"[runs marked RANDOM: {RANDOM_WEIGHTS_TAG}, not SAM accuracy]"  # a mixed report
 # a first mask picked against the ground truth (the SAM paper's oracle): never to be read as SAM's own result
 ORACLE_FIRST_MASK = " (ORACLE first mask: best of 3 against ground truth)"
 
@@ -26,3 +27,8 @@ INTERRUPT_ADVICE = {
 def random_weights_suffix(random: bool) -> str:
     """Appended to titles and one-line summaries made from random weights."""
     return f"  [{RANDOM_WEIGHTS_TAG}]" if random else ""
+
+
+def count(n: int, word: str) -> str:
+    """'1 image', '2 images' (every count a user reads)."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

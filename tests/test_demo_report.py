@@ -11,7 +11,7 @@ from skimage.measure import label as connected_components
 from conftest import assert_one_line_error, invoke, run_cli
 from samcache.pipeline.config import resolve
 from samcache.pipeline.configs import DemoConfig, EvaluateConfig, ExtractConfig, HeadConfig, ZeroShotConfig
-from samcache.pipeline.report import SERIES_COLORS
+from samcache.evaluation.visualize import series_colors
 from samcache.pipeline.runs import read_csv
 
 CONFIGS = Path(__file__).parent.parent / "configs"
@@ -81,8 +81,8 @@ def test_chart_is_a_png_with_one_bar_per_class_and_run(demo_dir):
     columns = list(dict.fromkeys(r["run"] for r in report))
     labels = json.loads((out / "report" / "run.json").read_text())["labels"]  # a run's colour: its place here
     for column in columns:
-        color = SERIES_COLORS[labels.index(column)]
-        rgb = np.array([int(color[i: i + 2], 16) for i in (1, 3, 5)])
+        color = series_colors(len(labels))[labels.index(column)]
+        rgb = np.array([round(c * 255) for c in color[:3]])
         blobs = connected_components(np.all(pixels == rgb, axis=-1))
         found = sum(1 for k in range(1, blobs.max() + 1) if (blobs == k).sum() >= 10)
         values = [float(r["value"] or 0) for r in report if r["run"] == column and r["class"] != "mean"]

@@ -88,6 +88,32 @@ def test_stage2_commands_run_on_a_sam2_cache(sam2_cache, sam2_checkpoint, tmp_pa
                        tmp_path / "eval", "--num-workers", "0", check=True)
     assert "RANDOM" not in evaluated.stdout  # a checkpoint, even of random values, is not labelled random
     assert_one_line_error(invoke("zero-shot", *common, "--out", tmp_path / "x"), "pass --checkpoint")
+    # issue 16: provenance on SAM 2.1 (clicks scored 1 of the 3 images), multiscale heads named as such
+    row = read_csv(tmp_path / "clicks" / "summary.csv")[0]
+    assert (row["model"], row["split"], row["images"], row["split_images"]) == (MODEL, "val", "1", "3")
+    report = invoke("report", tmp_path / "main", tmp_path / "multiscale", "--out", tmp_path / "rep", check=True)
+    assert {r["run"] for r in read_csv(tmp_path / "rep" / "report.csv")} == {"head (1 ep)", "multiscale head (1 ep)"}
+    assert "model sam2.1_hiera_t" in report.stdout
+
+
+def test_issue16_info_export_lock_and_h5_errors_on_sam2(sam2_cache, tmp_path):
+    from importlib.metadata import version
+
+    from samcache.cache.locks import split_lock
+
+    info = invoke("info", "--cache", sam2_cache, check=True).stdout.splitlines()[0]
+    assert f"sam2 {version('sam2')}" in info and "segment-anything" not in info
+    with split_lock(str(sam2_cache), "val"):
+        assert_one_line_error(invoke("export", sam2_cache, tmp_path / "a.h5"), "being extracted by another process")
+    invoke("export", sam2_cache, tmp_path / "a.h5", check=True)
+    with h5py.File(tmp_path / "a.h5", "r") as h5:
+        offset = h5["val"]["high_res_feats_0"].id.get_chunk_info(2).byte_offset
+    with open(tmp_path / "a.h5", "r+b") as f:
+        f.seek(offset)
+        f.write(b"\xff" * 64)
+    split = open_cache(str(tmp_path / "a.h5")).split("val")
+    with pytest.raises(Exception, match="val/high_res_feats_0 row 2"):
+        split.features["high_res_feats_0"][2]
 
 
 def test_report_puts_sam_and_sam2_side_by_side_with_their_costs(sam2_cache, sam2_checkpoint, cache16, tmp_path):
@@ -232,3 +258,10 @@ def test_readme_recipe_hands_cached_features_to_upstream(sam2_cache, sam2_checkp
     masks = (backend.postprocess(logits, None, (256, 512)) > 0)[0].numpy()
     np.testing.assert_allclose(scores[0].numpy(), scope["scores"], atol=1e-4)
     assert (masks != scope["masks"]).mean() < 1e-4
+
+
+def test_demo_detects_a_sam2_checkpoint_type(sam2_checkpoint):
+    from samcache.pipeline.configs import DemoConfig
+    from samcache.pipeline.demo import resolve_model
+
+    assert resolve_model(DemoConfig(checkpoint=str(sam2_checkpoint))) == (MODEL, str(sam2_checkpoint))

@@ -20,7 +20,12 @@ class H5Array:
         self.dtype = np.dtype(object) if self.is_str else dataset.dtype
 
     def __getitem__(self, key):
-        values = self.dataset.asstr()[key] if self.is_str else self.dataset[key]
+        try:
+            values = self.dataset.asstr()[key] if self.is_str else self.dataset[key]
+        except (OSError, ValueError) as exc:  # a damaged chunk: h5py says only "filter returned failure"
+            rows = f"row {key}" if isinstance(key, (int, np.integer)) else f"rows {key}"
+            raise SamcacheError(f"{self.dataset.file.filename}: cannot read {self.dataset.name.lstrip('/')} {rows} "
+                                f"({str(exc).splitlines()[0]}); the file is damaged: export it again") from None
         return np.asarray(values, dtype=object) if self.is_str and not np.isscalar(values) else values
 
     @property

@@ -16,10 +16,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 import zarr
+from filelock import FileLock, Timeout
 
 from samcache.cache.h5read import open_h5
+from samcache.cache.locks import split_lock
 from samcache.cache.schema import CODECS, META_CHUNK
-from samcache.cache.store import check_location, enclosing_store, is_h5, open_root, ready_splits
+from samcache.cache.store import check_location, complete_rows, enclosing_store, is_h5, open_root, ready_splits
 from samcache.errors import SamcacheError
 
 COMPRESSIONS = {"gzip": {"compression": "gzip", "compression_opts": 4, "shuffle": True},
@@ -30,7 +32,7 @@ STRING = h5py.string_dtype("utf-8")
 
 def _copy_rows(source, target, rows: int, step: int, string: bool = False) -> None:
     for start in range(0, rows, step):
-        values = source[start: start + step]
+        values = source[start: min(start + step, rows)]
         target[start: start + step] = np.asarray(values, dtype=object) if string else values
 
 
@@ -57,19 +59,33 @@ def export_h5(cache: str, out: str, splits: list[str] | None = None, compression
         if not overwrite:
             raise SamcacheError(f"{out} exists; pass --overwrite to replace this earlier export")
     tmp = out_path.with_name(f".{out_path.name}.tmp")
+    lock = FileLock(out_path.with_name(f".{out_path.name}.lock"), timeout=0)  # one export per OUT
+    try:
+        lock.acquire()
+    except Timeout:
+        raise SamcacheError(f"{out} is being written by another samcache export; wait for it to finish") from None
     try:
         with h5py.File(tmp, "w") as h5:
             _write_attrs(h5, root.attrs)
             for name in chosen:
-                group, target = root[name], h5.create_group(name)
-                _write_attrs(target, group.attrs)
-                for array_name, array in group.arrays():
-                    _export_array(target, array_name, array, COMPRESSIONS[compression])
+                with split_lock(cache, name, purpose="export"):  # no extraction grows it while it is copied
+                    _export_split(root[name], h5.create_group(name), COMPRESSIONS[compression])
         os.replace(tmp, out_path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)  # ours: the lock keeps other exports of OUT away
         raise
+    finally:
+        lock.release()  # its file stays beside OUT (removing it could let two exports hold two locks)
     return {"splits": chosen, "bytes": out_path.stat().st_size, "compression": compression}
+
+
+def _export_split(group, target: h5py.Group, filters: dict) -> None:
+    """One split, as ``store.complete_rows`` sees it: ``n_images`` rows of every per-image array."""
+    attrs = dict(group.attrs)  # read under the split lock: n_images and the arrays agree
+    n, _ = complete_rows(group)
+    _write_attrs(target, {**attrs, "n_images": n})
+    for array_name, array in sorted(group.arrays()):
+        _export_array(target, array_name, array, filters, n)
 
 
 def _is_samcache_h5(path: Path) -> bool:
@@ -85,12 +101,13 @@ def _write_attrs(node, attrs) -> None:
         node.attrs[key] = json.dumps(value)
 
 
-def _export_array(target: h5py.Group, name: str, array: zarr.Array, filters: dict) -> None:
+def _export_array(target: h5py.Group, name: str, array: zarr.Array, filters: dict, n: int) -> None:
+    """The first ``n`` rows (rows beyond ``n_images`` belong to an append not finished)."""
     string = array.dtype.kind in "OUT" or str(array.dtype).startswith("<U") or "str" in str(array.dtype).lower()
-    n = array.shape[0]
+    n = min(n, array.shape[0])
     per_image = tuple(array.chunks) == (1, *array.shape[1:])
     chunks = (1, *array.shape[1:]) if per_image else (max(1, min(n, META_CHUNK)), *array.shape[1:])
-    dataset = target.create_dataset(name, shape=array.shape, maxshape=(None, *array.shape[1:]), chunks=chunks,
+    dataset = target.create_dataset(name, shape=(n, *array.shape[1:]), maxshape=(None, *array.shape[1:]), chunks=chunks,
                                     dtype=STRING if string else array.dtype, **filters)
     if n:
         _copy_rows(array, dataset, n, 1 if per_image else META_CHUNK, string)

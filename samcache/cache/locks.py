@@ -17,6 +17,7 @@ from filelock import FileLock, Timeout
 from samcache.errors import SamcacheError
 
 CACHE_LOCK_TIMEOUT_S = 120  # the store/split creation phase is short; waiting longer means something hangs
+SPLIT_LOCK_GRACE_S = 2.0  # a reader checks a split's lock for an instant; a writer starting then waits this long
 
 
 def is_remote(cache: str) -> bool:
@@ -30,23 +31,41 @@ def _lock_path(cache: str, split: str | None) -> Path:
 
 
 @contextlib.contextmanager
-def split_lock(cache: str, split: str) -> Iterator[None]:
-    """Held for a whole extraction of ``split``; a second extractor stops at once with one line."""
+def split_lock(cache: str, split: str, purpose: str = "extract") -> Iterator[None]:
+    """Held for a whole extraction (or export) of ``split``: the one writer, or a reader that needs the
+    split not to grow under it. A second holder stops with one line (after a short grace)."""
     if is_remote(cache):
         yield
         return
     path = _lock_path(cache, split)
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(path, timeout=0)
+    lock = FileLock(path, timeout=SPLIT_LOCK_GRACE_S)
     try:
         lock.acquire()
     except Timeout:
-        raise SamcacheError(f"split {split} of {cache} is being extracted by another process (lock {path}); "
-                            f"wait for it to finish, or extract another split") from None
+        then = "or extract another split" if purpose == "extract" else f"then {purpose} again"
+        raise SamcacheError(f"split {split} of {cache} is being extracted by another process or exported (lock "
+                            f"{path}); wait for it to finish, {then}") from None
     try:
         yield
     finally:
         lock.release()
+
+
+def split_busy(cache: str, split: str) -> bool:
+    """True while another process holds ``split``'s lock (an extraction is growing it)."""
+    path = _lock_path(cache, split)
+    if is_remote(cache) or not path.exists():
+        return False
+    lock = FileLock(path, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        return True
+    except OSError:  # a read-only folder: no writer can hold a lock there either
+        return False
+    lock.release()
+    return False
 
 
 @contextlib.contextmanager

@@ -16,8 +16,9 @@ import numpy as np
 import zarr
 
 from samcache.cache.schema import Fingerprint, feature_shapes
+from samcache.cache.locks import split_busy
+from samcache.cache.store import complete_rows, is_h5, open_root, ready_splits, split_state
 from samcache.features.families import Family, get_family
-from samcache.cache.store import open_root, ready_splits, split_state
 from samcache.errors import SamcacheError
 
 
@@ -102,8 +103,8 @@ class CacheSplit:
         return set(self.attrs.get("dropped", []))
 
     def done_mask(self) -> np.ndarray:
-        """Read fresh each call: other processes may be writing."""
-        return self.group["done"][: len(self)]
+        """Read fresh each call: other processes may be writing (the rule: ``store.complete_rows``)."""
+        return complete_rows(self.group)[1][: len(self)]
 
     def embedding(self, row: int) -> np.ndarray:
         """(C, h, w) main feature map of a row, stored dtype."""
@@ -119,12 +120,24 @@ class CacheSplit:
         expected = sum(1 for i, d in zip(self.image_ids, done) if d or i not in dropped)
         return int(done.sum()), expected
 
+    @property
+    def listed(self) -> int | None:
+        """Images the data folder's split held at the last extraction (more than ``len`` after --limit)."""
+        value = self.attrs.get("listed")
+        return None if value is None else int(value)
+
     def require_complete(self) -> list[int]:
-        """Every encoded row, or a clear error if extraction has not finished."""
+        """Every encoded row, or a clear error if extraction has not finished or is running now."""
+        h5 = is_h5(self.cache_path)
+        if not h5 and split_busy(self.cache_path, self.name):
+            raise SamcacheError(f"split {self.name} of {self.cache_path} is being extracted right now; wait for "
+                                f"extract to finish (a growing split cannot be read as complete)")
         done, expected = self.progress()
         if expected == 0 or done < expected:
-            raise SamcacheError(f"split {self.name} of {self.cache_path} has {done}/{expected} images "
-                                f"done; finish it with `samcache extract --split {self.name} ...` (it resumes)")
+            advice = (f"finish it in the Zarr cache with `samcache extract --split {self.name} ...`, then "
+                      f"`samcache export` it again" if h5 else
+                      f"finish it with `samcache extract --split {self.name} ...` (it resumes)")
+            raise SamcacheError(f"split {self.name} of {self.cache_path} has {done}/{expected} images done; {advice}")
         return [int(r) for r in np.flatnonzero(self.done_mask())]
 
 

@@ -8,6 +8,7 @@ only if samcache wrote its attributes; deletion touches only arrays samcache mad
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import zarr
@@ -135,6 +136,35 @@ def split_state(root: zarr.Group, name: str) -> str:
     if members <= expected and (not attrs or "fingerprint" in attrs) and not attrs.get("n_images"):
         return "partial"
     return "foreign"
+
+
+def complete_rows(group) -> tuple[int, "np.ndarray"]:
+    """The one rule for what a split holds: ``(n, done)`` with ``n = n_images`` and ``done`` its first n flags.
+
+    A row is complete when it is below ``n_images`` and its ``done`` flag is set (set only after the
+    row's data, see writer.write_image). Arrays may be longer than ``n_images`` after a killed append;
+    those rows do not exist yet. Readers of a split that may be growing take the split lock (export) or
+    check that no extraction holds it (Stage 2), so the snapshot cannot change under them.
+    """
+    n = int(dict(group.attrs).get("n_images", 0))
+    return n, group["done"][:n]
+
+
+PARTIAL = re.compile(r".+\.[0-9a-f]{32}\.partial")  # zarr LocalStore's temporary of a write (killed before its rename)
+
+
+def remove_partials(cache: str, split: str) -> list[Path]:
+    """Delete the temporaries that killed writes left in ``split`` and beside the root's metadata; plain
+    zarr warns about each. Call with the cache and split locks held (no live writer of these)."""
+    if is_remote(cache) or is_h5(cache):
+        return []
+    root = Path(cache)
+    found = [p for p in root.glob("*.partial") if PARTIAL.fullmatch(p.name)]
+    if (root / split).is_dir():
+        found += [p for p in (root / split).rglob("*.partial") if PARTIAL.fullmatch(p.name) and p.is_file()]
+    for path in found:
+        path.unlink(missing_ok=True)
+    return found
 
 
 def ready_splits(root: zarr.Group) -> list[str]:

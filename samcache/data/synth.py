@@ -169,13 +169,36 @@ def read_marker(root: str | Path) -> dict | None:
         return None
 
 
+def _describe(marker: dict) -> str:
+    splits = ", ".join(f"{k} {v}" for k, v in marker.get("splits", {}).items())
+    width, height = marker.get("size", ("?", "?"))
+    return f"{splits} at {width}x{height}, seed {marker.get('seed')}"
+
+
+def _remove_scenes(root: Path, held: dict) -> None:
+    """Delete the files an earlier write_synthetic made (by their names) and its marker; nothing else."""
+    for split, n in held.get("splits", {}).items():
+        for i in range(int(n)):
+            record = record_for(root, split, image_id(i))
+            color = record.label_path.parent / f"{record.image_id}{COLOR_SUFFIX}"
+            for path in (record.image_path, record.label_path, record.instance_path, color):
+                path.unlink(missing_ok=True)
+                for tmp in path.parent.glob(f".{path.name}.*.tmp"):  # killed writes of ours
+                    tmp.unlink(missing_ok=True)
+    for folder in sorted((d for d in root.rglob("*") if d.is_dir()), key=lambda d: len(d.parts), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    (root / SYNTH_MARKER).unlink(missing_ok=True)
+
+
 def write_synthetic(root: str | Path, splits: dict[str, int], size: tuple[int, int] = (2048, 1024), seed: int = 0,
-                    progress: bool = True) -> list[Path]:
+                    progress: bool = True, overwrite: bool = False) -> list[Path]:
     """Write ``splits`` ({split: n_images}) under ``root``; returns the image paths.
 
     Refuses a non-empty folder that samcache did not create (synthetic scenes must never mix
-    into a real dataset). Every PNG is written atomically and scenes are deterministic, so a
-    killed run is completed by running it again: scenes whose files all exist are kept.
+    into a real dataset), and a synthetic folder written with other settings unless ``overwrite``
+    (which first removes every scene that folder holds: one folder, one size). Every PNG is written
+    atomically and scenes are deterministic, so a killed run is completed by running it again.
     """
     root = Path(root)
     marker = {"splits": dict(splits), "size": list(size), "seed": seed}
@@ -183,6 +206,12 @@ def write_synthetic(root: str | Path, splits: dict[str, int], size: tuple[int, i
     if root.is_file() or (root.is_dir() and any(root.iterdir()) and held is None):
         raise SamcacheError(f"{root} exists and is not a samcache synthetic folder; choose an empty or new folder")
     resume = held is not None and {k: held.get(k) for k in marker} == marker
+    if held is not None and not resume:
+        if not overwrite:
+            raise SamcacheError(f"{root} holds synthetic data ({_describe(held)}); this asks for {_describe(marker)}; "
+                                f"pass --overwrite to replace it (caches made from it become stale), or choose "
+                                f"another folder")
+        _remove_scenes(root, held)
     root.mkdir(parents=True, exist_ok=True)
     fileio.write_text(root / SYNTH_MARKER, json.dumps({**marker, "complete": False}))
     paths = []

@@ -1,7 +1,13 @@
-"""Overlays for runs: image, ground truth, prediction, prompts (matplotlib, headless)."""
+"""Overlays for runs: image, ground truth, prediction, prompts (matplotlib, headless).
+
+Pictures are a side product: one that cannot be drawn (the image changed since extraction, a full
+disk, a plotting error) is skipped with one warning, and never costs the run its results.
+"""
 
 from __future__ import annotations
 
+import functools
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -13,6 +19,46 @@ import numpy as np  # noqa: E402
 from samcache import fileio  # noqa: E402
 from samcache.data.cityscapes import read_image, record_for  # noqa: E402
 from samcache.data.labels import IGNORE, ClassSet  # noqa: E402
+from samcache.errors import SamcacheWarning  # noqa: E402
+
+
+def picture(draw):
+    """Run a drawing function; if it fails, warn (naming the file and why) and return False."""
+
+    @functools.wraps(draw)
+    def guarded(path, *args, **kwargs) -> bool:
+        try:
+            draw(path, *args, **kwargs)
+            return True
+        except Exception as exc:  # never KeyboardInterrupt: an interrupt still stops the command
+            plt.close("all")
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            warnings.warn(f"picture {path} skipped: {reason}", SamcacheWarning)
+            return False
+
+    return guarded
+
+
+def series_colors(n: int) -> list:
+    """``n`` distinct colours: tab10, tab20 up to 20 series, then evenly spaced hues (never a repeat)."""
+    if n <= 10:
+        return [plt.get_cmap("tab10")(i) for i in range(n)]
+    if n <= 20:
+        return [plt.get_cmap("tab20")(i) for i in range(n)]
+    return [plt.get_cmap("hsv")(i / n) for i in range(n)]
+
+
+def wrap_title(title: str, width_inches: float, chars_per_inch: float = 11.0) -> str:
+    """A title broken into lines that fit the figure's width (matplotlib clips a long one)."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(title, max(20, int(width_inches * chars_per_inch))))
+
+
+def _same_size(image: np.ndarray | None, labels: np.ndarray) -> None:
+    if image is not None and image.shape[:2] != labels.shape[:2]:
+        raise ValueError(f"the image in the data folder is {image.shape[1]}x{image.shape[0]} but the cache's labels "
+                         f"are {labels.shape[1]}x{labels.shape[0]} (the data changed since extraction)")
 
 
 def source_image(data_root: str | None, split: str, image_id: str) -> np.ndarray | None:
@@ -41,9 +87,11 @@ def blend(image: np.ndarray | None, index_map: np.ndarray, class_set: ClassSet, 
     return out.astype(np.uint8)
 
 
+@picture
 def save_overlay(path: Path, image: np.ndarray | None, gt: np.ndarray, pred: np.ndarray, class_set: ClassSet,
                  title: str, points: list[tuple[np.ndarray, np.ndarray]] = (), boxes: list[np.ndarray] = ()) -> None:
     """Three panels: image, ground truth, prediction (+ positive/negative points and boxes)."""
+    _same_size(image, gt)
     panels = [("image", image if image is not None else blend(None, gt, class_set, 0.0)),
               ("ground truth", blend(image, gt, class_set)), ("prediction", blend(image, pred, class_set))]
     fig, axes = plt.subplots(1, 3, figsize=(15, 5 * gt.shape[0] / gt.shape[1] + 0.7))
@@ -60,16 +108,17 @@ def save_overlay(path: Path, image: np.ndarray | None, gt: np.ndarray, pred: np.
         for ax in axes[1:]:
             ax.add_patch(plt.Rectangle((box[0], box[1]), box[2] - box[0], box[3] - box[1], fill=False,
                                        edgecolor="yellow", linewidth=1.2))
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(wrap_title(title, 15), fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fileio.write_with(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
     plt.close(fig)
 
 
+@picture
 def save_curve(path: Path, curves: dict[str, list[float]], title: str) -> None:
     """mIoU against the number of clicks, one line per class plus all (thicker)."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
     if not curves:
         curves = {"all": []}
     for name, values in curves.items():
@@ -81,18 +130,20 @@ def save_curve(path: Path, curves: dict[str, list[float]], title: str) -> None:
     ax.set_ylabel("mIoU")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # never over a curve
+    ax.set_title(wrap_title(title, 7), fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fileio.write_with(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    fileio.write_with(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png", bbox_inches="tight"))
     plt.close(fig)
 
 
+@picture
 def save_click_overlay(path: Path, image: np.ndarray | None, mask: np.ndarray, pred: np.ndarray, clicks: list,
                        ious: list[float], title: str, margin: int = 48) -> None:
     """The object (green), the last prediction (magenta; overlap white) and every click (lime star:
     positive, red cross: negative), cropped around them, beside the IoU curve."""
+    _same_size(image, mask)
     base = image if image is not None else np.full((*mask.shape, 3), 96, np.uint8)
     shown = base.astype(np.float32)
     for region, color in ((mask & ~pred, (0, 200, 0)), (pred & ~mask, (230, 0, 230)), (mask & pred, (255, 255, 255))):
@@ -111,12 +162,21 @@ def save_click_overlay(path: Path, image: np.ndarray | None, mask: np.ndarray, p
             left.scatter([x], [y], c="red", marker="x", s=60)
         left.annotate(str(k), (x, y), xytext=(4, 4), textcoords="offset points", fontsize=8, color="yellow")
     left.axis("off")
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    left.legend(handles=[Patch(color=(0, 200 / 255, 0), label="object (missed)"),
+                         Patch(color=(230 / 255, 0, 230 / 255), label="prediction (false positive)"),
+                         Patch(color="white", ec="gray", label="object and prediction"),
+                         Line2D([], [], color="lime", marker="*", ls="", mec="black", ms=10, label="positive click"),
+                         Line2D([], [], color="red", marker="x", ls="", ms=8, label="negative click")],
+                fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), borderaxespad=0.2)
     right.plot(range(1, len(ious) + 1), ious, marker="o")
     right.set_ylim(0, 1)
     right.set_xticks(range(1, len(ious) + 1, max(1, len(ious) // 10)))
     right.set_xlabel("clicks")
     right.set_ylabel("IoU")
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(wrap_title(title, 13), fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fileio.write_with(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))

@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from samcache.errors import Interrupted, SamcacheError, SamcacheWarning
-from samcache.messages import INTERRUPT_ADVICE, RANDOM_WEIGHTS_NOTE
+from samcache.messages import INTERRUPT_ADVICE, RANDOM_WEIGHTS_NOTE, count
 from samcache.procs import install_signal_handlers, pending_signal
 from samcache.pipeline.config import command_options
 from samcache.pipeline.configs import (ClicksConfig, DemoConfig, EvaluateConfig, ExportConfig, ExtractConfig,
@@ -34,6 +34,14 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
         _python_showwarning(message, category, filename, lineno, file, line)
 
 
+def _one_line(exc: SamcacheError) -> str:
+    """The message itself: PyTorch re-raises a DataLoader worker's error with the worker's traceback in it."""
+    text = str(exc)
+    if "Original Traceback" in text:
+        return text.strip().rsplit(f"{type(exc).__name__}: ", 1)[-1]
+    return text
+
+
 class _Group(click.Group):
     """Bad input becomes one line on stderr, never a traceback."""
 
@@ -43,8 +51,8 @@ class _Group(click.Group):
         except KeyboardInterrupt as exc:
             self._interrupted(ctx, exc)
         except SamcacheError as exc:
-            flag = f"; pass --{exc.setting.replace('_', '-')}" if exc.setting else ""
-            raise click.ClickException(f"{exc}{flag}") from None
+            flag = f"; pass --{exc.setting.replace('_', '-')}" if getattr(exc, "setting", None) else ""
+            raise click.ClickException(f"{_one_line(exc)}{flag}") from None
         except OSError as exc:  # a full disk, a read-only folder ... named with the file
             if pending_signal() is not None:  # e.g. a DataLoader worker that the signal stopped first
                 self._interrupted(ctx, KeyboardInterrupt())
@@ -85,8 +93,9 @@ def synth(cfg: SynthConfig, quiet: bool):
     splits = {k: v for k, v in {"train": cfg.train, "val": cfg.val, "test": cfg.test}.items() if v > 0}
     if not splits:
         raise SamcacheError("nothing to write: give --train, --val or --test a count above 0")
-    paths = write_synthetic(cfg.out_dir, splits, size=parse_size(cfg.size), seed=cfg.seed, progress=not quiet)
-    click.echo(f"wrote {len(paths)} synthetic images ({', '.join(f'{k} {v}' for k, v in splits.items())}) "
+    paths = write_synthetic(cfg.out_dir, splits, size=parse_size(cfg.size), seed=cfg.seed, progress=not quiet,
+                            overwrite=cfg.overwrite)
+    click.echo(f"wrote {count(len(paths), 'synthetic image')} ({', '.join(f'{k} {v}' for k, v in splits.items())}) "
                f"to {cfg.out_dir}")
 
 
@@ -131,7 +140,11 @@ def info(cfg: InfoConfig, quiet: bool):
 @cli.command()
 @command_options(ExportConfig, config_option=False)
 def export(cfg: ExportConfig, quiet: bool):
-    """Write a Zarr cache (all splits, or --split ...) as one HDF5 file, for quotas that count files."""
+    """Write a Zarr cache (all splits, or --split ...) as one HDF5 file, for quotas that count files.
+
+    CACHE is the Zarr cache to export; OUT the .h5 (or .hdf5) file to write (new, or an earlier export
+    with --overwrite). Each split is copied under its lock: a split being extracted is refused.
+    """
     from samcache.cache.hdf5 import export_h5
 
     _not_in_a_run("OUT", cfg.out)
@@ -151,7 +164,10 @@ def _not_in_a_run(name: str, path: str) -> None:
 @cli.command("import")
 @command_options(ImportConfig, config_option=False)
 def import_(cfg: ImportConfig, quiet: bool):
-    """Turn an exported HDF5 file back into a Zarr cache, bit for bit."""
+    """Turn an exported HDF5 file back into a Zarr cache, bit for bit.
+
+    H5 is a file written by `samcache export`; CACHE the new Zarr store to create (a new or empty path).
+    """
     from samcache.cache.hdf5 import import_h5
 
     _not_in_a_run("CACHE", cfg.cache)
@@ -178,7 +194,7 @@ def zero_shot(cfg: ZeroShotConfig, quiet: bool):
 
     record = run_zero_shot(cfg, progress=not quiet)
     click.echo(summary_table(record))
-    click.echo(f"{record['prompts']} prompts on {record['images']} images in {record['seconds']:.1f} s "
+    click.echo(f"{count(record['prompts'], 'prompt')} on {count(record['images'], 'image')} in {record['seconds']:.1f} s "
                f"({record['prompts_per_s']:.1f} prompts/s); results in {record['out']}")
 
 
@@ -190,7 +206,8 @@ def clicks(cfg: ClicksConfig, quiet: bool):
 
     record = run_clicks(cfg, progress=not quiet)
     click.echo(summary_table(record))
-    click.echo(f"{record['clicks']} clicks on {record['objects']} objects of {record['images']} images in "
+    click.echo(f"{count(record['clicks'], 'click')} on {count(record['objects'], 'object')} of "
+               f"{count(record['images'], 'image')} in "
                f"{record['seconds']:.1f} s ({record['clicks_per_s']:.1f} clicks/s); results in {record['out']}")
 
 
@@ -202,7 +219,7 @@ def train_head(cfg: HeadConfig, quiet: bool):
     from samcache.pipeline.train_head import train_head as run
 
     record = run(cfg, progress=not quiet)
-    click.echo(f"head on {record['classes']}, {record['epochs']} epochs ({record['epochs_run']} run now), "
+    click.echo(f"{cfg.head} head on {record['classes']}, {count(record['epochs'], 'epoch')} ({record['epochs_run']} run now), "
                f"preload={record['preload']}, {record['seconds']:.1f} s")
     click.echo(head_table(record["summary"], record["random_weights"]))
     click.echo(f"results in {record['out']}")
@@ -223,15 +240,19 @@ def _print_report(report: dict) -> None:
     click.echo("\nPhase 1 vs Phase 2 (per class):\n\n" + report["iou_table"])
     click.echo("\nCost (seed_reencode_s: what re-running the encoder per stage would have cost):\n"
                + report["cost_table"])
+    click.echo("\nRuns (split, model, images scored of the split's):\n" + report["runs_text"])
     if report["random_weights"]:
-        click.echo("\n" + RANDOM_WEIGHTS_NOTE)
+        click.echo("\n" + ("Runs marked RANDOM: " if report["random_mixed"] else "") + RANDOM_WEIGHTS_NOTE)
     click.echo("\nreport: " + "  ".join(report["files"]))
 
 
 @cli.command()
 @command_options(ReportConfig, config_option=False)
 def report(cfg: ReportConfig, quiet: bool):
-    """Compare zero-shot, head and evaluate runs: IoU table, bar chart, cost (report.md/.csv/.png)."""
+    """Compare zero-shot, clicks, train-head and evaluate runs: IoU and click tables, charts, cost.
+
+    RUNS are run folders; writes report.md, report.csv, report_iou.png (and report_clicks.png).
+    """
     from samcache.pipeline.config import new_run_dir
     from samcache.pipeline.report import build_report
 

@@ -37,7 +37,10 @@ from samcache.features.device import PASSES
 from samcache.messages import ORACLE_FIRST_MASK, RANDOM_WEIGHTS_NOTE, random_weights_suffix
 from samcache.pipeline.config import new_run_dir, now_iso, save_config
 from samcache.pipeline.configs import ClicksConfig
+from samcache.pipeline.provenance import COLUMNS as PROVENANCE_COLUMNS
+from samcache.pipeline.provenance import warn_subset, with_columns
 from samcache.pipeline.run_folder import run_folder
+from samcache.pipeline.zero_shot import decoding_provenance, nothing_to_score
 from samcache.pipeline.runs import format_table, write_csv
 from samcache.procs import check_interrupt, worker_init_fn
 
@@ -156,17 +159,21 @@ def run_clicks(cfg: ClicksConfig, progress: bool = True) -> dict:
     cfg, class_set = d.cfg, d.class_set
     started, t0, passes = now_iso(), time.perf_counter(), PASSES["images"]
     out = Path(cfg.out) if cfg.out else new_run_dir(f"clicks-{cfg.first_mask}")
+    prov = decoding_provenance(d, cfg.first_mask == "oracle")
     with run_folder(out, "clicks", cfg.overwrite, started, reads=[cfg.cache]) as folder:
-        save_config(cfg, out / "config.yaml")
+        warn_subset(prov, "clicks")  # after the folder exists: run.log keeps it too
+        save_config(cfg, out / "config.yaml", device=d.device)
         objects, n_clicks = _run(d, out, progress)
         if not objects:  # nothing to score: an empty curve would read as a result
-            raise SamcacheError(f"no object of at least --min-area {cfg.min_area} pixels in the {len(d.rows)} image(s) "
-                                f"of split {cfg.split} for class set {cfg.classes}; lower --min-area")
+            raise nothing_to_score(d) or SamcacheError(
+                f"no object of at least --min-area {cfg.min_area} pixels in the {len(d.rows)} image(s) of split "
+                f"{cfg.split} for class set {cfg.classes}; lower --min-area (or --stuff class, which joins a "
+                f"class's pieces)")
         seconds = time.perf_counter() - t0
         names = [class_set.class_names[c] for c in class_set.eval_indices]
         summary = summarize(objects, names, cfg.max_clicks)
         write_csv(out / "per_object.csv", objects, OBJECT_COLUMNS)
-        write_csv(out / "summary.csv", summary, list(summary[0]))
+        write_csv(out / "summary.csv", with_columns(summary, prov), list(summary[0]) + PROVENANCE_COLUMNS)
         oracle = cfg.first_mask == "oracle"
         save_curve(out / "curve.png", miou_curve(objects, names, cfg.max_clicks),
                    f"mIoU after k clicks, {cfg.split}, first mask {cfg.first_mask}" + (ORACLE_FIRST_MASK if oracle else "")
@@ -176,7 +183,8 @@ def run_clicks(cfg: ClicksConfig, progress: bool = True) -> dict:
                   "clicks_per_s": n_clicks / seconds if seconds else 0.0, "max_clicks": cfg.max_clicks,
                   "first_click": cfg.first_click, "next_click": cfg.next_click, "first_mask": cfg.first_mask,
                   "oracle": oracle,
-                  "mask_input": cfg.mask_input, "stuff": cfg.stuff, "min_area": cfg.min_area, "summary": summary}
+                  "mask_input": cfg.mask_input, "stuff": cfg.stuff, "min_area": cfg.min_area, "summary": summary,
+                  "provenance": prov}
         folder.record(record)
         folder.commit()
     return record
@@ -197,9 +205,9 @@ def _run(d: Decoding, out: Path, progress: bool) -> tuple[list[dict], int]:
     bar = tqdm(total=len(rows), unit="img", desc=f"clicks (max {cfg.max_clicks})", disable=not progress)
     for batch in loader:
         check_interrupt()
-        bar.update(len(batch))
         items = [it for it in batch if it.objects]
         if not items:
+            bar.update(len(batch))
             continue
         for track in run_batch(dec, items, split, cfg):
             item = items[track.image]
@@ -222,6 +230,7 @@ def _run(d: Decoding, out: Path, progress: bool) -> tuple[list[dict], int]:
                                    f"{image_id} object {track.obj.object_id} ({name})"
                                    + (ORACLE_FIRST_MASK if cfg.first_mask == "oracle" else "")
                                    + random_weights_suffix(random_weights))
+        bar.update(len(batch))  # once its objects are done: the bar counts finished images
     bar.close()
     return objects, n_clicks
 

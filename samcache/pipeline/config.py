@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import os
 import types
 import typing
 from pathlib import Path
@@ -55,12 +56,33 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML lets a repeated key silently win; a config file with one is refused, naming key and line."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                repeated = key in seen
+            except TypeError:  # an unhashable key: PyYAML's own error says so
+                break
+            if repeated:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} on line {key_node.start_mark.line + 1} (first on line "
+                                f"{seen[key]}); a repeated key would silently replace the first", key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise SamcacheError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
+    except yaml.constructor.ConstructorError as exc:
+        raise SamcacheError(f"{path}: {exc.problem}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise SamcacheError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
@@ -129,9 +151,26 @@ def resolve(cls: type[T], config_file: str | Path | None = None, **overrides: An
     return build(cls, values, sources)
 
 
-def save_config(cfg: StageConfig, path: str | Path) -> None:
-    """The effective config of a run, loadable again with --config."""
+PATH_FIELDS = ("data", "cache", "checkpoint", "out", "head", "resume", "out_dir", "h5", "runs")
+
+
+def _absolute(value):
+    if value is None or "://" in str(value):  # remote stores keep their URL
+        return value
+    if isinstance(value, list):
+        return [_absolute(v) for v in value]
+    return os.path.abspath(value)
+
+
+def save_config(cfg: StageConfig, path: str | Path, device=None) -> None:
+    """The effective config of a run, loadable again with --config from any directory: paths absolute,
+    and ``device`` the one the run used (``auto`` resolved), when given."""
     data = {**cfg.dump(), **{name: None for name in cfg.CLI_ONLY}}
+    paths = [k for k in PATH_FIELDS if k in data and typing.get_origin(_base_type(type(cfg).model_fields[k].annotation)[0])
+             is not Literal]  # train-head's `head` is a choice, evaluate's a file
+    data.update({k: _absolute(data[k]) for k in paths})
+    if device is not None and "device" in data:
+        data["device"] = str(device)
     fileio.write_text(path, yaml.safe_dump(data, sort_keys=False))
 
 
@@ -166,11 +205,21 @@ def _base_type(annotation):
             return annotation, is_list
 
 
+def _constraints(annotation) -> list:
+    """The Field constraints inside an Optional[Annotated[...]] (pydantic keeps only the outer ones)."""
+    found = []
+    for arg in typing.get_args(annotation):
+        if typing.get_origin(arg) is typing.Annotated:
+            found += [m for a in typing.get_args(arg)[1:] for m in getattr(a, "metadata", [a])]
+    return found
+
+
 def _bounds(field) -> str:
     """'  [1<=x<=64]' for a number with an upper bound (a lower one alone is said by the description)."""
-    low = next((f"{m.ge}<=" for m in field.metadata if hasattr(m, "ge")), "") or \
-        next((f"{m.gt}<" for m in field.metadata if hasattr(m, "gt")), "")
-    high = next((f"<={m.le}" for m in field.metadata if hasattr(m, "le")), "")
+    metadata = [*field.metadata, *_constraints(field.annotation)]
+    low = next((f"{m.ge}<=" for m in metadata if hasattr(m, "ge")), "") or \
+        next((f"{m.gt}<" for m in metadata if hasattr(m, "gt")), "")
+    high = next((f"<={m.le}" for m in metadata if hasattr(m, "le")), "")
     return f"  [{low}x{high}]" if high else ""
 
 

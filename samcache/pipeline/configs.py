@@ -55,6 +55,12 @@ def _checked(check):
 PosInt = Annotated[int, BeforeValidator(_no_bool), Field(ge=1)]
 NonNegInt = Annotated[int, BeforeValidator(_no_bool), Field(ge=0)]
 PosFloat = Annotated[float, BeforeValidator(_no_bool), Field(gt=0, allow_inf_nan=False)]
+MAX_SEED = 2**32 - 1  # every command's seed: numpy's and torch's generators both take it, and train-head's
+#                      per-epoch seed (seed * 100_003 + epoch) stays inside torch's 64-bit range
+Seed = Annotated[int, BeforeValidator(_no_bool), Field(ge=0, le=MAX_SEED)]
+Workers = Annotated[int, BeforeValidator(_no_bool), Field(ge=0, le=64)]  # DataLoader processes
+Batch = Annotated[int, BeforeValidator(_no_bool), Field(ge=1, le=4096)]
+Epochs = Annotated[int, BeforeValidator(_no_bool), Field(ge=1, le=100_000)]
 SPLIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -107,18 +113,20 @@ class ExtractConfig(StageConfig):
     cache: str = Field(DEFAULT_CACHE, description=CACHE_HELP)
     split: SplitName = Field("train", description="Split to extract (train, val, test, ...).")
     model_type: Literal[MODEL_TYPES] = Field("vit_h", description="SAM image encoder (tiny: RANDOM weights, tests).")
-    checkpoint: Optional[str] = Field(None, description="Official SAM .pth checkpoint (vit_*; none for tiny).")
-    seed: NonNegInt = Field(0, description="Seed of random-init weights (tiny).")
+    checkpoint: Optional[str] = Field(None, description="Official checkpoint of --model-type: SAM 1 "
+                                                        "sam_vit_{h,l,b}_*.pth, or SAM 2.1 sam2.1_hiera_*.pt "
+                                                        "(none for tiny: RANDOM weights).")
+    seed: Seed = Field(0, description="Seed of random-init weights (tiny).")
     dtype: Literal[EMBEDDING_DTYPES] = Field("float16", description="Stored embedding dtype.")
     precision: Literal[PRECISION_CHOICES] = Field(
         "auto", description="Encoder compute precision; auto: bf16 on CUDA, fp32 on the CPU (recorded in the "
                             "cache fingerprint).")
-    batch_size: Optional[PosInt] = Field(None, description="Images per encoder call (default: from free GPU "
+    batch_size: Optional[Batch] = Field(None, description="Images per encoder call (default: from free GPU "
                                                            "memory on CUDA, 4 on the CPU).")
     attention: Literal[ATTENTION_KINDS] = Field(
         "sdpa", description="Image-encoder attention: sdpa (fused kernel, same math) or upstream (reference).")
     compile: bool = Field(False, description="torch.compile the image encoder (the first batch pays for it).")
-    num_workers: NonNegInt = Field(2, description="DataLoader processes decoding PNGs (0: in the main process).")
+    num_workers: Workers = Field(2, description="DataLoader processes decoding PNGs (0: in the main process).")
     device: Device = Field("auto", description="auto, cpu, cuda or cuda:N.")
     codec: Literal[tuple(CODECS)] = Field(DEFAULT_CODEC, description="Compression of the arrays.")
     rebuild: bool = Field(False, description="Recompute this split from scratch (deletes only its samcache arrays).")
@@ -141,17 +149,18 @@ class DecodingConfig(StageConfig):
 
     cache: str = Field(DEFAULT_CACHE, description=CACHE_HELP)
     split: SplitName = Field("val", description="Split to evaluate.")
-    checkpoint: Optional[str] = Field(None, description="SAM checkpoint; only its prompt encoder + decoder load.")
+    checkpoint: Optional[str] = Field(None, description="The cache's checkpoint (SAM 1 .pth or SAM 2.1 .pt; none "
+                                                        "for tiny); only its prompt encoder + decoder load.")
     model_type: Optional[Literal[MODEL_TYPES]] = Field(None, description="Must match the cache (default: the cache's).")
     classes: ClassSetName = Field("seed5", description="Class set (its evaluated classes are prompted).")
-    seed: NonNegInt = Field(0, description="Seed of random prompts and clicks.")
+    seed: Seed = Field(0, description="Seed of random prompts and clicks.")
     visualize: NonNegInt = Field(4, description="Pictures to draw.")
     out: Optional[str] = Field(None, description=OUT_HELP.format(kind="<command>-..."))
     overwrite: bool = Field(False, description=OVERWRITE_HELP)
     device: Device = Field("auto", description="auto, cpu, cuda or cuda:N.")
-    images_per_batch: Optional[PosInt] = Field(None, description="Images whose prompts share decoder calls "
+    images_per_batch: Optional[Batch] = Field(None, description="Images whose prompts share decoder calls "
                                                                  "(default: 1 on CPU, 8 on CUDA).")
-    num_workers: NonNegInt = Field(2, description="DataLoader workers reading the cache and preparing prompts.")
+    num_workers: Workers = Field(2, description="DataLoader workers reading the cache and preparing prompts.")
     limit: Optional[PosInt] = Field(None, description="Only the first N images (default: all).")
 
 
@@ -159,8 +168,11 @@ class DecodingConfig(StageConfig):
 class ZeroShotConfig(DecodingConfig):
     SECTION = "zero_shot"
     prompt: Literal[(*STRATEGIES, "text")] = Field(
-        "random", description="Prompt strategy; text: the class names as noun phrases (SAM 3 caches; no ground "
-                              "truth used to prompt).")
+        "random", description="Prompts per image. From the ground truth: random: one uniform point per class; "
+                              "center: each class's point farthest from its boundary; per-instance: one center per "
+                              "instance (things) or connected component (stuff); multi: --points positives and "
+                              "--negatives points of other classes; box: each class's bounding box. text: the "
+                              "class names as noun phrases (SAM 3 caches; no ground truth used to prompt).")
     points: Annotated[PosInt, Field(le=MAX_PROMPT_POINTS)] = Field(3, description="multi: positive points per class.")
     negatives: Annotated[NonNegInt, Field(le=MAX_PROMPT_POINTS)] = Field(
         3, description="multi: negative points from other classes.")
@@ -223,19 +235,19 @@ class HeadConfig(StageConfig):
     train_split: SplitName = Field("train", description="Split to train on.")
     val_split: SplitName = Field("val", description="Split to evaluate every epoch.")
     classes: ClassSetName = Field("seed5", description="Class set.")
-    epochs: PosInt = Field(5, description="Total epochs (with --resume: at least those already run).")
-    batch_size: PosInt = Field(16, description="Images per step.")
+    epochs: Epochs = Field(5, description="Total epochs (with --resume: at least those already run).")
+    batch_size: Batch = Field(16, description="Images per step.")
     lr: PosFloat = Field(1e-3, description="Adam learning rate.")
     head: Literal[HEADS] = Field("main", description="main: convs on the 64x64 map (any cache); multiscale: "
                                                       "top-down fusion with SAM 2.1's high-resolution maps.")
     width: Annotated[PosInt, Field(le=4096)] = Field(256, description="Channels of the head's conv layers.")
-    num_workers: NonNegInt = Field(2, description="DataLoader workers when not preloaded.")
+    num_workers: Workers = Field(2, description="DataLoader workers when not preloaded.")
     preload: Annotated[Literal[PRELOAD_MODES], BeforeValidator(_preload_off)] = Field(
         "auto", description="Keep the splits in memory: auto (GPU, else RAM, if they fit), ram, gpu or off.")
     flip: bool = Field(False, description="Random horizontal flips of embedding + target.")
     precision: Literal["fp32", "bf16"] = Field("fp32", description="Training forward and loss: fp32, or bf16 "
                                                                     "autocast (for GPUs; weights stay fp32).")
-    seed: NonNegInt = Field(0, description="Seed of initialisation, order and flips.")
+    seed: Seed = Field(0, description="Seed of initialisation, order and flips.")
     out: Optional[str] = Field(None, description=OUT_HELP.format(kind="head"))
     overwrite: bool = Field(False, description=OVERWRITE_HELP)
     resume: Optional[str] = Field(None, description="Continue RUN_DIR from its last good epoch (its config.yaml).")
@@ -261,8 +273,8 @@ class EvaluateConfig(StageConfig):
     head: str = Field(..., description="A head checkpoint, RUN_DIR/head_epoch_N.pt.")
     cache: str = Field(DEFAULT_CACHE, description=CACHE_HELP)
     split: SplitName = Field("val", description="Split to evaluate.")
-    batch_size: PosInt = Field(8, description="Images per forward pass.")
-    num_workers: NonNegInt = Field(2, description="DataLoader workers.")
+    batch_size: Batch = Field(8, description="Images per forward pass.")
+    num_workers: Workers = Field(2, description="DataLoader workers.")
     device: Device = Field("auto", description="auto, cpu, cuda or cuda:N.")
     out: Optional[str] = Field(None, description="Run folder (default RUN_DIR/eval-<split>-epochN).")
     overwrite: bool = Field(False, description=OVERWRITE_HELP)
@@ -273,7 +285,8 @@ class EvaluateConfig(StageConfig):
 @register
 class ReportConfig(StageConfig):
     SECTION = "report"
-    runs: list[str] = Field(..., description="Run folders to compare.", json_schema_extra={"argument": True})
+    runs: list[str] = Field(..., description="Run folders to compare (zero-shot, clicks, train-head, evaluate).",
+                            json_schema_extra={"argument": True})
     out: Optional[str] = Field(None, description=OUT_HELP.format(kind="report"))
     overwrite: bool = Field(False, description=OVERWRITE_HELP)
 
@@ -293,7 +306,9 @@ class SynthConfig(StageConfig):
     val: NonNegInt = Field(8, description="Val images.")
     test: NonNegInt = Field(0, description="Test images.")
     size: Annotated[str, _checked(parse_size)] = Field("2048x1024", description="WIDTHxHEIGHT of every image.")
-    seed: NonNegInt = Field(0, description="Scene seed.")
+    seed: Seed = Field(0, description="Scene seed.")
+    overwrite: bool = Field(False, description="Replace synthetic data written with other counts, size or seed "
+                                               "(never a folder samcache did not write).")
 
 
 @register
@@ -340,21 +355,24 @@ class DemoConfig(StageConfig):
     train: PosInt = Field(24, description="Synthetic train images.")
     val: PosInt = Field(8, description="Synthetic val images.")
     size: Annotated[str, _checked(parse_size)] = Field("1024x512", description="WIDTHxHEIGHT of the synthetic images.")
-    seed: NonNegInt = Field(0, description="Seed of data, weights, prompts and head.")
+    seed: Seed = Field(0, description="Seed of data, weights, prompts and head.")
     model_type: Literal[("auto", *MODEL_TYPES)] = Field(
         "auto", description="auto: vit_h if checkpoints/sam_vit_h_4b8939.pth exists, else tiny.")
-    checkpoint: Optional[str] = Field(None, description="SAM checkpoint for vit_*.")
+    checkpoint: Optional[str] = Field(None, description="Checkpoint of --model-type (SAM 1 .pth or SAM 2.1 .pt); "
+                                                        "auto detects the type from it.")
     dtype: Literal[EMBEDDING_DTYPES] = Field("float16", description="Stored embedding dtype.")
-    batch_size: Optional[PosInt] = Field(None, description="Extraction batch size (default: automatic).")
-    num_workers: NonNegInt = Field(1, description="Extraction DataLoader workers.")
+    batch_size: Optional[Batch] = Field(None, description="Extraction batch size (default: automatic).")
+    num_workers: Workers = Field(1, description="Extraction DataLoader workers.")
     prompts: Annotated[list[Literal[STRATEGIES]], Field(min_length=1)] = Field(
         ["random", "center"], description="Zero-shot prompt strategies (repeat the option).",
         json_schema_extra={"flags": ("--prompt",)})
     multimask: Literal[MULTIMASK_MODES] = Field("best-score", description="Which of SAM's masks a prompt keeps.")
     max_clicks: Annotated[NonNegInt, Field(le=100)] = Field(5, description="Interactive clicks per object "
                                                                            "(0: skip the step).")
+    click_images: PosInt = Field(3, description="Val images of the clicks step (per object, the slowest step on "
+                                                "a CPU; the report marks it a subset).")
     classes: ClassSetName = Field("seed5", description="Class set.")
-    epochs: PosInt = Field(6, description="Head training epochs.")
-    head_batch_size: PosInt = Field(8, description="Head batch size.")
+    epochs: Epochs = Field(6, description="Head training epochs.")
+    head_batch_size: Batch = Field(8, description="Head batch size.")
     visualize: NonNegInt = Field(2, description="Overlays per run.")
     device: Device = Field("auto", description="auto, cpu, cuda or cuda:N.")

@@ -42,9 +42,27 @@ STAGING = "demo-staging.json"  # what data.next/ and cache.next.zarr are being m
 def resolve_model(cfg: DemoConfig) -> tuple[str, str | None]:
     if cfg.model_type != "auto":
         return cfg.model_type, cfg.checkpoint
-    if cfg.checkpoint or VIT_H_CHECKPOINT.is_file():
-        return "vit_h", cfg.checkpoint or str(VIT_H_CHECKPOINT)
+    if cfg.checkpoint:
+        return detect_model_type(cfg.checkpoint), cfg.checkpoint
+    if VIT_H_CHECKPOINT.is_file():
+        return "vit_h", str(VIT_H_CHECKPOINT)
     return "tiny", None
+
+
+def detect_model_type(checkpoint: str) -> str:
+    """The model type of an official SAM 1 or SAM 2.1 checkpoint, from its tensors' shapes."""
+    from samcache.features.models import identify_model_type, read_checkpoint
+    from samcache.features.sam2_build import identify_sam2_type
+
+    state = read_checkpoint(checkpoint)
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):  # SAM 2.1's layout
+        found = identify_sam2_type(state["model"])
+    else:
+        found = identify_model_type(state) if isinstance(state, dict) else None
+    if found is None:
+        raise SamcacheError(f"cannot tell which model {checkpoint} holds (not an official SAM 1 or SAM 2.1 "
+                            f"checkpoint); pass --model-type")
+    return found
 
 
 def _say(step: int, text: str, progress: bool) -> None:
@@ -162,8 +180,10 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
 
     run_dirs = list(zero_shot_dirs)
     if cfg.max_clicks:
-        _say(4, f"interactive clicks from the cache: up to {cfg.max_clicks} per object", progress)
+        _say(4, f"interactive clicks from the cache: up to {cfg.max_clicks} per object, on the first "
+                f"{min(cfg.click_images, cfg.val)} of {cfg.val} val images", progress)
         record = run_clicks(ClicksConfig(cache=str(cache), split="val", max_clicks=cfg.max_clicks,
+                                         limit=min(cfg.click_images, cfg.val),
                                          classes=cfg.classes, seed=cfg.seed, visualize=cfg.visualize,
                                          out=str(out / "clicks"), overwrite=True, device=cfg.device,
                                          checkpoint=checkpoint),

@@ -19,6 +19,8 @@ from samcache.features.device import PASSES, describe_device, resolve_device
 from samcache.messages import RANDOM_WEIGHTS_NOTE, random_weights_suffix
 from samcache.pipeline.config import now_iso, save_config
 from samcache.pipeline.configs import EvaluateConfig
+from samcache.pipeline.provenance import COLUMNS as PROVENANCE_COLUMNS
+from samcache.pipeline.provenance import provenance, warn_subset, with_columns
 from samcache.pipeline.run_folder import run_folder
 from samcache.pipeline.runs import format_table, write_csv
 
@@ -36,15 +38,18 @@ def run_evaluate(cfg: EvaluateConfig, progress: bool = True) -> dict:
     out = Path(cfg.out) if cfg.out else Path(cfg.head).parent / f"eval-{cfg.split}-epoch{ckpt['epoch']}"
     started, t0, passes = now_iso(), time.perf_counter(), PASSES["images"]
     with run_folder(out, "evaluate", cfg.overwrite, started, reads=[cfg.cache, cfg.head]) as folder:
-        save_config(cfg, out / "config.yaml")
+        save_config(cfg, out / "config.yaml", device=device)
         dataset = CacheHeadDataset(cfg.cache, cfg.split, cs, mode="eval", features=ckpt.get("features"))
+        warn_subset(provenance(split, len(dataset), random), "evaluate")
         outputs = EvalOutputs(out / "predictions" if cfg.save_predictions else None, cfg.visualize,
                               out / "visualizations", random_weights_suffix(random))
         conf = evaluate(model, dataset, None, cfg.batch_size, cfg.num_workers, device, outputs, progress)
         per_class, miou = class_ious(conf, cs)
         rows = summary_rows(per_class, miou)
-        write_csv(out / "summary.csv", rows, SUMMARY_COLUMNS)
-        record = {"stage": "evaluate", "status": "complete", "started": started, "head": str(cfg.head),
+        prov = provenance(split, len(dataset), random)
+        write_csv(out / "summary.csv", with_columns(rows, prov), SUMMARY_COLUMNS + PROVENANCE_COLUMNS)
+        record = {"stage": "evaluate", "provenance": prov, "status": "complete", "started": started,
+                  "head": str(cfg.head),
                   "epoch": ckpt["epoch"], "split": cfg.split, "images": len(dataset), "classes": ckpt["class_set"],
                   "cache": str(cfg.cache), "seconds": round(time.perf_counter() - t0, 3), "miou": miou,
                   "summary": rows, "device": describe_device(device), "fingerprint": split.fingerprint.describe(),

@@ -22,13 +22,14 @@ from tqdm import tqdm
 from samcache.cache.locks import cache_lock, is_remote, split_lock
 from samcache.cache.reader import CacheSplit
 from samcache.cache.schema import Fingerprint
-from samcache.cache.store import check_location, is_h5
+from samcache.cache.store import check_location, is_h5, remove_partials
 from samcache.cache.writer import ChunkWriter, PreparedSplit, prepare_split, record_run
 from samcache.data.cityscapes import ImageRecord, image_size, list_images, load_item
 from samcache.errors import SamcacheError
 from samcache.features.families import backend_for
 from samcache.features.device import (auto_batch_size, configure_matmul, describe_device, maybe_compile,
                                        resolve_device, resolve_precision)
+from samcache.messages import count
 from samcache.pipeline.config import now_iso
 from samcache.pipeline.configs import ExtractConfig
 from samcache.procs import check_interrupt, stop_workers, worker_init_fn
@@ -55,7 +56,7 @@ class ExtractResult:
 
     def summary_line(self) -> str:
         per_image = self.bytes_on_disk / max(self.n_done, 1)
-        return (f"{self.split}: {self.images} images in {self.seconds:.1f} s ({self.img_per_s:.2f} img/s); "
+        return (f"{self.split}: {count(self.images, 'image')} in {self.seconds:.1f} s ({self.img_per_s:.2f} img/s); "
                 f"{self.n_done}/{self.n_total} done; {self.bytes_on_disk / 2**20:.1f} MiB on disk, "
                 f"{per_image / 2**20:.2f} MiB/image")
 
@@ -110,9 +111,12 @@ def plan(cfg: ExtractConfig, weights, precision: str
     try:
         with cache_lock(cfg.cache):
             existed = is_remote(cfg.cache) or Path(cfg.cache).exists()  # under the lock: another run may create it
+            remove_partials(cfg.cache, cfg.split)  # temporaries of writes a kill cut short
             prepared = prepare_split(cfg.cache, cfg.split, [r.image_id for r in records], sizes, fingerprint,
                                      os.path.abspath(cfg.data), cfg.codec, cfg.rebuild,
                                      present_ids={r.image_id for r in listed})
+            if prepared.group.attrs.get("listed") != len(listed):  # what Stage 2 counts a --limit subset against
+                prepared.group.attrs["listed"] = len(listed)
     except (OSError, SamcacheError) as exc:
         if not existed and Path(cfg.cache).is_dir():  # a store this run began: nothing of value in it yet
             shutil.rmtree(cfg.cache, ignore_errors=True)

@@ -27,6 +27,9 @@ def describe_cache(path: str) -> str:
         same = "same" if split.fingerprint == cache.fingerprint else f"STALE {split.fingerprint.describe()}"
         size = f"{split.attrs['width']}x{split.attrs['height']}"
         dropped = f"  ({len(split.dropped)} dropped: image gone)" if split.dropped else ""
+        if (split.listed or 0) > len(split):  # extract --limit: Stage 2 then scores a subset
+            dropped += (f"  (subset: {len(split)} of the {split.listed} images in the data folder; extract "
+                        f"without --limit adds the rest)")
         lines.append(f"{name:<10}{expected:>8}{f'{done}/{expected}':>12}{nbytes / 2**20:>10.1f}"
                      f"{nbytes / 2**20 / max(done, 1):>9.2f}  {size:<9} {same}{dropped}")
     for name in cache.unfinished_splits:

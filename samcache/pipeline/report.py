@@ -25,15 +25,17 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from samcache import fileio  # noqa: E402
 from samcache.errors import SamcacheError  # noqa: E402
 from samcache.evaluation.click_metrics import miou_curve  # noqa: E402
-from samcache.messages import RANDOM_WEIGHTS_NOTE, RANDOM_WEIGHTS_TITLE  # noqa: E402
+from samcache.evaluation.visualize import series_colors, wrap_title  # noqa: E402
+from samcache.messages import RANDOM_WEIGHTS_NOTE, RANDOM_WEIGHTS_TITLE, RANDOM_WEIGHTS_TITLE_SOME  # noqa: E402
 from samcache.pipeline.config import now_iso, save_config  # noqa: E402
 from samcache.pipeline.configs import ReportConfig  # noqa: E402
 from samcache.pipeline.report_cost import COLUMNS as COST_COLUMNS  # noqa: E402
 from samcache.pipeline.report_cost import cost_rows, model_of  # noqa: E402
+from samcache.pipeline.provenance import COLUMNS as PROVENANCE_COLUMNS  # noqa: E402
+from samcache.pipeline.provenance import describe  # noqa: E402
 from samcache.pipeline.run_folder import run_folder  # noqa: E402
 from samcache.pipeline.runs import format_table, read_csv, read_record, write_csv  # noqa: E402
 
-SERIES_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 STAGES = ("zero-shot", "head", "evaluate", "clicks")
 # summary.csv column -> metric, per stage
 METRICS = {"zero-shot": {"iou_semantic": "semantic_iou", "iou_dataset": "prompted_iou"},
@@ -47,7 +49,8 @@ CLICK_METRICS = ("miou@1", "miou@5", "noc@85", "noc@90")
 def _label(record: dict) -> str:
     stage = record["stage"]
     if stage == "head":
-        return f"head ({record['epochs']} ep)"
+        multiscale = (record.get("config") or {}).get("head") == "multiscale"
+        return f"{'multiscale ' if multiscale else ''}head ({record['epochs']} ep)"
     if stage == "evaluate":
         return f"evaluate epoch {record['epoch']} on {record['split']}"
     if stage == "clicks":  # NoC is capped at max_clicks: the cap belongs in the name
@@ -57,12 +60,32 @@ def _label(record: dict) -> str:
     return f"zero-shot {record['strategy']}/{record['multimask']}" + (" ORACLE" if record.get("oracle") else "")
 
 
+def provenance_of(record: dict) -> dict:
+    """The run's split, model, images scored of the split's, RANDOM and ORACLE (older records: rebuilt)."""
+    if record.get("provenance"):
+        return record["provenance"]
+    config = record.get("config") or {}
+    images = record.get("images", record.get("val_images"))
+    return {"split": record.get("split") or config.get("val_split") or config.get("split"), "model": model_of(record),
+            "images": images, "split_images": images, "random_weights": bool(record.get("random_weights")),
+            "oracle": bool(record.get("oracle"))}
+
+
 def _unique_labels(dirs: list[Path], records: list[dict]) -> list[str]:
-    """The run's label, plus its folder where two runs would otherwise share a column name."""
+    """The run's label, plus its folder where two runs would otherwise share a column name. The split and
+    model are named where runs differ in them, RANDOM where some runs have random weights and others not,
+    and a subset where a run scored fewer images than its split holds."""
     base = [_label(r) for r in records]
+    provs = [provenance_of(r) for r in records]
     models = [model_of(r) for r in records]
     if len(set(models)) > 1:  # SAM beside SAM 2.1 (or two SAM sizes): every column names its model
         base = [f"{m} {x}" for m, x in zip(models, base)]
+    if len({p["split"] for p in provs}) > 1:  # a train-split run beside val runs
+        base = [f"{x} on {p['split']}" if r["stage"] != "evaluate" else x for x, p, r in zip(base, provs, records)]
+    base = [f"{x} ({p['images']}/{p['split_images']} img)" if (p.get("images") or 0) < (p.get("split_images") or 0)
+            else x for x, p in zip(base, provs)]
+    if len({bool(p["random_weights"]) for p in provs}) > 1:
+        base = [f"{x} RANDOM" if p["random_weights"] else x for x, p in zip(base, provs)]
     labels = [f"{x} ({d.name})" if base.count(x) > 1 else x for x, d in zip(base, dirs)]
     labels = [f"{x} ({d})" if labels.count(lab) > 1 else lab for x, d, lab in zip(base, dirs, labels)]
     if len(set(labels)) < len(labels):
@@ -78,6 +101,8 @@ def _load(run_dir: Path) -> tuple[dict, dict[str, dict[str, float]]]:
         raise SamcacheError(f"{run_dir} holds a {stage} run; report compares {', '.join(STAGES)} runs")
     if record.get("status", "complete") != "complete":
         hint = f"finish it with `samcache train-head --resume {run_dir}`" if stage == "head" else "re-run it"
+        if record.get("status") == "diverged":
+            hint = "its training diverged: re-run it with a lower --lr (--overwrite)"
         raise SamcacheError(f"{run_dir} is an unfinished {stage} run ({record.get('status')}); {hint}, "
                             f"or leave it out")
     try:
@@ -128,23 +153,28 @@ def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = 
     labels = _unique_labels(dirs, records)
     tidy, tables = _tables(records, metrics, labels)
     costs, t_enc = cost_rows(records, labels)
-    random_weights = any(r.get("random_weights") for r in records)
+    provs = [provenance_of(r) for r in records]
+    random_weights = any(p["random_weights"] for p in provs)
+    mixed = random_weights and not all(p["random_weights"] for p in provs)
+    by_label = {lab: p for lab, p in zip(labels, provs)}
+    tidy = [{**row, **{k: by_label[row["run"]].get(k) for k in PROVENANCE_COLUMNS}} for row in tidy]
     cfg = ReportConfig(runs=[str(d) for d in dirs], out=str(out), overwrite=overwrite)
     out = Path(out)
     with run_folder(out, "report", overwrite, now_iso(), reads=dirs) as folder:
         save_config(cfg, out / "config.yaml")
-        write_csv(out / "report.csv", tidy, ["run", "class_set", "class", "metric", "value"])
+        write_csv(out / "report.csv", tidy, ["run", "class_set", "class", "metric", "value", *PROVENANCE_COLUMNS])
         semantic = [t for t in tables if t[0] == TITLES["semantic_iou"]]
-        bars = _bar_chart(semantic, labels, out / "report_iou.png", random_weights)
+        title_flag = (RANDOM_WEIGHTS_TITLE_SOME if mixed else RANDOM_WEIGHTS_TITLE) if random_weights else ""
+        bars = _bar_chart(semantic, labels, out / "report_iou.png", title_flag)
         files = ["report.md", "report.csv", "report_iou.png"]
         clicks = [(labels[k], d) for k, d in enumerate(dirs) if records[k]["stage"] == "clicks"]
         if clicks:
-            _click_chart(clicks, out / "report_clicks.png", random_weights)
+            _click_chart(clicks, out / "report_clicks.png", title_flag)
             files.append("report_clicks.png")
         iou_text = "\n\n".join(f"{title}, class set {cs}\n" + format_table(_shown(rows), ["class", *cols])
                                  for title, cs, cols, rows in tables)
         cost_text = format_table(costs, COST_COLUMNS)
-        note = f"\n**{RANDOM_WEIGHTS_NOTE}**\n" if random_weights else ""
+        note = f"\n**{'Runs marked RANDOM: ' if mixed else ''}{RANDOM_WEIGHTS_NOTE}**\n" if random_weights else ""
         enc = ", ".join(f"{t:.3f} s/image" for t in t_enc.values() if t) or "unknown"
         fileio.write_text(out / "report.md",
             "# samcache report: Phase 1 (zero-shot prompts, clicks) vs Phase 2 (semantic head)\n" + note +
@@ -152,13 +182,14 @@ def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = 
             + ("\n![clicks](report_clicks.png)\n" if clicks else "") + "\n## Cost\n\nMeasured encoder time: "
             + enc + ". `seed_reencode_s` is what the seed workflow would spend re-running the encoder for that "
             "stage (zero-shot, clicks and evaluate: once per image; head: every train and val image, every "
-            "epoch).\n\n```\n" + cost_text + "\n```\n\nRuns:\n" + "".join(f"- `{d}`: {lab}\n" for d, lab in
-                                                                       zip(dirs, labels)))
+            "epoch).\n\n```\n" + cost_text + "\n```\n\nRuns:\n" + "".join(f"- `{d}`: {lab} ({describe(p)})\n"
+                                                                       for d, lab, p in zip(dirs, labels, provs)))
         folder.record({"stage": "report", "status": "complete", "runs": [str(d) for d in dirs],
                        "labels": labels, "random_weights": random_weights, "config": cfg.dump()})
         folder.commit()
     return {"iou_table": iou_text, "cost_table": cost_text, "tidy": tidy, "cost_rows": costs, "labels": labels,
-            "bars": bars, "random_weights": random_weights, "out": str(out), "files": [str(out / n) for n in files]}
+            "bars": bars, "random_weights": random_weights, "random_mixed": mixed,
+            "runs_text": "\n".join(f"{lab}: {describe(p)}" for lab, p in zip(labels, provs)), "out": str(out), "files": [str(out / n) for n in files]}
 
 
 def _shown(rows: list[dict]) -> list[dict]:
@@ -167,12 +198,14 @@ def _shown(rows: list[dict]) -> list[dict]:
              for k, v in row.items()} for row in rows]
 
 
-def _bar_chart(tables: list, labels: list[str], path: Path, random_weights: bool) -> int:
-    """Semantic IoU: one panel per class set, one group per class, one bar per run; returns bars drawn."""
+def _bar_chart(tables: list, labels: list[str], path: Path, flag: str) -> int:
+    """Semantic IoU: one panel per class set, one group per class, one bar per run; returns bars drawn.
+    Every run has its own colour (any number of runs); the legend sits outside the axes."""
     panels = tables or [("", "none", [], [{"class": "mean"}])]
+    colors = series_colors(len(labels))
     width_classes = max(len(rows) - 1 for *_, rows in panels) or 1
     fig_width = min(16.0, max(6.0, 0.35 * width_classes * max(len(cols) for _, _, cols, _ in panels) + 2))
-    fig, axes = plt.subplots(len(panels), 1, squeeze=False, figsize=(fig_width, 4 * len(panels)))
+    fig, axes = plt.subplots(len(panels), 1, squeeze=False, figsize=(fig_width + 3.5, 4 * len(panels)))
     bars = 0
     for ax, (_, cs, cols, rows) in zip(axes[:, 0], panels):
         rows = rows[:-1]  # no bar for the mean
@@ -180,38 +213,38 @@ def _bar_chart(tables: list, labels: list[str], path: Path, random_weights: bool
         for k, col in enumerate(cols):
             values = [r[col] if math.isfinite(r[col]) else 0.0 for r in rows]
             drawn = ax.bar([i + (k - (len(cols) - 1) / 2) * width for i in range(len(rows))], values, width,
-                           label=col, color=SERIES_COLORS[labels.index(col) % len(SERIES_COLORS)])
+                           label=col, color=colors[labels.index(col)])
             bars += len(drawn)
         ax.set_xticks(range(len(rows)), [r["class"] for r in rows], rotation=30 if len(rows) > 8 else 0, fontsize=8)
         ax.set_ylabel("semantic IoU (dataset-level)")
         ax.set_ylim(0, 1)
         if cols:
-            ax.legend(fontsize=8, loc="upper right")
-        ax.set_title(f"Phase 1 vs Phase 2, class set {cs}" + (f"  {RANDOM_WEIGHTS_TITLE}" if random_weights else ""),
+            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+        ax.set_title(wrap_title(f"Phase 1 vs Phase 2, class set {cs}" + (f"  {flag}" if flag else ""), fig_width),
                      fontsize=9)
     fig.tight_layout()
-    fileio.write_with(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    fileio.write_with(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png", bbox_inches="tight"))
     plt.close(fig)
     return bars
 
 
-def _click_chart(runs: list[tuple[str, Path]], path: Path, random_weights: bool) -> None:
-    """mIoU after k clicks (all objects) of every clicks run."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+def _click_chart(runs: list[tuple[str, Path]], path: Path, flag: str) -> None:
+    """mIoU after k clicks (all objects) of every clicks run; the legend outside the axes."""
+    fig, ax = plt.subplots(figsize=(10, 4))
+    colors = series_colors(len(runs))
     for k, (label, run_dir) in enumerate(runs):
         rows = read_csv(run_dir / "per_object.csv")
         record = read_record(run_dir)
         curve = miou_curve([{"class": "all", "ious": json.loads(r["ious"])} for r in rows], ["all"],
                            record["max_clicks"]).get("all", [])
-        ax.plot(range(1, len(curve) + 1), curve, marker="o", markersize=3, label=label,
-                color=SERIES_COLORS[k % len(SERIES_COLORS)])
+        ax.plot(range(1, len(curve) + 1), curve, marker="o", markersize=3, label=label, color=colors[k])
     ax.set_xlabel("clicks")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("mIoU (all objects)")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    ax.set_title("Interactive clicks" + (f"  {RANDOM_WEIGHTS_TITLE}" if random_weights else ""), fontsize=9)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    ax.set_title(wrap_title("Interactive clicks" + (f"  {flag}" if flag else ""), 7), fontsize=9)
     fig.tight_layout()
-    fileio.write_with(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    fileio.write_with(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png", bbox_inches="tight"))
     plt.close(fig)

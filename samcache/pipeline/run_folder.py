@@ -6,23 +6,34 @@ A folder is a samcache run when it holds ``run.json``; the record lists the file
 - a folder holding an earlier run is replaced only with --overwrite: its outputs are set aside
   first and deleted only when the new run has a first result, restored if it fails before;
 - a folder that is not a run, or that holds what the command reads, is never written to;
-- a command that fails or is interrupted before its first result leaves the folder as it was.
+- a command that fails or is interrupted before its first result leaves the folder as it was; a
+  kill (no cleanup ran) is undone by the next command given that folder, which restores the
+  earlier run an interrupted --overwrite had set aside;
+- one command at a time per folder: a lock file ``.<name>.lock`` beside it (as splits have);
+  while it is free, a record that says "running" is a run that was interrupted.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
+import sys
 import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+import warnings
+
+from filelock import FileLock, Timeout
+
 from samcache import fileio
-from samcache.errors import SamcacheError
+from samcache.errors import SamcacheError, SamcacheWarning
 from samcache.pipeline.runs import RUN_RECORD, read_record, write_record
 
+LOG = "run.log"
 SET_ASIDE = ".samcache-replaced"  # the replaced run's files, until the new run has a first result
 # outputs of runs recorded before run.json listed them: top-level names, and patterns below
 LEGACY_FILES = {"run.json", "config.yaml", "summary.csv", "detailed_results.csv", "metrics.csv", "per_object.csv",
@@ -59,11 +70,21 @@ class RunFolder:
     committed: bool = False  # a first result exists: keep the folder whatever happens next
     earlier_outputs: set[str] = field(default_factory=set)  # a resumed run's outputs so far
 
+    def log(self, message: str) -> None:
+        """One timestamped line appended to ``run.log`` (the run's own history: command, warnings, epochs, end)."""
+        try:
+            with open(self.path / LOG, "a") as f:
+                f.write(f"{datetime.datetime.now().astimezone().isoformat(timespec='seconds')}  {message}\n")
+        except OSError:
+            pass  # a log line never costs a run its results
+
     def outputs(self) -> list[str]:
         return sorted((files_in(self.path) - self.before) | self.earlier_outputs | {RUN_RECORD})
 
     def record(self, record: dict) -> None:
         """Write run.json with the list of files this run wrote (what --overwrite may remove later)."""
+        self.log(f"status {record.get('status')}" + (f", epochs done {record['epochs_done']}"
+                                                      if record.get("epochs_done") else ""))
         write_record(self.path, {**record, "outputs": self.outputs()})
 
     def commit(self) -> None:
@@ -110,9 +131,12 @@ def _set_aside(path: Path) -> None:
     aside = path / SET_ASIDE
     shutil.rmtree(aside, ignore_errors=True)  # left by a run killed before its first result
     aside.mkdir()
+    outputs = _run_outputs(path)  # read before its record moves
+    # the record first: from here on a run.json in the folder is the new run's (see recover)
+    os.replace(path / RUN_RECORD, aside / RUN_RECORD)
     for nested in _nested_runs(path):
         os.replace(nested, aside / nested.name)
-    _move(_run_outputs(path), path, aside)
+    _move(outputs - {RUN_RECORD}, path, aside)
 
 
 def _restore(path: Path) -> None:
@@ -129,6 +153,94 @@ def files_in_aside(aside: Path) -> set[str]:
     return {str(p.relative_to(aside)) for p in aside.rglob("*") if p.is_file()}
 
 
+@contextlib.contextmanager
+def folder_lock(path: Path) -> Iterator[None]:
+    """One samcache command per run folder; a second stops at once with one line."""
+    real = Path(os.path.realpath(path))
+    lock_path = real.parent / f".{real.name}.lock"
+    try:
+        real.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(lock_path, timeout=0)
+        lock.acquire()
+    except Timeout:
+        raise SamcacheError(f"{path} is in use by another samcache command (lock {lock_path}); wait for it to "
+                            f"finish, or choose another folder") from None
+    except OSError as exc:
+        raise SamcacheError(f"cannot write the run folder {path}: {exc.strerror or exc}") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def recover(path: Path) -> bool:
+    """Undo a command killed before its first result (call with the folder's lock held): remove what
+    it wrote and put back the earlier run it had set aside. Returns True when something was undone.
+
+    Such a command's record says "running" and lists what was there before it (``kept``); a record
+    written after a first result lists its outputs instead, and is never undone here.
+    """
+    aside = path / SET_ASIDE
+    try:
+        record = read_record(path)
+    except SamcacheError:
+        record = {}
+    killed = record.get("status") == "running" and record.get("kept") is not None
+    if not killed and not aside.is_dir():
+        return False
+    if "outputs" in record and aside.is_dir():  # the replacing run had its first result: the --overwrite holds
+        shutil.rmtree(aside, ignore_errors=True)
+        return False
+    if killed:
+        for name in files_in(path) - set(record["kept"]):
+            (path / name).unlink(missing_ok=True)
+        _prune_empty(path)
+    # else: killed while setting the earlier run aside (its record moves first): only put it back
+    restored = aside.is_dir()
+    _restore(path)
+    what = "the run it was replacing is restored" if restored else "its partial files are removed"
+    warnings.warn(f"{path}: an earlier {record.get('stage', 'samcache')} command was interrupted before its first "
+                  f"result; {what}", SamcacheWarning)
+    return True
+
+
+@contextlib.contextmanager
+def _logging(folder: RunFolder, overwrite: bool = False, resumed: bool = False) -> Iterator[None]:
+    """run.log: the command line and samcache version, every warning, and how the command ended."""
+    from samcache import __version__
+
+    verb = "resumed" if resumed else ("started (--overwrite)" if overwrite else "started")
+    folder.log(f"{folder.stage} {verb}: samcache {__version__}, python {sys.version.split()[0]}, "
+               f"cwd {os.getcwd()}, command: {' '.join(sys.argv)}")
+    shown = warnings.showwarning
+
+    def show(message, category, *args, **kwargs):
+        folder.log(f"warning: {message}")
+        return shown(message, category, *args, **kwargs)
+
+    warnings.showwarning = show
+    try:
+        yield
+    except KeyboardInterrupt:
+        folder.log("interrupted")
+        raise
+    except BaseException as exc:
+        folder.log(f"error: {exc}")
+        raise
+    finally:
+        warnings.showwarning = shown
+
+
+def _interrupted(record: dict, path: Path) -> str:
+    """How a record left by a killed command reads to the user ('' for a finished run)."""
+    if record.get("status") != "running":
+        return ""
+    done = record.get("epochs_done")
+    if record.get("stage") == "head" and done:
+        return f"after epoch {done}: continue it with --resume {path}, or pass --overwrite to replace it"
+    return "before it finished (it cannot resume): pass --overwrite to replace it"
+
+
 def _check(path: Path, stage: str, overwrite: bool, reads: list[str | Path]) -> None:
     for source in reads:
         if source and Path(source).exists() and (_inside(path, source) or _inside(source, path)):
@@ -142,9 +254,13 @@ def _check(path: Path, stage: str, overwrite: bool, reads: list[str | Path]) -> 
                             f"folder")
     if not overwrite:
         try:
-            held = read_record(path)["stage"]
+            record = read_record(path)
+            held = record["stage"]
         except SamcacheError:
-            held = "(damaged record)"
+            record, held = {}, "(damaged record)"
+        interrupted = _interrupted(record, path)
+        if interrupted:
+            raise SamcacheError(f"--out {path} holds a samcache {held} run that was interrupted {interrupted}")
         more = f", or --resume {path} to continue it" if held == "head" and stage == "head" else ""
         raise SamcacheError(f"--out {path} already holds a samcache {held} run; pass --overwrite to replace it{more}")
 
@@ -157,23 +273,28 @@ def run_folder(path: str | Path, stage: str, overwrite: bool = False, started: s
     ``reads``: the caches, runs or checkpoints the command reads; --out may not overlap them.
     """
     path = Path(path)
-    _check(path, stage, overwrite, list(reads))
-    created = not path.exists()
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        if (path / RUN_RECORD).is_file():
-            _set_aside(path)  # --overwrite: kept until the new run has a first result
-        folder = RunFolder(path, stage, created, before=files_in(path))
-        write_record(path, {"stage": stage, "status": "running", "started": started})
-    except OSError as exc:
-        _undo(path, created, set())
-        raise SamcacheError(f"cannot write the run folder {path}: {exc.strerror or exc}") from None
-    try:
-        yield folder
-    except BaseException:
-        if not folder.committed:
-            _undo(path, created, folder.before)
-        raise
+    with folder_lock(path):
+        recover(path)
+        _check(path, stage, overwrite, list(reads))
+        created = not path.exists()
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            if (path / RUN_RECORD).is_file():
+                _set_aside(path)  # --overwrite: kept until the new run has a first result
+            folder = RunFolder(path, stage, created, before=files_in(path))
+            # "kept": what is not this run's, so that the next command can undo this one if it is killed
+            write_record(path, {"stage": stage, "status": "running", "started": started,
+                                "kept": sorted(folder.before)})
+        except OSError as exc:
+            _undo(path, created, set())
+            raise SamcacheError(f"cannot write the run folder {path}: {exc.strerror or exc}") from None
+        try:
+            with _logging(folder, overwrite):
+                yield folder
+        except BaseException:
+            if not folder.committed:
+                _undo(path, created, folder.before)
+            raise
 
 
 def _undo(path: Path, created: bool, before: set[str]) -> None:
@@ -191,6 +312,12 @@ def _undo(path: Path, created: bool, before: set[str]) -> None:
 def resumed_folder(path: str | Path, stage: str) -> Iterator[RunFolder]:
     """An existing run of ``stage`` to continue in place: never removed; its earlier outputs stay listed."""
     path = Path(path)
+    with folder_lock(path):
+        recover(path)
+        yield from _resumed(path, stage)
+
+
+def _resumed(path: Path, stage: str) -> Iterator[RunFolder]:
     try:
         record = read_record(path)
         earlier = set(record.get("outputs") or _run_outputs(path))
@@ -204,5 +331,7 @@ def resumed_folder(path: str | Path, stage: str) -> Iterator[RunFolder]:
         if fileio.is_temporary(path / name):
             (path / name).unlink(missing_ok=True)
     current = files_in(path)
-    yield RunFolder(path, stage, created=False, before=current - earlier, committed=True,
-                    earlier_outputs=earlier & current)
+    folder = RunFolder(path, stage, created=False, before=current - earlier, committed=True,
+                       earlier_outputs=(earlier & current) | ({LOG} & current))
+    with _logging(folder, resumed=True):
+        yield folder

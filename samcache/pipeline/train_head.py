@@ -8,6 +8,7 @@ preloaded or via DataLoader) -> model and Adam, or the last good checkpoint -> e
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ from samcache.features.head import build_head, head_features
 from samcache.messages import INTERRUPT_ADVICE, random_weights_suffix
 from samcache.pipeline.config import new_run_dir, now_iso, save_config
 from samcache.pipeline.configs import HeadConfig
+from samcache.pipeline.provenance import COLUMNS as PROVENANCE_COLUMNS
+from samcache.pipeline.provenance import provenance, warn_subset, with_columns
 from samcache.pipeline.run_folder import resumed_folder, run_folder
 from samcache.pipeline.runs import read_csv, read_record, write_csv
 
@@ -169,8 +172,9 @@ def _train_in_folder(cfg: HeadConfig, progress: bool) -> tuple[dict, HeadResult]
         out, ckpt = Path(cfg.out or new_run_dir("head")), None
         folder = run_folder(out, "head", cfg.overwrite, started, reads=[cfg.cache])
     with folder as run:
-        save_config(cfg, out / "config.yaml")
+        save_config(cfg, out / "config.yaml", device=device)
         data = _load_data(cfg, class_set, device)
+        warn_subset(provenance(data.train, len(data.train_ds), False), "train-head")
         load_seconds = time.perf_counter() - t_start
         state = _new_state(cfg, class_set, data, device)
         if ckpt is not None:  # the last good checkpoint of the run being resumed
@@ -191,7 +195,11 @@ def _train_in_folder(cfg: HeadConfig, progress: bool) -> tuple[dict, HeadResult]
             raise Interrupted(advice, getattr(exc, "exit_code", 130)) from None
 
         rows = summary_rows(result.per_class, result.miou)
-        write_csv(out / "summary.csv", rows, ["class", "iou"])
+        random = data.train.fingerprint.random_weights
+        trained = provenance(data.train, len(data.train_ds), random)
+        prov = {**provenance(data.val_ds.split, len(data.val_ds), random), "train_split": data.train.name,
+                "train_images": len(data.train_ds), "train_split_images": trained["split_images"]}
+        write_csv(out / "summary.csv", with_columns(rows, prov), ["class", "iou"] + PROVENANCE_COLUMNS)
         epochs_seconds = sum(float(h["epoch_seconds"]) for h in result.history)  # every epoch, resumed runs too
         fp = data.train.fingerprint
         record = {"stage": "head", "status": "complete", "started": started,
@@ -202,7 +210,7 @@ def _train_in_folder(cfg: HeadConfig, progress: bool) -> tuple[dict, HeadResult]
                   "device": describe_device(device),
                   "fingerprint": fp.describe(), "random_weights": fp.random_weights,
                   "encoder_passes": PASSES["images"] - passes, "miou": result.miou, "summary": rows,
-                  "config": cfg.dump(), "out": str(out)}
+                  "config": cfg.dump(), "provenance": prov, "out": str(out)}
         run.record(record)
     return record, result
 
@@ -223,6 +231,18 @@ class _Checkpoints:
         fileio.write_with(checkpoint_path(self.out, epoch), lambda tmp: torch.save(ckpt, tmp))
         self.run.commit()
         self.run.record({"stage": "head", "status": "running", "epochs_done": epoch, "config": cfg.dump()})
+
+
+def _diverged(cfg: HeadConfig, epoch: int, train_loss: float, checkpoints: "_Checkpoints | None",
+              weights_finite: bool = True) -> None:
+    """Stop a diverged run: earlier epochs stay on disk, the record says "diverged" (report refuses it)."""
+    kept = ""
+    run, out = (checkpoints.run, checkpoints.out) if checkpoints is not None else (None, None)
+    if run is not None and run.committed:
+        kept = f"; epochs 1-{epoch - 1} are kept in {out}" if epoch > 2 else f"; epoch 1 is kept in {out}"
+        run.record({"stage": "head", "status": "diverged", "epochs_done": epoch - 1, "config": cfg.dump()})
+    what = f"train loss {train_loss:.4g}" + ("" if weights_finite else ", weights not finite")
+    raise SamcacheError(f"training diverged in epoch {epoch}: {what} (--lr {cfg.lr:g}); lower --lr{kept}")
 
 
 def _train(cfg: HeadConfig, class_set, data: HeadData, state: HeadState, device, checkpoints: _Checkpoints | None,
@@ -258,6 +278,9 @@ def _train(cfg: HeadConfig, class_set, data: HeadData, state: HeadState, device,
         bar.close()
         train_loss = float(torch.stack(losses).mean()) if losses else float("nan")
         train_seconds += time.perf_counter() - t0
+        finite = all(bool(torch.isfinite(p).all()) for p in model.parameters())  # the last step may break them
+        if losses and not (math.isfinite(train_loss) and finite):  # diverged: never a NaN checkpoint
+            _diverged(cfg, epoch, train_loss, checkpoints, finite)
 
         last = epoch == cfg.epochs
         outputs = None
@@ -271,6 +294,7 @@ def _train(cfg: HeadConfig, class_set, data: HeadData, state: HeadState, device,
                         "epoch_seconds": time.perf_counter() - t0})
         if checkpoints is not None:
             checkpoints.save(cfg, class_set, data, state, epoch, miou)
+            checkpoints.run.log(f"epoch {epoch}: train loss {train_loss:.4f}, val mIoU {miou:.4f}")
         if progress:
             tqdm.write(f"epoch {epoch}: train loss {train_loss:.4f}, val mIoU {miou:.4f}")
     if not per_class:  # resumed a finished run: report its last epoch

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from samcache.cache.datasets import PromptDataset, PromptItem
 from samcache.data.labels import IGNORE, ClassSet
+from samcache.errors import SamcacheError
 from samcache.evaluation.metrics import (IoUAccumulator, class_ious, compose_by_score, confusion_matrix_torch,
                                          masked_counts)
 from samcache.evaluation.predictions import save_prediction
@@ -34,6 +35,8 @@ from samcache.evaluation.prompts import image_prompts
 from samcache.messages import RANDOM_WEIGHTS_NOTE, random_weights_suffix
 from samcache.pipeline.config import new_run_dir, now_iso, save_config
 from samcache.pipeline.configs import ZeroShotConfig
+from samcache.pipeline.provenance import COLUMNS as PROVENANCE_COLUMNS
+from samcache.pipeline.provenance import provenance, warn_subset, with_columns
 from samcache.pipeline.run_folder import run_folder
 from samcache.pipeline.runs import format_table, write_csv
 from samcache.procs import check_interrupt, worker_init_fn
@@ -92,6 +95,22 @@ def choose_masks(dec: Decoder, logits: torch.Tensor, scores: torch.Tensor, mode:
     return candidates[rows, best], scores[rows, best]
 
 
+def nothing_to_score(d: Decoding) -> SamcacheError | None:
+    """The error when no image of the run holds a pixel of an evaluated class (zero-shot and clicks agree)."""
+    evaluated = np.zeros(256, bool)
+    evaluated[np.isin(d.class_set.lut, d.class_set.eval_indices)] = True
+    if any(evaluated[d.split.labels[r]].any() for r in d.rows):
+        return None
+    return SamcacheError(f"nothing to score: none of the {len(d.rows)} image(s) of split {d.split.name} holds a "
+                         f"pixel of an evaluated class of class set {d.cfg.classes} "
+                         f"({', '.join(d.class_set.eval_names)}); choose another --split or --classes")
+
+
+def decoding_provenance(d: Decoding, oracle: bool) -> dict:
+    """Split, model, images scored of the split's, RANDOM, ORACLE (``provenance.py``)."""
+    return provenance(d.split, len(d.rows), d.weights.random, oracle)
+
+
 def run_zero_shot(cfg: ZeroShotConfig, progress: bool = True) -> dict:
     """Decode every image of the split; write the run folder; return its record."""
     if cfg.prompt == "text":  # concept prompts: another kind of decoding (no prompt sampling, no masks to pick)
@@ -102,21 +121,25 @@ def run_zero_shot(cfg: ZeroShotConfig, progress: bool = True) -> dict:
     cfg, class_set = d.cfg, d.class_set
     started, t0, passes = now_iso(), time.perf_counter(), PASSES["images"]
     out = Path(cfg.out) if cfg.out else new_run_dir(f"zero-shot-{cfg.prompt}-{cfg.multimask}")
+    prov = decoding_provenance(d, cfg.multimask == "oracle")
     with run_folder(out, "zero-shot", cfg.overwrite, started, reads=[cfg.cache]) as folder:
-        save_config(cfg, out / "config.yaml")
+        warn_subset(prov, "zero-shot")  # after the folder exists: run.log keeps it too
+        save_config(cfg, out / "config.yaml", device=d.device)
         result = _decode_split(d, out, progress)
+        if not result["prompts"]:  # an empty table would read as a result
+            raise nothing_to_score(d) or SamcacheError(f"no prompt in the {len(d.rows)} image(s) of split {cfg.split}")
         seconds = time.perf_counter() - t0
         semantic, semantic_miou = class_ious(result["confusion"], class_set)
         summary = result["prompted"].summary([class_set.class_names[c] for c in class_set.eval_indices])
         for row in summary:
             row["iou_semantic"] = semantic.get(row["class"], semantic_miou if row["class"] == "mean" else np.nan)
         write_csv(out / "detailed_results.csv", result["details"], DETAIL_COLUMNS)
-        write_csv(out / "summary.csv", summary, SUMMARY_COLUMNS)
+        write_csv(out / "summary.csv", with_columns(summary, prov), SUMMARY_COLUMNS + PROVENANCE_COLUMNS)
         n_prompts = result["prompts"]
         record = {**d.record("zero-shot", started, seconds, passes, out),
                   "prompts": n_prompts, "prompts_per_s": n_prompts / seconds if seconds else 0.0,
                   "strategy": cfg.prompt, "multimask": cfg.multimask, "oracle": cfg.multimask == "oracle",
-                  "miou_semantic": semantic_miou, "summary": summary}
+                  "miou_semantic": semantic_miou, "summary": summary, "provenance": prov}
         folder.record(record)
         folder.commit()
     return record

@@ -1,0 +1,47 @@
+"""What every result says about where it came from: split, model, the subset scored, RANDOM, ORACLE.
+
+One dict per run, recorded in run.json, repeated as columns of its summary.csv and of report.csv,
+so that no table can be read without them (a train-split run beside val runs, a --limit subset,
+random weights beside a real checkpoint, an oracle choice beside SAM's own).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from samcache.errors import SamcacheWarning
+
+COLUMNS = ["split", "model", "images", "split_images", "random_weights", "oracle"]
+
+
+def provenance(split, scored: int, random_weights: bool, oracle: bool = False) -> dict:
+    """``split``: the CacheSplit scored; ``scored``: images scored. ``split_images`` counts the images the data
+    folder's split held when it was extracted (more than the cache holds after ``extract --limit``)."""
+    in_split = max(int(split.listed or 0), len(split))
+    return {"split": split.name, "model": split.fingerprint.model_type, "images": int(scored),
+            "split_images": in_split, "random_weights": bool(random_weights), "oracle": bool(oracle)}
+
+
+def describe(prov: dict) -> str:
+    """'split val, model tiny, 2/4 images (subset), RANDOM weights, ORACLE' (for labels, lists and notes)."""
+    parts = [f"split {prov.get('split', '?')}", f"model {prov.get('model', '?')}"]
+    if prov.get("images") is not None:
+        subset = prov["images"] < prov.get("split_images", prov["images"])
+        parts.append(f"{prov['images']}/{prov.get('split_images', prov['images'])} images"
+                     + (" (subset)" if subset else ""))
+    if prov.get("random_weights"):
+        parts.append("RANDOM weights")
+    if prov.get("oracle"):
+        parts.append("ORACLE")
+    return ", ".join(parts)
+
+
+def warn_subset(prov: dict, stage: str) -> None:
+    """Say so when a run scores fewer images than its split holds."""
+    if prov["images"] < prov["split_images"]:
+        warnings.warn(f"{stage} uses {prov['images']} of the {prov['split_images']} images of split {prov['split']} "
+                      f"(--limit, or a split extracted with --limit): a subset", SamcacheWarning)
+
+
+def with_columns(rows: list[dict], prov: dict) -> list[dict]:
+    return [{**row, **{k: prov[k] for k in COLUMNS}} for row in rows]
