@@ -11,6 +11,7 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 import zarr
 
 from samcache.cache.h5read import open_h5
@@ -138,7 +139,7 @@ def split_state(root: zarr.Group, name: str) -> str:
     return "foreign"
 
 
-def complete_rows(group) -> tuple[int, "np.ndarray"]:
+def complete_rows(group) -> tuple[int, np.ndarray]:
     """The one rule for what a split holds: ``(n, done)`` with ``n = n_images`` and ``done`` its first n flags.
 
     A row is complete when it is below ``n_images`` and its ``done`` flag is set (set only after the
