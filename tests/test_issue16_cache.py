@@ -76,7 +76,7 @@ def test_corrupt_hdf5_chunk_names_file_array_and_row(cache16, tmp_path):
         split.labels[1]
     message = str(err.value)
     assert str(out) in message and "val/labels" in message and "row 1" in message
-    proc = invoke("zero-shot", "--cache", out, "--out", tmp_path / "zs", "--num-workers", "1", "--device", "cpu",
+    proc = invoke("zero-shot", "-q", "--cache", out, "--out", tmp_path / "zs", "--num-workers", "1", "--device", "cpu",
                   "--visualize", "0")  # read in a DataLoader worker: still the one line
     assert_one_line_error(proc, str(out), "val/labels row 1", "damaged")
     assert not (tmp_path / "zs").exists()
