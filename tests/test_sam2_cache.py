@@ -113,7 +113,7 @@ def test_issue16_info_export_lock_and_h5_errors_on_sam2(sam2_cache, tmp_path):
         f.write(b"\xff" * 64)
     split = open_cache(str(tmp_path / "a.h5")).split("val")
     with pytest.raises(Exception, match="val/high_res_feats_0 row 2"):
-        split.features["high_res_feats_0"][2]
+        split.feature_arrays["high_res_feats_0"][2]
 
 
 def test_report_puts_sam_and_sam2_side_by_side_with_their_costs(sam2_cache, sam2_checkpoint, cache16, tmp_path):
@@ -123,7 +123,8 @@ def test_report_puts_sam_and_sam2_side_by_side_with_their_costs(sam2_cache, sam2
            "--num-workers", "0", check=True)
     proc = invoke("report", tmp_path / "zs1", tmp_path / "zs2", "--out", tmp_path / "report", check=True)
     runs = {r["run"] for r in read_csv(tmp_path / "report" / "report.csv")}
-    assert runs == {"tiny zero-shot random/best-score", "sam2.1_hiera_t zero-shot random/best-score"}
+    # issue 16: RANDOM per run (the tiny run has random weights, the SAM 2.1 one a checkpoint)
+    assert runs == {"tiny zero-shot random/best-score RANDOM", "sam2.1_hiera_t zero-shot random/best-score"}
     assert f"extract val ({sam2_cache})" in proc.stdout and "mib_per_image" in proc.stdout
     assert "encoder_s_per_image" in proc.stdout
 
