@@ -4,13 +4,12 @@ under the split lock; concurrent exports; HDF5 errors and advice."""
 import shutil
 
 import h5py
-import numpy as np
 import pytest
 import zarr
 
 from conftest import assert_one_line_error, invoke
 from samcache.cache.hdf5 import export_h5
-from samcache.cache.locks import _lock_path, split_lock
+from samcache.cache.locks import split_lock
 from samcache.cache.reader import open_cache
 from samcache.errors import SamcacheError
 

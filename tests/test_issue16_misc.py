@@ -147,5 +147,6 @@ def test_demo_with_a_checkpoint_and_model_type_auto_detects_the_type(vit_b_check
     import torch
 
     torch.save({"x": torch.zeros(1)}, junk)
-    with pytest.raises(SamcacheError, match="pass --model-type"):
+    with pytest.raises(SamcacheError, match="cannot tell which model") as caught:
         resolve_model(DemoConfig(checkpoint=str(junk)))
+    assert caught.value.setting == "model_type"  # the CLI adds "; pass --model-type"

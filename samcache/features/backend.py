@@ -82,6 +82,10 @@ class Backend(ABC):
         """The chosen low-res logits as the next ``mask_input``, as upstream's predictor returns them."""
         return low_res
 
+    def identify(self, checkpoint_contents) -> str | None:
+        """The model type of this family that a loaded checkpoint file holds, or None if it is not this family's."""
+        return None
+
     def require_weights_file(self, model_type: str, checkpoint) -> None:
         """Cheap checks (a checkpoint given where needed, and present), before any lock is taken."""
         if checkpoint is None and model_type != "tiny":

@@ -31,6 +31,10 @@ class SamBackend(Backend):
         pe, md, weights = models.build_prompt_decoder(model_type, checkpoint, seed, allow_random)
         return SamPromptDecoder(pe, md).eval(), weights
 
+    def identify(self, checkpoint_contents):
+        flat = isinstance(checkpoint_contents, dict) and not isinstance(checkpoint_contents.get("model"), dict)
+        return models.identify_model_type(checkpoint_contents) if flat else None
+
     def check_weights(self, model_type, checkpoint, seed):
         return models.check_weights(model_type, checkpoint, seed)
 

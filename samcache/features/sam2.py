@@ -146,6 +146,10 @@ class Sam2Backend(Backend):
     def build_decoder(self, model_type, checkpoint, seed, allow_random=False):
         return build_sam2_prompt_decoder(model_type, checkpoint, seed, allow_random)
 
+    def identify(self, checkpoint_contents):
+        inner = checkpoint_contents.get("model") if isinstance(checkpoint_contents, dict) else None
+        return identify_sam2_type(inner) if isinstance(inner, dict) else None
+
     def require_weights_file(self, model_type, checkpoint):
         if checkpoint is None:
             official = SAM2.example_checkpoints[model_type]

@@ -224,6 +224,11 @@ class Sam3Backend(Backend):
         model, weights = build_sam3(model_type, checkpoint, seed, allow_random or model_type == "sam3_tiny")
         return Sam3Decoder(model).eval(), weights
 
+    def identify(self, checkpoint_contents):
+        from samcache.features.models import looks_like_sam3
+
+        return self.info.model_types[0] if self.info.name == "sam3" and looks_like_sam3(checkpoint_contents) else None
+
     def require_weights_file(self, model_type, checkpoint):
         """sam3 needs sam3.pt; sam3_tiny is random unless given a file (tests write one)."""
         if checkpoint is None:

@@ -25,7 +25,7 @@ from samcache.cache.locks import remove_lock_files
 from samcache.cache.store import is_samcache_store
 from samcache.data.synth import parse_size, read_marker, write_synthetic
 from samcache.errors import SamcacheError
-from samcache.features.families import backend_for
+from samcache.features.families import backend_for, identify_checkpoint
 from samcache.pipeline.clicks import run_clicks
 from samcache.pipeline.configs import ClicksConfig, DemoConfig, ExtractConfig, HeadConfig, ZeroShotConfig
 from samcache.pipeline.config import save_config
@@ -43,26 +43,10 @@ def resolve_model(cfg: DemoConfig) -> tuple[str, str | None]:
     if cfg.model_type != "auto":
         return cfg.model_type, cfg.checkpoint
     if cfg.checkpoint:
-        return detect_model_type(cfg.checkpoint), cfg.checkpoint
+        return identify_checkpoint(cfg.checkpoint), cfg.checkpoint
     if VIT_H_CHECKPOINT.is_file():
         return "vit_h", str(VIT_H_CHECKPOINT)
     return "tiny", None
-
-
-def detect_model_type(checkpoint: str) -> str:
-    """The model type of an official SAM 1 or SAM 2.1 checkpoint, from its tensors' shapes."""
-    from samcache.features.models import identify_model_type, read_checkpoint
-    from samcache.features.sam2_build import identify_sam2_type
-
-    state = read_checkpoint(checkpoint)
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):  # SAM 2.1's layout
-        found = identify_sam2_type(state["model"])
-    else:
-        found = identify_model_type(state) if isinstance(state, dict) else None
-    if found is None:
-        raise SamcacheError(f"cannot tell which model {checkpoint} holds (not an official SAM 1 or SAM 2.1 "
-                            f"checkpoint); pass --model-type")
-    return found
 
 
 def _say(step: int, text: str, progress: bool) -> None:
