@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from samcache.cache.reader import CacheSplit, open_cache
 from samcache.data.labels import IGNORE, ClassSet, get_class_set
+from samcache.features.memory import usable_bytes
 from samcache.procs import check_interrupt, stop_workers, worker_init_fn
 
 
@@ -162,10 +163,10 @@ def preload_bytes(split: CacheSplit, rows: list[int], mode: str, feature_names: 
 
 def choose_preload(requested: str, nbytes: int, device: torch.device, gpu_fraction: float = 0.6,
                    ram_fraction: float = 0.5) -> str:
-    """auto: on the GPU if it fits a share of free GPU memory, else RAM if it fits, else off."""
+    """auto: on the GPU if it fits a share of usable GPU memory (a per-process cap counts), else RAM, else off."""
     if requested != "auto":
         return requested
-    if device.type == "cuda" and nbytes < gpu_fraction * torch.cuda.mem_get_info(device)[0]:
+    if device.type == "cuda" and nbytes < gpu_fraction * usable_bytes(device):
         return "gpu"
     available = psutil.virtual_memory().available  # MemFree ignores reclaimable page cache
     return "ram" if nbytes < ram_fraction * available else "off"

@@ -139,7 +139,7 @@ def prompt_budget(backend, decoder, features: dict[str, torch.Tensor], measure=N
         backend.decode(decoder, first, torch.zeros(n, dtype=torch.long, device=device), coords,
                        torch.ones((n, 1), dtype=torch.int, device=device), None, True)
 
-    return capacity(probe, device, MAX_PROMPTS_PER_CALL, measure)
+    return capacity(probe, device, MAX_PROMPTS_PER_CALL, measure, what="prompts")
 
 
 def decode_chunked(backend, decoder, features: dict[str, torch.Tensor], image_index: torch.Tensor,

@@ -71,7 +71,7 @@ def autocast(device: torch.device, precision: str):
 
 def auto_batch_size(probe: Callable[[int], object], device: torch.device,
                     measure: Callable[[int], int] | None = None) -> int:
-    """CPU: CPU_BATCH_SIZE. CUDA: what fits in free memory, from the peak of ``probe(1)`` and ``probe(2)``."""
+    """CPU: CPU_BATCH_SIZE. CUDA: what fits in free memory, from peaks of ``probe(n)`` and ``probe(2n)`` (memory.py)."""
     if device.type != "cuda":
         return CPU_BATCH_SIZE
 
@@ -79,7 +79,7 @@ def auto_batch_size(probe: Callable[[int], object], device: torch.device,
         probe(n)
         PASSES["images"] -= n  # a probe, not an encoded image
 
-    return capacity(counted, device, MAX_BATCH_SIZE, measure)
+    return capacity(counted, device, MAX_BATCH_SIZE, measure, what="images")
 
 
 def maybe_compile(image_encoder: torch.nn.Module, compile_model: bool) -> torch.nn.Module:
