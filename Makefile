@@ -29,16 +29,24 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks.run_all
 
-# On a GPU machine, with its own python3 and PyTorch: one table, appended to benchmarks/RESULTS.md.
+# On a GPU machine, with its own python3 and PyTorch: the whole GPU table (see benchmarks/bench_gpu.sh).
 bench-gpu:
 	bash benchmarks/bench_gpu.sh
 
-# cp312 wheels of what the GPU machine's image lacks, into .whl/ (about 17 MB; carry it there).
+# cp312 manylinux x86-64 wheels of what the GPU machine's image lacks, into .whl/ (about 20 MB; carry it
+# there). Needs only python3 with pip and PyPI: no project venv, no torch (sam2 builds pure Python
+# without it). Checked after download: every Requires-Dist met by the wheels plus the image.
 WHEEL_TARGET := --python-version 3.12 --implementation cp --abi cp312 --abi abi3 --abi none \
-	--platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 --platform any
-gpu-wheels: $(STAMP)
-	$(PY) -m pip download -q --no-deps --only-binary=:all: $(WHEEL_TARGET) -d .whl -r benchmarks/gpu-requirements.txt
-	SAM2_BUILD_CUDA=0 $(PY) -m pip wheel -q --no-deps -w .whl -r benchmarks/gpu-build-from-source.txt
+	--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+	--platform manylinux2014_x86_64 --platform manylinux1_x86_64 --platform any
+WHEEL_VENV := .venv-wheels
+gpu-wheels:
+	python3 -m pip download -q --no-deps --only-binary=:all: $(WHEEL_TARGET) -d .whl -r benchmarks/gpu-requirements.txt
+	test -x $(WHEEL_VENV)/bin/python || python3 -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/python -m pip install -q setuptools wheel packaging
+	SAM2_BUILD_CUDA=0 $(WHEEL_VENV)/bin/python -m pip wheel -q --no-deps --no-build-isolation -w .whl \
+		-r benchmarks/gpu-build-from-source.txt
+	$(WHEEL_VENV)/bin/python -m benchmarks.gpu_wheels --wheels .whl
 
 clean:
 	rm -rf runs/demo
