@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench bench-gpu gpu-wheels venv clean
+.PHONY: demo test bench bench-gpu bench-gpu-smoke gpu-wheels venv clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -29,9 +29,14 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks.run_all
 
-# On a GPU machine, with its own python3 and PyTorch: the whole GPU table (see benchmarks/bench_gpu.sh).
+# On a GPU machine you keep, with its own python3 and PyTorch: the full GPU table (benchmarks/bench_gpu.sh).
+# On a lent one: bash benchmarks/gpu_first_run.sh RESULTS_DIR (README, "On a GPU").
 bench-gpu:
 	bash benchmarks/bench_gpu.sh
+
+# bench_gpu at toy size with the tiny model, on a CPU: checks that every row of the GPU script runs.
+bench-gpu-smoke: $(STAMP)
+	$(PY) -m benchmarks.bench_gpu --smoke
 
 # cp312 manylinux x86-64 wheels of what the GPU machine's image lacks, into .whl/ (about 20 MB; carry it
 # there). Needs only python3 with pip and PyPI: no project venv, no torch (sam2 builds pure Python
