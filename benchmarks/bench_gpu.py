@@ -270,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deadline", type=float, default=None,
                         help="seconds from start; rows that would end later are skipped and marked (default: none)")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: benchmarks/out/gpu-MODE)")
+    parser.add_argument("--only", action="append", default=None, metavar="TEXT",
+                        help="run only rows whose name contains TEXT (repeatable; setup always runs)")
     parser.add_argument("--append", action="store_true", help=f"append the table to {RESULTS.name}")
     args = parser.parse_args(argv)
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
@@ -286,7 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     results = Results(args.results, header)
     runner = Runner(results, device, args.deadline)
     print(header, flush=True)
-    statuses = [runner.run(row) for row in Bench(p, out, device).rows()]
+    rows = Bench(p, out, device).rows()
+    rows = [r for i, r in enumerate(rows) if i == 0 or not args.only or any(t in r.name for t in args.only)]
+    statuses = [runner.run(row) for row in rows]
     print("\n" + results.markdown() + f"\nbench_gpu took {time.monotonic() - runner.start:.0f} s", flush=True)
     if args.append:
         with open(RESULTS, "a") as f:

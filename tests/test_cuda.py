@@ -212,7 +212,7 @@ def test_dataloader_workers_with_pinned_memory(synth_root, gpu_cache, tmp_path):
         extract(extract_cfg(synth_root, caches[workers], "val", device="cuda", precision="fp32", batch_size=2,
                             num_workers=workers, dtype="float32"), progress=False)
     a, b = (open_cache(caches[w]).split("val") for w in (0, 2))
-    for row in range(a.n_images):
+    for row in range(len(a)):
         assert rel(b.embedding(row), a.embedding(row)) < 1e-6
     record = {}
     for preload, workers in (("gpu", 0), ("off", 2)):

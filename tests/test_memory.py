@@ -36,7 +36,7 @@ class FreshProcess:
     def __call__(self, k: int) -> int:
         self.calls.append(k)
         if self.oom_above is not None and self.true_peak(k) > self.oom_above:
-            raise torch.OutOfMemoryError("CUDA out of memory (fake)")
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (fake)")
         peak = self.true_peak(k) + (self.one_time if len(self.calls) == 1 else 0)
         peak += int(self.rng.integers(-self.noise, self.noise + 1)) if self.noise else 0
         return -(-peak // (2 * MIB)) * 2 * MIB
@@ -106,7 +106,7 @@ def test_a_probe_that_runs_out_of_memory_halves_the_probe_size():
 
 def test_even_one_item_out_of_memory_gives_one():
     def measure(k):
-        raise torch.OutOfMemoryError("CUDA out of memory (fake)")
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (fake)")
 
     with pytest.warns(SamcacheWarning, match="even a probe of 1"):
         assert capacity(lambda k: None, CUDA, 64, measure=measure, free_bytes=lambda: GIB) == 1

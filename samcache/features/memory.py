@@ -93,7 +93,7 @@ def capacity(run: Callable[[int], object], device: torch.device, cap: int,
             measure(n)  # warm-up: one-time allocations land here, not in the slope
             peak_n, peak_2n = measure(n), measure(2 * n)
             break
-        except torch.OutOfMemoryError:
+        except torch.cuda.OutOfMemoryError:  # torch.OutOfMemoryError since 2.5: the same class
             if device.type == "cuda":
                 torch.cuda.empty_cache()
             if n == 1:
