@@ -99,3 +99,28 @@ def test_the_carried_wheels_when_present():
     carried, problems = carried_from_wheels(folder, read_pins())
     report = check(carried, read_image())
     assert problems == [] and report.problems == []
+
+
+def test_every_module_the_code_imports_is_on_the_gpu_machine():
+    """Each third-party module that samcache, the benchmarks or the tests import comes from a pinned wheel
+    or the image: found by reading the sources (ast), mapped to distributions by this venv's metadata."""
+    import ast
+    import sys
+    from importlib.metadata import packages_distributions
+
+    local = {"samcache", "benchmarks", "conftest"}
+    modules = set()
+    for folder in ("samcache", "benchmarks", "tests"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    modules |= {alias.name.split(".")[0] for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    modules.add(node.module.split(".")[0])
+    third_party = sorted(m for m in modules - local if m not in sys.stdlib_module_names)
+    provided = packages_distributions()
+    available = set(read_pins()) | set(read_image())
+    missing = {m: provided.get(m) for m in third_party
+               if not any(canonicalize_name(d) in available for d in provided.get(m, [m]))}
+    assert missing == {}, f"imported but neither pinned nor in the GPU image: {missing}"
+    assert {"torch", "zarr", "segment_anything", "packaging"} <= set(third_party)
