@@ -57,11 +57,13 @@ def random_checkpoint(model_type: str, path: Path, rel_pos_std: float = 0.5) -> 
     return path
 
 
-def replicated_cache(source: Path, target: Path, train: int, val: int) -> Path:
-    """A cache of ``train`` + ``val`` rows cycling through the extracted ones (the head sees real embeddings)."""
+def replicated_cache(source: Path, target: Path, train: int, val: int, source_rows: int = 32) -> Path:
+    """A cache of ``train`` + ``val`` rows cycling through the first ``source_rows`` extracted ones (the head
+    sees real embeddings; reading all of a 1,024-image source would hold 8 GiB for nothing new)."""
     src = open_cache(source).split("train")
     fp = src.fingerprint
-    emb, labels, inst = src.embeddings[:], src.labels[:], src.instances[:]
+    rows = min(len(src), source_rows)
+    emb, labels, inst = src.embeddings[:rows], src.labels[:rows], src.instances[:rows]
     size = tuple(int(v) for v in src.original_sizes[0])
     shutil.rmtree(target, ignore_errors=True)
     for split, n in (("train", train), ("val", val)):

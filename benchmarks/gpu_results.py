@@ -103,10 +103,10 @@ class Runner:
             status = "ok"
         except Exception as exc:  # noqa: BLE001: one failing row must lose nothing else
             traceback.print_exc()
-            values, status = [("error", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300])], \
-                "error"
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()
+            message = str(exc).splitlines()[0] if str(exc) else ""
+            values, status = [("error", f"{type(exc).__name__}: {message}"[:300])], "error"
+        if status == "error" and self.device.type == "cuda":
+            torch.cuda.empty_cache()  # out of the except block: the traceback no longer holds the row's tensors
         seconds, peak = self.clock() - t0, self._peak_gib()
         self.results.extend([Metric(row.name, metric, str(value), peak, f"{seconds:.1f}", row.cap, status)
                              for metric, value in values])
