@@ -66,3 +66,20 @@ def test_bench_gpu_refuses_without_cuda_in_one_line(capsys):
         return
     assert main(["--quick"]) == 1
     assert capsys.readouterr().err.strip().startswith("Error: bench_gpu needs a CUDA GPU")
+
+
+def test_gpu_first_run_brings_back_at_most_8_files_and_starts_in_one_short_command():
+    """The lent machine returns at most 8 files from RESULTS_DIR, and one command of at most 2,000 characters."""
+    import re
+    from pathlib import Path
+
+    from benchmarks.gpu_results import JSONL, MARKDOWN
+
+    root = Path(__file__).resolve().parents[1]
+    script = (root / "benchmarks" / "gpu_first_run.sh").read_text()
+    files = set(re.findall(r'"\$RESULTS/([\w.-]+)"', script)) | {JSONL, MARKDOWN}
+    assert {"env.txt", "test_cuda.txt", "summary.txt", "bench_gpu.log"} <= files and len(files) <= 8
+    assert "--results \"$RESULTS\"" in script and "--target \"$SITE\"" in script and "--no-index" in script
+    readme = (root / "README.md").read_text()
+    command = re.search(r"```bash\n(bash benchmarks/gpu_first_run\.sh [^\n]*)\n```", readme).group(1)
+    assert len(command) < 2000 and command.split("#")[0].strip() in script
