@@ -231,7 +231,7 @@ class Bench:
     def rows(self) -> list[Row]:
         s, cap = self.p.scale, f"{CAP_BYTES // 2**30} GiB"
         return [
-            Row("setup: data + random ViT-H checkpoint", self.setup, 30 * s),
+            Row("setup: data + random-weights checkpoint", self.setup, 30 * s),
             Row("correctness: bf16+SDPA vs upstream fp32", self.correctness, 25 * s, needs=("data", "checkpoint")),
             Row("extract", self.extract, 40 * s, needs=("data",)),
             Row("zero-shot per-instance", self.zero_shot, 20 * s, needs=("cache",)),
