@@ -151,7 +151,7 @@ class Bench:
 
     def head(self, state, preload=None):
         from samcache.pipeline.configs import EvaluateConfig, HeadConfig
-        from samcache.pipeline.evaluate import evaluate_head
+        from samcache.pipeline.evaluate import run_evaluate as evaluate_head
         from samcache.pipeline.train_head import train_head
 
         if "head_cache" not in state:

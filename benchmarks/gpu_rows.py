@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from samcache.data.cityscapes import list_images, read_image
-from samcache.features.backends import backend_for
-from samcache.features.encoder import configure_matmul
+from samcache.features.families import backend_for
+from samcache.features.device import configure_matmul
 
 GRID = 4  # correctness: GRID x GRID point prompts over the image
 

@@ -18,12 +18,12 @@ from segment_anything import SamPredictor
 from conftest import extract_cfg
 from samcache.cache.reader import open_cache
 from samcache.data.cityscapes import list_images, read_image
-from samcache.features.backends import backend_for
-from samcache.features.encoder import auto_batch_size, configure_matmul
+from samcache.features.device import auto_batch_size, configure_matmul
+from samcache.features.families import backend_for
 from samcache.features.models import build_random_sam
 from samcache.pipeline.configs import ClicksConfig, EvaluateConfig, HeadConfig, ZeroShotConfig
 from samcache.pipeline.clicks import run_clicks
-from samcache.pipeline.evaluate import evaluate_head
+from samcache.pipeline.evaluate import run_evaluate
 from samcache.pipeline.extract import extract
 from samcache.pipeline.runs import read_csv
 from samcache.pipeline.train_head import train_head
@@ -122,7 +122,7 @@ def test_vit_h_bf16_sdpa_against_upstream_fp32_with_random_rel_pos_tables():
 
 FRESH_BUDGET = r"""
 import json, torch
-from samcache.features.backends import backend_for
+from samcache.features.families import backend_for
 from samcache.features.decoder import MAX_PROMPTS_PER_CALL, prompt_budget
 from samcache.features.memory import MEMORY_SHARE, peak_bytes, usable_bytes
 backend = backend_for("tiny")
@@ -241,10 +241,10 @@ def test_head_with_gpu_preload_and_evaluate_on_gpu(gpu_cache, tmp_path):
                                    width=32, preload="gpu", device="cuda", precision="bf16", visualize=1,
                                    num_workers=0), progress=False)
     assert record["preload"] == "gpu" and np.isfinite(record["miou"])
-    on_gpu = evaluate_head(EvaluateConfig(head=str(tmp_path / "head" / "head_epoch_2.pt"), cache=str(gpu_cache),
+    on_gpu = run_evaluate(EvaluateConfig(head=str(tmp_path / "head" / "head_epoch_2.pt"), cache=str(gpu_cache),
                                           device="cuda", out=str(tmp_path / "eval-gpu"), num_workers=0),
                            progress=False)
-    on_cpu = evaluate_head(EvaluateConfig(head=str(tmp_path / "head" / "head_epoch_2.pt"), cache=str(gpu_cache),
+    on_cpu = run_evaluate(EvaluateConfig(head=str(tmp_path / "head" / "head_epoch_2.pt"), cache=str(gpu_cache),
                                           device="cpu", out=str(tmp_path / "eval-cpu"), num_workers=0),
                            progress=False)
     assert on_gpu["miou"] == pytest.approx(on_cpu["miou"], abs=2e-3)
