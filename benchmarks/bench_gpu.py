@@ -117,7 +117,8 @@ class Bench:
 
         cache = self.out / name
         shutil.rmtree(cache, ignore_errors=True)
-        result = extract(ExtractConfig(data=str(state["data"]), cache=str(cache), split="train", model_type=self.p.model,
+        result = extract(ExtractConfig(data=str(state["data"]), cache=str(cache), split="train",
+                                       model_type=self.p.model,
                                        checkpoint=_str(state["checkpoint"]), device=self.dev, num_workers=workers(),
                                        limit=images or self.p.images), progress=False)
         state["cache" if images is None else "capped_cache"] = cache

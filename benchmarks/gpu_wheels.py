@@ -97,9 +97,10 @@ def tag_problem(path: Path) -> str | None:
     """Why a wheel would not install on CPython 3.12, manylinux x86-64 (None when it would)."""
     _, _, _, tags = parse_wheel_filename(path.name)
     for tag in tags:
-        python_ok = tag.interpreter in ("py3", "py312", "cp312") or (tag.abi == "abi3" and tag.interpreter.startswith("cp3")
-                                                                      and int(tag.interpreter[3:]) <= 12)
-        platform_ok = tag.platform == "any" or (tag.platform.startswith("manylinux") and tag.platform.endswith("x86_64"))
+        stable_abi = tag.abi == "abi3" and tag.interpreter.startswith("cp3") and int(tag.interpreter[3:]) <= 12
+        python_ok = tag.interpreter in ("py3", "py312", "cp312") or stable_abi
+        linux = tag.platform.startswith("manylinux") and tag.platform.endswith("x86_64")
+        platform_ok = tag.platform == "any" or linux
         if python_ok and platform_ok and tag.abi in ("none", "abi3", "cp312"):
             return None
     return f"{path.name}: no tag installs on CPython 3.12, manylinux x86-64"
