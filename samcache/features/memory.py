@@ -94,12 +94,13 @@ def capacity(run: Callable[[int], object], device: torch.device, cap: int,
             peak_n, peak_2n = measure(n), measure(2 * n)
             break
         except torch.cuda.OutOfMemoryError:  # torch.OutOfMemoryError since 2.5: the same class
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-            if n == 1:
-                _say(f"{what} per call: even a probe of 1 ran out of memory; using 1")
-                return 1
-            n //= 2
+            pass
+        if device.type == "cuda":
+            torch.cuda.empty_cache()  # outside the except block: its traceback held the probe's tensors
+        if n == 1:
+            _say(f"{what} per call: even a probe of 1 ran out of memory; using 1")
+            return 1
+        n //= 2
     estimate = Estimate.from_probes(n, peak_n, peak_2n)
     if estimate.per_item_bytes <= 0:
         _say(f"{what} per call: {estimate.fallback}; using {2 * n}, the size that was measured to fit")
