@@ -29,6 +29,8 @@ from packaging.version import Version
 HERE = Path(__file__).parent
 PIN_FILES = (HERE / "gpu-requirements.txt", HERE / "gpu-build-from-source.txt")
 IMAGE_FILE = HERE / "gpu-image-packages.txt"
+# Declared pins known not to hold, and why they are not needed (the project installs sam3 with --no-deps).
+WAIVED = {("sam3", "numpy"), ("sam3", "typing-extensions")}
 STDLIB = {"typing"}  # backports on PyPI that Python 3.12's standard library provides (cityscapesScripts asks typing)
 # The GPU machine's interpreter (KINDS.md: Python 3.12.3, x86-64 Linux).
 TARGET_ENV = {"python_version": "3.12", "python_full_version": "3.12.3", "sys_platform": "linux",
@@ -118,6 +120,8 @@ def check(carried: dict[str, Dist], image: dict[str, str | None], env: dict = TA
                 carried[dep].extras |= extras
     for dist, req in _wanted(carried, env):
         dep = canonicalize_name(req.name)
+        if (canonicalize_name(dist.name), dep) in WAIVED:
+            continue
         where = f"{dist.name} {dist.version} needs {str(req).split(';')[0].strip()}"
         if dep in carried:
             version = carried[dep].version
