@@ -18,7 +18,7 @@ from torch import nn
 
 from samcache.errors import SamcacheError
 from samcache.features.device import PASSES, autocast
-from samcache.features.families import Family
+from samcache.features.families import FAMILIES, Family, backend_for
 from samcache.features.weights import WeightsId
 
 
@@ -111,3 +111,16 @@ class Backend(ABC):
             out = self._encode(encoder, images.to(device, non_blocking=True), input_sizes)
         PASSES["images"] += len(images)
         return {name: value.float() for name, value in out.items()}
+
+
+def identify_checkpoint(checkpoint) -> str:
+    """The registered model type whose official checkpoint ``checkpoint`` (a path) is, asking every family."""
+    from samcache.features.models import read_checkpoint
+
+    contents = read_checkpoint(checkpoint)
+    for name in FAMILIES:
+        found = backend_for(name).identify(contents)
+        if found is not None:
+            return found
+    raise SamcacheError(f"cannot tell which model {checkpoint} holds (not an official checkpoint of "
+                        f"{', '.join(FAMILIES)})", setting="model_type")

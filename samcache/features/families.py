@@ -88,19 +88,6 @@ def backend_for(model_type_or_family: str):
     return _BACKENDS[family.name]
 
 
-def identify_checkpoint(checkpoint) -> str:
-    """The registered model type whose official checkpoint ``checkpoint`` (a path) is, asking every family."""
-    from samcache.features.models import read_checkpoint  # torch; only when a file must be told apart
-
-    contents = read_checkpoint(checkpoint)
-    for name in FAMILIES:
-        found = backend_for(name).identify(contents)
-        if found is not None:
-            return found
-    raise SamcacheError(f"cannot tell which model {checkpoint} holds (not an official checkpoint of "
-                        f"{', '.join(FAMILIES)})", setting="model_type")
-
-
 # --- the registered families -------------------------------------------------------------------
 
 SAM = register(Family(

@@ -38,9 +38,8 @@ from samcache.messages import ORACLE_FIRST_MASK, RANDOM_WEIGHTS_NOTE, random_wei
 from samcache.pipeline.config import new_run_dir, now_iso, save_config
 from samcache.pipeline.configs import ClicksConfig
 from samcache.pipeline.provenance import COLUMNS as PROVENANCE_COLUMNS
-from samcache.pipeline.provenance import warn_subset, with_columns
+from samcache.pipeline.provenance import decoding_provenance, nothing_to_score, warn_subset, with_columns
 from samcache.pipeline.run_folder import run_folder
-from samcache.pipeline.zero_shot import decoding_provenance, nothing_to_score
 from samcache.pipeline.runs import format_table, write_csv
 from samcache.procs import check_interrupt, worker_init_fn
 

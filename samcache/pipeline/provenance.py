@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import warnings
 
-from samcache.errors import SamcacheWarning
+import numpy as np
+
+from samcache.errors import SamcacheError, SamcacheWarning
 
 COLUMNS = ["split", "model", "images", "split_images", "random_weights", "oracle"]
 
@@ -45,3 +47,20 @@ def warn_subset(prov: dict, stage: str) -> None:
 
 def with_columns(rows: list[dict], prov: dict) -> list[dict]:
     return [{**row, **{k: prov[k] for k in COLUMNS}} for row in rows]
+
+
+def nothing_to_score(d) -> SamcacheError | None:
+    """``d``: a decoding session (``evaluation.decoding.Decoding``). The error when no image of the run holds a
+    pixel of an evaluated class (zero-shot and clicks agree)."""
+    evaluated = np.zeros(256, bool)
+    evaluated[np.isin(d.class_set.lut, d.class_set.eval_indices)] = True
+    if any(evaluated[d.split.labels[r]].any() for r in d.rows):
+        return None
+    return SamcacheError(f"nothing to score: none of the {len(d.rows)} image(s) of split {d.split.name} holds a "
+                         f"pixel of an evaluated class of class set {d.cfg.classes} "
+                         f"({', '.join(d.class_set.eval_names)}); choose another --split or --classes")
+
+
+def decoding_provenance(d, oracle: bool) -> dict:
+    """Split, model, images scored of the split's, RANDOM, ORACLE (``provenance.py``)."""
+    return provenance(d.split, len(d.rows), d.weights.random, oracle)

@@ -36,7 +36,7 @@ from samcache.messages import RANDOM_WEIGHTS_NOTE, random_weights_suffix
 from samcache.pipeline.config import new_run_dir, now_iso, save_config
 from samcache.pipeline.configs import ZeroShotConfig
 from samcache.pipeline.provenance import COLUMNS as PROVENANCE_COLUMNS
-from samcache.pipeline.provenance import provenance, warn_subset, with_columns
+from samcache.pipeline.provenance import decoding_provenance, nothing_to_score, warn_subset, with_columns
 from samcache.pipeline.run_folder import run_folder
 from samcache.pipeline.runs import format_table, write_csv
 from samcache.procs import check_interrupt, worker_init_fn
@@ -93,22 +93,6 @@ def choose_masks(dec: Decoder, logits: torch.Tensor, scores: torch.Tensor, mode:
     best = (inter.double() / union.clamp(min=1)).view(p, c).argmax(dim=1).to(candidates.device)
     rows = torch.arange(p, device=best.device)
     return candidates[rows, best], scores[rows, best]
-
-
-def nothing_to_score(d: Decoding) -> SamcacheError | None:
-    """The error when no image of the run holds a pixel of an evaluated class (zero-shot and clicks agree)."""
-    evaluated = np.zeros(256, bool)
-    evaluated[np.isin(d.class_set.lut, d.class_set.eval_indices)] = True
-    if any(evaluated[d.split.labels[r]].any() for r in d.rows):
-        return None
-    return SamcacheError(f"nothing to score: none of the {len(d.rows)} image(s) of split {d.split.name} holds a "
-                         f"pixel of an evaluated class of class set {d.cfg.classes} "
-                         f"({', '.join(d.class_set.eval_names)}); choose another --split or --classes")
-
-
-def decoding_provenance(d: Decoding, oracle: bool) -> dict:
-    """Split, model, images scored of the split's, RANDOM, ORACLE (``provenance.py``)."""
-    return provenance(d.split, len(d.rows), d.weights.random, oracle)
 
 
 def run_zero_shot(cfg: ZeroShotConfig, progress: bool = True) -> dict:
