@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench bench-gpu bench-gpu-smoke gpu-wheels venv clean
+.PHONY: demo test test-slow bench bench-gpu bench-gpu-smoke gpu-wheels venv clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -24,7 +24,11 @@ demo: $(STAMP)
 	$(VENV)/bin/samcache demo --config configs/demo.yaml
 
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -m "not slow" tests
+
+# The robustness checks that need real kills, full disks or clusters (about 2.5 minutes more).
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow tests
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run_all

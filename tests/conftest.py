@@ -11,6 +11,11 @@ import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: kills, full disks, real clusters: `make test-slow` (make test skips "
+                                       "them to stay within 6 minutes on 2 cores)")
+
 SIZE = (512, 256)  # WxH; the encoder input is 1024x512 whatever the original size
 N_TRAIN, N_VAL = 6, 3
 

@@ -182,6 +182,7 @@ def test_the_readme_python_api_block_runs_as_written(cache16, tmp_path, monkeypa
     assert not list(tmp_path.iterdir())  # fit_head without out= writes nothing
 
 
+@pytest.mark.slow
 def test_demo_runs_on_a_sam2_family(sam2_checkpoint, tmp_path):
     """The demo's model choice comes from the registry: a SAM 2.1 type runs end to end like SAM 1."""
     from conftest import invoke

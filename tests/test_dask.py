@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 
 from conftest import assert_one_line_error, assert_same_split, done_count, extract_cfg, invoke, run_cli
 from samcache.cache.reader import open_cache
@@ -38,6 +40,7 @@ def _wait_for(predicate, seconds: float, what: str) -> None:
         time.sleep(0.1)
 
 
+@pytest.mark.slow
 def test_explicit_scheduler_with_gpu_resources_survives_a_killed_worker(synth_root, cache32, tmp_path):
     """`dask scheduler` + two `dask worker --resources GPU=1` on loopback; one worker is killed mid-run."""
     scheduler_file = tmp_path / "scheduler.json"

@@ -114,6 +114,7 @@ def test_help(command):
     assert "Usage: samcache " + command in invoke(command, "--help", check=True).stdout
 
 
+@pytest.mark.slow
 def test_demo_reuse_is_keyed_on_dtype_and_a_failed_extraction_keeps_earlier_results(demo_dir, tmp_path, monkeypatch):
     import shutil
 

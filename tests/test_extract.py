@@ -212,6 +212,7 @@ def test_data_root_is_stored_absolute_and_overlays_work_from_anywhere(synth_root
     assert image is not None and image.shape == (256, 512, 3)
 
 
+@pytest.mark.slow
 def test_dask_and_local_extraction_do_not_import_each_other():
     code = ("import sys; import samcache.pipeline.dask_extract; assert 'samcache.pipeline.extract' not in sys.modules;"
             "import samcache.pipeline.extract; import samcache.pipeline.cli")

@@ -65,6 +65,7 @@ def test_dataloader_workers_die_with_the_main_process(slow_data, tmp_path, sig):
         assert proc.returncode == 143
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_a_terminal_stops_extract_quickly_with_true_advice(slow_data, tmp_path):
     proc = _start(["extract", "--data", slow_data, "--cache", tmp_path / "c.zarr", "--split", "train",
                    "--model-type", "tiny", "--num-workers", "2", "--batch-size", "1", "--quiet"], tmp_path)
@@ -83,6 +84,7 @@ def test_ctrl_c_in_a_terminal_stops_extract_quickly_with_true_advice(slow_data, 
     assert again.returncode == 0 and "16/16 done" in again.stdout  # the advice was true
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_training_says_how_to_continue(cache16, tmp_path):
     out = tmp_path / "head"
     proc = _start(["train-head", "--cache", cache16, "--out", out, "--epochs", "200", "--batch-size", "2",

@@ -31,6 +31,7 @@ def test_trap_triton_import_is_still_upstream():
     assert "from sam3.model.edt import edt_triton" in _source("model/sam3_tracker_utils.py")
 
 
+@pytest.mark.slow
 def test_import_sam3_without_triton_works_with_the_stub():
     code = ("import sys; sys.modules['triton'] = None\n"
             "from samcache.features import sam3_compat; sam3_compat.apply()\n"

@@ -161,6 +161,7 @@ def test_ctrl_c_while_a_split_is_created_leaves_a_state_a_rerun_completes(synth_
     assert_same_split(cache, cache32, "val")
 
 
+@pytest.mark.slow
 def test_real_kill_right_after_the_split_group_appears(synth_root, cache32, tmp_path):
     cache = tmp_path / "k.zarr"
     args = ["extract", "--data", synth_root, "--cache", cache, "--split", "val", "--dtype", "float32", "--attention",
@@ -178,6 +179,7 @@ def test_real_kill_right_after_the_split_group_appears(synth_root, cache32, tmp_
     assert_same_split(cache, cache32, "val")
 
 
+@pytest.mark.slow
 def test_second_extractor_of_a_split_stops_and_other_splits_run_in_parallel(synth_root, tmp_path):
     from samcache.data.synth import write_synthetic
 
@@ -239,6 +241,7 @@ def _without_root_privileges():
             raise OSError(ctypes.get_errno(), "cannot drop capabilities")
 
 
+@pytest.mark.slow
 def test_read_only_cache_when_adding_a_split(synth_root, tmp_path):
     """A real read-only store: no write permission on the cache or beside it."""
     cache = tmp_path / "ro.zarr"
@@ -265,6 +268,7 @@ def _limit_file_size():
     resource.setrlimit(resource.RLIMIT_FSIZE, (200, 200))  # writes past 200 bytes fail with EFBIG
 
 
+@pytest.mark.slow
 def test_full_disk_at_store_creation_leaves_nothing(synth_root, tmp_path):
     cache = tmp_path / "full.zarr"
     proc = subprocess.run([sys.executable, "-m", "samcache.pipeline.cli", "extract", "--data", str(synth_root),

@@ -24,7 +24,8 @@ from sam2.modeling.sam.prompt_encoder import PromptEncoder
 from sam2.modeling.sam2_base import SAM2Base
 
 from samcache.errors import SamcacheError
-from samcache.features.models import WeightsId, identify_model_type, looks_like_sam3, read_checkpoint, weights_id
+from samcache.features.models import identify_model_type, looks_like_sam3, read_checkpoint, weights_id
+from samcache.features.weights import WeightsId, load_tensors
 
 
 class Sam2Spec(NamedTuple):
@@ -144,12 +145,7 @@ def _checked_state_dict(model_type: str, checkpoint: str | Path) -> dict[str, to
 
 def _load_into(module: torch.nn.Module, state: dict, checkpoint: str | Path, model_type: str) -> None:
     """load_state_dict, strict, with one line naming the file and the first offending keys."""
-    try:
-        missing, unexpected = module.load_state_dict(state, strict=False)
-    except RuntimeError as exc:  # shape mismatches raise even when not strict
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        detail = next((ln for ln in lines if ln.startswith("size mismatch")), lines[0])
-        raise SamcacheError(f"{checkpoint} does not match {model_type}: {detail}") from None
+    missing, unexpected = load_tensors(module, state, checkpoint, model_type)
     if missing or unexpected:
         raise SamcacheError(f"{checkpoint} does not match {model_type}: {len(missing)} missing keys {missing[:2]}, "
                             f"{len(unexpected)} unexpected keys {unexpected[:2]}")

@@ -22,7 +22,7 @@ import torch
 from samcache.errors import SamcacheError
 from samcache.features import sam3_compat
 from samcache.features.models import SAM3_KEY, identify_model_type, read_checkpoint, weights_id
-from samcache.features.weights import WeightsId
+from samcache.features.weights import WeightsId, load_tensors
 
 D = 32  # tiny model width (upstream: 256) ; the trunk's is TINY_TRUNK_DIM
 TINY_TRUNK_DIM = 64
@@ -166,12 +166,7 @@ def load_sam3_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 def load_strict(model: torch.nn.Module, state: dict, checkpoint, model_type: str) -> None:
     """Load ``sam3.pt``'s tensors into ``model``: every key must match, or one line names the first few."""
     mapped, other = from_official_state_dict(state)
-    try:
-        missing, unexpected = model.load_state_dict(mapped, strict=False)
-    except RuntimeError as exc:  # shape mismatches raise even when not strict
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        detail = next((ln for ln in lines if ln.startswith("size mismatch")), lines[0])
-        raise SamcacheError(f"{checkpoint} does not match {model_type}: {detail}") from None
+    missing, unexpected = load_tensors(model, mapped, checkpoint, model_type)
     unexpected = other + [("tracker." + k[len(TRACKER_PREFIX):]) if k.startswith(TRACKER_PREFIX) else
                           "detector." + k for k in unexpected]
     missing = [("tracker." + k[len(TRACKER_PREFIX):]) if k.startswith(TRACKER_PREFIX) else "detector." + k

@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from samcache.errors import SamcacheError
 from samcache.messages import RANDOM_WEIGHTS_TAG
 
 
@@ -32,3 +33,15 @@ def file_sha256(path: str | Path, block: int = 1 << 24) -> str:
         while chunk := f.read(block):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def load_tensors(module, state: dict, checkpoint, model_type: str) -> tuple[list[str], list[str]]:
+    """``module.load_state_dict(state)``, not strict: (missing, unexpected) keys for the caller to judge; a shape
+    mismatch (which torch raises even when not strict) becomes one line naming the file and the tensor."""
+    try:
+        missing, unexpected = module.load_state_dict(state, strict=False)
+    except RuntimeError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        detail = next((ln for ln in lines if ln.startswith("size mismatch")), lines[0])
+        raise SamcacheError(f"{checkpoint} does not match {model_type}: {detail}") from None
+    return list(missing), list(unexpected)
