@@ -26,7 +26,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" tests
 
-# The robustness checks that need real kills, full disks or clusters (about 2.5 minutes more).
+# The robustness checks that need real kills, full disks or clusters (about 3.5 minutes more).
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow tests
 

@@ -18,6 +18,7 @@ from samcache.pipeline.extract import extract
 DASK = str(Path(sys.executable).parent / "dask")  # the CLI the README tells users to run
 
 
+@pytest.mark.slow
 def test_local_cluster_writes_the_single_process_cache(synth_root, cache32, tmp_path):
     cache = tmp_path / "local2.zarr"
     result = extract(extract_cfg(synth_root, cache, "train", dask="local:2"), progress=False)

@@ -71,6 +71,7 @@ assert "samcache" not in sys.modules
     assert list(np.load(tmp_path / "ids.npy")) == val.image_ids
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_store(synth_root, cache32, tmp_path):
     cache = tmp_path / "killed.zarr"
     args = ["extract", "--data", synth_root, "--cache", cache, "--split", "train", "--model-type", "tiny",

@@ -53,6 +53,7 @@ def _gone_within(procs, seconds):
     return not alive
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_dataloader_workers_die_with_the_main_process(slow_data, tmp_path, sig):
     proc = _start(["extract", "--data", slow_data, "--cache", tmp_path / "c.zarr", "--split", "train",

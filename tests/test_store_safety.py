@@ -278,6 +278,7 @@ def test_full_disk_at_store_creation_leaves_nothing(synth_root, tmp_path):
     assert not cache.exists()
 
 
+@pytest.mark.slow
 def test_full_disk_when_writing_a_run_folder_leaves_no_empty_config(cache16, tmp_path):
     out = tmp_path / "zs"
     proc = subprocess.run([sys.executable, "-m", "samcache.pipeline.cli", "zero-shot", "--cache", str(cache16),
