@@ -17,6 +17,7 @@ import torch
 from samcache.cache.predictors import load_prompt_decoder
 from samcache.cache.reader import Cache, CacheSplit, open_cache
 from samcache.data.labels import ClassSet, get_class_set
+from samcache.errors import SamcacheError
 from samcache.features.decoder import decode_chunked, prompt_budget
 from samcache.features.device import PASSES, describe_device, resolve_device
 
@@ -50,7 +51,7 @@ class Decoder:
         self.cache = cache if isinstance(cache, Cache) else open_cache(str(cache))
         reference = self.cache.split(split or self.cache.splits[0]) if self.cache.splits else None
         if reference is None:
-            raise ValueError(f"cache {self.cache.path} has no finished split to decode")
+            raise SamcacheError(f"cache {self.cache.path} has no finished split to decode")
         self.backend, decoder, self.weights = load_prompt_decoder(reference, checkpoint, model_type)
         self.device = resolve_device(str(device) if device is not None else "auto")
         self.model = decoder.to(self.device)
@@ -118,9 +119,9 @@ class Decoder:
         upstream ``predict`` returns them (K = 3 with ``multimask``, else 1). ``points`` (N,2) [x, y] with
         ``labels`` (N,) (1 foreground, 0 background), ``box`` (4,) x0,y0,x1,y1, ``mask_input`` (1,256,256)."""
         if points is None and box is None:
-            raise ValueError("predict needs points (with labels) or a box")
+            raise SamcacheError("predict needs points (with labels) or a box")
         if points is not None and (labels is None or len(labels) != len(points)):
-            raise ValueError("points need one label each")
+            raise SamcacheError("points need one label each")
         request = PromptRequest(image_id, None if points is None else np.asarray(points, np.float64),
                                 None if labels is None else np.asarray(labels), None if box is None else
                                 np.asarray(box, np.float64), mask_input, multimask)

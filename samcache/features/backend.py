@@ -27,11 +27,19 @@ class Backend(ABC):
 
     def __init__(self, info: Family):
         self.info = info
-        self.family = info.name
-        self.model_types = info.model_types
-        self.features = dict(info.features)  # name -> (C, h, w) per image, in the cache
-        self.main_feature = info.main_feature
-        self.mask_threshold = info.mask_threshold
+
+    @property
+    def family(self) -> str:
+        return self.info.name
+
+    @property
+    def features(self) -> dict[str, tuple[int, int, int]]:
+        """name -> (C, h, w) per image, as the cache stores them."""
+        return dict(self.info.features)
+
+    @property
+    def main_feature(self) -> str:
+        return self.info.main_feature
 
     @abstractmethod
     def input_size(self, original_size: tuple[int, int]) -> tuple[int, int]:

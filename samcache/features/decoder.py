@@ -16,11 +16,10 @@ import math
 from dataclasses import dataclass
 
 import torch
-from segment_anything.modeling import MaskDecoder, PromptEncoder, Sam
+from segment_anything.modeling import MaskDecoder, PromptEncoder
 
 from samcache.features.memory import capacity
 
-MASK_THRESHOLD = Sam.mask_threshold
 # which of SAM's masks a prompt keeps: its own top score, the best against ground truth (the SAM
 # paper's oracle, labelled ORACLE in every output), or a single mask (multimask_output=False)
 MULTIMASK_MODES = ("best-score", "oracle", "single")
