@@ -182,3 +182,13 @@ def sam2_cache(synth_root, sam2_checkpoint, tmp_path_factory):
     extract(extract_cfg(synth_root, cache, "val", model_type=SAM2_MODEL, checkpoint=str(sam2_checkpoint),
                         batch_size=2), progress=False)
     return cache
+
+
+@pytest.fixture(scope="session")
+def sam3_cache(synth_root, tmp_path_factory):
+    """float32 sam3_tiny cache of the first val image, made by the CLI (random weights, seed 0)."""
+    pytest.importorskip("sam3")
+    cache = tmp_path_factory.mktemp("sam3cache") / "s3.zarr"
+    invoke("extract", "--data", synth_root, "--cache", cache, "--split", "val", "--model-type", "sam3_tiny",
+           "--dtype", "float32", "--num-workers", "0", "--limit", "1", "--quiet", check=True)
+    return cache

@@ -115,6 +115,7 @@ def test_every_option_has_help_default_and_choices():
                 continue
             assert param.help, f"{name} {param.opts} has no help"
             assert "PydanticUndefined" not in param.help, f"{name} {param.opts}"
+            assert "[default: ]" not in param.help, f"{name} {param.opts} shows an empty default"
     fields = {"extract": ExtractConfig, "zero-shot": ZeroShotConfig, "train-head": HeadConfig, "demo": DemoConfig}
     for name, cls in fields.items():
         helps = {p.name: p.help for p in cli.commands[name].params if isinstance(p, click.Option)}

@@ -53,27 +53,33 @@ def expected_objects(labels, instances, cs, min_area):
 
 
 def replay(split, row, sam, obj_mask, valid, clicks, first_mask, mask_input=True):
-    """The protocol through upstream's predictor: the same points, multimask and mask_input; every click
-    after the first must be where RITM's rule (re-implemented in test_clicks_ritm) puts it on upstream's mask,
-    and the device placement (CPU tensors) must agree. Returns the IoUs."""
+    """``replay_with`` upstream SamPredictor holding the cached embedding."""
     predictor = SamPredictor(sam)
     predictor.features = torch.from_numpy(split.embedding(row).astype(np.float32))[None]
     predictor.original_size = tuple(int(v) for v in split.original_sizes[row])
     predictor.input_size = tuple(int(v) for v in split.input_sizes[row])
     predictor.is_image_set = True
+    return replay_with(predictor.predict, obj_mask, valid, clicks, first_mask, mask_input)
+
+
+def replay_with(predict, obj_mask, valid, clicks, first_mask, mask_input=True):
+    """The protocol through upstream's ``predict(point_coords, point_labels, mask_input=, multimask_output=)``:
+    the same points, multimask and mask_input; every click after the first must be where RITM's rule
+    (re-implemented in test_clicks_ritm) puts it on upstream's mask, and the device placement (CPU tensors)
+    must agree. Returns the IoUs."""
     ious, low_res = [], None
     for k in range(1, len(clicks) + 1):
         points = np.array([c[:2] for c in clicks[:k]], float)
         labels = np.array([c[2] for c in clicks[:k]])
         if k == 1:
-            masks, scores, logits = predictor.predict(points, labels, multimask_output=True)
+            masks, scores, logits = predict(point_coords=points, point_labels=labels, multimask_output=True)
             if first_mask == "oracle":
                 best = int(np.argmax([iou(m, obj_mask, valid) for m in masks]))
             else:
                 best = int(np.argmax(scores))
         else:
-            masks, scores, logits = predictor.predict(points, labels, mask_input=low_res if mask_input else None,
-                                                      multimask_output=False)
+            masks, scores, logits = predict(point_coords=points, point_labels=labels,
+                                            mask_input=low_res if mask_input else None, multimask_output=False)
             best = 0
         low_res = logits[best][None]
         ious.append(iou(masks[best], obj_mask, valid))

@@ -11,14 +11,6 @@ pytest.importorskip("sam3")
 from conftest import assert_one_line_error, invoke  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def sam3_cache(synth_root, tmp_path_factory):
-    cache = tmp_path_factory.mktemp("sam3cache") / "c.zarr"
-    invoke("extract", "--data", synth_root, "--cache", cache, "--split", "val", "--model-type", "sam3_tiny",
-           "--num-workers", "0", "--limit", "1", "--quiet", check=True)
-    return cache
-
-
 def test_text_prompts_score_as_cityscapesscripts_does(sam3_cache, synth_root, tmp_path):
     """iou_semantic of a text-prompt run equals the official evaluation of its saved label maps."""
     from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling as official

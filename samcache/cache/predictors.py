@@ -59,7 +59,7 @@ def load_prompt_decoder(split: CacheSplit, checkpoint=None, model_type: str | No
 
 
 def load_predictor(split: CacheSplit, checkpoint=None, device: str | torch.device | None = None):
-    """Upstream's predictor (``SamPredictor``, ``SAM2ImagePredictor``) with the weights that made ``split``."""
+    """Upstream's predictor (``SamPredictor``, ``SAM2ImagePredictor``, ``Sam3Processor``) with the weights that made ``split``."""
     from samcache.features.device import resolve_device
 
     fp = split.fingerprint
@@ -67,8 +67,9 @@ def load_predictor(split: CacheSplit, checkpoint=None, device: str | torch.devic
     path, seed, allow_random = _weights_for(fp, checkpoint, where)
     if path is not None:
         _check_same(WeightsId(file_sha256(path), None), fp, path, f"the fingerprint of {where}")
-    predictor = backend_for(fp.model_type).build_predictor(fp.model_type, path, seed, allow_random)
-    predictor.model.to(resolve_device(str(device) if device is not None else "auto"))
+    backend = backend_for(fp.model_type)
+    predictor = backend.build_predictor(fp.model_type, path, seed, allow_random)
+    backend.move_predictor(predictor, resolve_device(str(device) if device is not None else "auto"))
     return predictor
 
 

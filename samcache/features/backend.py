@@ -81,6 +81,10 @@ class Backend(ABC):
     def build_predictor(self, model_type: str, checkpoint, seed: int, allow_random: bool = False):
         """Upstream's own image predictor for these weights (what notebook users already know)."""
 
+    def move_predictor(self, predictor, device: torch.device) -> None:
+        """Put ``predictor`` (from ``build_predictor``) on ``device``, inputs included."""
+        predictor.model.to(device)
+
     @abstractmethod
     def set_features(self, predictor, features: dict[str, torch.Tensor], original_size: tuple[int, int],
                      input_size: tuple[int, int]) -> None:

@@ -283,6 +283,11 @@ class Sam3Backend(Backend):
         model, _ = build_sam3(model_type, checkpoint, seed, allow_random or model_type == "sam3_tiny")
         return sam3_compat.processor_for(model)
 
+    def move_predictor(self, predictor, device):
+        """Sam3Processor keeps the device it was built with and puts every input there: move both."""
+        predictor.model.to(device)
+        predictor.device = str(device)
+
     def set_features(self, predictor, features, original_size, input_size):
         """Cached trunk -> ``predictor.state``: what ``predictor.set_image`` would have returned."""
         h, w = (int(v) for v in original_size)

@@ -235,7 +235,8 @@ def _option(name: str, field) -> Callable:
     elif base is bool:
         shown = "yes" if default else "no"
     else:
-        shown = None if default is None else ", ".join(default) if isinstance(default, list) else str(default)
+        shown = None if default is None else (", ".join(map(str, default)) or "none") if isinstance(default, list) \
+            else str(default)
     help_text = (field.description or "") + _bounds(field) + (f"  [default: {shown}]" if shown is not None else "")
     if base is bool:
         return click.option(f"{flag(name)}/--no-{name.replace('_', '-')}", name, default=None, help=help_text)
