@@ -96,3 +96,29 @@ def test_patched_classes_work_on_cpu_and_apply_is_idempotent():
 def test_bpe_vocabulary_is_found():
     path = Path(sam3_compat.bpe_path())
     assert path.name == sam3_compat.BPE_FILE and path.stat().st_size > 1_000_000
+
+
+def test_trap_cpu_import_warnings_are_still_upstream_and_silenced_exactly():
+    """sam3 decorates with ``torch.autocast("cuda")`` and calls ``torch.jit.script``: both warn on a CPU
+    machine (torch's messages); ``upstream_quiet`` drops those two and lets any other warning through."""
+    import warnings
+
+    assert '@torch.autocast(device_type="cuda", dtype=torch.bfloat16)' in _source("model/sam3_video_inference.py")
+    assert "torch.jit.script(" in _source("model/utils/sam1_utils.py")
+    from sam3.model.utils.sam1_utils import SAM2Transforms
+
+    def emitted():
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            with sam3_compat.upstream_quiet():
+                SAM2Transforms(resolution=1008, mask_threshold=0.0)
+                if not torch.cuda.is_available():
+                    torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+                warnings.warn("another warning", UserWarning)
+        return [str(w.message) for w in seen]
+
+    assert emitted() == ["another warning"]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        SAM2Transforms(resolution=1008, mask_threshold=0.0)
+    assert any(sam3_compat.UPSTREAM_NOISE[1] in str(w.message) for w in seen)  # torch still says it

@@ -61,3 +61,32 @@ def test_text_prompts_need_a_sam3_cache(cache32, tmp_path):
     proc = invoke("zero-shot", "--cache", cache32, "--prompt", "text", "--out", tmp_path / "run")
     assert_one_line_error(proc, "--prompt text needs a SAM 3 cache")
     assert not (tmp_path / "run").exists()
+
+
+def test_head_on_sam3_features_scores_as_cityscapesscripts_and_reports_beside_sam1(sam3_cache, cache16, synth_root,
+                                                                                  tmp_path):
+    """Phase 2 on SAM 3: the head reads the trunk map (channels from the family descriptor); `evaluate`
+    equals the official evaluation of its saved label maps; the report names each column's model."""
+    import samcache
+    from samcache.features.families import family_of
+    from samcache.pipeline.runs import read_csv
+    from test_head import _official
+
+    head, metrics = samcache.fit_head(sam3_cache, train="val", val="val", epochs=1, batch_size=1, device="cpu",
+                                      num_workers=0, visualize=0, out=tmp_path / "head")
+    assert head.layers[0][0].in_channels == family_of("sam3_tiny").head_channels()["trunk"] == 64
+    assert len(metrics) == 1 and np.isfinite(metrics[0]["val_miou"])
+    invoke("evaluate", "--head", tmp_path / "head" / "head_epoch_1.pt", "--cache", sam3_cache, "--split", "val",
+           "--device", "cpu", "--num-workers", "0", "--save-predictions", "--quiet", check=True)
+    out = tmp_path / "head" / "eval-val-epoch1"
+    ours = {r["class"]: r["iou"] for r in read_csv(out / "summary.csv")}
+    theirs = _official(sorted((out / "predictions").glob("*/*_labelIds.png")), synth_root, "seed5")
+    for name, value in theirs.items():
+        assert (ours[name] == "" if np.isnan(value) else float(ours[name]) == pytest.approx(value, abs=1e-6)), name
+
+    invoke("zero-shot", "--cache", sam3_cache, "--prompt", "text", "--out", tmp_path / "text", "--quiet", check=True)
+    invoke("zero-shot", "--cache", cache16, "--limit", "1", "--out", tmp_path / "sam1", "--quiet", check=True)
+    invoke("report", tmp_path / "text", tmp_path / "head", tmp_path / "sam1", "--out", tmp_path / "report", check=True)
+    header = (tmp_path / "report" / "report.md").read_text().split("class     ")[1].splitlines()[0]
+    assert "sam3_tiny zero-shot, text prompts, no ground truth used" in header
+    assert "sam3_tiny head (1 ep)" in header and "tiny zero-shot random/best-score" in header

@@ -271,8 +271,9 @@ class Sam3Backend(Backend):
         sam3_compat.apply()
         from sam3.model.utils.sam1_utils import SAM2Transforms
 
-        transforms = SAM2Transforms(resolution=INPUT_SIZE, mask_threshold=self.info.mask_threshold,
-                                    max_hole_area=MAX_HOLE_AREA, max_sprinkle_area=0.0)
+        with sam3_compat.upstream_quiet():
+            transforms = SAM2Transforms(resolution=INPUT_SIZE, mask_threshold=self.info.mask_threshold,
+                                        max_hole_area=MAX_HOLE_AREA, max_sprinkle_area=0.0)
         return transforms.postprocess_masks(low_res, tuple(int(v) for v in original_size))
 
     def feedback(self, low_res):

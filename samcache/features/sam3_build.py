@@ -94,9 +94,9 @@ class _SmallNN:
 def _upstream_build(tiny: bool) -> torch.nn.Module:
     """upstream's builder on the CPU, no checkpoint, with the interactive predictor."""
     sam3_compat.apply()
-    from sam3.model_builder import build_sam3_image_model
+    with sam3_compat.upstream_quiet(), _tiny_classes() if tiny else contextlib.nullcontext():
+        from sam3.model_builder import build_sam3_image_model
 
-    with _tiny_classes() if tiny else contextlib.nullcontext():
         return build_sam3_image_model(bpe_path=sam3_compat.bpe_path(), device="cpu", eval_mode=True,
                                       checkpoint_path=None, load_from_HF=False, enable_inst_interactivity=True)
 

@@ -20,15 +20,22 @@ makes a test fail and the workaround can go) and that the workaround is still ne
 6. A random init leaves the text encoder's ``positional_embedding`` and ``text_projection`` as
    ``torch.empty`` (garbage, often NaN): ``init_text_encoder`` fills them as open_clip does.
 
+7. Importing and building ``sam3`` on a CPU warns "CUDA is not available ... Disabling autocast" (its
+   bf16 autocast decorators) and "``torch.jit.script`` is deprecated" (box_ops, SAM2Transforms) on every
+   command: ``upstream_quiet`` silences exactly these two messages around samcache's calls into sam3.
+
 ``apply()`` is idempotent and must run before ``sam3`` is imported by anything else.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
+import re
 import sys
 import types
+import warnings
 from pathlib import Path
 
 import torch
@@ -116,10 +123,23 @@ def _patch_pin_memory(cls) -> None:
     cls._encode_boxes = _encode_boxes
 
 
+UPSTREAM_NOISE = ("CUDA is not available or torch_xla is imported", "`torch.jit.script` is deprecated")
+
+
+@contextlib.contextmanager
+def upstream_quiet():
+    """Trap 7: silence sam3's two CPU-import warnings (and nothing else) for the duration."""
+    with warnings.catch_warnings():
+        for message in UPSTREAM_NOISE:
+            warnings.filterwarnings("ignore", message=re.escape(message))
+        yield
+
+
 def apply() -> None:
     """Apply every workaround once (safe to call many times)."""
     _stub_edt()
-    from sam3.model import decoder, geometry_encoders, position_encoding
+    with upstream_quiet():
+        from sam3.model import decoder, geometry_encoders, position_encoding
 
     for cls, patch in ((position_encoding.PositionEmbeddingSine, _patch_position_encoding),
                        (decoder.TransformerDecoder, _patch_decoder_coords),

@@ -171,7 +171,9 @@ def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = 
         if clicks:
             _click_chart(clicks, out / "report_clicks.png", title_flag)
             files.append("report_clicks.png")
-        iou_text = "\n\n".join(f"{title}, class set {cs}\n" + format_table(_shown(rows), ["class", *cols])
+        models = {model_of(r) for r in records}  # several: every column names its model (_unique_labels)
+        of_model = f", model {models.pop()}" if len(models) == 1 else ""
+        iou_text = "\n\n".join(f"{title}, class set {cs}{of_model}\n" + format_table(_shown(rows), ["class", *cols])
                                  for title, cs, cols, rows in tables)
         cost_text = format_table(costs, COST_COLUMNS)
         note = f"\n**{'Runs marked RANDOM: ' if mixed else ''}{RANDOM_WEIGHTS_NOTE}**\n" if random_weights else ""

@@ -27,6 +27,8 @@ from samcache.evaluation.predictions import save_prediction
 from samcache.features.device import PASSES
 from samcache.fileio import write_text
 from samcache.pipeline.config import new_run_dir, now_iso, save_config
+from samcache.pipeline.provenance import COLUMNS as PROVENANCE_COLUMNS
+from samcache.pipeline.provenance import decoding_provenance, warn_subset, with_columns
 from samcache.pipeline.run_folder import run_folder
 from samcache.pipeline.runs import write_csv
 from samcache.procs import check_interrupt
@@ -56,7 +58,9 @@ def run_text_zero_shot(cfg, progress: bool = True) -> dict:
     cfg, class_set = d.cfg, d.class_set
     started, t0, passes = now_iso(), time.perf_counter(), PASSES["images"]
     out = Path(cfg.out) if cfg.out else new_run_dir(f"zero-shot-text-{cfg.compose}")
+    prov = decoding_provenance(d, oracle=False)
     with run_folder(out, "zero-shot", cfg.overwrite, started, reads=[cfg.cache]) as folder:
+        warn_subset(prov, "zero-shot")  # after the folder exists: run.log keeps it too
         save_config(cfg, out / "config.yaml")
         write_text(out / "phrases.yaml", yaml.safe_dump(phrases.as_config(class_set), sort_keys=False))
         confusion = _decode_split(d, phrases, rules, out, progress)
@@ -65,10 +69,10 @@ def run_text_zero_shot(cfg, progress: bool = True) -> dict:
         names = phrases.as_config(class_set)
         summary = [{"class": name, "iou_semantic": semantic.get(name, np.nan), "phrases": "; ".join(names[name])}
                    for name in names] + [{"class": "mean", "iou_semantic": miou, "phrases": ""}]
-        write_csv(out / "summary.csv", summary, SUMMARY_COLUMNS)
+        write_csv(out / "summary.csv", with_columns(summary, prov), SUMMARY_COLUMNS + PROVENANCE_COLUMNS)
         record = {**d.record("zero-shot", started, seconds, passes, out), "strategy": "text", "multimask": cfg.compose,
                   "oracle": False, "label": LABEL, "ground_truth_used": False, "compose": cfg.compose,
-                  "prompts": len(d.rows) * len(phrases.prompts()), "miou_semantic": miou, "summary": summary}
+                  "prompts": len(d.rows) * len(phrases.prompts()), "miou_semantic": miou, "summary": summary, "provenance": prov}
         record["prompts_per_s"] = record["prompts"] / seconds if seconds else 0.0
         folder.record(record)
         folder.commit()
