@@ -228,8 +228,10 @@ def test_out_may_not_overlap_what_the_command_reads(cache16, head_run, tmp_path)
     assert_one_line_error(invoke("report", head_run, "--out", head_run, "--overwrite"), "which this command reads")
     assert_one_line_error(invoke("evaluate", "--head", head_run / "head_epoch_2.pt", "--cache", cache16, "--out",
                                  head_run, "--overwrite"), "which this command reads")
+    before = sorted(p.name for p in cache16.iterdir())
     assert_one_line_error(invoke("zero-shot", "--cache", cache16, "--out", cache16 / "runs"),
                           "which this command reads")
+    assert sorted(p.name for p in cache16.iterdir()) == before  # not even a lock file left in the cache
     assert (head_run / "head_epoch_2.pt").is_file()
     assert_one_line_error(invoke("train-head", "--resume", head_run, "--out", tmp_path / "elsewhere"),
                           "continues", "in place")

@@ -241,10 +241,14 @@ def _interrupted(record: dict, path: Path) -> str:
     return "before it finished (it cannot resume): pass --overwrite to replace it"
 
 
-def _check(path: Path, stage: str, overwrite: bool, reads: list[str | Path]) -> None:
+def _check_overlap(path: Path, reads: list[str | Path]) -> None:
+    """Before the folder lock: a refused --out inside a cache must not leave a lock file in it."""
     for source in reads:
         if source and Path(source).exists() and (_inside(path, source) or _inside(source, path)):
             raise SamcacheError(f"--out {path} overlaps {source}, which this command reads; choose another --out")
+
+
+def _check(path: Path, stage: str, overwrite: bool) -> None:
     if path.is_file():
         raise SamcacheError(f"--out {path} is a file")
     if not path.is_dir() or not any(p for p in path.iterdir() if p.name != SET_ASIDE):
@@ -273,9 +277,10 @@ def run_folder(path: str | Path, stage: str, overwrite: bool = False, started: s
     ``reads``: the caches, runs or checkpoints the command reads; --out may not overlap them.
     """
     path = Path(path)
+    _check_overlap(path, list(reads))
     with folder_lock(path):
         recover(path)
-        _check(path, stage, overwrite, list(reads))
+        _check(path, stage, overwrite)
         created = not path.exists()
         try:
             path.mkdir(parents=True, exist_ok=True)
