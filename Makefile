@@ -23,8 +23,9 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/samcache demo --config configs/demo.yaml
 
+# Two pytest workers (pytest-xdist), one thread each: the 2 cores the suite is sized for, kept busy.
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist worksteal -m "not slow" tests
 
 # The robustness checks that need real kills, full disks or clusters (about 3.5 minutes more).
 test-slow: $(STAMP)

@@ -44,9 +44,8 @@ def test_cache_equals_sam2_image_predictor_features(sam2_cache, sam2_checkpoint,
             assert np.abs(val[name][row] - value).max() / np.abs(value).max() <= 1e-5, name
 
 
-@pytest.mark.parametrize("kind", ["points", "box", "points+box"])
-@pytest.mark.parametrize("multimask", [True, False])
-def test_masks_from_the_cache_equal_predict(sam2_cache, sam2_checkpoint, synth_root, kind, multimask):
+def test_masks_from_the_cache_equal_predict(sam2_cache, sam2_checkpoint, synth_root):
+    """Points, a box, both; multimask or not: one set_image, six predictions."""
     backend = backend_for("sam2")
     decoder, _ = backend.build_decoder(MODEL, sam2_checkpoint, 0)
     split = open_cache(sam2_cache).split("val")
@@ -56,19 +55,23 @@ def test_masks_from_the_cache_equal_predict(sam2_cache, sam2_checkpoint, synth_r
     size = tuple(int(v) for v in split.original_sizes[row])
     points, labels = np.array([[130.0, 200.0], [400.0, 60.0]]), np.array([1, 0])
     box = np.array([50.0, 40.0, 300.0, 220.0])
-    kw = {"points": dict(point_coords=points, point_labels=labels), "box": dict(box=box),
-          "points+box": dict(point_coords=points, point_labels=labels, box=box)}[kind]
-    ref_masks, ref_scores, _ = predictor.predict(**kw, multimask_output=multimask)
     features = {k: torch.from_numpy(v[None]).float() for k, v in split.features(row).items()}
-    coords = torch.tensor(backend.to_input_frame(points, size)[None], dtype=torch.float) if "points" in kind else None
-    point_labels = torch.tensor(labels[None], dtype=torch.int) if "points" in kind else None
-    boxes = torch.tensor(backend.to_input_frame(box.reshape(2, 2), size).reshape(1, 4), dtype=torch.float) \
-        if "box" in kind else None
-    logits, scores = backend.decode(decoder, features, torch.tensor([0]), coords, point_labels, boxes, multimask)
-    masks = (backend.postprocess(logits, None, size) > 0)[0].numpy()
-    np.testing.assert_allclose(scores[0].numpy(), ref_scores, atol=1e-4)
-    # cached features lose upstream's channels-last layout: rounding may flip a pixel whose logit is ~0
-    assert masks.shape == ref_masks.shape and (masks != ref_masks).mean() < 1e-4
+    for kind in ("points", "box", "points+box"):
+        for multimask in (True, False):
+            kw = {"points": dict(point_coords=points, point_labels=labels), "box": dict(box=box),
+                  "points+box": dict(point_coords=points, point_labels=labels, box=box)}[kind]
+            ref_masks, ref_scores, _ = predictor.predict(**kw, multimask_output=multimask)
+            coords = torch.tensor(backend.to_input_frame(points, size)[None], dtype=torch.float) \
+                if "points" in kind else None
+            point_labels = torch.tensor(labels[None], dtype=torch.int) if "points" in kind else None
+            boxes = torch.tensor(backend.to_input_frame(box.reshape(2, 2), size).reshape(1, 4), dtype=torch.float) \
+                if "box" in kind else None
+            logits, scores = backend.decode(decoder, features, torch.tensor([0]), coords, point_labels, boxes,
+                                            multimask)
+            masks = (backend.postprocess(logits, None, size) > 0)[0].numpy()
+            np.testing.assert_allclose(scores[0].numpy(), ref_scores, atol=1e-4, err_msg=f"{kind} {multimask}")
+            # cached features lose upstream's channels-last layout: rounding may flip a pixel whose logit is ~0
+            assert masks.shape == ref_masks.shape and (masks != ref_masks).mean() < 1e-4, (kind, multimask)
 
 
 def test_stage2_commands_run_on_a_sam2_cache(sam2_cache, sam2_checkpoint, tmp_path):
