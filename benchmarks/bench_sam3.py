@@ -8,7 +8,9 @@ One or two synthetic 2048x1024 images. Measures:
 - text prompts: the 19 Cityscapes class names of one image in one batched grounding call, s/image
   (backbone_out from the trunk included).
 Also checks that the tiny model has the full model's state-dict keys (same layout as sam3.pt).
-Usage: python -m benchmarks.bench_sam3 [n_images]   (or through `make bench`)
+- composition: one image's label map with every query kept (threshold 0), time and peak memory
+  (``--compose`` alone runs only this, in a fresh process).
+Usage: python -m benchmarks.bench_sam3 [n_images | --compose]   (or through `make bench`)
 """
 
 from __future__ import annotations
@@ -103,9 +105,49 @@ def run(n_images: int = N_IMAGES) -> list[dict]:
     model.backbone.forward_text(phrases, device="cpu")
     row("  of which the text encoder on the 19 phrases (cacheable per phrase set)", f"{time.perf_counter() - t0:.1f} s")
     assert len(results) == len(phrases) and all(torch.isfinite(r.scores).all() for r in results)
+    import json
+    import subprocess
+
+    # a fresh process: its peak RSS is the composition's, not the 860M-parameter model's
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_sam3", "--compose"], capture_output=True,
+                          text=True, check=True)
+    rows += json.loads(proc.stdout.strip().splitlines()[-1])
+    print(proc.stdout.strip().splitlines()[0], flush=True)
     return rows
 
 
+def composition_rows(size: tuple[int, int] = (1024, 2048), prompts: int = 19, queries: int = 200) -> list[dict]:
+    """The instance composition with every query kept (threshold 0, area 0): seconds and peak RSS growth.
+
+    Random 288x288 logits stand in for grounding results of that size (the composition's cost depends on
+    their number and the image size, not their values).
+    """
+    import resource
+
+    import samcache.evaluation.concept_decoding as cd
+    from samcache.evaluation.concepts import InstanceComposition
+    from samcache.features.sam3 import TextResult
+
+    g = torch.Generator().manual_seed(0)
+    results = [TextResult(torch.randn(queries, 288, 288, generator=g) * 3, torch.rand(queries, generator=g), 1.0,
+                          torch.zeros(queries, 4), torch.zeros(288, 288)) for _ in range(prompts)]
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    out = cd._compose_instances(results, list(range(prompts)), size, InstanceComposition(0.0, 0), keep_masks=False)
+    seconds = time.perf_counter() - t0
+    grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 2**20
+    assert len(out.instances.confidences) == prompts * queries
+    value = f"{seconds:.1f} s/image, peak RSS +{grown:.2f} GiB (maxrss grows only past earlier peaks)"
+    print(f"  sam3  compose {prompts} x {queries} candidates at {size[1]}x{size[0]}: {value}", flush=True)
+    return [{"benchmark": "sam3", "metric": f"compose instances at --score-threshold 0 ({prompts} x {queries} "
+                                            f"queries, {size[1]}x{size[0]}), streamed", "value": value}]
+
+
 if __name__ == "__main__":
-    OUT.mkdir(parents=True, exist_ok=True)
-    run(int(sys.argv[1]) if len(sys.argv) > 1 else N_IMAGES)
+    if sys.argv[1:] == ["--compose"]:  # run() starts this in its own process
+        import json
+
+        print(json.dumps(composition_rows()))
+    else:
+        OUT.mkdir(parents=True, exist_ok=True)
+        run(int(sys.argv[1]) if len(sys.argv) > 1 else N_IMAGES)

@@ -64,6 +64,38 @@ def test_instance_composition_equals_brute_force():
         InstanceComposition(score_threshold=1.5)
 
 
+def test_streamed_composition_of_grounding_results_equals_brute_force(monkeypatch):
+    """segment_by_concepts' per-image path: candidates upsampled and painted a chunk at a time (chunk 5 here),
+    ties in confidence across prompts included; with and without the instance masks."""
+    import samcache.evaluation.concept_decoding as cd
+    from samcache.features.sam3 import TextResult
+
+    rng = np.random.default_rng(3)
+    h, w, q = 30, 45, 6
+    monkeypatch.setattr(cd, "LOGIT_PIXELS", 5 * h * w)
+    scores = rng.choice([0.2, 0.4, 0.6, 0.8], size=(4, q)).astype(np.float32)  # many equal confidences
+    results = [TextResult(torch.from_numpy(rng.normal(0, 2, (q, 12, 12)).astype(np.float32)),
+                          torch.from_numpy(scores[p]), presence, torch.zeros(q, 4), torch.zeros(12, 12))
+               for p, presence in enumerate([1.0, 1.0, 0.5, 1.0])]
+    classes = [3, 0, 3, 11]  # class 3 prompted by two phrases
+    masks = np.concatenate([(torch.nn.functional.interpolate(r.mask_logits[:, None], (h, w), mode="bilinear",
+                                                             align_corners=False)[:, 0].sigmoid() > 0.5).numpy()
+                            for r in results])
+    conf = np.concatenate([r.scores.numpy() * r.presence for r in results])
+    cls = np.repeat(classes, q)
+    for keep_masks in (True, False):
+        got = cd._compose_instances(results, classes, (h, w), InstanceComposition(0.3, 40), keep_masks)
+        np.testing.assert_array_equal(got.label_map.numpy(), _brute_instances(masks, conf, cls, 0.3, 40))
+        kept = np.flatnonzero((conf >= 0.3) & (masks.reshape(len(masks), -1).sum(1) >= 40))
+        assert 5 < len(kept) < len(conf)
+        np.testing.assert_array_equal(got.instances.confidences.numpy(), conf[kept])
+        np.testing.assert_array_equal(got.instances.classes.numpy(), cls[kept])
+        if keep_masks:
+            np.testing.assert_array_equal(got.instances.masks.numpy(), masks[kept])
+        else:
+            assert got.instances.masks is None
+
+
 def test_semantic_composition_equals_brute_force():
     rng = np.random.default_rng(1)
     probs = rng.random((6, 7, 8)).astype(np.float32)

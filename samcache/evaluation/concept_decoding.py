@@ -13,7 +13,10 @@ import torch
 from samcache.data.labels import IGNORE
 from samcache.errors import SamcacheError
 from samcache.evaluation.concepts import (COMPOSE_MODES, InstanceComposition, Instances, PhraseMap,
-                                          SemanticComposition, candidates, compose_instances, compose_semantic)
+                                          SemanticComposition, candidates, compose_semantic)
+from samcache.evaluation.metrics import paint_order
+
+LOGIT_PIXELS = 2**26  # upsampled float32 logits at a time (256 MiB): masks are made and painted in chunks
 
 
 @dataclass
@@ -25,9 +28,14 @@ class ConceptPrediction:
 @torch.inference_mode()
 def segment_by_concepts(decoder, trunk: torch.Tensor, original_sizes: list[tuple[int, int]], phrases: PhraseMap,
                         compose: str = "instances", instance_rule: InstanceComposition = InstanceComposition(),
-                        semantic_rule: SemanticComposition = SemanticComposition()) -> list[ConceptPrediction]:
-    """(M,C,72,72) cached trunks of M images with their (H, W) -> M predictions at original resolution."""
-    from samcache.features.sam3 import decode_text, upsample_text_masks
+                        semantic_rule: SemanticComposition = SemanticComposition(),
+                        instance_masks: bool = True) -> list[ConceptPrediction]:
+    """(M,C,72,72) cached trunks of M images with their (H, W) -> M predictions at original resolution.
+
+    ``instance_masks``: keep the kept instances' (K,H,W) masks (``--save-instances``); without them only
+    the label map, confidences and classes are returned, and memory stays bounded whatever the thresholds.
+    """
+    from samcache.features.sam3 import decode_text
 
     if compose not in COMPOSE_MODES:
         raise SamcacheError(f"unknown composition {compose!r}; choose one of {', '.join(COMPOSE_MODES)}")
@@ -47,21 +55,50 @@ def segment_by_concepts(decoder, trunk: torch.Tensor, original_sizes: list[tuple
             probs = torch.nn.functional.interpolate(logits, tuple(size), mode="bilinear", align_corners=False)[:, 0]
             out.append(ConceptPrediction(compose_semantic(probs.sigmoid(), classes, semantic_rule).cpu(), None))
             continue
-        masks, confs, cls = [], [], []
-        for c, r in zip(classes.tolist(), mine):
-            conf = r.scores * r.presence
-            keep = candidates(conf, instance_rule)  # upsample only what can pass the score test
-            if len(keep):
-                masks.append(upsample_text_masks(r.mask_logits[keep], size).cpu())
-                confs.append(conf[keep].cpu())
-                cls.append(torch.full((len(keep),), c))
-        if masks:
-            kept = compose_instances(torch.cat(masks), torch.cat(confs), torch.cat(cls), instance_rule)
-        else:
-            kept = compose_instances(torch.zeros((0, *size), dtype=torch.bool), torch.zeros(0), torch.zeros(0),
-                                     instance_rule)
-        out.append(ConceptPrediction(kept.label_map, kept))
+        out.append(_compose_instances(mine, classes.tolist(), tuple(int(v) for v in size), instance_rule,
+                                      instance_masks))
     return out
+
+
+def _compose_instances(results, classes: list[int], size: tuple[int, int], rule: InstanceComposition,
+                       keep_masks: bool) -> ConceptPrediction:
+    """One image's P grounding results -> its label map (``concepts.compose_instances``'s rule), streamed.
+
+    Candidates (confidence >= threshold) are upsampled a chunk at a time in painting order (lowest
+    confidence first), the area test applied, and the kept ones painted: no (K,H,W) tensor unless
+    ``keep_masks``. Kept instances are listed in prompt order, then query order.
+    """
+    from samcache.features.sam3 import upsample_text_masks
+
+    picks, confs = [], []
+    for p, r in enumerate(results):
+        conf = r.scores * r.presence
+        keep = candidates(conf, rule)
+        picks += [(p, q) for q in keep.tolist()]
+        confs.append(conf[keep].float().cpu())
+    confidences = torch.cat(confs)
+    device = results[0].mask_logits.device
+    label = torch.full(size, IGNORE, dtype=torch.long, device=device)
+    order = paint_order(confidences).tolist()
+    chunk = max(1, LOGIT_PIXELS // (size[0] * size[1]))
+    kept, masks = [], {}
+    for start in range(0, len(order), chunk):
+        part = order[start:start + chunk]
+        logits = torch.stack([results[picks[k][0]].mask_logits[picks[k][1]] for k in part])
+        chunk_masks = upsample_text_masks(logits, size)
+        area = torch.count_nonzero(chunk_masks.flatten(1), dim=1).tolist()
+        for j, k in enumerate(part):
+            if area[j] >= rule.min_area:
+                label.masked_fill_(chunk_masks[j], classes[picks[k][0]])
+                kept.append(k)
+                if keep_masks:
+                    masks[k] = chunk_masks[j].cpu()
+    kept.sort()
+    instances = Instances(torch.stack([masks[k] for k in kept]) if keep_masks and kept else
+                          torch.zeros((0, *size), dtype=torch.bool) if keep_masks else None,
+                          confidences[kept], torch.tensor([classes[picks[k][0]] for k in kept], dtype=torch.long),
+                          label.cpu())
+    return ConceptPrediction(instances.label_map, instances)
 
 
 __all__ = ["ConceptPrediction", "segment_by_concepts", "IGNORE"]

@@ -87,7 +87,7 @@ class SemanticComposition:
 class Instances:
     """One image's kept instances, at the original resolution."""
 
-    masks: torch.Tensor  # (K,H,W) bool
+    masks: torch.Tensor | None  # (K,H,W) bool; None when not kept (the label map alone was asked for)
     confidences: torch.Tensor  # (K,) float: presence x score
     classes: torch.Tensor  # (K,) long: class indices
     label_map: torch.Tensor = field(default=None)  # (H,W) long: class index or IGNORE
@@ -107,7 +107,7 @@ def compose_instances(masks: torch.Tensor, confidences: torch.Tensor, classes: t
     """
     if not (len(masks) == len(confidences) == len(classes)):
         raise ValueError(f"{len(masks)} masks, {len(confidences)} confidences, {len(classes)} classes")
-    area = masks.flatten(1).sum(1) if len(masks) else torch.zeros(0, dtype=torch.long)
+    area = torch.count_nonzero(masks.flatten(1), dim=1) if len(masks) else torch.zeros(0, dtype=torch.long)
     keep = (confidences >= rule.score_threshold) & (area >= rule.min_area)
     kept = Instances(masks[keep], confidences[keep].float(), classes[keep].long())
     kept.label_map = compose_by_score(kept.masks, kept.confidences, kept.classes, none)

@@ -124,6 +124,12 @@ def _counts_numpy(masks, targets: list, valid: list) -> tuple[np.ndarray, np.nda
     return inter, union
 
 
+def paint_order(scores: torch.Tensor) -> torch.Tensor:
+    """(P,) scores -> indices from the lowest score to the highest; equal scores higher index first, so that
+    painting in this order leaves each pixel with an argmax's choice (the first of equal maxima)."""
+    return len(scores) - 1 - torch.argsort(scores.float().flip(0), stable=True)
+
+
 def compose_by_score(masks: torch.Tensor, scores: torch.Tensor, classes: torch.Tensor, none: int) -> torch.Tensor:
     """One label map from overlapping masks: each pixel takes the class of the highest-scoring mask that
     covers it (the first such mask on equal scores, as an argmax would); pixels no mask covers get ``none``.
@@ -135,8 +141,7 @@ def compose_by_score(masks: torch.Tensor, scores: torch.Tensor, classes: torch.T
     label = torch.full(masks.shape[1:], none, dtype=torch.long, device=masks.device)
     if len(masks) == 0:
         return label
-    # ascending score; equal scores painted higher index first, so the lowest index is painted last
-    order = len(scores) - 1 - torch.argsort(scores.float().flip(0), stable=True)
+    order = paint_order(scores)
     values = classes.to(masks.device)
     for p in range(len(order)):  # index_select: no host sync on a GPU
         pick = order[p: p + 1]

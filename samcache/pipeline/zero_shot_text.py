@@ -90,7 +90,8 @@ def _decode_split(d, phrases, rules, out: Path, progress: bool) -> np.ndarray:
         rows = d.rows[start:start + per_batch]
         trunk = torch.from_numpy(np.stack([split.features(r)["trunk"] for r in rows])).float()
         sizes = [tuple(int(v) for v in split.original_size(r)) for r in rows]
-        preds = segment_by_concepts(d.decoder.model, trunk.to(device), sizes, phrases, cfg.compose, *rules)
+        preds = segment_by_concepts(d.decoder.model, trunk.to(device), sizes, phrases, cfg.compose, *rules,
+                                    instance_masks=cfg.save_instances)
         for row, pred in zip(rows, preds):
             class_map = torch.from_numpy(class_set.to_index(split.label_ids(row))).to(device)
             label_map = torch.where(pred.label_map == IGNORE, n, pred.label_map).to(device)
