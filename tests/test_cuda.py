@@ -203,6 +203,50 @@ def test_sam2_encode_and_decode_on_the_gpu_against_the_cpu(synth_root):
     assert ((got[0].cpu() > 0) == (ref[0] > 0)).float().mean() > 0.999
 
 
+def test_sam3_extract_text_points_and_predictor_on_the_gpu_against_the_cpu(synth_root, tmp_path):
+    """sam3_tiny on the GPU: the CPU workarounds must not pin anything to the CPU (position and coordinate
+    caches follow the device), the trunk agrees with the CPU's in fp32 and bf16, text and point decoding
+    agree, and cache.predictor(device="cuda") gives a Sam3Processor whose inputs go to the GPU."""
+    pytest.importorskip("sam3")
+    import samcache
+    from samcache.evaluation.concept_decoding import segment_by_concepts
+    from samcache.evaluation.concepts import InstanceComposition, phrase_map
+
+    backend = backend_for("sam3_tiny")
+    encoder, _ = backend.build_encoder("sam3_tiny", None, 0)
+    image = read_image(list_images(synth_root, "val")[0].image_path)
+    prepared, size = backend.prepare(image)
+    images, sizes = prepared[None], torch.tensor([size])
+    configure_matmul(torch.device("cuda"), "fp32")
+    cpu = backend.encode(encoder.eval(), images, sizes, "fp32")["trunk"]
+    gpu = backend.encode(encoder.cuda().eval(), images, sizes, "fp32")["trunk"]
+    gpu16 = backend.encode(encoder, images, sizes, "bf16")["trunk"]
+    configure_matmul(torch.device("cuda"), "bf16")
+    assert rel(gpu, cpu) < FP32_GPU_RTOL and rel(gpu16, cpu) < 5e-2
+    decoder, _ = backend.build_decoder("sam3_tiny", None, 0)
+    original = tuple(image.shape[:2])
+    rule = InstanceComposition(score_threshold=0.0, min_area=0)
+    phrases = phrase_map("seed5")
+    ref = segment_by_concepts(decoder.eval(), cpu, [original], phrases, "instances", rule)[0]
+    got = segment_by_concepts(decoder.cuda(), cpu.cuda(), [original], phrases, "instances", rule)[0]
+    assert (got.label_map == ref.label_map).float().mean() > 0.99
+    torch.testing.assert_close(got.instances.confidences, ref.instances.confidences, atol=1e-3, rtol=0)
+    cache = tmp_path / "s3.zarr"
+    extract(extract_cfg(synth_root, cache, "val", model_type="sam3_tiny", device="cuda", precision="fp32",
+                        dtype="float32", limit=1), progress=False)
+    processor = samcache.open_cache(cache).predictor("val", 0, device="cuda")
+    assert processor.device == "cuda" and next(processor.model.parameters()).is_cuda
+    state = processor.set_text_prompt("car", processor.state)
+    assert state["scores"].is_cuda
+    masks, scores, _ = processor.model.predict_inst(processor.state, point_coords=np.array([[100.0, 120.0]]),
+                                                    point_labels=np.array([1]), multimask_output=True)
+    reference = samcache.open_cache(cache).predictor("val", 0, device="cpu")
+    ref_masks, ref_scores, _ = reference.model.predict_inst(reference.state, point_coords=np.array([[100.0, 120.0]]),
+                                                            point_labels=np.array([1]), multimask_output=True)
+    np.testing.assert_allclose(scores, ref_scores, atol=1e-3)
+    assert (masks.astype(bool) == ref_masks.astype(bool)).mean() > 0.999
+
+
 def test_dataloader_workers_with_pinned_memory(synth_root, gpu_cache, tmp_path):
     """extract and train-head read through DataLoader workers into pinned memory on a GPU: same results
     as in one process."""
