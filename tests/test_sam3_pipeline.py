@@ -90,3 +90,22 @@ def test_head_on_sam3_features_scores_as_cityscapesscripts_and_reports_beside_sa
     header = (tmp_path / "report" / "report.md").read_text().split("class     ")[1].splitlines()[0]
     assert "sam3_tiny zero-shot, text prompts, no ground truth used" in header
     assert "sam3_tiny head (1 ep)" in header and "tiny zero-shot random/best-score" in header
+
+
+def test_bad_sam3_checkpoints_on_the_command_line_are_one_line_and_create_no_cache(synth_root, tmp_path):
+    import torch
+
+    from samcache.features.models import build_random_sam
+
+    sam1 = tmp_path / "sam_tiny.pth"
+    torch.save(build_random_sam("tiny", 0).state_dict(), sam1)
+    truncated = tmp_path / "sam3.pt"
+    truncated.write_bytes(b"PK\x03\x04 not a whole checkpoint")
+    cache = tmp_path / "c.zarr"
+    common = ["extract", "--data", synth_root, "--cache", cache, "--split", "val", "--limit", "1", "--quiet"]
+    for args, needles in ((["--model-type", "sam3", "--checkpoint", truncated], ["is not a PyTorch checkpoint"]),
+                          (["--model-type", "sam3", "--checkpoint", sam1], ["SAM 1 checkpoint", "not SAM 3"]),
+                          (["--model-type", "sam3"], ["sam3 needs --checkpoint"]),
+                          (["--model-type", "sam3", "--checkpoint", tmp_path / "none.pt"], ["not found"])):
+        assert_one_line_error(invoke(*common, *args), *needles)
+        assert not cache.exists()
