@@ -59,7 +59,8 @@ def load_prompt_decoder(split: CacheSplit, checkpoint=None, model_type: str | No
 
 
 def load_predictor(split: CacheSplit, checkpoint=None, device: str | torch.device | None = None):
-    """Upstream's predictor (``SamPredictor``, ``SAM2ImagePredictor``, ``Sam3Processor``) with the weights that made ``split``."""
+    """Upstream's predictor (``SamPredictor``, ``SAM2ImagePredictor``, ``Sam3Processor``) with the weights
+    that made ``split``, on ``device``."""
     from samcache.features.device import resolve_device
 
     fp = split.fingerprint

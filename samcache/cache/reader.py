@@ -173,10 +173,11 @@ class Cache:
 
 
     def predictor(self, split: CacheSplit | str, image_id: str | int, checkpoint=None, device=None):
-        """Upstream's predictor (``SamPredictor`` / ``SAM2ImagePredictor`` / ``Sam3Processor``) holding ``image_id``'s
-        cached features, as if ``set_image`` had run: call its ``predict`` as usual (SAM 3: ``set_text_prompt``, or
-        ``predictor.model.predict_inst(predictor.state, ...)`` for points and boxes). ``checkpoint`` must be the one the cache was
-        built from (checked by sha256); leave it out for random-weight caches. Imports torch."""
+        """Upstream's predictor (``SamPredictor`` / ``SAM2ImagePredictor`` / ``Sam3Processor``) holding
+        ``image_id``'s cached features, as if ``set_image`` had run: call its ``predict`` as usual (SAM 3:
+        ``set_text_prompt``, or ``predictor.model.predict_inst(predictor.state, ...)`` for points and boxes).
+        ``checkpoint`` must be the one the cache was built from (checked by sha256); leave it out for
+        random-weight caches. Imports torch."""
         from samcache.cache.predictors import load_predictor, set_precomputed
 
         split = self.split(split) if isinstance(split, str) else split

@@ -94,10 +94,11 @@ def _compose_instances(results, classes: list[int], size: tuple[int, int], rule:
                 if keep_masks:
                     masks[k] = chunk_masks[j].cpu()
     kept.sort()
-    instances = Instances(torch.stack([masks[k] for k in kept]) if keep_masks and kept else
-                          torch.zeros((0, *size), dtype=torch.bool) if keep_masks else None,
-                          confidences[kept], torch.tensor([classes[picks[k][0]] for k in kept], dtype=torch.long),
-                          label.cpu())
+    kept_masks = None
+    if keep_masks:
+        kept_masks = torch.stack([masks[k] for k in kept]) if kept else torch.zeros((0, *size), dtype=torch.bool)
+    kept_classes = torch.tensor([classes[picks[k][0]] for k in kept], dtype=torch.long)
+    instances = Instances(kept_masks, confidences[kept], kept_classes, label.cpu())
     return ConceptPrediction(instances.label_map, instances)
 
 

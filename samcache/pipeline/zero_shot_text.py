@@ -72,7 +72,8 @@ def run_text_zero_shot(cfg, progress: bool = True) -> dict:
         write_csv(out / "summary.csv", with_columns(summary, prov), SUMMARY_COLUMNS + PROVENANCE_COLUMNS)
         record = {**d.record("zero-shot", started, seconds, passes, out), "strategy": "text", "multimask": cfg.compose,
                   "oracle": False, "label": LABEL, "ground_truth_used": False, "compose": cfg.compose,
-                  "prompts": len(d.rows) * len(phrases.prompts()), "miou_semantic": miou, "summary": summary, "provenance": prov}
+                  "prompts": len(d.rows) * len(phrases.prompts()), "miou_semantic": miou, "summary": summary,
+                  "provenance": prov}
         record["prompts_per_s"] = record["prompts"] / seconds if seconds else 0.0
         folder.record(record)
         folder.commit()
