@@ -150,6 +150,28 @@ class Bench:
                                                                                  f"{record['clicks']}"),
                 ("prompt budget", record["prompt_budget"])]
 
+    def placement(self, state):
+        """Click placement alone (RITM's rule), the batched device code against scipy one object at a time,
+        on thing objects of the cached split with a prediction shifted 15 px off each (the first error)."""
+        import numpy as np
+
+        from benchmarks.bench_clicks import placement_alone
+        from samcache.cache.reader import open_cache
+
+        split = open_cache(state["cache"]).split("train")
+        rounds, wanted = [], 8 if self.p.model == "tiny" else 64
+        for row in range(len(split)):
+            instances = split.instances[row]
+            for iid in np.unique(instances[instances >= 1000])[:wanted - len(rounds)]:
+                gt = instances == iid
+                y, x = np.argwhere(gt)[0]
+                rounds.append((np.roll(gt, 15, axis=1), gt, np.ones_like(gt), [(int(x), int(y), 1)]))
+            if len(rounds) >= wanted:
+                break
+        host_s, device_s, same = placement_alone(rounds, self.dev)
+        return [("objects", len(rounds)), ("scipy s/click", f"{host_s:.4f}"), ("device s/click", f"{device_s:.4f}"),
+                ("device speed-up", f"{host_s / device_s:.2f}x"), ("same clicks", "yes" if same else "NO")]
+
     def head(self, state, preload=None):
         from samcache.pipeline.configs import EvaluateConfig, HeadConfig
         from samcache.pipeline.evaluate import run_evaluate as evaluate_head
@@ -237,6 +259,7 @@ class Bench:
             Row("extract", self.extract, 40 * s, needs=("data",)),
             Row("zero-shot per-instance", self.zero_shot, 20 * s, needs=("cache",)),
             Row("clicks", self.clicks, 25 * s, needs=("cache",)),
+            Row("click placement alone: device vs scipy", self.placement, 5 * s, needs=("cache",)),
             Row("head epoch (preloaded) + evaluate", self.head, 35 * s, needs=("cache",)),
             Row("extract", self.capped(self.extract, images=self.p.capped_images, name="capped.zarr"), 15 * s,
                 needs=("data",), cap=cap),
