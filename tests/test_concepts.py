@@ -83,10 +83,11 @@ def test_streamed_composition_of_grounding_results_equals_brute_force(monkeypatc
                             for r in results])
     conf = np.concatenate([r.scores.numpy() * r.presence for r in results])
     cls = np.repeat(classes, q)
-    for keep_masks in (True, False):
-        got = cd._compose_instances(results, classes, (h, w), InstanceComposition(0.3, 40), keep_masks)
+    for keep_masks, listed_from in ((True, None), (False, None), (True, 0.15)):
+        rule = InstanceComposition(0.3, 40, listed_from)
+        got = cd._compose_instances(results, classes, (h, w), rule, keep_masks)
         np.testing.assert_array_equal(got.label_map.numpy(), _brute_instances(masks, conf, cls, 0.3, 40))
-        kept = np.flatnonzero((conf >= 0.3) & (masks.reshape(len(masks), -1).sum(1) >= 40))
+        kept = np.flatnonzero((conf >= (listed_from or 0.3)) & (masks.reshape(len(masks), -1).sum(1) >= 40))
         assert 5 < len(kept) < len(conf)
         np.testing.assert_array_equal(got.instances.confidences.numpy(), conf[kept])
         np.testing.assert_array_equal(got.instances.classes.numpy(), cls[kept])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import yaml
@@ -25,6 +27,11 @@ def test_text_prompts_score_as_cityscapesscripts_does(sam3_cache, synth_root, tm
     assert (config["prompt"], config["score_threshold"], config["min_instance_area"], config["phrases"]) == \
         ("text", 0.1, 0, ["car=automobile"])
     assert yaml.safe_load((out / "phrases.yaml").read_text())["car"] == ["car", "automobile"]
+    record = json.loads((out / "run.json").read_text())
+    listed = [line for f in (out / "instances").glob("*_pred.txt") for line in f.read_text().splitlines()]
+    assert config["instance_threshold"] == record["instance_threshold"] == 0.05
+    assert record["instances_listed"] == len(listed) and all(float(x.split()[2]) >= 0.05 for x in listed)
+    assert len(list((out / "visualizations").glob("*.png"))) == 1  # --visualize applies to text runs too
     preds = sorted((out / "predictions").glob("*/*_labelIds.png"))
     gts = [synth_root / "gtFine" / "val" / p.parent.name / p.name.replace("_labelIds", "_gtFine_labelIds")
            for p in preds]

@@ -64,9 +64,10 @@ def _compose_instances(results, classes: list[int], size: tuple[int, int], rule:
                        keep_masks: bool) -> ConceptPrediction:
     """One image's P grounding results -> its label map (``concepts.compose_instances``'s rule), streamed.
 
-    Candidates (confidence >= threshold) are upsampled a chunk at a time in painting order (lowest
-    confidence first), the area test applied, and the kept ones painted: no (K,H,W) tensor unless
-    ``keep_masks``. Kept instances are listed in prompt order, then query order.
+    Candidates are upsampled a chunk at a time in painting order (lowest confidence first) and the area
+    test applied; those at or above ``rule.score_threshold`` are painted, and those at or above
+    ``rule.listed_from`` are the returned instances (in prompt order, then query order; the label map's
+    own when the two thresholds agree). No (K,H,W) tensor unless ``keep_masks``.
     """
     from samcache.features.sam3 import upsample_text_masks
 
@@ -81,6 +82,8 @@ def _compose_instances(results, classes: list[int], size: tuple[int, int], rule:
     label = torch.full(size, IGNORE, dtype=torch.long, device=device)
     order = paint_order(confidences).tolist()
     chunk = max(1, LOGIT_PIXELS // (size[0] * size[1]))
+    painted = (confidences >= rule.score_threshold).tolist()  # the same float32 comparison as candidates()
+    listed = (confidences >= rule.listed_from).tolist()
     kept, masks = [], {}
     for start in range(0, len(order), chunk):
         part = order[start:start + chunk]
@@ -88,8 +91,11 @@ def _compose_instances(results, classes: list[int], size: tuple[int, int], rule:
         chunk_masks = upsample_text_masks(logits, size)
         area = torch.count_nonzero(chunk_masks.flatten(1), dim=1).tolist()
         for j, k in enumerate(part):
-            if area[j] >= rule.min_area:
+            if area[j] < rule.min_area:
+                continue
+            if painted[k]:
                 label.masked_fill_(chunk_masks[j], classes[picks[k][0]])
+            if listed[k]:
                 kept.append(k)
                 if keep_masks:
                     masks[k] = chunk_masks[j].cpu()

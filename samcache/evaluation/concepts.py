@@ -64,14 +64,21 @@ def phrase_map(class_set: str | ClassSet, synonyms: dict[str, list[str]] | None 
 
 @dataclass(frozen=True)
 class InstanceComposition:
-    score_threshold: float = 0.5  # presence x score, as Sam3Processor's confidence
+    score_threshold: float = 0.5  # presence x score, as Sam3Processor's confidence: painted into the label map
     min_area: int = 100  # pixels at the original resolution
+    list_threshold: float | None = None  # instances listed (for AP) from this confidence; None: score_threshold
 
     def __post_init__(self):
-        if not 0.0 <= self.score_threshold <= 1.0:
-            raise SamcacheError(f"score threshold must be in [0, 1], got {self.score_threshold}")
+        for name in ("score_threshold", "list_threshold"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise SamcacheError(f"{name.replace('_', ' ')} must be in [0, 1], got {value}")
         if self.min_area < 0:
             raise SamcacheError(f"minimum area must be >= 0, got {self.min_area}")
+
+    @property
+    def listed_from(self) -> float:
+        return self.score_threshold if self.list_threshold is None else self.list_threshold
 
 
 @dataclass(frozen=True)
@@ -94,8 +101,9 @@ class Instances:
 
 
 def candidates(confidences: torch.Tensor, rule: InstanceComposition) -> torch.Tensor:
-    """(Q,) presence x score -> indices of the queries worth upsampling (before the area test)."""
-    return torch.nonzero(confidences >= rule.score_threshold).flatten()
+    """(Q,) presence x score -> indices of the queries worth upsampling (before the area test): those that
+    may be painted or listed."""
+    return torch.nonzero(confidences >= min(rule.score_threshold, rule.listed_from)).flatten()
 
 
 def compose_instances(masks: torch.Tensor, confidences: torch.Tensor, classes: torch.Tensor,

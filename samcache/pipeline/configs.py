@@ -190,6 +190,9 @@ class ZeroShotConfig(DecodingConfig):
                                                "(repeat the option).", json_schema_extra={"flags": ("--phrase",)})
     save_instances: bool = Field(False, description="text, instances: cityscapesScripts' instance-level result "
                                                     "files (mask PNGs, label id, confidence) for AP.")
+    instance_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
+        0.05, description="text, --save-instances: list instances from this presence x score on (AP ranks "
+                          "them by confidence and wants low ones too); the label map keeps --score-threshold.")
 
     @model_validator(mode="after")
     def _text_options(self):

@@ -237,6 +237,9 @@ def summary_table(record: dict) -> str:
 
         text = (f"{LABEL} (compose: {record['compose']}; iou_semantic: the composed label map, false positives "
                 f"counted)\n" + format_table(record["summary"], TEXT_COLUMNS))
+        if record.get("instances_listed") is not None:
+            text += (f"\n{record['instances_listed']} instances listed for AP in instances/ (presence x score >= "
+                     f"{record['instance_threshold']})")
         return text + ("\n" + RANDOM_WEIGHTS_NOTE if record["random_weights"] else "")
     title = f"zero-shot {record['strategy']} / {record['multimask']}" + (" (ORACLE)" if record["oracle"] else "")
     text = (title + "  (iou_semantic: the composed label map, false positives counted; iou_dataset and "

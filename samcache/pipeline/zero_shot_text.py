@@ -24,8 +24,10 @@ from samcache.evaluation.decoding import open_decoding
 from samcache.evaluation.instance_results import write_instances
 from samcache.evaluation.metrics import class_ious, confusion_matrix_torch
 from samcache.evaluation.predictions import save_prediction
+from samcache.evaluation.visualize import save_overlay, source_image
 from samcache.features.device import PASSES
 from samcache.fileio import write_text
+from samcache.messages import random_weights_suffix
 from samcache.pipeline.config import new_run_dir, now_iso, save_config
 from samcache.pipeline.provenance import COLUMNS as PROVENANCE_COLUMNS
 from samcache.pipeline.provenance import decoding_provenance, warn_subset, with_columns
@@ -51,7 +53,9 @@ def parse_phrases(items: list[str]) -> dict[str, list[str]]:
 def run_text_zero_shot(cfg, progress: bool = True) -> dict:
     """Decode every image of the split by concept prompts; write the run folder; return its record."""
     phrases = phrase_map(cfg.classes, parse_phrases(cfg.phrases))  # bad phrase maps fail before anything
-    rules = InstanceComposition(cfg.score_threshold, cfg.min_instance_area), SemanticComposition(cfg.semantic_threshold)
+    listed = cfg.instance_threshold if cfg.save_instances else None
+    rules = (InstanceComposition(cfg.score_threshold, cfg.min_instance_area, listed),
+             SemanticComposition(cfg.semantic_threshold))
     d = open_decoding(cfg)
     if not getattr(d.decoder.backend, "text_prompts", False):
         raise SamcacheError(f"--prompt text needs a SAM 3 cache; {cfg.cache} holds {d.decoder.family.name} features")
@@ -63,7 +67,7 @@ def run_text_zero_shot(cfg, progress: bool = True) -> dict:
         warn_subset(prov, "zero-shot")  # after the folder exists: run.log keeps it too
         save_config(cfg, out / "config.yaml")
         write_text(out / "phrases.yaml", yaml.safe_dump(phrases.as_config(class_set), sort_keys=False))
-        confusion = _decode_split(d, phrases, rules, out, progress)
+        confusion, listed = _decode_split(d, phrases, rules, out, progress)
         seconds = time.perf_counter() - t0
         semantic, miou = class_ious(confusion, class_set)
         names = phrases.as_config(class_set)
@@ -73,18 +77,21 @@ def run_text_zero_shot(cfg, progress: bool = True) -> dict:
         record = {**d.record("zero-shot", started, seconds, passes, out), "strategy": "text", "multimask": cfg.compose,
                   "oracle": False, "label": LABEL, "ground_truth_used": False, "compose": cfg.compose,
                   "prompts": len(d.rows) * len(phrases.prompts()), "miou_semantic": miou, "summary": summary,
-                  "provenance": prov}
+                  "provenance": prov, "instance_threshold": cfg.instance_threshold if cfg.save_instances else None,
+                  "instances_listed": listed if cfg.save_instances else None}
         record["prompts_per_s"] = record["prompts"] / seconds if seconds else 0.0
         folder.record(record)
         folder.commit()
     return record
 
 
-def _decode_split(d, phrases, rules, out: Path, progress: bool) -> np.ndarray:
+def _decode_split(d, phrases, rules, out: Path, progress: bool) -> tuple[np.ndarray, int]:
+    """The split's confusion matrix and the number of instances listed for AP (``--save-instances``)."""
     cfg, class_set, split, device = d.cfg, d.class_set, d.split, d.device
     n = class_set.num_classes  # the extra prediction column: unlabeled
     confusion = torch.zeros((n, n + 1), dtype=torch.int64, device=device)
     per_batch = cfg.images_per_batch or (8 if device.type == "cuda" else 1)
+    listed = shown = 0
     bar = tqdm(total=len(d.rows), unit="img", desc=f"zero-shot text/{cfg.compose}", disable=not progress)
     for start in range(0, len(d.rows), per_batch):
         check_interrupt()
@@ -98,13 +105,21 @@ def _decode_split(d, phrases, rules, out: Path, progress: bool) -> np.ndarray:
             label_map = torch.where(pred.label_map == IGNORE, n, pred.label_map).to(device)
             confusion += confusion_matrix_torch(label_map, class_map, n, n + 1)
             image_id = split.image_ids[row]
+            pred_map = pred.label_map.cpu().numpy().astype(np.uint8)
             if cfg.save_predictions:
-                pred_map = pred.label_map.cpu().numpy().astype(np.uint8)
                 save_prediction(out / "predictions", image_id, class_set.to_label_ids(pred_map))
             if cfg.save_instances and pred.instances is not None:
                 inst = pred.instances
                 write_instances(out / "instances", image_id, inst.masks.cpu().numpy(),
                                 class_set.pred_label_ids[inst.classes.cpu().numpy()], inst.confidences.cpu().numpy())
+                listed += len(inst.confidences)
+            if shown < cfg.visualize:
+                save_overlay(out / "visualizations" / f"{image_id}.png",
+                             source_image(split.attrs.get("data_root"), cfg.split, image_id),
+                             class_set.to_index(split.label_ids(row)), pred_map, class_set,
+                             f"{image_id}  prompt=text  compose={cfg.compose}  (no ground truth used to prompt)"
+                             + random_weights_suffix(d.weights.random))
+                shown += 1
         bar.update(len(rows))
     bar.close()
-    return confusion.cpu().numpy()
+    return confusion.cpu().numpy(), listed
