@@ -174,6 +174,41 @@ def test_instance_results_are_scored_by_cityscapes_evaluator(synth_root, tmp_pat
     assert line[0].startswith("masks/") and line[0].endswith("_0000.png") and line[2] == "0.900000"
 
 
+def test_official_evaluators_run_through_samcache_under_numpy2(synth_root, tmp_path):
+    """`python -m samcache.evaluation.official instance` runs cityscapesScripts' own main on perfect instance
+    results (AP 1), and `pixel` on perfect label maps (IoU 1), where the bare scripts stop at np.in1d."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from samcache.evaluation.instance_results import write_instances
+
+    perfect, pixels = tmp_path / "instances", tmp_path / "predictions"
+    for gt in sorted((synth_root / "gtFine" / "val").rglob("*_gtFine_instanceIds.png")):
+        ids = np.array(Image.open(gt))
+        image_id = gt.name.replace("_gtFine_instanceIds.png", "")
+        inst = [v for v in np.unique(ids) if v >= 1000]
+        write_instances(perfect, image_id, np.stack([ids == v for v in inst]), np.array([v // 1000 for v in inst]),
+                        np.linspace(0.9, 0.5, len(inst)))
+        (pixels / gt.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(gt.parent / gt.name.replace("instanceIds", "labelIds"), pixels / gt.parent.name / f"{image_id}_x.png")
+    env = dict(os.environ, CITYSCAPES_DATASET=str(synth_root))
+    runs = {}
+    for kind, results in (("instance", perfect), ("pixel", pixels)):
+        runs[kind] = subprocess.run([sys.executable, "-m", "samcache.evaluation.official", kind], cwd=tmp_path,
+                                    env=dict(env, CITYSCAPES_RESULTS=str(results)), capture_output=True, text=True)
+        assert runs[kind].returncode == 0, runs[kind].stderr[-800:]
+    average = [line for line in runs["instance"].stdout.splitlines() if line.strip().startswith("average")][0]
+    assert "1.000" in average, average
+    scores = [line.split(":")[1].split() for line in runs["pixel"].stdout.splitlines() if "Score Average" in line]
+    assert scores and all(s[0] == "1.000" for s in scores), runs["pixel"].stdout[-500:]  # classes, categories
+    bad = subprocess.run([sys.executable, "-m", "samcache.evaluation.official"], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("Error: usage")
+
+
 def test_instance_writer_refuses_bad_input_and_writes_nothing(tmp_path):
     from samcache.evaluation.instance_results import write_instances
 
