@@ -27,6 +27,13 @@ def test_text_prompts_score_as_cityscapesscripts_does(sam3_cache, synth_root, tm
     assert (config["prompt"], config["score_threshold"], config["min_instance_area"], config["phrases"]) == \
         ("text", 0.1, 0, ["car=automobile"])
     assert yaml.safe_load((out / "phrases.yaml").read_text())["car"] == ["car", "automobile"]
+    from samcache.evaluation.concepts import phrase_map
+    from samcache.pipeline.configs import ZeroShotConfig
+    from samcache.pipeline.zero_shot_text import parse_phrases
+
+    again = ZeroShotConfig(prompt="text", phrases=yaml.safe_load((out / "phrases.yaml").read_text()))
+    assert phrase_map("cityscapes19", parse_phrases(again.phrases)).as_config(get_class_set("cityscapes19")) == \
+        yaml.safe_load((out / "phrases.yaml").read_text())  # a run's phrases.yaml feeds a config back
     record = json.loads((out / "run.json").read_text())
     listed = [line for f in (out / "instances").glob("*_pred.txt") for line in f.read_text().splitlines()]
     assert config["instance_threshold"] == record["instance_threshold"] == 0.05
@@ -57,6 +64,14 @@ def test_text_prompts_score_as_cityscapesscripts_does(sam3_cache, synth_root, tm
     (["--prompt", "text", "--phrase", "car"], ["--phrase takes CLASS=PHRASE"]),
     (["--prompt", "random", "--save-instances"], ["--save-instances applies to --prompt text only"]),
     (["--prompt", "text", "--score-threshold", "2"], ["score"]),
+    (["--prompt", "random", "--score-threshold", "0.1"], ["--score-threshold applies to --prompt text only"]),
+    (["--prompt", "text", "--multimask", "oracle"], ["--multimask applies to point and box prompts"]),
+    (["--prompt", "text", "--compose", "semantic-head", "--min-instance-area", "5"],
+     ["--min-instance-area applies to --compose instances only"]),
+    (["--prompt", "text", "--instance-threshold", "0.2"], ["--instance-threshold applies with --save-instances"]),
+    (["--prompt", "text", "--phrase", "person=pedestrian,car=vehicle"], ["one phrase per --phrase"]),
+    (["--prompt", "text", "--classes", "cityscapes19", "--phrase", "car=truck"],
+     ["phrase 'truck' prompts both car and truck"]),
 ])
 def test_bad_text_options_are_one_line_and_write_nothing(sam3_cache, tmp_path, args, needles):
     proc = invoke("zero-shot", "--cache", sam3_cache, *args, "--out", tmp_path / "run")

@@ -56,7 +56,15 @@ def phrase_map(class_set: str | ClassSet, synonyms: dict[str, list[str]] | None 
                                 f"{', '.join(by_name)}")
         if isinstance(extra, str) or not all(isinstance(p, str) and p.strip() for p in extra):
             raise SamcacheError(f"phrases for {name!r} must be a list of non-empty strings, got {extra!r}")
-        phrases[by_name[name]] += [p.strip() for p in extra if p.strip() not in phrases[by_name[name]]]
+        mine = phrases[by_name[name]]
+        mine += [p.strip() for p in extra if p.strip().lower() not in {q.lower() for q in mine}]
+    owner: dict[str, int] = {}
+    for c, ps in phrases.items():  # SAM 3's tokenizer lowercases: "Car" and "car" are one prompt
+        for phrase in ps:
+            other = owner.setdefault(phrase.lower(), c)
+            if other != c:
+                raise SamcacheError(f"phrase {phrase!r} prompts both {cs.class_names[other]} and "
+                                    f"{cs.class_names[c]}: a phrase can prompt one class only")
     if not phrases:
         raise SamcacheError(f"class set {cs.name} has no class to prompt")
     return PhraseMap(cs.name, {c: tuple(ps) for c, ps in phrases.items()})

@@ -28,7 +28,7 @@ from samcache.features.families import model_types
 
 MODEL_TYPES = model_types()  # the registered families' types: the CLI's choices
 from samcache.evaluation.prompts import MAX_PROMPT_POINTS, STRATEGIES
-from samcache.pipeline.config import StageConfig, register
+from samcache.pipeline.config import StageConfig, flag, register
 
 
 def _no_bool(value):
@@ -164,6 +164,12 @@ class DecodingConfig(StageConfig):
     limit: Optional[PosInt] = Field(None, description="Only the first N images (default: all).")
 
 
+TEXT_ONLY = ("compose", "score_threshold", "min_instance_area", "semantic_threshold", "phrases", "save_instances",
+             "instance_threshold")
+POINTS_ONLY = ("points", "negatives", "multimask")
+INSTANCES_ONLY = ("score_threshold", "min_instance_area", "save_instances", "instance_threshold")
+
+
 @register
 class ZeroShotConfig(DecodingConfig):
     SECTION = "zero_shot"
@@ -194,15 +200,34 @@ class ZeroShotConfig(DecodingConfig):
         0.05, description="text, --save-instances: list instances from this presence x score on (AP ranks "
                           "them by confidence and wants low ones too); the label map keeps --score-threshold.")
 
+    @field_validator("phrases", mode="before")
+    @classmethod
+    def _phrase_mapping(cls, value):
+        """A run's phrases.yaml mapping ({class: [phrases]}) is accepted as well as ["CLASS=PHRASE", ...]."""
+        if isinstance(value, dict):
+            return [f"{name}={phrase}" for name, ps in value.items() for phrase in ([ps] if isinstance(ps, str) else ps)]
+        return value
+
     @model_validator(mode="after")
     def _text_options(self):
-        if self.prompt != "text":
-            used = [flag for flag, on in (("--save-instances", self.save_instances), ("--phrase", self.phrases),
-                                          ("--compose", self.compose != "instances")) if on]
-            if used:
-                raise ValueError(f"{', '.join(used)} applies to --prompt text only")
-        elif self.save_instances and self.compose != "instances":
+        """An option that does not apply to the chosen prompts is refused when it differs from its default
+        (a saved config.yaml, which lists every option, still replays)."""
+        defaults = type(self).model_fields
+        changed = [name for name in TEXT_ONLY + POINTS_ONLY if getattr(self, name) != defaults[name].default]
+        flags = lambda names: ", ".join("--phrase" if n == "phrases" else flag(n)  # noqa: E731
+                                        for n in changed if n in names)
+        if self.prompt != "text" and flags(TEXT_ONLY):
+            raise ValueError(f"{flags(TEXT_ONLY)} applies to --prompt text only")
+        if self.prompt == "text" and flags(POINTS_ONLY):
+            raise ValueError(f"{flags(POINTS_ONLY)} applies to point and box prompts, not --prompt text")
+        if self.prompt == "text" and self.compose != "instances" and flags(INSTANCES_ONLY):
+            raise ValueError(f"{flags(INSTANCES_ONLY)} applies to --compose instances only")
+        if self.prompt == "text" and self.compose == "instances" and flags(("semantic_threshold",)):
+            raise ValueError("--semantic-threshold applies to --compose semantic-head only")
+        if self.save_instances and self.compose != "instances":
             raise ValueError("--save-instances needs --compose instances")
+        if not self.save_instances and flags(("instance_threshold",)):
+            raise ValueError("--instance-threshold applies with --save-instances only")
         return self
 
 

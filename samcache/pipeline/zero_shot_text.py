@@ -46,6 +46,8 @@ def parse_phrases(items: list[str]) -> dict[str, list[str]]:
         name, sep, phrase = item.partition("=")
         if not sep or not name.strip() or not phrase.strip():
             raise SamcacheError(f"--phrase takes CLASS=PHRASE (e.g. person=pedestrian), got {item!r}")
+        if "=" in phrase or "," in phrase:
+            raise SamcacheError(f"one phrase per --phrase (repeat the option for more), got {item!r}")
         out.setdefault(name.strip(), []).append(phrase.strip())
     return out
 
