@@ -181,14 +181,19 @@ def test_bad_checkpoints_get_one_line_and_name_the_family(sam3_setup, tmp_path):
     cases = [(lambda: build_sam3("sam3", truncated), "is not a PyTorch checkpoint"),
              (lambda: build_sam3("sam3", sam1), "is a SAM 1 checkpoint (tiny), not SAM 3"),
              (lambda: build_sam3("sam3", sam2), "is a SAM 2.1 checkpoint (sam2.1_hiera_t), not SAM 3"),
-             (lambda: check_weights("vit_b", s["ckpt"]), "is a SAM 3 checkpoint, not a SAM 1 one"),
-             (lambda: load_sam2_state_dict(s["ckpt"]), "is a SAM 3 checkpoint, not a SAM 2 one"),
+             (lambda: check_weights("vit_b", s["ckpt"]),
+              "is a SAM 3 checkpoint (sam3_tiny), not a SAM 1 one; pass --model-type sam3_tiny"),
+             (lambda: load_sam2_state_dict(s["ckpt"]), "is a SAM 3 checkpoint (sam3_tiny), not a SAM 2 one"),
+             (lambda: build_sam3("sam3", s["ckpt"]), "is a sam3_tiny checkpoint, not sam3; pass --model-type sam3_tiny"),
              (lambda: build_sam3("sam3", None), "sam3 needs --checkpoint")]
     for call, message in cases:
         with pytest.raises(SamcacheError) as e:
             call()
         assert message in str(e.value) and "\n" not in str(e.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
+    from samcache.features.backend import identify_checkpoint
+
+    assert identify_checkpoint(s["ckpt"]) == "sam3_tiny"  # demo --model-type auto picks the tiny model
 
 
 def test_family_descriptor_is_torch_free_and_matches_the_model(sam3_setup):

@@ -63,10 +63,16 @@ def identify_model_type(state_dict: dict) -> str | None:
 SAM3_KEY = "detector.backbone.vision_backbone.trunk.patch_embed.proj.weight"  # in every sam3.pt
 
 
-def looks_like_sam3(ckpt) -> bool:
-    """A SAM 3 checkpoint (flat, or under "model"): named as such by the SAM 1 and SAM 2.1 loaders."""
+SAM3_WIDTHS = {1024: "sam3", 64: "sam3_tiny"}  # the trunk's width (its patch embedding's output channels)
+
+
+def sam3_type(ckpt) -> str | None:
+    """The SAM 3 model type of a checkpoint (flat, or under "model"), or None if it is not SAM 3's; the SAM 1
+    and SAM 2.1 loaders name it with this, and ``--model-type auto`` picks it."""
     inner = ckpt.get("model") if isinstance(ckpt, dict) and isinstance(ckpt.get("model"), dict) else ckpt
-    return isinstance(inner, dict) and SAM3_KEY in inner
+    if not isinstance(inner, dict) or SAM3_KEY not in inner:
+        return None
+    return SAM3_WIDTHS.get(int(inner[SAM3_KEY].shape[0]), "sam3")
 
 
 def read_checkpoint(path: str | Path):
@@ -88,8 +94,8 @@ def read_checkpoint(path: str | Path):
 def load_state_dict(path: str | Path) -> dict:
     """A SAM checkpoint: a state dict of tensors, loaded lazily (mmap)."""
     state = read_checkpoint(path)
-    if looks_like_sam3(state):
-        raise SamcacheError(f"{path} is a SAM 3 checkpoint, not a SAM 1 one; pass --model-type sam3")
+    if (found := sam3_type(state)) is not None:
+        raise SamcacheError(f"{path} is a SAM 3 checkpoint ({found}), not a SAM 1 one; pass --model-type {found}")
     if isinstance(state, dict) and isinstance(state.get("model"), dict):  # SAM 2.1's official layout
         raise SamcacheError(f"{path} is a SAM 2.1-style checkpoint (a dict with 'model'), not a SAM 1 one; "
                             f"pass the matching --model-type sam2.1_hiera_*")

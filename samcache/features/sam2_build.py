@@ -24,7 +24,7 @@ from sam2.modeling.sam.prompt_encoder import PromptEncoder
 from sam2.modeling.sam2_base import SAM2Base
 
 from samcache.errors import SamcacheError
-from samcache.features.models import identify_model_type, looks_like_sam3, read_checkpoint, weights_id
+from samcache.features.models import identify_model_type, read_checkpoint, sam3_type, weights_id
 from samcache.features.weights import WeightsId, load_tensors
 
 
@@ -119,8 +119,8 @@ def load_sam2_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The ``"model"`` state dict of an official SAM 2 checkpoint, memory-mapped, errors naming the file."""
     path = Path(path)
     ckpt = read_checkpoint(path)
-    if looks_like_sam3(ckpt):
-        raise SamcacheError(f"{path} is a SAM 3 checkpoint, not a SAM 2 one; pass --model-type sam3")
+    if (found := sam3_type(ckpt)) is not None:
+        raise SamcacheError(f"{path} is a SAM 3 checkpoint ({found}), not a SAM 2 one; pass --model-type {found}")
     state = ckpt.get("model") if isinstance(ckpt, dict) else None
     if isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values()):
         return state

@@ -225,9 +225,10 @@ class Sam3Backend(Backend):
         return Sam3Decoder(model).eval(), weights
 
     def identify(self, checkpoint_contents):
-        from samcache.features.models import looks_like_sam3
+        from samcache.features.models import sam3_type
 
-        return self.info.model_types[0] if self.info.name == "sam3" and looks_like_sam3(checkpoint_contents) else None
+        found = sam3_type(checkpoint_contents)
+        return found if found in self.info.model_types else None
 
     def require_weights_file(self, model_type, checkpoint):
         """sam3 needs sam3.pt; sam3_tiny is random unless given a file (tests write one)."""

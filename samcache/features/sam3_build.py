@@ -21,7 +21,7 @@ import torch
 
 from samcache.errors import SamcacheError
 from samcache.features import sam3_compat
-from samcache.features.models import SAM3_KEY, identify_model_type, read_checkpoint, weights_id
+from samcache.features.models import SAM3_KEY, identify_model_type, read_checkpoint, sam3_type, weights_id
 from samcache.features.weights import WeightsId, load_tensors
 
 D = 32  # tiny model width (upstream: 256) ; the trunk's is TINY_TRUNK_DIM
@@ -189,6 +189,8 @@ def build_sam3(model_type: str, checkpoint: str | Path | None = None, seed: int 
             raise SamcacheError("sam3 needs --checkpoint (e.g. checkpoints/sam3.pt)")
         return build_random_sam3(model_type, seed), WeightsId(None, seed)
     state = load_sam3_state_dict(checkpoint)
+    if (found := sam3_type(state)) != model_type:
+        raise SamcacheError(f"{checkpoint} is a {found} checkpoint, not {model_type}; pass --model-type {found}")
     model = build_random_sam3(model_type, seed)  # upstream builds, then loads: every tensor is overwritten
     load_strict(model, state, checkpoint, model_type)
     return model.eval(), weights_id(model_type, checkpoint, seed)

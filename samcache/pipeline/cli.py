@@ -79,7 +79,8 @@ class _Group(click.Group):
 @click.version_option(package_name="samcache")
 def cli() -> None:
     """samcache: run SAM's image encoder once, cache embeddings in Zarr, reuse them for
-    zero-shot point-prompted decoding (Phase 1) and semantic-head training (Phase 2)."""
+    zero-shot decoding of prompts (Phase 1: points, boxes, clicks, SAM 3 text) and semantic-head training
+    (Phase 2)."""
     warnings.showwarning = _show_warning  # samcache's warnings as one 'warning: ...' line each
     warnings.simplefilter("always", SamcacheWarning)
 
@@ -189,7 +190,7 @@ def upgrade(cfg: UpgradeConfig, quiet: bool):
 @cli.command("zero-shot")
 @command_options(ZeroShotConfig)
 def zero_shot(cfg: ZeroShotConfig, quiet: bool):
-    """Phase 1: point-prompted SAM decoding from cached embeddings; per-class IoU and mIoU."""
+    """Phase 1: prompts (points, boxes; SAM 3: class names as text) decoded from the cache; per-class IoU."""
     from samcache.pipeline.zero_shot import run_zero_shot, summary_table
 
     record = run_zero_shot(cfg, progress=not quiet)

@@ -112,11 +112,12 @@ class ExtractConfig(StageConfig):
     data: str = Field("data/cityscapes", description="Cityscapes root (holds leftImg8bit/ and gtFine/).")
     cache: str = Field(DEFAULT_CACHE, description=CACHE_HELP)
     split: SplitName = Field("train", description="Split to extract (train, val, test, ...).")
-    model_type: Literal[MODEL_TYPES] = Field("vit_h", description="SAM image encoder (tiny: RANDOM weights, tests).")
+    model_type: Literal[MODEL_TYPES] = Field("vit_h", description="SAM image encoder (tiny, sam3_tiny: RANDOM "
+                                                                 "weights, tests).")
     checkpoint: Optional[str] = Field(None, description="Official checkpoint of --model-type: SAM 1 "
-                                                        "sam_vit_{h,l,b}_*.pth, or SAM 2.1 sam2.1_hiera_*.pt "
-                                                        "(none for tiny: RANDOM weights).")
-    seed: Seed = Field(0, description="Seed of random-init weights (tiny).")
+                                                        "sam_vit_{h,l,b}_*.pth, SAM 2.1 sam2.1_hiera_*.pt or SAM 3 "
+                                                        "sam3.pt (none for tiny, sam3_tiny: RANDOM weights).")
+    seed: Seed = Field(0, description="Seed of random-init weights (tiny, sam3_tiny).")
     dtype: Literal[EMBEDDING_DTYPES] = Field("float16", description="Stored embedding dtype.")
     precision: Literal[PRECISION_CHOICES] = Field(
         "auto", description="Encoder compute precision; auto: bf16 on CUDA, fp32 on the CPU (recorded in the "
@@ -149,8 +150,9 @@ class DecodingConfig(StageConfig):
 
     cache: str = Field(DEFAULT_CACHE, description=CACHE_HELP)
     split: SplitName = Field("val", description="Split to evaluate.")
-    checkpoint: Optional[str] = Field(None, description="The cache's checkpoint (SAM 1 .pth or SAM 2.1 .pt; none "
-                                                        "for tiny); only its prompt encoder + decoder load.")
+    checkpoint: Optional[str] = Field(None, description="The cache's checkpoint (SAM 1 .pth, SAM 2.1 .pt or SAM 3 "
+                                                        "sam3.pt; none for random-weight caches); the image "
+                                                        "encoder never loads.")
     model_type: Optional[Literal[MODEL_TYPES]] = Field(None, description="Must match the cache (default: the cache's).")
     classes: ClassSetName = Field("seed5", description="Class set (its evaluated classes are prompted).")
     seed: Seed = Field(0, description="Seed of random prompts and clicks.")
@@ -386,8 +388,8 @@ class DemoConfig(StageConfig):
     seed: Seed = Field(0, description="Seed of data, weights, prompts and head.")
     model_type: Literal[("auto", *MODEL_TYPES)] = Field(
         "auto", description="auto: vit_h if checkpoints/sam_vit_h_4b8939.pth exists, else tiny.")
-    checkpoint: Optional[str] = Field(None, description="Checkpoint of --model-type (SAM 1 .pth or SAM 2.1 .pt); "
-                                                        "auto detects the type from it.")
+    checkpoint: Optional[str] = Field(None, description="Checkpoint of --model-type (SAM 1 .pth, SAM 2.1 .pt or "
+                                                        "SAM 3 sam3.pt); auto detects the type from it.")
     dtype: Literal[EMBEDDING_DTYPES] = Field("float16", description="Stored embedding dtype.")
     batch_size: Optional[Batch] = Field(None, description="Extraction batch size (default: automatic).")
     num_workers: Workers = Field(1, description="Extraction DataLoader workers.")

@@ -60,7 +60,8 @@ def run_text_zero_shot(cfg, progress: bool = True) -> dict:
              SemanticComposition(cfg.semantic_threshold))
     d = open_decoding(cfg)
     if not getattr(d.decoder.backend, "text_prompts", False):
-        raise SamcacheError(f"--prompt text needs a SAM 3 cache; {cfg.cache} holds {d.decoder.family.name} features")
+        raise SamcacheError(f"--prompt text needs a SAM 3 cache; {cfg.cache} holds "
+                           f"{d.split.fingerprint.model_type} features")
     cfg, class_set = d.cfg, d.class_set
     started, t0, passes = now_iso(), time.perf_counter(), PASSES["images"]
     out = Path(cfg.out) if cfg.out else new_run_dir(f"zero-shot-text-{cfg.compose}")
