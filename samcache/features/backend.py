@@ -10,7 +10,6 @@ imports and builds it on first use.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -19,7 +18,7 @@ from torch import nn
 from samcache.errors import SamcacheError
 from samcache.features.device import PASSES, autocast
 from samcache.features.families import FAMILIES, Family, backend_for
-from samcache.features.weights import WeightsId
+from samcache.features.weights import WeightsId, require_checkpoint_file
 
 
 class Backend(ABC):
@@ -102,8 +101,8 @@ class Backend(ABC):
         """Cheap checks (a checkpoint given where needed, and present), before any lock is taken."""
         if checkpoint is None and model_type != "tiny":
             raise SamcacheError(f"{model_type} needs --checkpoint")
-        if checkpoint is not None and not Path(checkpoint).is_file():
-            raise SamcacheError(f"checkpoint not found: {checkpoint}")
+        if checkpoint is not None:
+            require_checkpoint_file(checkpoint)
 
     def check_weights(self, model_type: str, checkpoint, seed: int) -> WeightsId:
         """The weights' identity without building the model on the GPU (Dask drivers)."""

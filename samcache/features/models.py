@@ -18,7 +18,7 @@ from segment_anything.modeling import MaskDecoder, PromptEncoder, Sam
 from samcache.errors import SamcacheError
 from samcache.features.attention import build_on_meta, sam_buffers, set_attention
 from samcache.features.families import SAM
-from samcache.features.weights import WeightsId, file_sha256
+from samcache.features.weights import WeightsId, file_sha256, require_checkpoint_file
 
 # image encoder (embed_dim, depth, num_heads, global_attn_indexes); the official three match
 # segment_anything.build_sam and serve to recognise a checkpoint's type from its keys.
@@ -78,8 +78,7 @@ def sam3_type(ckpt) -> str | None:
 def read_checkpoint(path: str | Path):
     """torch.load, memory-mapped where the file allows, weights only; one-line errors naming the file."""
     path = Path(path)
-    if not path.is_file():
-        raise SamcacheError(f"checkpoint not found: {path}")
+    require_checkpoint_file(path)
     try:
         try:
             return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -88,7 +87,7 @@ def read_checkpoint(path: str | Path):
                 raise
             return torch.load(path, map_location="cpu", weights_only=True)  # legacy format
     except Exception as exc:  # torch raises many types for a non-checkpoint file
-        raise SamcacheError(f"{path} is not a PyTorch checkpoint ({type(exc).__name__})") from None
+        raise SamcacheError(f"{path} is not a PyTorch checkpoint, or is truncated ({type(exc).__name__})") from None
 
 
 def load_state_dict(path: str | Path) -> dict:
@@ -131,8 +130,8 @@ def require_weights_file(model_type: str, checkpoint: str | Path | None) -> None
     """The cheap part of the checks (a checkpoint given where needed, and present), before any lock is taken."""
     if checkpoint is None:
         _require_checkpoint(model_type, allow_random=False)
-    elif not Path(checkpoint).is_file():
-        raise SamcacheError(f"checkpoint not found: {checkpoint}")
+    else:
+        require_checkpoint_file(checkpoint)
 
 
 def check_weights(model_type: str, checkpoint: str | Path | None = None, seed: int = 0) -> WeightsId:

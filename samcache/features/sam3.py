@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,7 +22,7 @@ from samcache.features import sam3_compat
 from samcache.features.backend import Backend
 from samcache.features.families import SAM3
 from samcache.features.sam3_build import build_sam3, load_sam3_state_dict
-from samcache.features.weights import WeightsId
+from samcache.features.weights import WeightsId, require_checkpoint_file
 
 INPUT_SIZE = SAM3.frame[0]  # 1008: every image is squashed to 1008 x 1008
 MEAN, STD = 0.5, 0.5  # SAM3.preprocessing, on [0, 1] pixels
@@ -235,8 +234,8 @@ class Sam3Backend(Backend):
         if checkpoint is None:
             if model_type == "sam3":
                 raise SamcacheError("sam3 needs --checkpoint (e.g. checkpoints/sam3.pt)")
-        elif not Path(checkpoint).is_file():
-            raise SamcacheError(f"checkpoint not found: {checkpoint}")
+        else:
+            require_checkpoint_file(checkpoint)
 
     def check_weights(self, model_type, checkpoint, seed):
         from samcache.features.models import weights_id

@@ -27,6 +27,15 @@ class WeightsId:
         return f"checkpoint sha256 {self.checkpoint_sha256[:12]}"
 
 
+def require_checkpoint_file(path: str | Path) -> None:
+    """One line for a checkpoint path that is not a file (missing, or a folder)."""
+    path = Path(path)
+    if path.is_dir():
+        raise SamcacheError(f"checkpoint {path} is a folder; give the checkpoint file in it")
+    if not path.is_file():
+        raise SamcacheError(f"checkpoint not found: {path}")
+
+
 def file_sha256(path: str | Path, block: int = 1 << 24) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
