@@ -131,3 +131,19 @@ def test_bad_sam3_checkpoints_on_the_command_line_are_one_line_and_create_no_cac
                           (["--model-type", "sam3", "--checkpoint", tmp_path / "none.pt"], ["not found"])):
         assert_one_line_error(invoke(*common, *args), *needles)
         assert not cache.exists()
+
+
+def test_demo_prompt_text_needs_a_sam3_model(tmp_path):
+    assert_one_line_error(invoke("demo", "--model-type", "tiny", "--prompt", "text", "--out", tmp_path / "demo"),
+                          "--prompt text needs a SAM 3 model")
+    assert not (tmp_path / "demo").exists()
+
+
+@pytest.mark.slow
+def test_demo_on_sam3_tiny_adds_text_prompts(tmp_path):
+    out = tmp_path / "demo"
+    invoke("demo", "--model-type", "sam3_tiny", "--train", "4", "--val", "2", "--size", "512x256", "--out", out,
+           "--quiet", check=True)
+    record = json.loads((out / "zero-shot-text" / "run.json").read_text())
+    assert record["strategy"] == "text" and record["provenance"]["model"] == "sam3_tiny"
+    assert "zero-shot, text prompts, no ground truth used" in (out / "report" / "report.md").read_text()

@@ -393,8 +393,9 @@ class DemoConfig(StageConfig):
     dtype: Literal[EMBEDDING_DTYPES] = Field("float16", description="Stored embedding dtype.")
     batch_size: Optional[Batch] = Field(None, description="Extraction batch size (default: automatic).")
     num_workers: Workers = Field(1, description="Extraction DataLoader workers.")
-    prompts: Annotated[list[Literal[STRATEGIES]], Field(min_length=1)] = Field(
-        ["random", "center"], description="Zero-shot prompt strategies (repeat the option).",
+    prompts: Annotated[list[Literal[(*STRATEGIES, "text")]], Field(min_length=1)] = Field(
+        ["random", "center"], description="Zero-shot prompt strategies (repeat the option); a SAM 3 model also "
+                                          "runs text (the class names as prompts).",
         json_schema_extra={"flags": ("--prompt",)})
     multimask: Literal[MULTIMASK_MODES] = Field("best-score", description="Which of SAM's masks a prompt keeps.")
     max_clicks: Annotated[NonNegInt, Field(le=100)] = Field(5, description="Interactive clicks per object "

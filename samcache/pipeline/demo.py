@@ -65,7 +65,15 @@ def _remove_own(path: Path) -> None:
     shutil.rmtree(path)
 
 
-def _check_out(cfg: DemoConfig, out: Path) -> None:
+def demo_prompts(cfg: DemoConfig, model_type: str) -> list[str]:
+    """The zero-shot prompts of the demo: ``cfg.prompts``, plus text where the family answers noun phrases."""
+    text = getattr(backend_for(model_type), "text_prompts", False)
+    if "text" in cfg.prompts and not text:
+        raise SamcacheError(f"--prompt text needs a SAM 3 model; {model_type} takes points and boxes only")
+    return list(cfg.prompts) + (["text"] if text and "text" not in cfg.prompts else [])
+
+
+def _check_out(cfg: DemoConfig, out: Path, prompts: list[str]) -> None:
     """Before any work: the demo folder and everything in it that the demo replaces must be the demo's."""
     if out.is_file():
         raise SamcacheError(f"--out {out} is a file")
@@ -77,7 +85,7 @@ def _check_out(cfg: DemoConfig, out: Path) -> None:
         if path.exists() and read_marker(path) is None and not is_samcache_store(path) and \
                 not (path / "demo-data.json").is_file():
             raise SamcacheError(f"{path} exists and was not made by samcache; move it away to run the demo here")
-    for name in ("report", "head", "clicks", *(f"zero-shot-{p}" for p in cfg.prompts)):
+    for name in ("report", "head", "clicks", *(f"zero-shot-{p}" for p in prompts)):
         path = out / name
         if path.is_dir() and any(path.iterdir()) and not (path / "run.json").is_file():
             raise SamcacheError(f"{path} is not a samcache run folder; move it away to run the demo here")
@@ -109,7 +117,8 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
     size = parse_size(cfg.size)
     model_type, checkpoint = resolve_model(cfg)
     data_key, cache_key = _keys(cfg, model_type, checkpoint)
-    _check_out(cfg, out)
+    prompts = demo_prompts(cfg, model_type)
+    _check_out(cfg, out, prompts)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
     state = _state(out)
@@ -154,10 +163,11 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
             root[split].attrs["data_root"] = os.path.abspath(data)
     fileio.write_text(out / STATE, json.dumps({"data": data_key, "cache": cache_key}))
 
-    _say(3, f"zero-shot from the cache, prompts: {', '.join(cfg.prompts)}", progress)
+    _say(3, f"zero-shot from the cache, prompts: {', '.join(prompts)}", progress)
     zero_shot_dirs = []
-    for prompt in cfg.prompts:
-        record = run_zero_shot(ZeroShotConfig(cache=str(cache), split="val", prompt=prompt, multimask=cfg.multimask,
+    for prompt in prompts:
+        points = {} if prompt == "text" else {"multimask": cfg.multimask}  # text: no mask choice to make
+        record = run_zero_shot(ZeroShotConfig(cache=str(cache), split="val", prompt=prompt, **points,
                                               classes=cfg.classes, seed=cfg.seed, visualize=cfg.visualize,
                                               out=str(out / f"zero-shot-{prompt}"), overwrite=True,
                                               device=cfg.device, checkpoint=checkpoint), progress=progress)
