@@ -61,6 +61,8 @@ BAD_VALUES = [
     (["synth", "out", "--train", "-1"], "--train"),
     (["demo", "--size", "x"], "WIDTHxHEIGHT"),
     (["demo", "--train", "0"], "--train"),
+    (["zero-shot", "--compose", "nonsense"], "Invalid value for '--compose'"),  # click's own check
+    (["extract", "--no-such-option"], "No such option"),
 ]
 
 
@@ -73,6 +75,7 @@ def test_bad_value_is_one_line_and_writes_nothing(workdir, args, needle):
     before = snapshot(workdir)
     proc = invoke(command, *common, *rest, cwd=workdir)
     assert_one_line_error(proc, needle)
+    assert len([line for line in proc.stderr.splitlines() if line.strip()]) == 1, proc.stderr  # no usage block
     assert snapshot(workdir) == before
     assert sorted(p.name for p in workdir.iterdir()) == ["c.zarr", "data"]
 

@@ -50,6 +50,11 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except KeyboardInterrupt as exc:
             self._interrupted(ctx, exc)
+        except click.UsageError as exc:  # a bad option value: one line (click prints usage + hint + error)
+            command = f" {exc.ctx.command_path}" if exc.ctx is not None else ""
+            error = click.ClickException(f"{exc.format_message()} (see{command} --help)")
+            error.exit_code = exc.exit_code
+            raise error from None
         except SamcacheError as exc:
             flag = f"; pass --{exc.setting.replace('_', '-')}" if getattr(exc, "setting", None) else ""
             raise click.ClickException(f"{_one_line(exc)}{flag}") from None
