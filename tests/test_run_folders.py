@@ -235,3 +235,14 @@ def test_out_may_not_overlap_what_the_command_reads(cache16, head_run, tmp_path)
     assert (head_run / "head_epoch_2.pt").is_file()
     assert_one_line_error(invoke("train-head", "--resume", head_run, "--out", tmp_path / "elsewhere"),
                           "continues", "in place")
+
+
+def test_a_run_that_leaves_no_folder_leaves_no_lock_file(tmp_path):
+    from samcache.pipeline.run_folder import run_folder
+
+    with pytest.raises(RuntimeError):
+        with run_folder(tmp_path / "failed", "zero-shot"):
+            raise RuntimeError("fails before its first result")
+    with run_folder(tmp_path / "kept", "zero-shot") as folder:
+        folder.commit()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".kept.lock", "kept"]

@@ -9,8 +9,9 @@ A folder is a samcache run when it holds ``run.json``; the record lists the file
 - a command that fails or is interrupted before its first result leaves the folder as it was; a
   kill (no cleanup ran) is undone by the next command given that folder, which restores the
   earlier run an interrupted --overwrite had set aside;
-- one command at a time per folder: a lock file ``.<name>.lock`` beside it (as splits have);
-  while it is free, a record that says "running" is a run that was interrupted.
+- one command at a time per folder: a lock file ``.<name>.lock`` beside it (as splits have; removed
+  when the command leaves no folder); while it is free, a record that says "running" is a run that
+  was interrupted.
 """
 
 from __future__ import annotations
@@ -170,6 +171,8 @@ def folder_lock(path: Path) -> Iterator[None]:
     try:
         yield
     finally:
+        if not real.exists():  # a refused or undone run: no folder, so no lock file to leave beside it
+            lock_path.unlink(missing_ok=True)  # before the release: a command waiting on it gets "in use"
         lock.release()
 
 
