@@ -203,6 +203,15 @@ def test_official_evaluators_run_through_samcache_under_numpy2(synth_root, tmp_p
         assert runs[kind].returncode == 0, runs[kind].stderr[-800:]
     average = [line for line in runs["instance"].stdout.splitlines() if line.strip().startswith("average")][0]
     assert "1.000" in average, average
+    assert (perfect / "resultInstanceLevelSemanticLabeling.json").is_file()  # beside the predictions
+    assert not (synth_root / "evaluationResults").exists() and not (tmp_path / "matches.json").exists()
+    for txt in sorted(perfect.glob("*_pred.txt"))[1:]:  # a --limit run: one image of the split scored
+        txt.unlink()
+    subset = subprocess.run([sys.executable, "-m", "samcache.evaluation.official", "instance", "--scored-only",
+                             "val"], cwd=tmp_path, env=dict(env, CITYSCAPES_RESULTS=str(perfect)),
+                            capture_output=True, text=True)
+    assert subset.returncode == 0, subset.stderr[-800:]
+    assert "1.000" in [line for line in subset.stdout.splitlines() if line.strip().startswith("average")][0]
     scores = [line.split(":")[1].split() for line in runs["pixel"].stdout.splitlines() if "Score Average" in line]
     assert scores and all(s[0] == "1.000" for s in scores), runs["pixel"].stdout[-500:]  # classes, categories
     bad = subprocess.run([sys.executable, "-m", "samcache.evaluation.official"], capture_output=True, text=True)

@@ -8,9 +8,12 @@ its duration; neither changes a number the evaluators compute.
         python -m samcache.evaluation.official instance
 
 runs ``evalInstanceLevelSemanticLabeling``'s own ``main`` (``pixel``: ``evalPixelLevelSemanticLabeling``,
-e.g. on a run's ``predictions/``) with the same environment variables and arguments, except that the
-instance evaluator's ground-truth cache goes to a fresh temporary folder instead of its package folder,
-where a stale one from another dataset would be reused silently.
+e.g. on a run's ``predictions/``) with the same environment variables and arguments. ``--scored-only SPLIT``
+evaluates only the images of SPLIT the run has predictions for (a ``--limit`` run), where the evaluators would
+stop at the first image without one. What the evaluators write goes beside the predictions (their
+result JSON) or to a temporary folder (the instance evaluator's ground-truth cache, which it would keep
+in its package folder and reuse for another dataset, and its matches.json, written to the working
+folder); nothing goes into the dataset.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -56,22 +60,58 @@ def numpy2_compat() -> Iterator[None]:
             del np.in1d
 
 
+GROUND_TRUTH = {"pixel": "_gtFine_labelIds.png", "instance": "_gtFine_instanceIds.png"}
+PREDICTIONS = {"pixel": "_labelIds.png", "instance": "_pred.txt"}  # as samcache writes them
+
+
+def scored_lists(kind: str, results: Path, dataset: Path, split: str) -> tuple[list[str], list[str]]:
+    """(predictions, ground truths) for the images a run scored (a --limit run holds a subset of the split)."""
+    preds = sorted(results.rglob(f"*{PREDICTIONS[kind]}"))
+    gts = []
+    for pred in preds:
+        image_id = pred.name[:-len(PREDICTIONS[kind])]
+        city = image_id.rsplit("_", 2)[0]
+        gt = dataset / "gtFine" / split / city / f"{image_id}{GROUND_TRUTH[kind]}"
+        if not gt.is_file():
+            raise SystemExit(f"Error: no ground truth for {pred}: {gt} is missing")
+        gts.append(str(gt))
+    if not preds:
+        raise SystemExit(f"Error: no *{PREDICTIONS[kind]} under {results}")
+    return [str(p) for p in preds], gts
+
+
 def main(argv: list[str] | None = None) -> int:
+    """``pixel|instance [--scored-only SPLIT | the evaluator's own arguments]``; results go to CITYSCAPES_RESULTS."""
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in EVALUATORS:
-        print(f"Error: usage: python -m samcache.evaluation.official {'|'.join(EVALUATORS)} [its own arguments]",
-              file=sys.stderr)
+        print(f"Error: usage: python -m samcache.evaluation.official {'|'.join(EVALUATORS)} [--scored-only SPLIT "
+              f"| the evaluator's own arguments]", file=sys.stderr)
         return 2
-    module = importlib.import_module(f"cityscapesscripts.evaluation.{EVALUATORS[argv[0]]}")
+    kind, rest = argv[0], argv[1:]
+    module = importlib.import_module(f"cityscapesscripts.evaluation.{EVALUATORS[kind]}")
+    results = os.environ.get("CITYSCAPES_RESULTS")
     saved = sys.argv
     with tempfile.TemporaryDirectory() as tmp, numpy2_compat():
-        if hasattr(module.args, "gtInstancesFile"):
+        if results:  # the evaluator's JSON goes beside the predictions (samcache's), not into the dataset
+            module.args.exportFile = str(Path(results) / Path(module.args.exportFile).name)
+        if kind == "instance":  # its ground-truth cache and matches.json: scratch, never the package or cwd
             module.args.gtInstancesFile = str(Path(tmp) / "gtInstances.json")
-        sys.argv = [module.__file__, *argv[1:]]
+            module.writeDict2JSON = lambda data, path: _write_json(data, os.path.join(tmp, path)
+                                                                   if not os.path.isabs(path) else path)
         try:
-            module.main()
+            if rest[:1] == ["--scored-only"]:
+                if len(rest) != 2 or not results or "CITYSCAPES_DATASET" not in os.environ:
+                    raise SystemExit("Error: --scored-only SPLIT needs CITYSCAPES_DATASET and CITYSCAPES_RESULTS")
+                preds, gts = scored_lists(kind, Path(results), Path(os.environ["CITYSCAPES_DATASET"]), rest[1])
+                module.args.predictionPath = os.path.abspath(results)  # what its own main would have set
+                module.evaluateImgLists(preds, gts, module.args)
+            else:
+                sys.argv = [module.__file__, *rest]
+                module.main()
         finally:
             sys.argv = saved
+            if kind == "instance":
+                module.writeDict2JSON = _write_json  # numpy2_compat restores the original on exit
     return 0
 
 
