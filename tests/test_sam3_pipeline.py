@@ -11,12 +11,11 @@ import yaml
 pytest.importorskip("sam3")
 
 from conftest import assert_one_line_error, invoke  # noqa: E402
+from test_head import _official  # noqa: E402  (cityscapesScripts' evaluateImgLists on saved label maps)
 
 
 def test_text_prompts_score_as_cityscapesscripts_does(sam3_cache, synth_root, tmp_path):
     """iou_semantic of a text-prompt run equals the official evaluation of its saved label maps."""
-    from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling as official
-
     from samcache.data.labels import get_class_set
 
     out = tmp_path / "text"
@@ -40,11 +39,7 @@ def test_text_prompts_score_as_cityscapesscripts_does(sam3_cache, synth_root, tm
     assert record["instances_listed"] == len(listed) and all(float(x.split()[2]) >= 0.05 for x in listed)
     assert len(list((out / "visualizations").glob("*.png"))) == 1  # --visualize applies to text runs too
     preds = sorted((out / "predictions").glob("*/*_labelIds.png"))
-    gts = [synth_root / "gtFine" / "val" / p.parent.name / p.name.replace("_labelIds", "_gtFine_labelIds")
-           for p in preds]
-    args = official.args
-    args.quiet, args.JSONOutput, args.evalInstLevelScore, args.evalPixelAccuracy = True, False, False, False
-    theirs = official.evaluateImgLists([str(p) for p in preds], [str(g) for g in gts], args)["classScores"]
+    theirs = _official(preds, synth_root, "cityscapes19")  # cityscapesScripts' evaluateImgLists
     import csv
 
     ours = {r["class"]: float(r["iou_semantic"]) for r in csv.DictReader(open(out / "summary.csv"))}
@@ -92,7 +87,6 @@ def test_head_on_sam3_features_scores_as_cityscapesscripts_and_reports_beside_sa
     import samcache
     from samcache.features.families import family_of
     from samcache.pipeline.runs import read_csv
-    from test_head import _official
 
     head, metrics = samcache.fit_head(sam3_cache, train="val", val="val", epochs=1, batch_size=1, device="cpu",
                                       num_workers=0, visualize=0, out=tmp_path / "head")

@@ -253,17 +253,13 @@ def test_detailed_results_hold_each_present_class_once_and_the_summary_follows(c
 
 def test_composed_label_maps_score_as_cityscapesscripts_does(cache32, synth_root, tmp_path):
     """iou_semantic (false positives counted) equals the official evaluation of the saved label maps."""
-    from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling as official
+    from test_head import _official
 
     record = run_zero_shot(ZeroShotConfig(cache=str(cache32), out=str(tmp_path), prompt="per-instance",
                                           visualize=0, device="cpu", save_predictions=True, classes="cityscapes19",
                                           num_workers=0), progress=False)
     preds = sorted((tmp_path / "predictions").glob("*/*_labelIds.png"))
-    gts = [synth_root / "gtFine" / "val" / p.parent.name / p.name.replace("_labelIds", "_gtFine_labelIds")
-           for p in preds]
-    args = official.args
-    args.quiet, args.JSONOutput, args.evalInstLevelScore, args.evalPixelAccuracy = True, False, False, False
-    theirs = official.evaluateImgLists([str(p) for p in preds], [str(g) for g in gts], args)["classScores"]
+    theirs = _official(preds, synth_root, "cityscapes19")  # cityscapesScripts' evaluateImgLists
     ours = {r["class"]: r["iou_semantic"] for r in record["summary"]}
     assert len(preds) == 3
     for name in get_class_set("cityscapes19").eval_names:

@@ -12,9 +12,8 @@ import torch
 
 from samcache.data.labels import IGNORE
 from samcache.errors import SamcacheError
-from samcache.evaluation.concepts import (COMPOSE_MODES, InstanceComposition, Instances, PhraseMap,
-                                          SemanticComposition, candidates, compose_semantic)
-from samcache.evaluation.metrics import paint_order
+from samcache.evaluation.concepts import (COMPOSE_MODES, InstanceComposition, Instances, PhraseMap, SemanticComposition,
+                                          candidates, compose_semantic, paint_instances)
 
 LOGIT_PIXELS = 2**26  # upsampled float32 logits at a time (256 MiB): masks are made and painted in chunks
 
@@ -62,13 +61,9 @@ def segment_by_concepts(decoder, trunk: torch.Tensor, original_sizes: list[tuple
 
 def _compose_instances(results, classes: list[int], size: tuple[int, int], rule: InstanceComposition,
                        keep_masks: bool) -> ConceptPrediction:
-    """One image's P grounding results -> its label map (``concepts.compose_instances``'s rule), streamed.
-
-    Candidates are upsampled a chunk at a time in painting order (lowest confidence first) and the area
-    test applied; those at or above ``rule.score_threshold`` are painted, and those at or above
-    ``rule.listed_from`` are the returned instances (in prompt order, then query order; the label map's
-    own when the two thresholds agree). No (K,H,W) tensor unless ``keep_masks``.
-    """
+    """One image's P grounding results -> its label map and instances (``concepts.paint_instances``), the
+    candidates' 288x288 logits upsampled a chunk at a time (LOGIT_PIXELS): memory stays bounded whatever
+    the thresholds."""
     from samcache.features.sam3 import upsample_text_masks
 
     picks, confs = [], []
@@ -77,34 +72,13 @@ def _compose_instances(results, classes: list[int], size: tuple[int, int], rule:
         keep = candidates(conf, rule)
         picks += [(p, q) for q in keep.tolist()]
         confs.append(conf[keep].float().cpu())
-    confidences = torch.cat(confs)
-    device = results[0].mask_logits.device
-    label = torch.full(size, IGNORE, dtype=torch.long, device=device)
-    order = paint_order(confidences).tolist()
-    chunk = max(1, LOGIT_PIXELS // (size[0] * size[1]))
-    painted = (confidences >= rule.score_threshold).tolist()  # the same float32 comparison as candidates()
-    listed = (confidences >= rule.listed_from).tolist()
-    kept, masks = [], {}
-    for start in range(0, len(order), chunk):
-        part = order[start:start + chunk]
-        logits = torch.stack([results[picks[k][0]].mask_logits[picks[k][1]] for k in part])
-        chunk_masks = upsample_text_masks(logits, size)
-        area = torch.count_nonzero(chunk_masks.flatten(1), dim=1).tolist()
-        for j, k in enumerate(part):
-            if area[j] < rule.min_area:
-                continue
-            if painted[k]:
-                label.masked_fill_(chunk_masks[j], classes[picks[k][0]])
-            if listed[k]:
-                kept.append(k)
-                if keep_masks:
-                    masks[k] = chunk_masks[j].cpu()
-    kept.sort()
-    kept_masks = None
-    if keep_masks:
-        kept_masks = torch.stack([masks[k] for k in kept]) if kept else torch.zeros((0, *size), dtype=torch.bool)
-    kept_classes = torch.tensor([classes[picks[k][0]] for k in kept], dtype=torch.long)
-    instances = Instances(kept_masks, confidences[kept], kept_classes, label.cpu())
+
+    def masks_of(part: list[int]) -> torch.Tensor:
+        return upsample_text_masks(torch.stack([results[picks[k][0]].mask_logits[picks[k][1]] for k in part]), size)
+
+    pick_classes = torch.tensor([classes[p] for p, _ in picks], dtype=torch.long)
+    instances = paint_instances(torch.cat(confs), pick_classes, rule, size, masks_of,
+                                max(1, LOGIT_PIXELS // (size[0] * size[1])), keep_masks)
     return ConceptPrediction(instances.label_map, instances)
 
 

@@ -17,13 +17,14 @@ The paper gives no thresholds; the defaults are upstream ``Sam3Processor``'s con
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
 
 from samcache.data.labels import IGNORE, OTHER, ClassSet, get_class_set
 from samcache.errors import SamcacheError
-from samcache.evaluation.metrics import compose_by_score
+from samcache.evaluation.metrics import paint_order
 
 COMPOSE_MODES = ("instances", "semantic-head")
 
@@ -114,20 +115,54 @@ def candidates(confidences: torch.Tensor, rule: InstanceComposition) -> torch.Te
     return torch.nonzero(confidences >= min(rule.score_threshold, rule.listed_from)).flatten()
 
 
+def paint_instances(confidences: torch.Tensor, classes: torch.Tensor, rule: InstanceComposition,
+                    size: tuple[int, int], masks_of: Callable[[list[int]], torch.Tensor], chunk: int,
+                    keep_masks: bool = True, none: int = IGNORE) -> Instances:
+    """K candidates -> the label map and the listed instances, ``chunk`` masks at a time.
+
+    ``confidences`` (K,) and ``classes`` (K,); ``masks_of(indices)`` gives those candidates' (k,H,W) bool
+    masks (precomputed, or upsampled on demand: no (K,H,W) tensor need exist). Masks are visited from the
+    lowest confidence up (``paint_order``); one whose area >= ``min_area`` is painted when its confidence
+    >= ``score_threshold``, so the highest-confidence mask covering a pixel gives its class, and listed
+    when its confidence >= ``listed_from``. Uncovered pixels get ``none``. Listed instances keep the
+    candidates' order; their masks only with ``keep_masks``.
+    """
+    confidences, classes = confidences.float().cpu(), classes.long().cpu()
+    painted = (confidences >= rule.score_threshold).tolist()  # the same float32 comparison as candidates()
+    listed = (confidences >= rule.listed_from).tolist()
+    order = [k for k in paint_order(confidences).tolist() if painted[k] or listed[k]]
+    label, kept, masks = None, [], {}
+    for start in range(0, len(order), chunk):
+        part = order[start:start + chunk]
+        chunk_masks = masks_of(part)
+        if label is None:
+            label = torch.full(size, none, dtype=torch.long, device=chunk_masks.device)
+        area = torch.count_nonzero(chunk_masks.flatten(1), dim=1).tolist()
+        for j, k in enumerate(part):
+            if area[j] < rule.min_area:
+                continue
+            if painted[k]:
+                label.masked_fill_(chunk_masks[j], int(classes[k]))
+            if listed[k]:
+                kept.append(k)
+                if keep_masks:
+                    masks[k] = chunk_masks[j].cpu()
+    kept.sort()
+    kept_masks = None
+    if keep_masks:
+        kept_masks = torch.stack([masks[k] for k in kept]) if kept else torch.zeros((0, *size), dtype=torch.bool)
+    label = torch.full(size, none, dtype=torch.long) if label is None else label.cpu()
+    return Instances(kept_masks, confidences[kept], classes[kept], label)
+
+
 def compose_instances(masks: torch.Tensor, confidences: torch.Tensor, classes: torch.Tensor,
                       rule: InstanceComposition, none: int = IGNORE) -> Instances:
-    """Candidates (K,H,W) bool with (K,) confidences and classes -> the kept instances and the label map.
-
-    Kept: confidence >= threshold and area >= min_area; the highest-confidence kept mask covering a
-    pixel gives its class; uncovered pixels get ``none``.
-    """
+    """Candidates (K,H,W) bool with (K,) confidences and classes -> the kept instances and the label map
+    (``paint_instances`` over masks already at the original resolution)."""
     if not (len(masks) == len(confidences) == len(classes)):
         raise ValueError(f"{len(masks)} masks, {len(confidences)} confidences, {len(classes)} classes")
-    area = torch.count_nonzero(masks.flatten(1), dim=1) if len(masks) else torch.zeros(0, dtype=torch.long)
-    keep = (confidences >= rule.score_threshold) & (area >= rule.min_area)
-    kept = Instances(masks[keep], confidences[keep].float(), classes[keep].long())
-    kept.label_map = compose_by_score(kept.masks, kept.confidences, kept.classes, none)
-    return kept
+    return paint_instances(confidences, classes, rule, tuple(masks.shape[1:]), lambda part: masks[part],
+                           max(1, len(masks)), none=none)
 
 
 def compose_semantic(probabilities: torch.Tensor, classes: torch.Tensor, rule: SemanticComposition,

@@ -109,9 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                 sys.argv = [module.__file__, *rest]
                 module.main()
         finally:
-            sys.argv = saved
-            if kind == "instance":
-                module.writeDict2JSON = _write_json  # numpy2_compat restores the original on exit
+            sys.argv = saved  # numpy2_compat puts the evaluator's writeDict2JSON back on exit
     return 0
 
 

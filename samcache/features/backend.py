@@ -24,6 +24,8 @@ from samcache.features.weights import WeightsId, require_checkpoint_file
 class Backend(ABC):
     """A model family's code; ``self.info`` is its descriptor, the one place for its facts."""
 
+    text_prompts = False  # the decoder also answers noun phrases (zero-shot --prompt text); SAM 3 sets it
+
     def __init__(self, info: Family):
         self.info = info
 

@@ -67,7 +67,7 @@ def _remove_own(path: Path) -> None:
 
 def demo_prompts(cfg: DemoConfig, model_type: str) -> list[str]:
     """The zero-shot prompts of the demo: ``cfg.prompts``, plus text where the family answers noun phrases."""
-    text = getattr(backend_for(model_type), "text_prompts", False)
+    text = backend_for(model_type).text_prompts
     if "text" in cfg.prompts and not text:
         raise SamcacheError(f"--prompt text needs a SAM 3 model; {model_type} takes points and boxes only")
     return list(cfg.prompts) + (["text"] if text and "text" not in cfg.prompts else [])

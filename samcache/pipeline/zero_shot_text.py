@@ -59,7 +59,7 @@ def run_text_zero_shot(cfg, progress: bool = True) -> dict:
     rules = (InstanceComposition(cfg.score_threshold, cfg.min_instance_area, listed),
              SemanticComposition(cfg.semantic_threshold))
     d = open_decoding(cfg)
-    if not getattr(d.decoder.backend, "text_prompts", False):
+    if not d.decoder.backend.text_prompts:
         raise SamcacheError(f"--prompt text needs a SAM 3 cache; {cfg.cache} holds "
                            f"{d.split.fingerprint.model_type} features")
     cfg, class_set = d.cfg, d.class_set
@@ -104,7 +104,8 @@ def _decode_split(d, phrases, rules, out: Path, progress: bool) -> tuple[np.ndar
         preds = segment_by_concepts(d.decoder.model, trunk.to(device), sizes, phrases, cfg.compose, *rules,
                                     instance_masks=cfg.save_instances)
         for row, pred in zip(rows, preds):
-            class_map = torch.from_numpy(class_set.to_index(split.label_ids(row))).to(device)
+            gt = class_set.to_index(split.label_ids(row))  # read once: scoring and the overlay
+            class_map = torch.from_numpy(gt).to(device)
             label_map = torch.where(pred.label_map == IGNORE, n, pred.label_map).to(device)
             confusion += confusion_matrix_torch(label_map, class_map, n, n + 1)
             image_id = split.image_ids[row]
@@ -119,7 +120,7 @@ def _decode_split(d, phrases, rules, out: Path, progress: bool) -> tuple[np.ndar
             if shown < cfg.visualize:
                 save_overlay(out / "visualizations" / f"{image_id}.png",
                              source_image(split.attrs.get("data_root"), cfg.split, image_id),
-                             class_set.to_index(split.label_ids(row)), pred_map, class_set,
+                             gt, pred_map, class_set,
                              f"{image_id}  prompt=text  compose={cfg.compose}  (no ground truth used to prompt)"
                              + random_weights_suffix(d.weights.random))
                 shown += 1
