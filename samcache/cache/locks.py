@@ -30,6 +30,29 @@ def _lock_path(cache: str, split: str | None) -> Path:
     return path.parent / f".{path.name}{suffix}"
 
 
+def _acquire(lock: FileLock, path: Path) -> None:
+    """Acquire ``lock`` on the file now at ``path``: a holder may unlink the file before releasing it (a store or
+    split that no longer exists leaves no lock file), so a waiter that got the old file's lock tries again."""
+    while True:
+        lock.acquire()
+        fd = lock._context.lock_file_fd  # filelock keeps the open descriptor it holds the flock on
+        try:
+            if fd is None or os.fstat(fd).st_ino == os.stat(path).st_ino:
+                return
+        except FileNotFoundError:
+            pass
+        lock.release()
+
+
+def _release(lock: FileLock, path: Path, cache: str, split: str | None = None) -> None:
+    """Release, first removing the lock file when what it guards is gone (no store; no such split)."""
+    try:
+        if not Path(cache).exists() or (split is not None and not (Path(cache) / split).exists()):
+            path.unlink(missing_ok=True)
+    finally:
+        lock.release()
+
+
 @contextlib.contextmanager
 def split_lock(cache: str, split: str, purpose: str = "extract") -> Iterator[None]:
     """Held for a whole extraction (or export) of ``split``: the one writer, or a reader that needs the
@@ -41,7 +64,7 @@ def split_lock(cache: str, split: str, purpose: str = "extract") -> Iterator[Non
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(path, timeout=SPLIT_LOCK_GRACE_S)
     try:
-        lock.acquire()
+        _acquire(lock, path)
     except Timeout:
         then = "or extract another split" if purpose == "extract" else f"then {purpose} again"
         raise SamcacheError(f"split {split} of {cache} is being extracted by another process or exported (lock "
@@ -49,7 +72,7 @@ def split_lock(cache: str, split: str, purpose: str = "extract") -> Iterator[Non
     try:
         yield
     finally:
-        lock.release()
+        _release(lock, path, cache, split)
 
 
 def split_busy(cache: str, split: str) -> bool:
@@ -78,14 +101,14 @@ def cache_lock(cache: str) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(path, timeout=CACHE_LOCK_TIMEOUT_S)
     try:
-        lock.acquire()
+        _acquire(lock, path)
     except Timeout:
         raise SamcacheError(f"{cache} stayed locked by another samcache process for {CACHE_LOCK_TIMEOUT_S} s "
                             f"(lock {path})") from None
     try:
         yield
     finally:
-        lock.release()
+        _release(lock, path, cache)
 
 
 def remove_lock_files(cache: str, splits: list[str]) -> None:

@@ -169,7 +169,12 @@ class Cache:
             have = ", ".join(self.splits) or "none"
             hint = "; its creation was interrupted: re-run extract" if name in self.unfinished_splits else ""
             raise SamcacheError(f"no split '{name}' in cache {self.path} (has: {have}){hint}")
-        return CacheSplit(name, self.root[name], self.path, self.family_info, self.feature_shapes, self.main_feature)
+        group = self.root[name]
+        family = Fingerprint.from_attrs(dict(group.attrs)["fingerprint"]).family
+        if family == self.family:
+            return CacheSplit(name, group, self.path, self.family_info, self.feature_shapes, self.main_feature)
+        info = get_family(family)  # a STALE split of the family this cache held before (store.split_features)
+        return CacheSplit(name, group, self.path, info, dict(info.features), info.main_feature)
 
 
     def predictor(self, split: CacheSplit | str, image_id: str | int, checkpoint=None, device=None):

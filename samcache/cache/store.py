@@ -122,8 +122,24 @@ def open_or_create_root(cache: str, fp: Fingerprint) -> tuple[zarr.Group, bool]:
     return root, True
 
 
+PARTIAL_MARK = "samcache_partial"  # a split group's attribute while samcache creates, rebuilds or deletes it
+
+
+def split_features(root_attrs_: dict, split_attrs_: dict) -> dict[str, tuple[int, int, int]]:
+    """name -> (C, h, w) of a split's feature arrays: its own family's (a split may be STALE, made by another
+    family than the cache's current one), else the cache's."""
+    family = (split_attrs_.get("fingerprint") or {}).get("family")
+    if family and family != root_attrs_.get("family", "sam"):
+        from samcache.features.families import FAMILIES  # no torch: the descriptors are data
+
+        if family in FAMILIES:
+            return dict(FAMILIES[family].features)
+    return feature_shapes(root_attrs_)
+
+
 def split_state(root: zarr.Group, name: str) -> str:
-    """'absent', 'ready' (attributes and every array), 'partial' (a creation cut short), or 'foreign'."""
+    """'absent', 'ready' (attributes and every array), 'partial' (samcache's creation, rebuild or deletion
+    cut short), or 'foreign' (not samcache's: left alone)."""
     if name not in root:
         return "absent"
     node = root[name]
@@ -131,12 +147,18 @@ def split_state(root: zarr.Group, name: str) -> str:
         return "foreign"
     members = set(node.keys())
     attrs = dict(node.attrs)
-    expected = set(split_arrays(feature_shapes(dict(root.attrs))))
-    if "fingerprint" in attrs and members >= expected:
+    expected = set(split_arrays(split_features(dict(root.attrs), attrs)))
+    if "fingerprint" in attrs and PARTIAL_MARK not in attrs and members >= expected:
         return "ready"
-    if members <= expected and (not attrs or "fingerprint" in attrs) and not attrs.get("n_images"):
+    if members <= expected and (PARTIAL_MARK in attrs or ("fingerprint" in attrs and not attrs.get("n_images"))
+                                or (not attrs and members)):  # the last: a rebuild of samcache < 0.5 cut short
         return "partial"
     return "foreign"
+
+
+def partial_kind(group) -> str:
+    """What a 'partial' split was in the middle of: 'delete' or 'create'."""
+    return "delete" if dict(group.attrs).get(PARTIAL_MARK) == "delete" else "create"
 
 
 def complete_rows(group) -> tuple[int, np.ndarray]:
@@ -177,6 +199,19 @@ def delete_split_arrays(group: zarr.Group, features: dict) -> None:
     for name in split_arrays(features):
         if name in group:
             del group[name]
+
+
+def delete_split(root: zarr.Group, name: str) -> None:
+    """Remove a samcache split: marked 'partial' (deletion) first, then its arrays, then the group itself if
+    nothing else is left in it. A kill at any point leaves a 'partial' split that running this again removes.
+    Call with the cache and split locks held."""
+    group = root[name]
+    attrs = dict(group.attrs)
+    features = split_features(dict(root.attrs), attrs)
+    group.attrs.put({PARTIAL_MARK: "delete", **({"fingerprint": attrs["fingerprint"]} if "fingerprint" in attrs else {})})
+    delete_split_arrays(group, features)
+    if not list(group.keys()):
+        del root[name]
 
 
 def upgrade(cache: str) -> list[str]:

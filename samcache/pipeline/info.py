@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from samcache.cache.reader import open_cache
 from samcache.cache.schema import package_versions
-from samcache.messages import RANDOM_WEIGHTS_NOTE
+from samcache.cache.store import partial_kind, split_state
+from samcache.messages import RANDOM_WEIGHTS_NOTE, count
 
 
 def describe_cache(path: str) -> str:
@@ -26,13 +27,18 @@ def describe_cache(path: str) -> str:
         total += nbytes
         same = "same" if split.fingerprint == cache.fingerprint else f"STALE {split.fingerprint.describe()}"
         size = f"{split.attrs['width']}x{split.attrs['height']}"
-        dropped = f"  ({len(split.dropped)} dropped: image gone)" if split.dropped else ""
+        dropped = (f"  ({count(len(split.dropped), 'image')} dropped from the dataset: files gone, never encoded, "
+                   f"not counted)" if split.dropped else "")
         if (split.listed or 0) > len(split):  # extract --limit: Stage 2 then scores a subset
             dropped += (f"  (subset: {len(split)} of the {split.listed} images in the data folder; extract "
                         f"without --limit adds the rest)")
         lines.append(f"{name:<10}{expected:>8}{f'{done}/{expected}':>12}{nbytes / 2**20:>10.1f}"
                      f"{nbytes / 2**20 / max(done, 1):>9.2f}  {size:<9} {same}{dropped}")
     for name in cache.unfinished_splits:
-        lines.append(f"{name:<10}{'-':>8}{'-':>12}  creation interrupted: re-run extract for this split")
+        what = ("deletion interrupted: run `samcache delete-split` again" if partial_kind(cache.root[name]) == "delete"
+                else "creation interrupted: re-run extract for this split")
+        lines.append(f"{name:<10}{'-':>8}{'-':>12}  {what}")
+    for name in sorted(n for n in cache.root.keys() if split_state(cache.root, n) == "foreign"):
+        lines.append(f"{name:<10}{'-':>8}{'-':>12}  not made by samcache: left alone")
     lines.append(f"total on disk: {total / 2**20:.1f} MiB")
     return "\n".join(lines)
