@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import zarr
 
-from samcache.cache.schema import CODECS, Fingerprint, array_specs, per_image_arrays, root_attrs, split_attrs
-from samcache.cache.store import check_location, delete_split_arrays, open_or_create_root, ready_splits, split_state
+from samcache.cache.schema import CODECS, DEFAULT_CODEC, Fingerprint, array_specs, per_image_arrays, root_attrs, split_attrs
+from samcache.cache.store import (PARTIAL_MARK, check_location, delete_split_arrays, open_or_create_root, ready_splits,
+                                  split_features, split_state)
 from samcache.errors import SamcacheError
+from samcache.cache.split_checks import check_codec, check_family
 from samcache.features.families import backend_for, get_family
 
 
@@ -31,17 +33,19 @@ class PreparedSplit:
     newly_dropped: list[str] = field(default_factory=list)  # never encoded, source image gone: no longer missing
     gone_done: list[str] = field(default_factory=list)  # encoded, source image gone: kept
     created: bool = False  # this run created the store
+    moved: str | None = None  # a note when the split's data was found under a new root (split_checks)
 
 
 def _check_root_fingerprint(root: zarr.Group, cache: str, split: str, fp: Fingerprint, rebuild: bool) -> None:
     held = Fingerprint.from_attrs(root.attrs["fingerprint"])
     if held == fp:
         return
-    if not rebuild:
+    others = [n for n, _ in root.groups() if split_state(root, n) in ("ready", "partial")]
+    if not rebuild and others:
         raise SamcacheError(f"cache {cache} holds {held.describe()} embeddings, this run asks for {fp.describe()}; "
                             f"pass --rebuild to recompute split {split} (the other splits then need it too), "
                             f"or use another --cache")
-    root.attrs.update(root_attrs(fp))
+    root.attrs.update(root_attrs(fp))  # a cache whose every split was deleted takes the new weights as they come
 
 
 def _create_split(root: zarr.Group, split: str, fp: Fingerprint, size: tuple[int, int], data_root: str,
@@ -53,7 +57,12 @@ def _create_split(root: zarr.Group, split: str, fp: Fingerprint, size: tuple[int
     features = dict(get_family(fp.family).features)
     if split in root:  # partial, or a samcache split being rebuilt: replace only what samcache made
         group = root[split]
-        group.attrs.put({})  # 'partial' from here on, whatever is killed next
+        held = dict(group.attrs)
+        old = split_features(dict(root.attrs), held)  # the arrays it holds now (maybe another family's)
+        # 'partial' from here on, whatever is killed next (the fingerprint says which arrays are samcache's)
+        group.attrs.put({PARTIAL_MARK: "create", **({"fingerprint": held["fingerprint"]} if "fingerprint" in held
+                                                     else {})})
+        delete_split_arrays(group, old)
         delete_split_arrays(group, features)
         group.attrs.put(attrs)
     else:
@@ -96,7 +105,8 @@ def _existing_split(root: zarr.Group, cache: str, split: str, fp: Fingerprint, s
 
 
 def prepare_split(cache: str, split: str, image_ids: list[str], sizes: list[tuple[int, int]], fp: Fingerprint,
-                  data_root: str, codec: str, rebuild: bool = False, present_ids: set[str] | None = None
+                  data_root: str, codec: str | None = None, rebuild: bool = False,
+                  present_ids: set[str] | None = None
                   ) -> PreparedSplit:
     """Make ``split`` hold a row for every listed image; say which rows still need encoding.
 
@@ -104,7 +114,7 @@ def prepare_split(cache: str, split: str, image_ids: list[str], sizes: list[tupl
     rows never encoded whose image is gone are marked dropped, and undropped if it comes back.
     Call with the cache and split locks held (``cache.locks``).
     """
-    if codec not in CODECS:
+    if codec is not None and codec not in CODECS:
         raise SamcacheError(f"unknown codec {codec!r}; choose one of {', '.join(CODECS)}")
     odd = [i for i, s in zip(image_ids, sizes) if s != sizes[0]]
     if odd:
@@ -115,12 +125,15 @@ def prepare_split(cache: str, split: str, image_ids: list[str], sizes: list[tupl
     if split_state(root, split) == "foreign":
         raise SamcacheError(f"{cache} holds a node '{split}' that samcache did not make; leaving it alone "
                             f"(use another --split or --cache)")
+    check_family(root, cache, split, fp.model_type)
     _check_root_fingerprint(root, cache, split, fp, rebuild)
     group = _existing_split(root, cache, split, fp, sizes[0], rebuild)
     if group is None:
-        group = _create_split(root, split, fp, sizes[0], str(data_root), codec)
-    elif group.attrs.get("data_root") != str(data_root):
-        group.attrs["data_root"] = str(data_root)  # where the images are now (overlays read them)
+        group = _create_split(root, split, fp, sizes[0], str(data_root), codec or DEFAULT_CODEC)
+    else:
+        check_codec(group, cache, split, codec)
+        if group.attrs.get("data_root") != str(data_root):  # the same images, moved (split_checks): record where
+            group.attrs["data_root"] = str(data_root)
     known = int(group.attrs["n_images"])
     held_ids = group["image_ids"][:known].tolist() if known else []
     known_ids = set(held_ids)

@@ -65,10 +65,21 @@ def list_images(root: str | Path, split: str) -> list[ImageRecord]:
     image_dir = Path(root) / "leftImg8bit" / split
     if not image_dir.is_dir():
         raise SamcacheError(f"no Cityscapes split directory {image_dir} (expected <data>/leftImg8bit/{split}/<city>/)")
-    ids = sorted(p.name[: -len(IMAGE_SUFFIX)] for p in image_dir.glob(f"*/*{IMAGE_SUFFIX}"))
-    if not ids:
+    paths = sorted(image_dir.glob(f"*/*{IMAGE_SUFFIX}"))
+    if not paths:
         raise SamcacheError(f"{image_dir} holds no *{IMAGE_SUFFIX} files")
-    return [record_for(root, split, i) for i in ids]
+    seen: dict[str, Path] = {}
+    for path in paths:
+        image_id = path.name[: -len(IMAGE_SUFFIX)]
+        parts = image_id.rsplit("_", 2)
+        if len(parts) != 3 or parts[0] != path.parent.name or not all(parts):
+            raise SamcacheError(f"{path} breaks Cityscapes' naming rule: an image is <city>_<seq>_<frame>"
+                                f"{IMAGE_SUFFIX} inside leftImg8bit/{split}/<city>/ (here the folder is "
+                                f"{path.parent.name}/); rename or move it")
+        if image_id in seen:  # unreachable while the rule above holds; a duplicate would count twice everywhere
+            raise SamcacheError(f"image id {image_id} appears twice: {seen[image_id]} and {path}")
+        seen[image_id] = path
+    return [record_for(root, split, i) for i in sorted(seen)]
 
 
 def _open_png(path: Path, what: str) -> Image.Image:

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from samcache.cache.locks import cache_lock, is_remote, split_lock
 from samcache.cache.reader import CacheSplit
 from samcache.cache.schema import Fingerprint
+from samcache.cache.split_checks import precheck
 from samcache.cache.store import check_location, is_h5, remove_partials
 from samcache.cache.writer import ChunkWriter, PreparedSplit, prepare_split, record_run
 from samcache.data.cityscapes import ImageRecord, image_size, list_images, load_item
@@ -49,6 +50,7 @@ class ExtractResult:
     stale_splits: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)  # never encoded, image gone from the data: no longer expected
     gone_done: list[str] = field(default_factory=list)  # encoded, image gone from the data: kept
+    moved: str | None = None  # a note when the split's images were found, identical, under a new --data
 
     @property
     def img_per_s(self) -> float:
@@ -107,6 +109,8 @@ def plan(cfg: ExtractConfig, weights, precision: str
         raise SamcacheError(f"no readable image in {cfg.data}/leftImg8bit/{cfg.split}; first: {unreadable[0]}")
     sizes = [size or readable[0] for size in sizes]  # a split holds one size; encoding checks the real one
     fingerprint = Fingerprint.make(cfg.model_type, weights, cfg.dtype, precision)
+    # again under the split lock (extract checked before building the encoder): another dataset is refused
+    moved = precheck(cfg.cache, cfg.split, cfg.model_type, cfg.codec, os.path.abspath(cfg.data), listed, cfg.rebuild)
     existed = True
     try:
         with cache_lock(cfg.cache):
@@ -123,6 +127,7 @@ def plan(cfg: ExtractConfig, weights, precision: str
         if isinstance(exc, OSError):
             raise SamcacheError(f"cannot write to the cache {cfg.cache}: {exc.strerror or exc}") from None
         raise
+    prepared.moved = moved.note() if moved else None
     return prepared, {r.image_id: r for r in records}
 
 
@@ -173,7 +178,8 @@ def extract(cfg: ExtractConfig, progress: bool = True) -> ExtractResult:
         raise SamcacheError(f"{cfg.cache} is an HDF5 cache, which is read-only; extract into a Zarr store and "
                             f"`samcache export` it")
     check_location(cfg.cache, os.path.abspath(cfg.data))  # before anything is built or written
-    list_images(cfg.data, cfg.split)
+    precheck(cfg.cache, cfg.split, cfg.model_type, cfg.codec, os.path.abspath(cfg.data),
+             list_images(cfg.data, cfg.split), cfg.rebuild)
     backend.require_weights_file(cfg.model_type, cfg.checkpoint)
     # an unreachable cluster or a wrong checkpoint stops here, before any file (lock or store) is made
     with _session(cfg) as dask:
@@ -210,7 +216,7 @@ def _extract_locked(cfg: ExtractConfig, backend, dask, encoder, weights, precisi
     n_done, n_expected = split.progress()
     result = ExtractResult(cfg.split, written, seconds, split.nbytes_stored(), n_expected, n_done,
                            enc_s / written if written else None, device_name, errors, prepared.stale_splits,
-                           prepared.newly_dropped, prepared.gone_done)
+                           prepared.newly_dropped, prepared.gone_done, prepared.moved)
     if written:
         record_run(prepared.group, {"started": started, "images": written, "seconds": round(seconds, 3),
                                     "encoder_seconds_per_image": result.encoder_seconds_per_image,

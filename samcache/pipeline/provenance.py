@@ -19,27 +19,35 @@ COLUMNS = ["split", "model", "images", "split_images", "random_weights", "oracle
 def provenance(split, scored: int, random_weights: bool, oracle: bool = False) -> dict:
     """``split``: the CacheSplit scored; ``scored``: images scored. ``split_images`` counts the images the data
     folder's split held when it was extracted (more than the cache holds after ``extract --limit``)."""
-    in_split = max(int(split.listed or 0), len(split))
-    return {"split": split.name, "model": split.fingerprint.model_type, "images": int(scored),
+    dropped = len(split.dropped & set(split.image_ids))  # never encoded, gone from the dataset: not in the split
+    in_split = max(int(split.listed or 0), len(split) - dropped)
+    prov = {"split": split.name, "model": split.fingerprint.model_type, "images": int(scored),
             "split_images": in_split, "random_weights": bool(random_weights), "oracle": bool(oracle)}
+    return {**prov, "dropped": dropped} if dropped else prov
 
 
-def describe(prov: dict) -> str:
-    """'split val, model tiny, 2/4 images (subset), RANDOM weights, ORACLE' (for labels, lists and notes)."""
+def describe(prov: dict, label: str = "") -> str:
+    """'split val, model tiny, 2/4 images (subset), RANDOM weights, ORACLE' (for labels, lists and notes); what
+    ``label`` (the run's name in a report) already says is not said again."""
     parts = [f"split {prov.get('split', '?')}", f"model {prov.get('model', '?')}"]
     if prov.get("images") is not None:
         subset = prov["images"] < prov.get("split_images", prov["images"])
         parts.append(f"{prov['images']}/{prov.get('split_images', prov['images'])} images"
                      + (" (subset)" if subset else ""))
-    if prov.get("random_weights"):
+    if prov.get("random_weights") and not label.endswith("RANDOM"):
         parts.append("RANDOM weights")
-    if prov.get("oracle"):
+    if prov.get("oracle") and "ORACLE" not in label:
         parts.append("ORACLE")
     return ", ".join(parts)
 
 
 def warn_subset(prov: dict, stage: str) -> None:
-    """Say so when a run scores fewer images than its split holds."""
+    """Say so when a run scores fewer images than its split holds, and when images left the dataset."""
+    if prov.get("dropped"):
+        n = prov["dropped"]
+        warnings.warn(f"split {prov['split']}: {n} image{'s were' if n > 1 else ' was'} dropped from the dataset "
+                      f"(files gone before being encoded); the split counts {prov['split_images']}",
+                      SamcacheWarning)
     if prov["images"] < prov["split_images"]:
         warnings.warn(f"{stage} uses {prov['images']} of the {prov['split_images']} images of split {prov['split']} "
                       f"(--limit, or a split extracted with --limit): a subset", SamcacheWarning)
