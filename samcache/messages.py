@@ -3,6 +3,8 @@
 RANDOM_WEIGHTS_TAG = "RANDOM weights"
 RANDOM_WEIGHTS_NOTE = (f"{RANDOM_WEIGHTS_TAG}: these numbers come from a randomly initialised model; they show the "
                        "pipeline working end to end, not SAM's accuracy.")
+RANDOM_WEIGHTS_NOTE_SOME = ("Runs marked RANDOM have randomly initialised weights: their numbers show the pipeline "
+                            "working end to end, not SAM's accuracy.")  # a report mixing random and real weights
 RANDOM_WEIGHTS_TITLE = f"[{RANDOM_WEIGHTS_TAG}: pipeline demo, not SAM accuracy]"  # plot titles
 RANDOM_WEIGHTS_TITLE_SOME = f"[runs marked RANDOM: {RANDOM_WEIGHTS_TAG}, not SAM accuracy]"  # a mixed report
 # a first mask picked against the ground truth (the SAM paper's oracle): never to be read as SAM's own result

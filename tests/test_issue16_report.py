@@ -54,8 +54,12 @@ def test_report_names_split_model_subset_random_and_oracle_of_every_run(cache16,
     assert all(by_run[lab]["oracle"] == "True" for lab in train_labels)
     assert {r["split"] for r in rows} == {"val", "train"} and {r["model"] for r in rows} == {"tiny"}
     text = (out / "report.md").read_text()
-    assert "split val, model tiny, 2/3 images (subset), RANDOM weights" in text
+    assert "split val, model tiny, 2/3 images (subset))" in text  # its label already says RANDOM
     assert "Runs marked RANDOM" in text and "Runs marked RANDOM" in proc.stdout
+    for line in (text + "\n" + proc.stdout).splitlines():  # said once per line, never "RANDOM: RANDOM weights"
+        assert line.count("RANDOM weights") <= 1 and "RANDOM: RANDOM" not in line, line
+        if line.startswith("- `") or ": split " in line:  # a run's list line: its label, then its provenance
+            assert line.count("RANDOM") <= 1, line
 
 
 def _kept_figures(monkeypatch):

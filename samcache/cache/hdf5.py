@@ -1,4 +1,4 @@
-"""The cache as one HDF5 file: export, import (bit for bit), and read-only access for Stage 2.
+"""The cache as one HDF5 file: export, import (every chunk as exported), and read-only access for Stage 2.
 
 HPC quotas count files; a Zarr directory store of Cityscapes is ~25,000 of them. The HDF5 file
 holds the same groups, arrays and attributes: one image per chunk in the per-image arrays, a
@@ -51,6 +51,12 @@ def export_h5(cache: str, out: str, splits: list[str] | None = None, compression
     store = enclosing_store(out_path.parent)
     if store is not None:
         raise SamcacheError(f"OUT {out} lies inside the samcache cache {store}; write the file elsewhere")
+    for name in chosen:  # the same rule as extract's cache and Stage 2's --out: nothing is written into the dataset
+        data = root[name].attrs.get("data_root")
+        real = Path(os.path.realpath(out_path))
+        if data and Path(os.path.realpath(data)) in real.parents:
+            raise SamcacheError(f"OUT {out} lies inside the dataset {data} (split {name} was extracted from it); "
+                                f"write the file elsewhere")
     if out_path.is_dir():
         raise SamcacheError(f"OUT {out} is a directory; give the path of the .h5 file to write")
     if out_path.exists():
@@ -114,7 +120,7 @@ def _export_array(target: h5py.Group, name: str, array: zarr.Array, filters: dic
 
 
 def import_h5(path: str, cache: str) -> dict:
-    """An exported HDF5 file back into a Zarr cache, bit for bit (arrays, chunks, codec, attributes)."""
+    """An exported HDF5 file back into a Zarr cache: every array, chunk, codec and attribute value as exported."""
     h5 = open_h5(path)
     if "samcache_format" not in h5.attrs:
         raise SamcacheError(f"{path} is not a samcache export (no samcache_format attribute)")

@@ -16,10 +16,10 @@ from pathlib import Path
 import click
 
 from samcache.errors import Interrupted, SamcacheError, SamcacheWarning
-from samcache.messages import INTERRUPT_ADVICE, RANDOM_WEIGHTS_NOTE, count
+from samcache.messages import INTERRUPT_ADVICE, RANDOM_WEIGHTS_NOTE, RANDOM_WEIGHTS_NOTE_SOME, count
 from samcache.procs import install_signal_handlers, pending_signal
 from samcache.pipeline.config import command_options
-from samcache.pipeline.configs import (ClicksConfig, DemoConfig, EvaluateConfig, ExportConfig, ExtractConfig,
+from samcache.pipeline.configs import (ClicksConfig, DeleteSplitConfig, DemoConfig, EvaluateConfig, ExportConfig, ExtractConfig,
                                        HeadConfig, ImportConfig, InfoConfig, ReportConfig, SynthConfig, UpgradeConfig,
                                        ZeroShotConfig)
 
@@ -117,6 +117,8 @@ def extract(cfg: ExtractConfig, quiet: bool):
     result = run(cfg, progress=not quiet)
     if cfg.checkpoint is None:
         click.echo(f"note: {RANDOM_WEIGHTS_NOTE}")
+    if result.moved:
+        click.echo(result.moved)
     for split in result.stale_splits:
         click.echo(f"warning: split {split} was built with another fingerprint; rebuild it too", err=True)
     if result.dropped:
@@ -135,7 +137,7 @@ def extract(cfg: ExtractConfig, quiet: bool):
 
 
 @cli.command()
-@command_options(InfoConfig, config_option=False)
+@command_options(InfoConfig)
 def info(cfg: InfoConfig, quiet: bool):
     """Print the splits, counts, done/total, fingerprint and size on disk of a cache."""
     from samcache.pipeline.info import describe_cache
@@ -170,7 +172,7 @@ def _not_in_a_run(name: str, path: str) -> None:
 @cli.command("import")
 @command_options(ImportConfig, config_option=False)
 def import_(cfg: ImportConfig, quiet: bool):
-    """Turn an exported HDF5 file back into a Zarr cache, bit for bit.
+    """Turn an exported HDF5 file back into a Zarr cache: every chunk and attribute value as exported.
 
     H5 is a file written by `samcache export`; CACHE the new Zarr store to create (a new or empty path).
     """
@@ -179,6 +181,22 @@ def import_(cfg: ImportConfig, quiet: bool):
     _not_in_a_run("CACHE", cfg.cache)
     result = import_h5(cfg.h5, cfg.cache)
     click.echo(f"imported {', '.join(result['splits'])} into {cfg.cache}")
+
+
+@cli.command("delete-split")
+@command_options(DeleteSplitConfig)
+def delete_split(cfg: DeleteSplitConfig, quiet: bool):
+    """Delete one split of a Zarr cache (refused while it is being extracted or exported; needs --yes)."""
+    from samcache.cache.deletion import delete_cache_split, split_summary
+
+    if not cfg.yes:
+        images, nbytes = split_summary(cfg.cache, cfg.split)
+        raise SamcacheError(f"this deletes split {cfg.split} of {cfg.cache} ({count(images, 'image')}, "
+                            f"{nbytes / 2**20:.1f} MiB); pass --yes to delete it")
+    done = delete_cache_split(cfg.cache, cfg.split)
+    what = "deleted" if done.finished else "finished deleting the interrupted"
+    click.echo(f"{what} split {done.split} of {cfg.cache} ({count(done.images, 'image')}, "
+               f"{done.nbytes / 2**20:.1f} MiB freed)")
 
 
 @cli.command()
@@ -248,7 +266,7 @@ def _print_report(report: dict) -> None:
                + report["cost_table"])
     click.echo("\nRuns (split, model, images scored of the split's):\n" + report["runs_text"])
     if report["random_weights"]:
-        click.echo("\n" + ("Runs marked RANDOM: " if report["random_mixed"] else "") + RANDOM_WEIGHTS_NOTE)
+        click.echo("\n" + (RANDOM_WEIGHTS_NOTE_SOME if report["random_mixed"] else RANDOM_WEIGHTS_NOTE))
     click.echo("\nreport: " + "  ".join(report["files"]))
 
 

@@ -101,7 +101,8 @@ Device = Annotated[str, _checked(check_device_name)]
 SplitName = Annotated[str, _checked(check_split_name)]
 ClassSetName = Literal[CLASS_SET_NAMES]
 
-CACHE_HELP = "Cache: a Zarr store path (or fsspec URL)."
+CACHE_HELP = "Cache: a Zarr store (a .zarr folder or fsspec URL), or an exported .h5 file (read-only)."
+ZARR_CACHE_HELP = "Cache to write: a Zarr store (a .zarr folder or fsspec URL; an .h5 export is read-only)."
 OUT_HELP = "Run folder (default runs/<timestamp>-{kind}); must be new or empty unless --overwrite."
 OVERWRITE_HELP = "Replace an earlier samcache run in --out (never a folder samcache did not make)."
 
@@ -110,7 +111,7 @@ OVERWRITE_HELP = "Replace an earlier samcache run in --out (never a folder samca
 class ExtractConfig(StageConfig):
     SECTION = "extract"
     data: str = Field("data/cityscapes", description="Cityscapes root (holds leftImg8bit/ and gtFine/).")
-    cache: str = Field(DEFAULT_CACHE, description=CACHE_HELP)
+    cache: str = Field(DEFAULT_CACHE, description=ZARR_CACHE_HELP)
     split: SplitName = Field("train", description="Split to extract (train, val, test, ...).")
     model_type: Literal[MODEL_TYPES] = Field("vit_h", description="SAM image encoder (tiny, sam3_tiny: RANDOM "
                                                                  "weights, tests).")
@@ -129,7 +130,9 @@ class ExtractConfig(StageConfig):
     compile: bool = Field(False, description="torch.compile the image encoder (the first batch pays for it).")
     num_workers: Workers = Field(2, description="DataLoader processes decoding PNGs (0: in the main process).")
     device: Device = Field("auto", description="auto, cpu, cuda or cuda:N.")
-    codec: Literal[tuple(CODECS)] = Field(DEFAULT_CODEC, description="Compression of the arrays.")
+    codec: Optional[Literal[tuple(CODECS)]] = Field(
+        None, description=f"Compression of a new split's arrays (default: {DEFAULT_CODEC}); an existing split keeps "
+                          f"its own (another codec needs --rebuild).")
     rebuild: bool = Field(False, description="Recompute this split from scratch (deletes only its samcache arrays).")
     limit: Optional[PosInt] = Field(None, description="Only the first N images in sorted order (default: all).")
     dask: Optional[Annotated[str, _checked(parse_dask_address)]] = Field(
@@ -376,6 +379,14 @@ class UpgradeConfig(StageConfig):
 class InfoConfig(StageConfig):
     SECTION = "info"
     cache: str = Field(DEFAULT_CACHE, description=CACHE_HELP)
+
+
+@register
+class DeleteSplitConfig(StageConfig):
+    SECTION = "delete_split"
+    cache: str = Field(DEFAULT_CACHE, description="The Zarr cache holding the split.")
+    split: SplitName = Field(..., description="The split to delete (its samcache arrays; nothing else).")
+    yes: bool = Field(False, description="Really delete it (without: say what would be deleted, and stop).")
 
 
 @register

@@ -26,14 +26,14 @@ from samcache import fileio  # noqa: E402
 from samcache.errors import SamcacheError  # noqa: E402
 from samcache.evaluation.click_metrics import miou_curve  # noqa: E402
 from samcache.evaluation.visualize import series_colors, wrap_title  # noqa: E402
-from samcache.messages import RANDOM_WEIGHTS_NOTE, RANDOM_WEIGHTS_TITLE, RANDOM_WEIGHTS_TITLE_SOME  # noqa: E402
+from samcache.messages import RANDOM_WEIGHTS_NOTE, RANDOM_WEIGHTS_NOTE_SOME, RANDOM_WEIGHTS_TITLE, RANDOM_WEIGHTS_TITLE_SOME  # noqa: E402
 from samcache.pipeline.config import now_iso, save_config  # noqa: E402
 from samcache.pipeline.configs import ReportConfig  # noqa: E402
 from samcache.pipeline.report_cost import COLUMNS as COST_COLUMNS  # noqa: E402
 from samcache.pipeline.report_cost import cost_rows, model_of  # noqa: E402
 from samcache.pipeline.provenance import COLUMNS as PROVENANCE_COLUMNS  # noqa: E402
 from samcache.pipeline.provenance import describe  # noqa: E402
-from samcache.pipeline.run_folder import run_folder  # noqa: E402
+from samcache.pipeline.run_folder import run_folder, settle  # noqa: E402
 from samcache.pipeline.runs import format_table, read_csv, read_record, write_csv  # noqa: E402
 
 STAGES = ("zero-shot", "head", "evaluate", "clicks")
@@ -95,6 +95,7 @@ def _unique_labels(dirs: list[Path], records: list[dict]) -> list[str]:
 
 def _load(run_dir: Path) -> tuple[dict, dict[str, dict[str, float]]]:
     """(record, {metric: {class: value}}) of one finished run."""
+    settle(run_dir)  # a command killed there: the earlier run it was replacing comes back first
     record = read_record(run_dir)
     stage = record["stage"]
     if stage not in STAGES:
@@ -176,7 +177,7 @@ def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = 
         iou_text = "\n\n".join(f"{title}, class set {cs}{of_model}\n" + format_table(_shown(rows), ["class", *cols])
                                  for title, cs, cols, rows in tables)
         cost_text = format_table(costs, COST_COLUMNS)
-        note = f"\n**{'Runs marked RANDOM: ' if mixed else ''}{RANDOM_WEIGHTS_NOTE}**\n" if random_weights else ""
+        note = f"\n**{RANDOM_WEIGHTS_NOTE_SOME if mixed else RANDOM_WEIGHTS_NOTE}**\n" if random_weights else ""
         enc = ", ".join(f"{t:.3f} s/image" for t in t_enc.values() if t) or "unknown"
         fileio.write_text(out / "report.md",
             "# samcache report: Phase 1 (zero-shot prompts, clicks) vs Phase 2 (semantic head)\n" + note +
@@ -184,14 +185,14 @@ def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = 
             + ("\n![clicks](report_clicks.png)\n" if clicks else "") + "\n## Cost\n\nMeasured encoder time: "
             + enc + ". `seed_reencode_s` is what the seed workflow would spend re-running the encoder for that "
             "stage (zero-shot, clicks and evaluate: once per image; head: every train and val image, every "
-            "epoch).\n\n```\n" + cost_text + "\n```\n\nRuns:\n" + "".join(f"- `{d}`: {lab} ({describe(p)})\n"
+            "epoch).\n\n```\n" + cost_text + "\n```\n\nRuns:\n" + "".join(f"- `{d}`: {lab} ({describe(p, lab)})\n"
                                                                        for d, lab, p in zip(dirs, labels, provs)))
         folder.record({"stage": "report", "status": "complete", "runs": [str(d) for d in dirs],
                        "labels": labels, "random_weights": random_weights, "config": cfg.dump()})
         folder.commit()
     return {"iou_table": iou_text, "cost_table": cost_text, "tidy": tidy, "cost_rows": costs, "labels": labels,
             "bars": bars, "random_weights": random_weights, "random_mixed": mixed,
-            "runs_text": "\n".join(f"{lab}: {describe(p)}" for lab, p in zip(labels, provs)), "out": str(out), "files": [str(out / n) for n in files]}
+            "runs_text": "\n".join(f"{lab}: {describe(p, lab)}" for lab, p in zip(labels, provs)), "out": str(out), "files": [str(out / n) for n in files]}
 
 
 def _shown(rows: list[dict]) -> list[dict]:

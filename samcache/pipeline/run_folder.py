@@ -137,6 +137,9 @@ def _set_aside(path: Path) -> None:
     os.replace(path / RUN_RECORD, aside / RUN_RECORD)
     for nested in _nested_runs(path):
         os.replace(nested, aside / nested.name)
+        lock = path / f".{nested.name}.lock"  # its folder_lock file goes (and comes back) with it
+        if lock.is_file():
+            os.replace(lock, aside / lock.name)
     _move(outputs - {RUN_RECORD}, path, aside)
 
 
@@ -207,6 +210,15 @@ def recover(path: Path) -> bool:
     return True
 
 
+def settle(path: str | Path) -> None:
+    """Before reading a run folder (report, evaluate): undo a command killed in it before its first result,
+    restoring the run an interrupted --overwrite had set aside, as the next command writing there would."""
+    path = Path(path)
+    if path.is_dir() and ((path / RUN_RECORD).is_file() or (path / SET_ASIDE).is_dir()):
+        with folder_lock(path):
+            recover(path)
+
+
 @contextlib.contextmanager
 def _logging(folder: RunFolder, overwrite: bool = False, resumed: bool = False) -> Iterator[None]:
     """run.log: the command line and samcache version, every warning, and how the command ended."""
@@ -245,10 +257,27 @@ def _interrupted(record: dict, path: Path) -> str:
 
 
 def _check_overlap(path: Path, reads: list[str | Path]) -> None:
-    """Before the folder lock: a refused --out inside a cache must not leave a lock file in it."""
+    """Before the folder lock: a refused --out inside a cache must not leave a lock file in it. Nor may a run
+    land inside the dataset a cache was extracted from (samcache writes nothing there)."""
     for source in reads:
         if source and Path(source).exists() and (_inside(path, source) or _inside(source, path)):
             raise SamcacheError(f"--out {path} overlaps {source}, which this command reads; choose another --out")
+        for split, data in _data_roots(source):
+            if _inside(path, data):
+                raise SamcacheError(f"--out {path} lies inside the dataset {data} (split {split} of {source} was "
+                                    f"extracted from it); samcache writes nothing there: choose another --out")
+
+
+def _data_roots(source) -> list[tuple[str, Path]]:
+    """(split, data root) of every split of ``source`` when it is a samcache cache (else nothing)."""
+    from samcache.cache.reader import open_cache
+
+    try:
+        cache = open_cache(str(source))
+        roots = [(name, cache.root[name].attrs.get("data_root")) for name in cache.splits]
+    except Exception:  # not a cache (a run folder, a checkpoint): nothing to add
+        return []
+    return [(name, Path(root)) for name, root in roots if root and Path(root).is_dir()]
 
 
 def _check(path: Path, stage: str, overwrite: bool) -> None:
