@@ -33,7 +33,9 @@ def device_features(feature_rows: list[dict[str, np.ndarray]], device: torch.dev
 
 class Decoder:
     """The prompt decoder matching a cache, on a device. ``checkpoint``: the file the cache was built from
-    (checked by sha256); leave it out for random-weight caches."""
+    (checked by sha256); leave it out for random-weight caches. It decodes the features of ``split`` (default:
+    the cache's first) and of any split, of this cache or another, that the same weights made; others are
+    refused (``CacheSplit.require_model``)."""
 
     def __init__(self, cache: Cache | str, checkpoint=None, device: str | torch.device | None = None,
                  split: str | None = None, model_type: str | None = None):
@@ -42,6 +44,8 @@ class Decoder:
         if reference is None:
             raise SamcacheError(f"cache {self.cache.path} has no finished split to decode")
         self.backend, decoder, self.weights = load_prompt_decoder(reference, checkpoint, model_type)
+        self.fingerprint = reference.fingerprint  # the weights this decoder has: every split decoded must match
+        self._user = f"this Decoder (split {reference.name} of {self.cache.path}) decodes"
         self.device = resolve_device(str(device) if device is not None else "auto")
         self.model = decoder.to(self.device)
         self.family = self.backend.info
@@ -72,7 +76,7 @@ class Decoder:
         """Several prompts (of one or several images) in as few decoder calls as their shapes allow; per request
         ``(masks (K,H,W) bool, scores (K,) float32, low_res (K,low_res,low_res) float32)`` like ``predict``.
         Every request is checked first (``samcache.evaluation.requests``): a bad one is a one-line error."""
-        split = self.cache.split(split) if isinstance(split, str) else split
+        split = self.split_of(split)
         requests = check_requests(requests, self.family.low_res)
         if not requests:
             return []
@@ -105,6 +109,10 @@ class Decoder:
                 low_res = self.backend.feedback(logits[j])
                 results[k] = (masks.cpu().numpy(), scores[j].float().cpu().numpy(), low_res.float().cpu().numpy())
         return results
+
+    def split_of(self, split: CacheSplit | str) -> CacheSplit:
+        """A split name of this decoder's cache, or a CacheSplit of any cache, if this decoder's weights made it."""
+        return self.cache.as_split(split).require_model(self.fingerprint, self._user)
 
     def predict(self, split: CacheSplit | str, image_id: str | int, points=None, labels=None, box=None,
                 mask_input=None, multimask: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
