@@ -26,7 +26,7 @@ _LAZY = {
     "CacheSplit": "samcache.cache.reader",
     "set_precomputed": "samcache.cache.predictors",
     "Decoder": "samcache.evaluation.decoding",
-    "PromptRequest": "samcache.evaluation.decoding",
+    "PromptRequest": "samcache.evaluation.requests",
     "fit_head": "samcache.pipeline.train_head",
     "evaluate_head": "samcache.evaluation.heads",
     "Family": "samcache.features.families",

@@ -49,9 +49,41 @@ def test_text_prompts_score_as_cityscapesscripts_does(sam3_cache, synth_root, tm
         value = theirs[name]
         assert np.isnan(ours[name]) if np.isnan(value) else ours[name] == pytest.approx(value, abs=1e-6)
 
+    _assert_detailed_rows_recount_the_label_maps(out, preds, synth_root)
+
     report = tmp_path / "report"
     invoke("report", out, "--out", report, check=True)
     assert "zero-shot, text prompts, no ground truth used" in (report / "report.md").read_text()
+
+
+def _assert_detailed_rows_recount_the_label_maps(out, preds, synth_root):
+    """detailed_results.csv of a text run: per image, each cityscapes19 class in its ground truth or label map,
+    with the IoU recounted here from the saved label-map PNG and the ground-truth PNG (trainIds, void out)."""
+    import csv
+
+    from cityscapesscripts.helpers.labels import id2label, trainId2label
+    from PIL import Image
+
+    train_id = np.full(256, 255, np.uint8)
+    for label_id, label in id2label.items():
+        if 0 <= label_id < 256 and 0 <= label.trainId < 255:
+            train_id[label_id] = label.trainId
+    expected = []
+    for pred_png in preds:
+        image_id = pred_png.name.replace("_labelIds.png", "")
+        gt_png = synth_root / "gtFine" / "val" / pred_png.parent.name / f"{image_id}_gtFine_labelIds.png"
+        pred, gt = train_id[np.array(Image.open(pred_png))], train_id[np.array(Image.open(gt_png))]
+        valid = gt != 255
+        for t in range(19):
+            inter, union = int(((pred == t) & (gt == t)).sum()), int((((pred == t) | (gt == t)) & valid).sum())
+            if union:
+                expected.append((image_id, trainId2label[t].name, inter, union))
+    rows = list(csv.DictReader(open(out / "detailed_results.csv")))
+    assert [(r["image_id"], r["class"], int(r["intersection"]), int(r["union"])) for r in rows] == expected
+    assert any(inter for _, _, inter, _ in expected)  # some class was found, not only misses
+    for r, (_, _, inter, union) in zip(rows, expected):
+        assert float(r["iou"]) == pytest.approx(inter / union, abs=1e-6)
+        assert (r["strategy"], r["multimask"], r["points"], r["score"]) == ("text", "instances", "", "")
 
 
 @pytest.mark.parametrize("args, needles", [

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from samcache.cache.schema import Fingerprint
+from samcache.cache.schema import FINGERPRINT_ATTR, Fingerprint
 from samcache.errors import SamcacheError
 from samcache.features.families import backend_for
 from samcache.features.weights import WeightsId, file_sha256
@@ -71,17 +71,27 @@ def load_predictor(split: CacheSplit, checkpoint=None, device: str | torch.devic
     backend = backend_for(fp.model_type)
     predictor = backend.build_predictor(fp.model_type, path, seed, allow_random)
     backend.move_predictor(predictor, resolve_device(str(device) if device is not None else "auto"))
+    setattr(predictor, FINGERPRINT_ATTR, fp)  # so that set_precomputed refuses features of other weights
     return predictor
 
 
 def set_precomputed(predictor, split: CacheSplit, image_id: str | int):
     """Make ``predictor`` hold one cached image, as if ``predictor.set_image(image)`` had run; returns it.
 
-    Works with any upstream predictor of the cache's family whose weights made the cache (see
-    ``load_predictor``); the stored maps (float16 or float32) are given to it as float32 (1,C,h,w).
+    Works with any upstream predictor of the cache's family whose weights made the cache; the stored maps
+    (float16 or float32) are given to it as float32 (1,C,h,w). A predictor of another family is refused, and
+    so is one from ``load_predictor``/``Cache.predictor`` whose weights did not make ``split``; a predictor
+    you built yourself cannot be checked for its weights: it must be the one the cache was built from.
     """
+    backend = backend_for(split.fingerprint.model_type)
+    kind = backend.predictor_class()
+    if kind is not None and not isinstance(predictor, kind):
+        raise SamcacheError(f"split {split.name} of {split.cache_path} holds {split.fingerprint.model_type} features, "
+                            f"for upstream's {kind.__name__}; got a {type(predictor).__name__}")
+    held = getattr(predictor, FINGERPRINT_ATTR, None)
+    if held is not None:
+        split.require_model(held, "this predictor (from cache.predictor) decodes")
     features = {name: torch.from_numpy(np.asarray(value, np.float32))[None]
                 for name, value in split.features(image_id).items()}
-    backend_for(split.fingerprint.model_type).set_features(predictor, features, split.original_size(image_id),
-                                                           split.input_size(image_id))
+    backend.set_features(predictor, features, split.original_size(image_id), split.input_size(image_id))
     return predictor

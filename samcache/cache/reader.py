@@ -90,6 +90,16 @@ class CacheSplit:
         """(h, w) of the input frame the image covers (for SAM 1, the rest of the frame is padding)."""
         return tuple(int(v) for v in self.input_sizes[self.row_of(image)])
 
+    def require_model(self, fingerprint: Fingerprint, user: str) -> "CacheSplit":
+        """This split, if the weights that made its features are ``fingerprint``'s (the stored dtype and
+        precision may differ); else a one-line error naming both. ``user``: who has ``fingerprint``, with a verb
+        ("this Decoder decodes")."""
+        if not self.fingerprint.same_model(fingerprint):
+            raise SamcacheError(f"split {self.name} of {self.cache_path} holds {self.fingerprint.describe()} "
+                                f"features, but {user} {fingerprint.describe()} features; decode them "
+                                f"through their own cache, samcache.open_cache({self.cache_path!r})")
+        return self
+
     def _done_row(self, image: str | int) -> int:
         row = self.row_of(image)
         if not self.group["done"][row]:
@@ -176,16 +186,27 @@ class Cache:
         info = get_family(family)  # a STALE split of the family this cache held before (store.split_features)
         return CacheSplit(name, group, self.path, info, dict(info.features), info.main_feature)
 
+    def as_split(self, split: CacheSplit | str, own: bool = False) -> CacheSplit:
+        """A split name of this cache, or a ``CacheSplit`` as it is: of this cache, or with ``own`` False of any."""
+        if isinstance(split, CacheSplit):
+            if own and split.cache_path != self.path:
+                raise SamcacheError(f"split {split.name} of {split.cache_path} is not a split of cache {self.path}")
+            return split
+        if isinstance(split, str):
+            return self.split(split)
+        raise SamcacheError(f"a split is a split name or a CacheSplit (cache.split(name)), not {type(split).__name__}")
 
     def predictor(self, split: CacheSplit | str, image_id: str | int, checkpoint=None, device=None):
         """Upstream's predictor (``SamPredictor`` / ``SAM2ImagePredictor`` / ``Sam3Processor``) holding
         ``image_id``'s cached features, as if ``set_image`` had run: call its ``predict`` as usual (SAM 3:
         ``set_text_prompt``, or ``predictor.model.predict_inst(predictor.state, ...)`` for points and boxes).
         ``checkpoint`` must be the one the cache was built from (checked by sha256); leave it out for
-        random-weight caches. Imports torch."""
+        random-weight caches. A split of another cache is taken if the same weights made it. Imports torch."""
         from samcache.cache.predictors import load_predictor, set_precomputed
 
-        split = self.split(split) if isinstance(split, str) else split
+        split = self.as_split(split)
+        if split.cache_path != self.path:  # this cache's own splits decode with their own weights, even stale ones
+            split.require_model(self.fingerprint, f"cache {self.path} holds")
         return set_precomputed(load_predictor(split, checkpoint, device), split, image_id)
 
 

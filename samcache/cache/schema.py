@@ -47,6 +47,11 @@ CODECS = {
 DEFAULT_CODEC = "zstd"  # best bytes/image among the fast ones; writes far faster than the encoder
 
 
+# what the API sets on the upstream predictors (Cache.predictor) and heads (fit_head) it builds: the Fingerprint
+# of the weights whose features they take, so that a split of other weights is refused when handed to them
+FINGERPRINT_ATTR = "samcache_fingerprint"
+
+
 @dataclass(frozen=True)
 class Fingerprint:
     """What produced a split's features; two splits are comparable only if these agree."""

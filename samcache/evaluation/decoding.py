@@ -18,22 +18,11 @@ from samcache.cache.predictors import load_prompt_decoder
 from samcache.cache.reader import Cache, CacheSplit, open_cache
 from samcache.data.labels import ClassSet, get_class_set
 from samcache.errors import SamcacheError
+from samcache.evaluation.requests import PromptRequest, check_requests
 from samcache.features.decoder import decode_chunked, prompt_budget
 from samcache.features.device import PASSES, describe_device, resolve_device
 
 UPSCALE_CHUNK = 24  # masks upsampled per interpolate call, to bound memory at 2048x1024
-
-
-@dataclass
-class PromptRequest:
-    """One prompt for ``Decoder.predict_batch``, in original-image pixels (as upstream ``predict``)."""
-
-    image_id: str | int
-    points: np.ndarray | None = None  # (N, 2) [x, y]
-    labels: np.ndarray | None = None  # (N,) 1 foreground, 0 background
-    box: np.ndarray | None = None  # (4,) x0, y0, x1, y1
-    mask_input: np.ndarray | None = None  # (1, low_res, low_res) logits of an earlier prediction
-    multimask: bool = True
 
 
 def device_features(feature_rows: list[dict[str, np.ndarray]], device: torch.device) -> dict[str, torch.Tensor]:
@@ -44,7 +33,9 @@ def device_features(feature_rows: list[dict[str, np.ndarray]], device: torch.dev
 
 class Decoder:
     """The prompt decoder matching a cache, on a device. ``checkpoint``: the file the cache was built from
-    (checked by sha256); leave it out for random-weight caches."""
+    (checked by sha256); leave it out for random-weight caches. It decodes the features of ``split`` (default:
+    the cache's first) and of any split, of this cache or another, that the same weights made; others are
+    refused (``CacheSplit.require_model``)."""
 
     def __init__(self, cache: Cache | str, checkpoint=None, device: str | torch.device | None = None,
                  split: str | None = None, model_type: str | None = None):
@@ -53,6 +44,8 @@ class Decoder:
         if reference is None:
             raise SamcacheError(f"cache {self.cache.path} has no finished split to decode")
         self.backend, decoder, self.weights = load_prompt_decoder(reference, checkpoint, model_type)
+        self.fingerprint = reference.fingerprint  # the weights this decoder has: every split decoded must match
+        self._user = f"this Decoder (split {reference.name} of {self.cache.path}) decodes"
         self.device = resolve_device(str(device) if device is not None else "auto")
         self.model = decoder.to(self.device)
         self.family = self.backend.info
@@ -81,8 +74,12 @@ class Decoder:
     def predict_batch(self, split: CacheSplit | str, requests: list[PromptRequest]
                       ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Several prompts (of one or several images) in as few decoder calls as their shapes allow; per request
-        ``(masks (K,H,W) bool, scores (K,) float32, low_res (K,low_res,low_res) float32)`` like ``predict``."""
-        split = self.cache.split(split) if isinstance(split, str) else split
+        ``(masks (K,H,W) bool, scores (K,) float32, low_res (K,low_res,low_res) float32)`` like ``predict``.
+        Every request is checked first (``samcache.evaluation.requests``): a bad one is a one-line error."""
+        split = self.split_of(split)
+        requests = check_requests(requests, self.family.low_res)
+        if not requests:
+            return []
         rows = sorted({split.row_of(r.image_id) for r in requests})
         slot = {row: k for k, row in enumerate(rows)}
         features = device_features([split.features(row) for row in rows], self.device)
@@ -113,19 +110,19 @@ class Decoder:
                 results[k] = (masks.cpu().numpy(), scores[j].float().cpu().numpy(), low_res.float().cpu().numpy())
         return results
 
+    def split_of(self, split: CacheSplit | str) -> CacheSplit:
+        """A split name of this decoder's cache, or a CacheSplit of any cache, if this decoder's weights made it."""
+        return self.cache.as_split(split).require_model(self.fingerprint, self._user)
+
     def predict(self, split: CacheSplit | str, image_id: str | int, points=None, labels=None, box=None,
                 mask_input=None, multimask: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Prompts in original-image pixels -> ``(masks (K,H,W) bool, scores (K,), low_res (K,256,256))``, as
-        upstream ``predict`` returns them (K = 3 with ``multimask``, else 1). ``points`` (N,2) [x, y] with
-        ``labels`` (N,) (1 foreground, 0 background), ``box`` (4,) x0,y0,x1,y1, ``mask_input`` (1,256,256)."""
-        if points is None and box is None:
-            raise SamcacheError("predict needs points (with labels) or a box")
-        if points is not None and (labels is None or len(labels) != len(points)):
-            raise SamcacheError("points need one label each")
-        request = PromptRequest(image_id, None if points is None else np.asarray(points, np.float64),
-                                None if labels is None else np.asarray(labels), None if box is None else
-                                np.asarray(box, np.float64), mask_input, multimask)
-        return self.predict_batch(split, [request])[0]
+        """Prompts in original-image pixels -> ``(masks (K,H,W) bool, scores (K,), low_res (K,L,L))``, as
+        upstream ``predict`` returns them (K = 3 with ``multimask``, else 1; L = ``family.low_res``, 256 for
+        SAM 1 and 2.1, 288 for SAM 3). ``points`` (N,2) [x, y] with ``labels`` (N,) (1 foreground, 0 background,
+        -1 padding), ``box`` (4,) x0,y0,x1,y1 (x0 <= x1, y0 <= y1), ``mask_input`` (1,L,L): an earlier
+        prediction's ``low_res[k][None]``. Points and boxes outside the image are decoded as upstream decodes
+        them; NaN, wrong shapes and other labels are one-line errors."""
+        return self.predict_batch(split, [PromptRequest(image_id, points, labels, box, mask_input, multimask)])[0]
 
 
 @dataclass

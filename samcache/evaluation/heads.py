@@ -15,8 +15,8 @@ import torch
 from tqdm import tqdm
 
 from samcache.cache.datasets import CacheHeadDataset, iterate
-from samcache.cache.reader import open_cache
-from samcache.cache.schema import Fingerprint
+from samcache.cache.reader import Cache, CacheSplit, open_cache
+from samcache.cache.schema import FINGERPRINT_ATTR, Fingerprint
 from samcache.data.labels import get_class_set
 from samcache.errors import SamcacheError
 from samcache.evaluation.metrics import class_ious, confusion_matrix_torch
@@ -68,20 +68,28 @@ def evaluate(model: torch.nn.Module, dataset: CacheHeadDataset, preloaded, batch
     return conf.cpu().numpy()
 
 
-def evaluate_head(model: torch.nn.Module, cache, split: str = "val", classes: str = "seed5", batch_size: int = 8,
-                  device: str | None = None, features: tuple[str, ...] | None = None) -> dict[str, float]:
+def evaluate_head(model: torch.nn.Module, cache, split: CacheSplit | str = "val", classes: str = "seed5",
+                  batch_size: int = 8, device: str | None = None, features: tuple[str, ...] | None = None
+                  ) -> dict[str, float]:
     """Per-class IoU (and ``"mean"``) of a head on a cache split, at original resolution, dataset-level like
     cityscapesScripts' ``evaluateImgLists``. ``model``: (B,C,h,w) feature maps -> (B,classes,h,w) logits, as
     ``fit_head`` returns it; ``features``: the arrays it reads (default: the main one, or all maps coarse to
-    fine for a multiscale head)."""
-    path = getattr(cache, "path", cache)
-    opened = open_cache(path)
+    fine for a multiscale head). ``split``: a name of ``cache``'s, or a ``CacheSplit`` of any cache that the
+    same weights made; a split of other weights than the head learnt from (``fit_head`` records them) or than
+    ``cache``'s is a one-line error."""
+    opened = cache if isinstance(cache, Cache) else open_cache(str(cache))
+    target = opened.as_split(split)
+    if target.cache_path != opened.path:
+        target.require_model(opened.fingerprint, f"cache {opened.path} holds")
+    trained = getattr(model, FINGERPRINT_ATTR, None)
+    if trained is not None:
+        target.require_model(trained, "this head (from fit_head) learnt from")
     if features is None:
         kind = "multiscale" if isinstance(model, MultiScaleHead) else "main"
         features = head_features(kind, opened.feature_shapes, opened.main_feature)
     cs = get_class_set(classes)
     where = resolve_device(device or "auto")
-    dataset = CacheHeadDataset(str(path), split, cs, mode="eval", features=tuple(features))
+    dataset = CacheHeadDataset(target.cache_path, target.name, cs, mode="eval", features=tuple(features))
     conf = evaluate(model.to(where), dataset, None, batch_size, 0, where, None, progress=False)
     per_class, miou = class_ious(conf, cs)
     return {**per_class, "mean": miou}

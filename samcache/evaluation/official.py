@@ -80,20 +80,46 @@ def scored_lists(kind: str, results: Path, dataset: Path, split: str) -> tuple[l
     return [str(p) for p in preds], gts
 
 
+USAGE = f"""usage: python -m samcache.evaluation.official {{{'|'.join(EVALUATORS)}}} [--scored-only SPLIT | \
+PREDICTIONS... GROUND_TRUTHS...]
+
+Run cityscapesScripts' own evaluator (pixel: evalPixelLevelSemanticLabeling on *_labelIds.png label maps, e.g. a
+run's predictions/; instance: evalInstanceLevelSemanticLabeling on *_pred.txt instance results, e.g. a SAM 3 text
+run's instances/), under the numpy samcache installs.
+
+environment:
+  CITYSCAPES_DATASET   the dataset folder (holding gtFine/); the ground truth is read from it, nothing is written
+  CITYSCAPES_RESULTS   the folder of predictions (relative to the working folder or absolute); the evaluator's
+                       result JSON (result{{Pixel,Instance}}LevelSemanticLabeling.json) is written into it
+
+options:
+  --scored-only SPLIT  evaluate only the images of SPLIT that have a prediction (a --limit run); without it the
+                       evaluator wants one for every ground-truth image of every split it finds
+  -h, --help           show this text and exit
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
     """``pixel|instance [--scored-only SPLIT | the evaluator's own arguments]``; results go to CITYSCAPES_RESULTS."""
     argv = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help") for a in argv):
+        print(USAGE, end="")
+        return 0
     if not argv or argv[0] not in EVALUATORS:
         print(f"Error: usage: python -m samcache.evaluation.official {'|'.join(EVALUATORS)} [--scored-only SPLIT "
-              f"| the evaluator's own arguments]", file=sys.stderr)
+              f"| the evaluator's own arguments] (--help explains)", file=sys.stderr)
         return 2
     kind, rest = argv[0], argv[1:]
-    module = importlib.import_module(f"cityscapesscripts.evaluation.{EVALUATORS[kind]}")
     results = os.environ.get("CITYSCAPES_RESULTS")
+    if results and not os.path.isdir(results):
+        print(f"Error: CITYSCAPES_RESULTS={results} is not a folder (run from {os.getcwd()})", file=sys.stderr)
+        return 2
+    module = importlib.import_module(f"cityscapesscripts.evaluation.{EVALUATORS[kind]}")
     saved = sys.argv
     with tempfile.TemporaryDirectory() as tmp, numpy2_compat():
-        if results:  # the evaluator's JSON goes beside the predictions (samcache's), not into the dataset
-            module.args.exportFile = str(Path(results) / Path(module.args.exportFile).name)
+        if results:  # the evaluator's JSON goes beside the predictions (samcache's), not into the dataset; made
+            # absolute here, as the scratch folder takes every relative path the instance evaluator writes
+            module.args.exportFile = str(Path(results).resolve() / Path(module.args.exportFile).name)
         if kind == "instance":  # its ground-truth cache and matches.json: scratch, never the package or cwd
             module.args.gtInstancesFile = str(Path(tmp) / "gtInstances.json")
             module.writeDict2JSON = lambda data, path: _write_json(data, os.path.join(tmp, path)

@@ -82,6 +82,10 @@ class Backend(ABC):
     def build_predictor(self, model_type: str, checkpoint, seed: int, allow_random: bool = False):
         """Upstream's own image predictor for these weights (what notebook users already know)."""
 
+    def predictor_class(self) -> type | None:
+        """The class of ``build_predictor``'s predictors (``set_precomputed`` refuses others); None: unchecked."""
+        return None
+
     def move_predictor(self, predictor, device: torch.device) -> None:
         """Put ``predictor`` (from ``build_predictor``) on ``device``, inputs included."""
         predictor.model.to(device)

@@ -52,6 +52,11 @@ class SamBackend(Backend):
 
         return SamPredictor(models.build_sam(model_type, checkpoint, seed, allow_random, attention="upstream")[0])
 
+    def predictor_class(self):
+        from segment_anything import SamPredictor
+
+        return SamPredictor
+
     def set_features(self, predictor, features, original_size, input_size):
         predictor.reset_image()
         predictor.features = features["embeddings"].to(predictor.device)

@@ -165,6 +165,11 @@ class Sam2Backend(Backend):
 
         return SAM2ImagePredictor(build_sam2(model_type, checkpoint, seed, allow_random)[0])
 
+    def predictor_class(self):
+        from sam2.sam2_image_predictor import SAM2ImagePredictor
+
+        return SAM2ImagePredictor
+
     def set_features(self, predictor, features, original_size, input_size):
         predictor.reset_predictor()
         device = predictor.device

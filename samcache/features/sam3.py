@@ -284,6 +284,12 @@ class Sam3Backend(Backend):
         model, _ = build_sam3(model_type, checkpoint, seed, allow_random or model_type == "sam3_tiny")
         return sam3_compat.processor_for(model)
 
+    def predictor_class(self):
+        sam3_compat.apply()
+        from sam3.model.sam3_image_processor import Sam3Processor
+
+        return Sam3Processor
+
     def move_predictor(self, predictor, device):
         """Sam3Processor keeps the device it was built with and puts every input there: move both."""
         predictor.model.to(device)

@@ -15,6 +15,9 @@ from samcache import fileio
 from samcache.errors import SamcacheError
 
 RUN_RECORD = "run.json"
+# zero-shot's detailed_results.csv, one row per image and class, for point, box and text prompts alike
+DETAIL_COLUMNS = ["image_id", "class", "strategy", "multimask", "points", "point_labels", "box", "score", "iou",
+                  "intersection", "union"]
 
 
 def read_record(run_dir: str | Path) -> dict:

@@ -20,7 +20,8 @@ from tqdm import tqdm
 
 from samcache import fileio
 from samcache.cache.datasets import CacheHeadDataset, choose_preload, iterate, preload, preload_bytes
-from samcache.cache.reader import CacheSplit, open_cache
+from samcache.cache.reader import Cache, CacheSplit, open_cache
+from samcache.cache.schema import FINGERPRINT_ATTR
 from samcache.data.labels import IGNORE, get_class_set
 from samcache.errors import Interrupted, SamcacheError, SamcacheWarning
 from samcache.evaluation.heads import EvalOutputs, check_fingerprint, evaluate, summary_rows
@@ -126,27 +127,31 @@ def _new_state(cfg: HeadConfig, class_set, data: HeadData, device) -> HeadState:
     return HeadState(model, torch.optim.Adam(model.parameters(), lr=cfg.lr))
 
 
-def fit_head(cache, train: str = "train", val: str = "val", *, out: str | Path | None = None,
-             progress: bool = False, **options) -> tuple[torch.nn.Module, list[dict]]:
+def fit_head(cache, train: CacheSplit | str = "train", val: CacheSplit | str = "val", *,
+             out: str | Path | None = None, progress: bool = False, **options) -> tuple[torch.nn.Module, list[dict]]:
     """Train a semantic head on a cache's frozen features; return ``(model, metrics)``.
 
     ``cache``: a path or an opened ``Cache``. ``options``: any ``samcache train-head`` setting (``epochs``,
     ``batch_size``, ``lr``, ``head``, ``classes``, ``seed``, ``device``, ...). The model maps the family's
     feature maps, e.g. (B,256,64,64), to (B,classes,64,64) logits; ``metrics`` has one dict per epoch
     (``train_loss``, ``val_miou``, ``iou_<class>``). A run folder (checkpoints, CSVs, config.yaml) is written
-    only when ``out`` is given, exactly as ``samcache train-head --out`` writes it.
+    only when ``out`` is given, exactly as ``samcache train-head --out`` writes it. ``train``/``val``: split
+    names, or ``CacheSplit``s of this cache. The model remembers the weights whose features it learnt, so
+    that ``evaluate_head`` refuses splits that other weights made.
     """
-    path = getattr(cache, "path", cache)
-    cfg = HeadConfig(**{**options, "cache": str(path), "train_split": train, "val_split": val,
+    opened = cache if isinstance(cache, Cache) else open_cache(str(cache))
+    train, val = (opened.as_split(s, own=True).name for s in (train, val))  # one cache: the config's
+    cfg = HeadConfig(**{**options, "cache": opened.path, "train_split": train, "val_split": val,
                         "out": None if out is None else str(out)})
     if out is not None:
-        record, result = _train_in_folder(cfg, progress)
-        return result.model, result.history
-    device = resolve_device(cfg.device)
-    configure_matmul(device, cfg.precision)
-    class_set = get_class_set(cfg.classes)
-    data = _load_data(cfg, class_set, device)
-    result = _train(cfg, class_set, data, _new_state(cfg, class_set, data, device), device, None, progress)
+        result = _train_in_folder(cfg, progress)[1]
+    else:
+        device = resolve_device(cfg.device)
+        configure_matmul(device, cfg.precision)
+        class_set = get_class_set(cfg.classes)
+        data = _load_data(cfg, class_set, device)
+        result = _train(cfg, class_set, data, _new_state(cfg, class_set, data, device), device, None, progress)
+    setattr(result.model, FINGERPRINT_ATTR, opened.split(train).fingerprint)
     return result.model.eval(), result.history
 
 

@@ -38,11 +38,9 @@ from samcache.pipeline.configs import ZeroShotConfig
 from samcache.pipeline.provenance import COLUMNS as PROVENANCE_COLUMNS
 from samcache.pipeline.provenance import decoding_provenance, nothing_to_score, warn_subset, with_columns
 from samcache.pipeline.run_folder import run_folder
-from samcache.pipeline.runs import format_table, write_csv
+from samcache.pipeline.runs import DETAIL_COLUMNS, format_table, write_csv
 from samcache.procs import check_interrupt, worker_init_fn
 
-DETAIL_COLUMNS = ["image_id", "class", "strategy", "multimask", "points", "point_labels", "box", "score", "iou",
-                  "intersection", "union"]
 SUMMARY_COLUMNS = ["class", "iou_semantic", "iou_mean_over_images", "iou_dataset"]
 
 

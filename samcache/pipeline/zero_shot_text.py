@@ -4,6 +4,9 @@ Every class's phrases of a batch of images go through one grounding call from th
 each image is composed into one label map (``--compose instances``: the SAM 3 paper's filtering by
 presence x score and area, highest score wins; ``semantic-head``: argmax of the semantic head) and
 scored with the same dataset-level confusion matrix as the head. Labels are read only to score.
+``detailed_results.csv`` has the point strategies' columns: one row per image and class present in its
+ground truth or its label map, that image's IoU of the class (void excluded, unlabeled pixels count as
+misses); no prompt coordinates and no score (a class's pixels may come from several instances).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from samcache.pipeline.config import new_run_dir, now_iso, save_config
 from samcache.pipeline.provenance import COLUMNS as PROVENANCE_COLUMNS
 from samcache.pipeline.provenance import decoding_provenance, warn_subset, with_columns
 from samcache.pipeline.run_folder import run_folder
-from samcache.pipeline.runs import write_csv
+from samcache.pipeline.runs import DETAIL_COLUMNS, write_csv
 from samcache.procs import check_interrupt
 
 LABEL = "zero-shot, text prompts, no ground truth used"
@@ -70,12 +73,13 @@ def run_text_zero_shot(cfg, progress: bool = True) -> dict:
         warn_subset(prov, "zero-shot")  # after the folder exists: run.log keeps it too
         save_config(cfg, out / "config.yaml")
         write_text(out / "phrases.yaml", yaml.safe_dump(phrases.as_config(class_set), sort_keys=False))
-        confusion, listed = _decode_split(d, phrases, rules, out, progress)
+        confusion, listed, details = _decode_split(d, phrases, rules, out, progress)
         seconds = time.perf_counter() - t0
         semantic, miou = class_ious(confusion, class_set)
         names = phrases.as_config(class_set)
         summary = [{"class": name, "iou_semantic": semantic.get(name, np.nan), "phrases": "; ".join(names[name])}
                    for name in names] + [{"class": "mean", "iou_semantic": miou, "phrases": ""}]
+        write_csv(out / "detailed_results.csv", details, DETAIL_COLUMNS)
         write_csv(out / "summary.csv", with_columns(summary, prov), SUMMARY_COLUMNS + PROVENANCE_COLUMNS)
         record = {**d.record("zero-shot", started, seconds, passes, out), "strategy": "text", "multimask": cfg.compose,
                   "oracle": False, "label": LABEL, "ground_truth_used": False, "compose": cfg.compose,
@@ -88,13 +92,15 @@ def run_text_zero_shot(cfg, progress: bool = True) -> dict:
     return record
 
 
-def _decode_split(d, phrases, rules, out: Path, progress: bool) -> tuple[np.ndarray, int]:
-    """The split's confusion matrix and the number of instances listed for AP (``--save-instances``)."""
+def _decode_split(d, phrases, rules, out: Path, progress: bool) -> tuple[np.ndarray, int, list[dict]]:
+    """The split's confusion matrix, the number of instances listed for AP (``--save-instances``), and the
+    per-image rows of ``detailed_results.csv``."""
     cfg, class_set, split, device = d.cfg, d.class_set, d.split, d.device
     n = class_set.num_classes  # the extra prediction column: unlabeled
     confusion = torch.zeros((n, n + 1), dtype=torch.int64, device=device)
     per_batch = cfg.images_per_batch or (8 if device.type == "cuda" else 1)
     listed = shown = 0
+    details: list[dict] = []
     bar = tqdm(total=len(d.rows), unit="img", desc=f"zero-shot text/{cfg.compose}", disable=not progress)
     for start in range(0, len(d.rows), per_batch):
         check_interrupt()
@@ -107,8 +113,10 @@ def _decode_split(d, phrases, rules, out: Path, progress: bool) -> tuple[np.ndar
             gt = class_set.to_index(split.label_ids(row))  # read once: scoring and the overlay
             class_map = torch.from_numpy(gt).to(device)
             label_map = torch.where(pred.label_map == IGNORE, n, pred.label_map).to(device)
-            confusion += confusion_matrix_torch(label_map, class_map, n, n + 1)
+            image_confusion = confusion_matrix_torch(label_map, class_map, n, n + 1)
+            confusion += image_confusion
             image_id = split.image_ids[row]
+            details += _image_rows(image_id, image_confusion, class_set, cfg.compose)
             pred_map = pred.label_map.cpu().numpy().astype(np.uint8)
             if cfg.save_predictions:
                 save_prediction(out / "predictions", image_id, class_set.to_label_ids(pred_map))
@@ -126,4 +134,16 @@ def _decode_split(d, phrases, rules, out: Path, progress: bool) -> tuple[np.ndar
                 shown += 1
         bar.update(len(rows))
     bar.close()
-    return confusion.cpu().numpy(), listed
+    return confusion.cpu().numpy(), listed, details
+
+
+def _image_rows(image_id: str, confusion: torch.Tensor, class_set, compose: str) -> list[dict]:
+    """One image's (n, n+1) confusion matrix -> a row per evaluated class in its ground truth or label map."""
+    n = class_set.num_classes
+    counts = confusion.cpu().numpy().astype(np.int64)
+    inter = np.diagonal(counts[:, :n])
+    union = counts.sum(axis=1) + counts[:, :n].sum(axis=0) - inter  # gt + predicted - both, void excluded
+    return [{"image_id": image_id, "class": class_set.class_names[c], "strategy": "text", "multimask": compose,
+             "points": "", "point_labels": "", "box": "", "score": "", "iou": float(inter[c] / union[c]),
+             "intersection": int(inter[c]), "union": int(union[c])}
+            for c in class_set.eval_indices if union[c]]
