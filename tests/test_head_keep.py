@@ -1,5 +1,5 @@
-"""train-head --keep all|best|last: which checkpoints stay, the best epoch by val mIoU (recorded), and --resume
-under every mode."""
+"""train-head --keep all|best|last: which checkpoints stay, the best epoch by val mIoU (recorded, and what
+`evaluate --head RUN_DIR` takes), and --resume under every mode."""
 
 import csv
 import json
@@ -8,10 +8,11 @@ import pytest
 import torch
 
 import samcache.pipeline.train_head as train_head_module
-from conftest import invoke
+from conftest import assert_one_line_error, invoke
 
 TRAIN = ["--epochs", "4", "--batch-size", "2", "--width", "8", "--num-workers", "0", "--preload", "ram",
          "--device", "cpu", "--visualize", "0", "--quiet"]
+EVAL = ["--device", "cpu", "--num-workers", "0", "--quiet"]
 SCRIPT = [0.30, 0.50, 0.40, 0.20, 0.45]  # val mIoU of epochs 1-5: the best is epoch 2, not the last
 
 
@@ -77,3 +78,54 @@ def test_keep_modes_record_the_best_epoch_and_resume(cache16, tmp_path, scripted
     assert all(torch.equal(resumed[k], straight[k]) for k in straight)
     assert _kept(run) == {"all": [1, 2, 3, 4, 5], "best": [2, 5], "last": [5]}[keep]
     assert [int(r["epoch"]) for r in _metrics(run)] == [1, 2, 3, 4, 5]
+
+
+def test_evaluate_a_run_folder_takes_its_best_kept_epoch_or_its_last(cache16, tmp_path, scripted_miou):
+    run = tmp_path / "run"
+    invoke("train-head", "--cache", cache16, "--out", run, *TRAIN, "--keep", "best", check=True)
+    proc = invoke("evaluate", "--head", run, *EVAL, check=True)  # no --cache: the head's own
+    assert f"evaluated epoch 2 of {run}: its best by val mIoU (0.5000)" in proc.stdout
+    explicit = invoke("evaluate", "--head", run / "head_epoch_2.pt", "--cache", cache16, "--out", tmp_path / "e2",
+                      *EVAL, check=True)
+    assert "evaluated" not in explicit.stdout
+    assert _ious(run / "eval-val-epoch2") == _ious(tmp_path / "e2")  # the folder's best == that checkpoint
+    record = json.loads((run / "eval-val-epoch2" / "run.json").read_text())
+    assert (record["epoch"], record["chosen"], record["head"]) == (2, "best", str(run / "head_epoch_2.pt"))
+    last = invoke("evaluate", "--head", run, "--epoch", "last", *EVAL, check=True)
+    assert f"evaluated epoch 4 of {run}: its last" in last.stdout
+    assert _ious(run / "eval-val-epoch4") != _ious(run / "eval-val-epoch2")
+    only_last = tmp_path / "only-last"
+    scripted_miou.clear()
+    invoke("train-head", "--cache", cache16, "--out", only_last, *TRAIN, "--keep", "last", check=True)
+    proc = invoke("evaluate", "--head", only_last, *EVAL, check=True)
+    assert f"epoch 4 of {only_last}: its last (its best, epoch 2 with val mIoU 0.5000, was not kept)" in proc.stdout
+    assert_one_line_error(invoke("evaluate", "--head", run / "head_epoch_2.pt", "--epoch", "last", *EVAL),
+                          "--epoch last picks a checkpoint of a run folder")
+    assert_one_line_error(invoke("evaluate", "--head", run / "eval-val-epoch2", *EVAL),
+                          "is a folder but not a head run (it holds a samcache evaluate run)")
+
+
+def _ious(run):
+    """class -> IoU as summary.csv writes it (6 decimals; '' for a class absent from ground truth and prediction)."""
+    with open(run / "summary.csv", newline="") as f:
+        return {r["class"]: r["iou"] for r in csv.DictReader(f)}
+
+
+def test_evaluate_defaults_to_the_cache_the_head_was_trained_on(cache16, tmp_path):
+    import shutil
+
+    here, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    (here / "cache").mkdir(parents=True)
+    elsewhere.mkdir()
+    shutil.copytree(cache16, here / "cache" / "mine.zarr")
+    invoke("train-head", "--cache", "cache/mine.zarr", "--out", "runs/head", *TRAIN[:1], "1", *TRAIN[2:],
+           cwd=here, check=True)  # a relative --cache
+    head = here / "runs" / "head" / "head_epoch_1.pt"
+    proc = invoke("evaluate", "--head", head, "--out", "ev", *EVAL, cwd=elsewhere, check=True)
+    record = json.loads((elsewhere / "ev" / "run.json").read_text())
+    assert record["cache"] == str(here / "cache" / "mine.zarr"), proc.stdout
+    invoke("evaluate", "--head", head, "--cache", cache16, "--out", tmp_path / "explicit", *EVAL, check=True)
+    assert _ious(elsewhere / "ev") == _ious(tmp_path / "explicit")
+    shutil.rmtree(here / "cache")
+    assert_one_line_error(invoke("evaluate", "--head", head, "--out", "ev2", *EVAL, cwd=elsewhere),
+                          f"no cache at {here / 'cache' / 'mine.zarr'}", "was trained on; pass --cache")

@@ -44,6 +44,20 @@ def test_train_subset_and_train_is_val_reach_summary_metrics_and_report(cache16,
     assert "Runs marked TRAIN=VAL" in proc.stdout
 
 
+def test_evaluate_on_the_heads_train_split_is_marked(cache16, tmp_path):
+    run = tmp_path / "run"
+    invoke("train-head", "--cache", cache16, "--out", run, *TRAIN, check=True)
+    proc = invoke("evaluate", "--head", run / "head_epoch_2.pt", "--split", "train", "--device", "cpu",
+                  "--num-workers", "0", "--quiet", check=True)
+    assert "warning: evaluate scores split train, the split the head is trained on" in proc.stderr
+    row = _csv(run / "eval-train-epoch2" / "summary.csv")[0]
+    assert (row["split"], row["train_split"], row["train_is_val"], row["epoch"]) == ("train", "train", "True", "2")
+    plain = invoke("evaluate", "--head", run / "head_epoch_2.pt", "--device", "cpu", "--num-workers", "0", "--quiet",
+                   check=True)
+    assert "warning" not in plain.stderr
+    assert _csv(run / "eval-val-epoch2" / "summary.csv")[0]["train_is_val"] == "False"
+
+
 @pytest.fixture
 def growing_cache(synth_root, tmp_path):
     """train extracted with --limit 3 of the 6 images the data folder holds (val: 1 image); ``grow()`` adds the rest."""

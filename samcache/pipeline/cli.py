@@ -240,10 +240,16 @@ def train_head(cfg: HeadConfig, quiet: bool):
 @cli.command()
 @command_options(EvaluateConfig)
 def evaluate(cfg: EvaluateConfig, quiet: bool):
-    """Re-evaluate a saved head on a cache split (dataset-level IoU, as cityscapesScripts)."""
+    """Re-evaluate a saved head on a cache split (dataset-level IoU, as cityscapesScripts).
+
+    --head is a head_epoch_N.pt file, or a train-head run folder (its best epoch by val mIoU, or --epoch last).
+    """
     from samcache.pipeline.evaluate import head_table, run_evaluate
 
     record = run_evaluate(cfg, progress=not quiet)
+    if record["head_choice"]:
+        click.echo(f"evaluated {record['head_choice']}")
+    click.echo(f"scored on {describe(record['provenance'])}")
     click.echo(head_table(record["summary"], record["random_weights"]))
     click.echo(f"results in {record['out']}")
 

@@ -314,8 +314,12 @@ class HeadConfig(StageConfig):
 @register
 class EvaluateConfig(StageConfig):
     SECTION = "evaluate"
-    head: str = Field(..., description="A head checkpoint, RUN_DIR/head_epoch_N.pt.")
-    cache: str = Field(DEFAULT_CACHE, description=CACHE_HELP)
+    head: str = Field(..., description="A head checkpoint, RUN_DIR/head_epoch_N.pt, or a head run folder RUN_DIR "
+                                       "(its epoch chosen by --epoch).")
+    epoch: Optional[Literal["best", "last"]] = Field(
+        None, description="With --head RUN_DIR: best (the epoch with the best val mIoU, or the last when --keep "
+                           "did not keep that one; default) or last.")
+    cache: Optional[str] = Field(None, description=CACHE_HELP + " Default: the cache the head was trained on.")
     split: SplitName = Field("val", description="Split to evaluate.")
     batch_size: Batch = Field(8, description="Images per forward pass.")
     num_workers: Workers = Field(2, description="DataLoader workers.")
