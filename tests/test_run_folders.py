@@ -124,7 +124,8 @@ def test_resume_checks(head_run, tmp_path):
                           "--epochs 1 is fewer than the 2 epochs already run")
     assert_one_line_error(invoke("train-head", "--resume", run, "--lr", "0.1"), "lr=0.001")
     assert snapshot(run) == before  # the run is not rewritten (it was, as "2 ep" with epochs_run -2)
-    assert_one_line_error(invoke("train-head", "--resume", tmp_path / "nothing"), "not a samcache run folder")
+    assert_one_line_error(invoke("train-head", "--resume", tmp_path / "nothing"),
+                          f"no head run to resume at {tmp_path / 'nothing'} (no such folder)")
     assert_one_line_error(invoke("train-head", "--resume", run, "--epochs", "2"), "finished all 2 epochs")
     assert snapshot(run) == before  # a finished run resumed with its own --epochs is left as it is
 

@@ -95,7 +95,8 @@ def test_stage2_commands_run_on_a_sam2_cache(sam2_cache, sam2_checkpoint, tmp_pa
     row = read_csv(tmp_path / "clicks" / "summary.csv")[0]
     assert (row["model"], row["split"], row["images"], row["split_images"]) == (MODEL, "val", "1", "3")
     report = invoke("report", tmp_path / "main", tmp_path / "multiscale", "--out", tmp_path / "rep", check=True)
-    assert {r["run"] for r in read_csv(tmp_path / "rep" / "report.csv")} == {"head (1 ep)", "multiscale head (1 ep)"}
+    runs = {r["run"] for r in read_csv(tmp_path / "rep" / "report.csv")}
+    assert runs == {"head (1 ep) TRAIN=VAL", "multiscale head (1 ep) TRAIN=VAL"}  # trained and scored on val
     assert "model sam2.1_hiera_t" in report.stdout
 
 

@@ -22,6 +22,7 @@ from samcache.pipeline.config import command_options
 from samcache.pipeline.configs import (ClicksConfig, DeleteSplitConfig, DemoConfig, EvaluateConfig, ExportConfig, ExtractConfig,
                                        HeadConfig, ImportConfig, InfoConfig, ReportConfig, SynthConfig, UpgradeConfig,
                                        ZeroShotConfig)
+from samcache.pipeline.provenance import TRAIN_IS_VAL_NOTE, describe
 
 
 _python_showwarning = warnings.showwarning
@@ -240,22 +241,33 @@ def clicks(cfg: ClicksConfig, quiet: bool):
 def train_head(cfg: HeadConfig, quiet: bool):
     """Phase 2: train the semantic head on cached embeddings (the encoder never runs)."""
     from samcache.pipeline.evaluate import head_table
+    from samcache.pipeline.head_checkpoints import describe_epochs
     from samcache.pipeline.train_head import train_head as run
 
     record = run(cfg, progress=not quiet)
-    click.echo(f"{cfg.head} head on {record['classes']}, {count(record['epochs'], 'epoch')} ({record['epochs_run']} run now), "
-               f"preload={record['preload']}, {record['seconds']:.1f} s")
+    sessions = len(record["sessions"])
+    click.echo(f"{cfg.head} head on {record['classes']}, {count(record['epochs'], 'epoch')} "
+               f"({record['epochs_run']} run now), preload={record['preload']}, {record['seconds']:.1f} s"
+               + (f" in {sessions} sessions" if sessions > 1 else ""))
+    click.echo(f"scored on {describe(record['provenance'])}")
     click.echo(head_table(record["summary"], record["random_weights"]))
+    click.echo(describe_epochs(record))
     click.echo(f"results in {record['out']}")
 
 
 @cli.command()
 @command_options(EvaluateConfig)
 def evaluate(cfg: EvaluateConfig, quiet: bool):
-    """Re-evaluate a saved head on a cache split (dataset-level IoU, as cityscapesScripts)."""
+    """Re-evaluate a saved head on a cache split (dataset-level IoU, as cityscapesScripts).
+
+    --head is a head_epoch_N.pt file, or a train-head run folder (its best epoch by val mIoU, or --epoch last).
+    """
     from samcache.pipeline.evaluate import head_table, run_evaluate
 
     record = run_evaluate(cfg, progress=not quiet)
+    if record["head_choice"]:
+        click.echo(f"evaluated {record['head_choice']}")
+    click.echo(f"scored on {describe(record['provenance'])}")
     click.echo(head_table(record["summary"], record["random_weights"]))
     click.echo(f"results in {record['out']}")
 
@@ -267,6 +279,8 @@ def _print_report(report: dict) -> None:
     click.echo("\nRuns (split, model, images scored of the split's):\n" + report["runs_text"])
     if report["random_weights"]:
         click.echo("\n" + (RANDOM_WEIGHTS_NOTE_SOME if report["random_mixed"] else RANDOM_WEIGHTS_NOTE))
+    if report.get("train_is_val"):
+        click.echo("\n" + TRAIN_IS_VAL_NOTE)
     click.echo("\nreport: " + "  ".join(report["files"]))
 
 

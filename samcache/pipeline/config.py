@@ -154,11 +154,12 @@ def resolve(cls: type[T], config_file: str | Path | None = None, **overrides: An
 PATH_FIELDS = ("data", "cache", "checkpoint", "out", "head", "resume", "out_dir", "h5", "runs")
 
 
-def _absolute(value):
+def absolute_path(value):
+    """A local path made absolute (a run's files name what they read from any directory); URLs as they are."""
     if value is None or "://" in str(value):  # remote stores keep their URL
         return value
     if isinstance(value, list):
-        return [_absolute(v) for v in value]
+        return [absolute_path(v) for v in value]
     return os.path.abspath(value)
 
 
@@ -168,7 +169,7 @@ def save_config(cfg: StageConfig, path: str | Path, device=None) -> None:
     data = {**cfg.dump(), **{name: None for name in cfg.CLI_ONLY}}
     paths = [k for k in PATH_FIELDS if k in data and typing.get_origin(_base_type(type(cfg).model_fields[k].annotation)[0])
              is not Literal]  # train-head's `head` is a choice, evaluate's a file
-    data.update({k: _absolute(data[k]) for k in paths})
+    data.update({k: absolute_path(data[k]) for k in paths})
     if device is not None and "device" in data:
         data["device"] = str(device)
     fileio.write_text(path, yaml.safe_dump(data, sort_keys=False))

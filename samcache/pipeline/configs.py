@@ -29,6 +29,7 @@ from samcache.features.families import model_types
 MODEL_TYPES = model_types()  # the registered families' types: the CLI's choices
 from samcache.evaluation.prompts import MAX_PROMPT_POINTS, STRATEGIES
 from samcache.pipeline.config import StageConfig, flag, register
+from samcache.pipeline.head_checkpoints import KEEP_MODES
 
 
 def _no_bool(value):
@@ -262,8 +263,9 @@ def _preload_off(value):
 class HeadConfig(StageConfig):
     SECTION = "train_head"
     RESUMABLE: ClassVar[tuple[str, ...]] = ("epochs", "num_workers", "device", "preload", "visualize",
-                                            "save_predictions", "resume", "out", "overwrite")
-    CLI_ONLY: ClassVar[tuple[str, ...]] = ("resume",)
+                                            "save_predictions", "keep", "allow_train_growth", "resume", "out",
+                                            "overwrite")
+    CLI_ONLY: ClassVar[tuple[str, ...]] = ("resume", "allow_train_growth")
     cache: str = Field(DEFAULT_CACHE, description=CACHE_HELP)
     train_split: SplitName = Field("train", description="Split to train on.")
     val_split: SplitName = Field("val", description="Split to evaluate every epoch.")
@@ -284,10 +286,22 @@ class HeadConfig(StageConfig):
     out: Optional[str] = Field(None, description=OUT_HELP.format(kind="head"))
     overwrite: bool = Field(False, description=OVERWRITE_HELP)
     resume: Optional[str] = Field(None, description="Continue RUN_DIR from its last good epoch (its config.yaml).")
+    allow_train_growth: Optional[bool] = Field(
+        None, description="With --resume: train the remaining epochs on a train split that has grown since the run "
+                          "began (refused without it; metrics.csv records each epoch's train images).")
+    keep: Literal[KEEP_MODES] = Field(
+        "all", description="Checkpoints to keep: all (head_epoch_N.pt of every epoch), best (the best epoch by val "
+                           "mIoU, and the last, which --resume continues from) or last.")
     save_predictions: bool = Field(False, description="Official-style labelIds PNGs of the last epoch.")
     visualize: NonNegInt = Field(4, description="Overlays of the last epoch.")
     device: Device = Field("auto", description="auto, cpu, cuda or cuda:N.")
     limit: Optional[PosInt] = Field(None, description="Only the first N train images (default: all).")
+
+    @model_validator(mode="after")
+    def _growth_needs_resume(self):
+        if self.allow_train_growth and not self.resume:
+            raise ValueError("--allow-train-growth applies to --resume only")
+        return self
 
     @classmethod
     def from_cli(cls, config_file, flags: dict) -> "HeadConfig":
@@ -303,8 +317,12 @@ class HeadConfig(StageConfig):
 @register
 class EvaluateConfig(StageConfig):
     SECTION = "evaluate"
-    head: str = Field(..., description="A head checkpoint, RUN_DIR/head_epoch_N.pt.")
-    cache: str = Field(DEFAULT_CACHE, description=CACHE_HELP)
+    head: str = Field(..., description="A head checkpoint, RUN_DIR/head_epoch_N.pt, or a head run folder RUN_DIR "
+                                       "(its epoch chosen by --epoch).")
+    epoch: Optional[Literal["best", "last"]] = Field(
+        None, description="With --head RUN_DIR: best (the epoch with the best val mIoU, or the last when --keep "
+                           "did not keep that one; default) or last.")
+    cache: Optional[str] = Field(None, description=CACHE_HELP + " Default: the cache the head was trained on.")
     split: SplitName = Field("val", description="Split to evaluate.")
     batch_size: Batch = Field(8, description="Images per forward pass.")
     num_workers: Workers = Field(2, description="DataLoader workers.")

@@ -1,17 +1,22 @@
 """`samcache evaluate`: re-evaluate a saved head on a cache split, into a run folder.
 
+``--head`` is a checkpoint, or a head run folder (its best epoch by val mIoU, or ``--epoch last``); the cache
+defaults to the one the head was trained on. Scoring the split it was trained on is marked TRAIN=VAL.
+
 ``--save-predictions`` writes official-style labelIds PNGs (regular Cityscapes ids) that
 cityscapesScripts reads directly. The evaluation itself is ``samcache.evaluation.heads``.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 from samcache.cache.reader import open_cache
 from samcache.cache.schema import Fingerprint
 from samcache.data.labels import get_class_set
+from samcache.errors import SamcacheError
 from samcache.evaluation.heads import EvalOutputs, check_fingerprint, evaluate, load_head, summary_rows
 from samcache.evaluation.metrics import class_ious
 from samcache.cache.datasets import CacheHeadDataset
@@ -19,41 +24,71 @@ from samcache.features.device import PASSES, describe_device, resolve_device
 from samcache.messages import RANDOM_WEIGHTS_NOTE, random_weights_suffix
 from samcache.pipeline.config import now_iso, save_config
 from samcache.pipeline.configs import EvaluateConfig
+from samcache.pipeline.head_checkpoints import choose_checkpoint
 from samcache.pipeline.provenance import COLUMNS as PROVENANCE_COLUMNS
-from samcache.pipeline.provenance import provenance, warn_subset, with_columns
+from samcache.pipeline.provenance import TRAIN_COLUMNS, provenance, training, warn_subset, warn_train_is_val
+from samcache.pipeline.provenance import with_columns
 from samcache.pipeline.run_folder import run_folder
 from samcache.pipeline.runs import format_table, write_csv
 
-SUMMARY_COLUMNS = ["class", "iou"]
+SUMMARY_COLUMNS = ["class", "iou"]  # the terminal's table; summary.csv adds the epoch and the provenance
+CSV_COLUMNS = SUMMARY_COLUMNS + ["epoch"] + PROVENANCE_COLUMNS + TRAIN_COLUMNS
+
+
+def head_cache(ckpt: dict) -> str:
+    """The cache a head was trained on, as its checkpoint names it (an absolute path; older ones: as given)."""
+    return str(ckpt.get("cache") or ckpt["config"]["cache"])
+
+
+def trained_on(ckpt: dict, cache: str, split: str) -> dict:
+    """The head's TRAIN_COLUMNS as its checkpoint records them; TRAIN=VAL when ``split`` of ``cache`` is the split
+    it was trained on (older checkpoints name only the split)."""
+    train = ckpt.get("train") or {"split": ckpt["config"].get("train_split")}
+    theirs = head_cache(ckpt)
+    same_cache = cache == theirs if "://" in cache + theirs else os.path.realpath(cache) == os.path.realpath(theirs)
+    return training(train.get("split"), train.get("images"), train.get("split_images"),
+                    same_cache and train.get("split") == split, bool(train.get("grew")))
 
 
 def run_evaluate(cfg: EvaluateConfig, progress: bool = True) -> dict:
-    """Re-evaluate a saved head on a cache split; writes summary.csv (and predictions) to ``out``."""
+    """Re-evaluate a saved head (a checkpoint, or a run folder's best or last epoch) on a cache split (by default of
+    the cache it was trained on); writes summary.csv (and predictions) to ``out``."""
     device = resolve_device(cfg.device)
-    model, ckpt = load_head(cfg.head, device)
-    split = open_cache(cfg.cache).split(cfg.split)
-    check_fingerprint(ckpt["fingerprint"], split, cfg.head)
+    choice = choose_checkpoint(cfg.head, cfg.epoch)
+    model, ckpt = load_head(choice.path, device)
+    cache = cfg.cache or head_cache(ckpt)
+    try:
+        split = open_cache(cache).split(cfg.split)
+    except SamcacheError as exc:
+        if cfg.cache:
+            raise
+        raise SamcacheError(f"{exc} (the cache {choice.path} was trained on; pass --cache)") from None
+    cfg = cfg.model_copy(update={"cache": cache})  # config.yaml and run.json name the cache evaluated
+    check_fingerprint(ckpt["fingerprint"], split, choice.path)
     cs = get_class_set(ckpt["class_set"])
     random = Fingerprint.from_attrs(ckpt["fingerprint"]).random_weights
-    out = Path(cfg.out) if cfg.out else Path(cfg.head).parent / f"eval-{cfg.split}-epoch{ckpt['epoch']}"
+    out = Path(cfg.out) if cfg.out else choice.path.parent / f"eval-{cfg.split}-epoch{ckpt['epoch']}"
     started, t0, passes = now_iso(), time.perf_counter(), PASSES["images"]
-    with run_folder(out, "evaluate", cfg.overwrite, started, reads=[cfg.cache, cfg.head]) as folder:
+    with run_folder(out, "evaluate", cfg.overwrite, started, reads=[cache, choice.path]) as folder:
         save_config(cfg, out / "config.yaml", device=device)
-        dataset = CacheHeadDataset(cfg.cache, cfg.split, cs, mode="eval", features=ckpt.get("features"))
-        warn_subset(provenance(split, len(dataset), random), "evaluate")
+        dataset = CacheHeadDataset(cache, cfg.split, cs, mode="eval", features=ckpt.get("features"))
+        prov = {**provenance(split, len(dataset), random), **trained_on(ckpt, cache, cfg.split)}
+        warn_subset(prov, "evaluate")
+        if prov["train_is_val"]:
+            warn_train_is_val(cfg.split, "evaluate")
         outputs = EvalOutputs(out / "predictions" if cfg.save_predictions else None, cfg.visualize,
                               out / "visualizations", random_weights_suffix(random))
         conf = evaluate(model, dataset, None, cfg.batch_size, cfg.num_workers, device, outputs, progress)
         per_class, miou = class_ious(conf, cs)
         rows = summary_rows(per_class, miou)
-        prov = provenance(split, len(dataset), random)
-        write_csv(out / "summary.csv", with_columns(rows, prov), SUMMARY_COLUMNS + PROVENANCE_COLUMNS)
+        write_csv(out / "summary.csv", with_columns(rows, {**prov, "epoch": ckpt["epoch"]}, CSV_COLUMNS[2:]),
+                  CSV_COLUMNS)
         record = {"stage": "evaluate", "provenance": prov, "status": "complete", "started": started,
-                  "head": str(cfg.head),
-                  "epoch": ckpt["epoch"], "split": cfg.split, "images": len(dataset), "classes": ckpt["class_set"],
-                  "cache": str(cfg.cache), "seconds": round(time.perf_counter() - t0, 3), "miou": miou,
-                  "summary": rows, "device": describe_device(device), "fingerprint": split.fingerprint.describe(),
-                  "random_weights": random,
+                  "head": str(choice.path), "chosen": choice.chosen, "head_choice": choice.note,
+                  "epoch": ckpt["epoch"], "split": cfg.split, "images": len(dataset),
+                  "classes": ckpt["class_set"], "cache": str(cache), "seconds": round(time.perf_counter() - t0, 3),
+                  "miou": miou, "summary": rows, "device": describe_device(device),
+                  "fingerprint": split.fingerprint.describe(), "random_weights": random,
                   "encoder_passes": PASSES["images"] - passes, "config": cfg.dump(), "out": str(out)}
         folder.record(record)
         folder.commit()

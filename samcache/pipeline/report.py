@@ -32,7 +32,8 @@ from samcache.pipeline.configs import ReportConfig  # noqa: E402
 from samcache.pipeline.report_cost import COLUMNS as COST_COLUMNS  # noqa: E402
 from samcache.pipeline.report_cost import cost_rows, model_of  # noqa: E402
 from samcache.pipeline.provenance import COLUMNS as PROVENANCE_COLUMNS  # noqa: E402
-from samcache.pipeline.provenance import describe  # noqa: E402
+from samcache.pipeline.provenance import TRAIN_COLUMNS, TRAIN_IS_VAL, TRAIN_IS_VAL_NOTE, describe  # noqa: E402
+from samcache.pipeline.provenance import train_subset  # noqa: E402
 from samcache.pipeline.run_folder import run_folder, settle  # noqa: E402
 from samcache.pipeline.runs import format_table, read_csv, read_record, write_csv  # noqa: E402
 
@@ -52,7 +53,8 @@ def _label(record: dict) -> str:
         multiscale = (record.get("config") or {}).get("head") == "multiscale"
         return f"{'multiscale ' if multiscale else ''}head ({record['epochs']} ep)"
     if stage == "evaluate":
-        return f"evaluate epoch {record['epoch']} on {record['split']}"
+        best = " (best)" if record.get("chosen") == "best" else ""
+        return f"evaluate epoch {record['epoch']}{best} on {record['split']}"
     if stage == "clicks":  # NoC is capped at max_clicks: the cap belongs in the name
         return f"clicks max {record['max_clicks']}" + (" ORACLE" if record.get("oracle") else "")
     if record.get("strategy") == "text":  # concept prompts: nothing sampled from the ground truth
@@ -61,20 +63,37 @@ def _label(record: dict) -> str:
 
 
 def provenance_of(record: dict) -> dict:
-    """The run's split, model, images scored of the split's, RANDOM and ORACLE (older records: rebuilt)."""
-    if record.get("provenance"):
-        return record["provenance"]
+    """The run's split, model, images scored of the split's, RANDOM and ORACLE, and a head's train set
+    (older records: rebuilt from what they hold)."""
     config = record.get("config") or {}
     images = record.get("images", record.get("val_images"))
-    return {"split": record.get("split") or config.get("val_split") or config.get("split"), "model": model_of(record),
-            "images": images, "split_images": images, "random_weights": bool(record.get("random_weights")),
-            "oracle": bool(record.get("oracle"))}
+    prov = dict(record.get("provenance") or {
+        "split": record.get("split") or config.get("val_split") or config.get("split"), "model": model_of(record),
+        "images": images, "split_images": images, "random_weights": bool(record.get("random_weights")),
+        "oracle": bool(record.get("oracle"))})
+    if record["stage"] == "head" and "train_is_val" not in prov:  # recorded before TRAIN=VAL was
+        prov.setdefault("train_split", config.get("train_split"))
+        prov.setdefault("train_images", record.get("train_images"))
+        prov["train_is_val"] = prov["train_split"] is not None and prov["train_split"] == prov["split"]
+    return prov
+
+
+def _train_marks(label: str, prov: dict) -> str:
+    """A head trained on a subset, on a train set that grew, or scored on its own train split says so."""
+    if not prov.get("train_split"):
+        return label
+    if train_subset(prov):
+        label += f" (train {prov['train_images']}/{prov['train_split_images']} img)"
+    if prov.get("train_grew"):
+        label += " (train grew)"
+    return label + (f" {TRAIN_IS_VAL}" if prov.get("train_is_val") else "")
 
 
 def _unique_labels(dirs: list[Path], records: list[dict]) -> list[str]:
     """The run's label, plus its folder where two runs would otherwise share a column name. The split and
     model are named where runs differ in them, RANDOM where some runs have random weights and others not,
-    and a subset where a run scored fewer images than its split holds."""
+    a subset where a run scored fewer images than its split holds, and for heads a train subset, a train set
+    that grew, and TRAIN=VAL."""
     base = [_label(r) for r in records]
     provs = [provenance_of(r) for r in records]
     models = [model_of(r) for r in records]
@@ -84,6 +103,7 @@ def _unique_labels(dirs: list[Path], records: list[dict]) -> list[str]:
         base = [f"{x} on {p['split']}" if r["stage"] != "evaluate" else x for x, p, r in zip(base, provs, records)]
     base = [f"{x} ({p['images']}/{p['split_images']} img)" if (p.get("images") or 0) < (p.get("split_images") or 0)
             else x for x, p in zip(base, provs)]
+    base = [_train_marks(x, p) for x, p in zip(base, provs)]
     if len({bool(p["random_weights"]) for p in provs}) > 1:
         base = [f"{x} RANDOM" if p["random_weights"] else x for x, p in zip(base, provs)]
     labels = [f"{x} ({d.name})" if base.count(x) > 1 else x for x, d in zip(base, dirs)]
@@ -157,13 +177,15 @@ def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = 
     provs = [provenance_of(r) for r in records]
     random_weights = any(p["random_weights"] for p in provs)
     mixed = random_weights and not all(p["random_weights"] for p in provs)
+    train_is_val = any(p.get("train_is_val") for p in provs)
     by_label = {lab: p for lab, p in zip(labels, provs)}
-    tidy = [{**row, **{k: by_label[row["run"]].get(k) for k in PROVENANCE_COLUMNS}} for row in tidy]
+    tidy = [{**row, **{k: by_label[row["run"]].get(k) for k in PROVENANCE_COLUMNS + TRAIN_COLUMNS}} for row in tidy]
     cfg = ReportConfig(runs=[str(d) for d in dirs], out=str(out), overwrite=overwrite)
     out = Path(out)
     with run_folder(out, "report", overwrite, now_iso(), reads=dirs) as folder:
         save_config(cfg, out / "config.yaml")
-        write_csv(out / "report.csv", tidy, ["run", "class_set", "class", "metric", "value", *PROVENANCE_COLUMNS])
+        write_csv(out / "report.csv", tidy, ["run", "class_set", "class", "metric", "value", *PROVENANCE_COLUMNS,
+                                             *TRAIN_COLUMNS])
         semantic = [t for t in tables if t[0] == TITLES["semantic_iou"]]
         title_flag = (RANDOM_WEIGHTS_TITLE_SOME if mixed else RANDOM_WEIGHTS_TITLE) if random_weights else ""
         bars = _bar_chart(semantic, labels, out / "report_iou.png", title_flag)
@@ -178,6 +200,7 @@ def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = 
                                  for title, cs, cols, rows in tables)
         cost_text = format_table(costs, COST_COLUMNS)
         note = f"\n**{RANDOM_WEIGHTS_NOTE_SOME if mixed else RANDOM_WEIGHTS_NOTE}**\n" if random_weights else ""
+        note += f"\n**{TRAIN_IS_VAL_NOTE}**\n" if train_is_val else ""
         enc = ", ".join(f"{t:.3f} s/image" for t in t_enc.values() if t) or "unknown"
         fileio.write_text(out / "report.md",
             "# samcache report: Phase 1 (zero-shot prompts, clicks) vs Phase 2 (semantic head)\n" + note +
@@ -192,6 +215,7 @@ def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = 
         folder.commit()
     return {"iou_table": iou_text, "cost_table": cost_text, "tidy": tidy, "cost_rows": costs, "labels": labels,
             "bars": bars, "random_weights": random_weights, "random_mixed": mixed,
+            "train_is_val": train_is_val,
             "runs_text": "\n".join(f"{lab}: {describe(p, lab)}" for lab, p in zip(labels, provs)), "out": str(out), "files": [str(out / n) for n in files]}
 
 

@@ -31,9 +31,11 @@ def encoder_seconds_per_image(cache: str) -> tuple[float | None, list[dict]]:
 
 
 def images_the_seed_encodes(record: dict) -> int:
-    """Encoder passes the seed workflow needs for this stage: every image, every epoch for the head."""
+    """Encoder passes the seed workflow needs for this stage: every image, every epoch for the head (each epoch's
+    train images: a resumed run's train set may have grown)."""
     if record["stage"] == "head":
-        return record["epochs"] * (record["train_images"] + record["val_images"])
+        train = record.get("train_images_over_epochs", record["epochs"] * record["train_images"])
+        return train + record["epochs"] * record["val_images"]
     return int(record.get("images", 0))
 
 

@@ -16,11 +16,12 @@ def resume_config(cls, config_file, flags: dict):
         raise SamcacheError(f"--resume takes its settings from {run}/config.yaml; leave out --config")
     if flags.get("out") not in (None, str(run)) or flags.get("overwrite"):
         raise SamcacheError(f"--resume continues {run} in place; leave out --out and --overwrite")
+    if not (run / "run.json").is_file():
+        why = "no such folder" if not run.exists() else "not a folder" if not run.is_dir() else "no run.json there"
+        raise SamcacheError(f"no head run to resume at {run} ({why})")
     try:
         stage = read_record(run)["stage"]
     except SamcacheError:
-        if not (run / "run.json").is_file():
-            raise
         stage = "head"  # a damaged record: config.yaml and the checkpoints decide
     if stage != "head":
         raise SamcacheError(f"--resume {run}: it holds a {stage} run, not a head run")

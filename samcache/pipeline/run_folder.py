@@ -80,7 +80,8 @@ class RunFolder:
             pass  # a log line never costs a run its results
 
     def outputs(self) -> list[str]:
-        return sorted((files_in(self.path) - self.before) | self.earlier_outputs | {RUN_RECORD})
+        present = files_in(self.path)  # a resumed head run's --keep may have removed earlier checkpoints
+        return sorted((present - self.before) | (self.earlier_outputs & present) | {RUN_RECORD})
 
     def record(self, record: dict) -> None:
         """Write run.json with the list of files this run wrote (what --overwrite may remove later)."""

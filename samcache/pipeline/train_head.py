@@ -1,29 +1,30 @@
 """Stage 2b (Phase 2): train the semantic head on cached embeddings. Never loads the encoder.
 
 Read top to bottom: config -> run folder (new, or the run being resumed) -> data (cache split,
-preloaded or via DataLoader) -> model and Adam, or the last good checkpoint -> epochs of
-(shuffle, forward, CE in the family's input frame, step) -> val mIoU -> checkpoint (atomic) -> summary.
-``fit_head`` is the same loop for a notebook: it returns the model, and writes files only with ``out=``.
+preloaded or via DataLoader) -> model and Adam, or the last good checkpoint (its train set unchanged)
+-> epochs of (shuffle, forward, CE in the family's input frame, step) -> val mIoU -> checkpoint (atomic;
+``--keep`` prunes older ones, ``head_checkpoints.py``) -> summary. Every epoch records what it trained on;
+the record sums every session's time (a resumed run's too). ``fit_head`` is the same loop for a notebook:
+it returns the model, and writes files only with ``out=``.
 """
 
 from __future__ import annotations
 
 import math
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from samcache import fileio
 from samcache.cache.datasets import CacheHeadDataset, choose_preload, iterate, preload, preload_bytes
 from samcache.cache.reader import Cache, CacheSplit, open_cache
 from samcache.cache.schema import FINGERPRINT_ATTR
 from samcache.data.labels import IGNORE, get_class_set
-from samcache.errors import Interrupted, SamcacheError, SamcacheWarning
+from samcache.errors import Interrupted, SamcacheError
 from samcache.evaluation.heads import EvalOutputs, check_fingerprint, evaluate, summary_rows
 from samcache.evaluation.metrics import class_ious
 from samcache.features.device import PASSES, autocast, configure_matmul, describe_device, resolve_device
@@ -32,30 +33,16 @@ from samcache.features.head import build_head, head_features
 from samcache.messages import INTERRUPT_ADVICE, random_weights_suffix
 from samcache.pipeline.config import new_run_dir, now_iso, save_config
 from samcache.pipeline.configs import HeadConfig
+from samcache.pipeline.head_checkpoints import (CheckpointWriter, best_epoch, check_train_set, checkpoint_path,
+                                                last_good_checkpoint, saved_epochs, train_grew)
+from samcache.pipeline.head_sessions import Session, earlier_sessions, totals
 from samcache.pipeline.provenance import COLUMNS as PROVENANCE_COLUMNS
-from samcache.pipeline.provenance import provenance, warn_subset, with_columns
+from samcache.pipeline.provenance import TRAIN_COLUMNS, provenance, training, warn_subset, warn_train_is_val
+from samcache.pipeline.provenance import with_columns
 from samcache.pipeline.run_folder import resumed_folder, run_folder
 from samcache.pipeline.runs import read_csv, read_record, write_csv
 
-
-def checkpoint_path(run_dir: Path, epoch: int) -> Path:
-    return Path(run_dir) / f"head_epoch_{epoch}.pt"
-
-
-def _checkpoints(run_dir: Path) -> list[Path]:
-    found = [p for p in run_dir.glob("head_epoch_*.pt") if p.stem.rsplit("_", 1)[1].isdigit()]
-    return sorted(found, key=lambda p: int(p.stem.rsplit("_", 1)[1]))
-
-
-def last_good_checkpoint(run_dir: Path) -> tuple[dict, Path]:
-    """The newest checkpoint that loads; damaged ones (a kill during an old, non-atomic save) are skipped."""
-    for path in reversed(_checkpoints(run_dir)):
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True), path
-        except Exception as exc:
-            warnings.warn(f"{path} is damaged ({type(exc).__name__}); skipping it", SamcacheWarning)
-    raise SamcacheError(f"nothing to resume in {run_dir} (no readable head_epoch_N.pt); start it again with "
-                        f"--out {run_dir} --overwrite")
+SUMMARY_COLUMNS = ["class", "iou", "epoch"] + PROVENANCE_COLUMNS + TRAIN_COLUMNS  # epoch: the one the IoUs are of
 
 
 def _finished(run_dir: Path) -> bool:
@@ -68,7 +55,8 @@ def _finished(run_dir: Path) -> bool:
 @dataclass
 class HeadData:
     """What training reads: the train split (its fingerprint goes into checkpoints), both datasets, and the
-    preloaded tensors (None when streamed through DataLoader workers)."""
+    preloaded tensors (None when streamed through DataLoader workers); ``train_info``: what every epoch and
+    checkpoint records of the train set (split, images used, images the split holds, their ids)."""
 
     train: CacheSplit
     train_ds: CacheHeadDataset
@@ -76,6 +64,11 @@ class HeadData:
     train_mem: tuple | None
     val_mem: tuple | None
     preload: str
+    train_info: dict = field(default_factory=dict)
+
+    def epoch_columns(self) -> dict:
+        """The train set of one epoch, as metrics.csv columns."""
+        return {"train_" + k: self.train_info[k] for k in ("split", "images", "split_images")}
 
 
 @dataclass
@@ -86,6 +79,7 @@ class HeadState:
     optimizer: torch.optim.Optimizer
     start_epoch: int = 1
     history: list = field(default_factory=list)  # one metrics row per epoch done
+    session: Session | None = None  # this invocation, and the run's earlier ones (run folders only)
 
 
 @dataclass
@@ -99,13 +93,21 @@ class HeadResult:
     train_seconds: float
 
 
-def _load_data(cfg: HeadConfig, class_set, device) -> HeadData:
+def _load_data(cfg: HeadConfig, class_set, device,
+               check: Callable[[CacheSplit, dict], None] | None = None) -> HeadData:
+    """``check(train split, train_info)``: a resume's checks, before anything is preloaded."""
     cache = open_cache(cfg.cache)
     train, val = cache.split(cfg.train_split), cache.split(cfg.val_split)
     if not train.fingerprint.same_model(val.fingerprint):
         raise SamcacheError(f"splits {train.name} ({train.fingerprint.describe()}) and {val.name} "
                             f"({val.fingerprint.describe()}) of {cfg.cache} come from different models")
     train_rows = train.require_complete()[: cfg.limit]
+    ids = train.image_ids
+    info = {"split": train.name, "images": len(train_rows),
+            "split_images": provenance(train, len(train_rows), False)["split_images"],
+            "image_ids": [ids[r] for r in train_rows]}
+    if check is not None:
+        check(train, info)
     names = head_features(cfg.head, cache.feature_shapes, cache.main_feature)
     train_ds = CacheHeadDataset(cfg.cache, cfg.train_split, class_set, train_rows, mode="train", features=names)
     val_ds = CacheHeadDataset(cfg.cache, cfg.val_split, class_set, mode="eval", features=names)
@@ -116,7 +118,7 @@ def _load_data(cfg: HeadConfig, class_set, device) -> HeadData:
     where = device if mode == "gpu" else torch.device("cpu")
     train_mem = preload(train_ds, where) if mode != "off" else None
     val_mem = preload(val_ds, where) if mode != "off" else None
-    return HeadData(train, train_ds, val_ds, train_mem, val_mem, mode)
+    return HeadData(train, train_ds, val_ds, train_mem, val_mem, mode, info)
 
 
 def _new_state(cfg: HeadConfig, class_set, data: HeadData, device) -> HeadState:
@@ -134,10 +136,10 @@ def fit_head(cache, train: CacheSplit | str = "train", val: CacheSplit | str = "
     ``cache``: a path or an opened ``Cache``. ``options``: any ``samcache train-head`` setting (``epochs``,
     ``batch_size``, ``lr``, ``head``, ``classes``, ``seed``, ``device``, ...). The model maps the family's
     feature maps, e.g. (B,256,64,64), to (B,classes,64,64) logits; ``metrics`` has one dict per epoch
-    (``train_loss``, ``val_miou``, ``iou_<class>``). A run folder (checkpoints, CSVs, config.yaml) is written
-    only when ``out`` is given, exactly as ``samcache train-head --out`` writes it. ``train``/``val``: split
-    names, or ``CacheSplit``s of this cache. The model remembers the weights whose features it learnt, so
-    that ``evaluate_head`` refuses splits that other weights made.
+    (``train_loss``, ``val_miou``, ``iou_<class>``, the train set's ``train_split`` and ``train_images``). A run
+    folder (checkpoints, CSVs, config.yaml) is written only when ``out`` is given, as ``samcache train-head --out``
+    writes it. ``train``/``val``: split names, or ``CacheSplit``s of this cache. The model remembers the weights
+    whose features it learnt, so that ``evaluate_head`` refuses splits that other weights made.
     """
     opened = cache if isinstance(cache, Cache) else open_cache(str(cache))
     train, val = (opened.as_split(s, own=True).name for s in (train, val))  # one cache: the config's
@@ -164,7 +166,7 @@ def _train_in_folder(cfg: HeadConfig, progress: bool) -> tuple[dict, HeadResult]
     device = resolve_device(cfg.device)
     configure_matmul(device, cfg.precision)
     class_set = get_class_set(cfg.classes)
-    started, t_start, passes = now_iso(), time.perf_counter(), PASSES["images"]
+    session, passes = Session(now_iso(), time.perf_counter()), PASSES["images"]
     if cfg.resume:
         out = Path(cfg.resume)
         ckpt, ckpt_path = last_good_checkpoint(out)
@@ -175,70 +177,69 @@ def _train_in_folder(cfg: HeadConfig, progress: bool) -> tuple[dict, HeadResult]
         folder = resumed_folder(out, "head")
     else:
         out, ckpt = Path(cfg.out or new_run_dir("head")), None
-        folder = run_folder(out, "head", cfg.overwrite, started, reads=[cfg.cache])
+        folder = run_folder(out, "head", cfg.overwrite, session.started, reads=[cfg.cache])
+
+    def same_training(train: CacheSplit, info: dict) -> None:  # a resume trains on what its epochs so far did
+        check_fingerprint(ckpt["fingerprint"], train, ckpt_path)
+        check_train_set(ckpt, info["image_ids"], train.name, bool(cfg.allow_train_growth), out)
+
     with folder as run:
-        save_config(cfg, out / "config.yaml", device=device)
-        data = _load_data(cfg, class_set, device)
+        data = _load_data(cfg, class_set, device, same_training if ckpt is not None else None)
+        save_config(cfg, out / "config.yaml", device=device)  # after a resume's checks: a refused one changes nothing
         warn_subset(provenance(data.train, len(data.train_ds), False), "train-head")
-        load_seconds = time.perf_counter() - t_start
+        if cfg.train_split == cfg.val_split:
+            warn_train_is_val(cfg.val_split, "train-head")
         state = _new_state(cfg, class_set, data, device)
         if ckpt is not None:  # the last good checkpoint of the run being resumed
-            check_fingerprint(ckpt["fingerprint"], data.train, ckpt_path)
             state.model.load_state_dict(ckpt["model"])
             state.optimizer.load_state_dict(ckpt["optimizer"])
             state.start_epoch = ckpt["epoch"] + 1
             state.history = [r for r in read_csv(out / "metrics.csv") if int(r["epoch"]) < state.start_epoch]
+            session.earlier = earlier_sessions(out, state.history)
+        session.first_epoch, session.load_seconds = state.start_epoch, time.perf_counter() - session.t0
+        state.session = session
         try:
-            result = _train(cfg, class_set, data, state, device, _Checkpoints(out, run), progress)
+            result = _train(cfg, class_set, data, state, device, CheckpointWriter(out, run), progress)
         except KeyboardInterrupt as exc:
             # what is on disk, not what was computed: the interrupt may have cut the last checkpoint's write
-            saved = _checkpoints(out)
-            done = int(saved[-1].stem.rsplit("_", 1)[1]) if saved else 0
+            saved = saved_epochs(out)
+            done = saved[-1] if saved else 0
             kept = "epoch 1 is" if done == 1 else f"epochs 1-{done} are"
             advice = (INTERRUPT_ADVICE["train-head-kept"].format(kept=kept, out=out) if run.committed and done
                       else INTERRUPT_ADVICE["train-head-none"])
             raise Interrupted(advice, getattr(exc, "exit_code", 130)) from None
-
-        rows = summary_rows(result.per_class, result.miou)
-        random = data.train.fingerprint.random_weights
-        trained = provenance(data.train, len(data.train_ds), random)
-        prov = {**provenance(data.val_ds.split, len(data.val_ds), random), "train_split": data.train.name,
-                "train_images": len(data.train_ds), "train_split_images": trained["split_images"]}
-        write_csv(out / "summary.csv", with_columns(rows, prov), ["class", "iou"] + PROVENANCE_COLUMNS)
-        epochs_seconds = sum(float(h["epoch_seconds"]) for h in result.history)  # every epoch, resumed runs too
-        fp = data.train.fingerprint
-        record = {"stage": "head", "status": "complete", "started": started,
-                  "seconds": round(load_seconds + epochs_seconds, 3), "load_seconds": load_seconds,
-                  "train_seconds": result.train_seconds, "epochs": cfg.epochs,
-                  "epochs_run": cfg.epochs - state.start_epoch + 1, "train_images": len(data.train_ds),
-                  "val_images": len(data.val_ds), "preload": data.preload, "classes": cfg.classes, "cache": cfg.cache,
-                  "device": describe_device(device),
-                  "fingerprint": fp.describe(), "random_weights": fp.random_weights,
-                  "encoder_passes": PASSES["images"] - passes, "miou": result.miou, "summary": rows,
-                  "config": cfg.dump(), "provenance": prov, "out": str(out)}
+        record = {**_record(cfg, data, state, result, out, device, PASSES["images"] - passes),
+                  "checkpoints": [checkpoint_path(out, e).name for e in saved_epochs(out)]}
+        write_csv(out / "summary.csv", with_columns(record["summary"], {**record["provenance"], "epoch": cfg.epochs},
+                                                   SUMMARY_COLUMNS[2:]), SUMMARY_COLUMNS)
         run.record(record)
     return record, result
 
 
-@dataclass
-class _Checkpoints:
-    """Where a run folder keeps each epoch: metrics.csv, then head_epoch_N.pt (atomic), then the record."""
+def _record(cfg: HeadConfig, data: HeadData, state: HeadState, result: HeadResult, out: Path, device,
+            passes: int) -> dict:
+    """run.json of a finished run: the IoUs are the last epoch's; the best epoch, the train set (every epoch's,
+    and whether it is the val split) and the time of every session are named beside them."""
+    fp, history = data.train.fingerprint, result.history
+    prov = {**provenance(data.val_ds.split, len(data.val_ds), fp.random_weights),
+            **training(data.train.name, len(data.train_ds), data.train_info["split_images"],
+                       cfg.train_split == cfg.val_split, train_grew(history))}
+    best = best_epoch(history)
+    sessions = state.session.all(cfg.epochs)
+    trained = sum(int(r.get("train_images") or len(data.train_ds)) for r in history)
+    started = sessions[0].get("started") or state.session.started  # an estimated first session may not know
+    return {"stage": "head", "status": "complete", "started": started, **totals(sessions), "sessions": sessions,
+            "epochs": cfg.epochs, "epoch": cfg.epochs,
+            "best_epoch": best[0] if best else None, "best_miou": best[1] if best else None, "keep": cfg.keep,
+            "epochs_run": cfg.epochs - state.start_epoch + 1, "train_split": data.train.name,
+            "train_images": len(data.train_ds), "train_images_over_epochs": trained, "val_images": len(data.val_ds),
+            "preload": data.preload, "classes": cfg.classes, "cache": cfg.cache, "device": describe_device(device),
+            "fingerprint": fp.describe(), "random_weights": fp.random_weights, "encoder_passes": passes,
+            "miou": result.miou, "summary": summary_rows(result.per_class, result.miou), "config": cfg.dump(),
+            "provenance": prov, "out": str(out)}
 
-    out: Path
-    run: object
 
-    def save(self, cfg: HeadConfig, class_set, data: HeadData, state: HeadState, epoch: int, miou: float) -> None:
-        ckpt = {"model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(), "epoch": epoch,
-                "config": cfg.dump(), "head": cfg.head, "features": list(data.train_ds.feature_names),
-                "class_set": cfg.classes, "class_names": list(class_set.class_names),
-                "fingerprint": data.train.fingerprint.to_attrs(), "val_miou": miou}
-        write_csv(self.out / "metrics.csv", state.history)  # before the checkpoint: a resume rewrites this row
-        fileio.write_with(checkpoint_path(self.out, epoch), lambda tmp: torch.save(ckpt, tmp))
-        self.run.commit()
-        self.run.record({"stage": "head", "status": "running", "epochs_done": epoch, "config": cfg.dump()})
-
-
-def _diverged(cfg: HeadConfig, epoch: int, train_loss: float, checkpoints: "_Checkpoints | None",
+def _diverged(cfg: HeadConfig, epoch: int, train_loss: float, checkpoints: "CheckpointWriter | None",
               weights_finite: bool = True) -> None:
     """Stop a diverged run: earlier epochs stay on disk, the record says "diverged" (report refuses it)."""
     kept = ""
@@ -250,7 +251,7 @@ def _diverged(cfg: HeadConfig, epoch: int, train_loss: float, checkpoints: "_Che
     raise SamcacheError(f"training diverged in epoch {epoch}: {what} (--lr {cfg.lr:g}); lower --lr{kept}")
 
 
-def _train(cfg: HeadConfig, class_set, data: HeadData, state: HeadState, device, checkpoints: _Checkpoints | None,
+def _train(cfg: HeadConfig, class_set, data: HeadData, state: HeadState, device, checkpoints: CheckpointWriter | None,
            progress: bool) -> HeadResult:
     """The epochs: shuffle, forward, CE in the input frame, step; then val IoU and (in a run folder) a checkpoint."""
     model, optimizer, history = state.model, state.optimizer, state.history
@@ -282,7 +283,10 @@ def _train(cfg: HeadConfig, class_set, data: HeadData, state: HeadState, device,
             bar.update(len(targets))
         bar.close()
         train_loss = float(torch.stack(losses).mean()) if losses else float("nan")
-        train_seconds += time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+        train_seconds += seconds
+        if state.session is not None:
+            state.session.train_seconds += seconds
         finite = all(bool(torch.isfinite(p).all()) for p in model.parameters())  # the last step may break them
         if losses and not (math.isfinite(train_loss) and finite):  # diverged: never a NaN checkpoint
             _diverged(cfg, epoch, train_loss, checkpoints, finite)
@@ -296,7 +300,7 @@ def _train(cfg: HeadConfig, class_set, data: HeadData, state: HeadState, device,
         per_class, miou = class_ious(conf, class_set)
         history.append({"epoch": epoch, "train_loss": train_loss, "val_miou": miou,
                         **{f"iou_{k}": v for k, v in per_class.items()},
-                        "epoch_seconds": time.perf_counter() - t0})
+                        "epoch_seconds": time.perf_counter() - t0, **data.epoch_columns()})
         if checkpoints is not None:
             checkpoints.save(cfg, class_set, data, state, epoch, miou)
             checkpoints.run.log(f"epoch {epoch}: train loss {train_loss:.4f}, val mIoU {miou:.4f}")
