@@ -126,6 +126,8 @@ def extract(cfg: ExtractConfig, quiet: bool):
     if result.gone_done:
         click.echo(f"note: {len(result.gone_done)} cached image(s) are no longer in the data folder; "
                    f"their cached rows are kept")
+    if result.damage:
+        click.echo(f"warning: {result.damage}", err=True)
     click.echo(result.summary_line())
     if result.failed:
         for message in result.failed:
