@@ -21,7 +21,7 @@ from samcache.procs import install_signal_handlers, pending_signal
 from samcache.pipeline.config import command_options
 from samcache.pipeline.configs import (ClicksConfig, DemoConfig, EvaluateConfig, ExportConfig, ExtractConfig,
                                        HeadConfig, ImportConfig, InfoConfig, ReportConfig, SynthConfig, UpgradeConfig,
-                                       ZeroShotConfig)
+                                       VerifyConfig, ZeroShotConfig)
 
 
 _python_showwarning = warnings.showwarning
@@ -143,6 +143,18 @@ def info(cfg: InfoConfig, quiet: bool):
     from samcache.pipeline.info import describe_cache
 
     click.echo(describe_cache(cfg.cache))
+
+
+@cli.command()
+@command_options(VerifyConfig, config_option=False)
+def verify(cfg: VerifyConfig, quiet: bool):
+    """Read every row of every array of a split: list damaged rows (exit 1), or say it is clean.
+
+    With --repair, damaged rows are marked not done, and a plain `samcache extract` re-encodes them.
+    """
+    from samcache.pipeline.verify import summary, verify as run
+
+    click.echo(summary(cfg, run(cfg, progress=not quiet, echo=click.echo)))
 
 
 @cli.command()
