@@ -56,7 +56,7 @@ class SplitCheck:
         return out
 
 
-def _read(array, key) -> tuple[object, Damage | None]:
+def _read(array, key) -> tuple[object, BaseException | None]:
     try:
         return array[key], None
     except Exception as exc:
@@ -70,16 +70,19 @@ def check_split(cache: Cache, name: str, progress: bool) -> SplitCheck:
     group = cache.root[name]
     n = int(dict(group.attrs).get("n_images", 0))
     damage: list[Damage] = []
+    chunks: dict[str, list] = {}  # array -> the values of each chunk (None: damaged)
     for array_name in (*META_ARRAYS, "done"):  # chunk by chunk: ids and sizes hold many rows per chunk
-        array = group[array_name]
+        array, chunks[array_name] = group[array_name], []
         step = chunk_rows(array)
         for start in range(0, n, step):
-            _, exc = _read(array, slice(start, min(start + step, n)))
+            stop = min(start + step, n)
+            value, exc = _read(array, slice(start, stop))
             if exc is not None:
-                damage.append(Damage(array_name, start, min(start + step, n) - 1, cause_of(exc), VERIFY))
-    bad_done = {d.first for d in damage if d.array == "done"}
-    done = _done_flags(group["done"], n, bad_done)
-    ids = _ids(group["image_ids"], n, damage)
+                damage.append(Damage(array_name, start, stop - 1, cause_of(exc), VERIFY))
+            chunks[array_name].append(np.zeros(stop - start, bool) if exc is not None else np.asarray(value))
+    done = np.concatenate(chunks["done"]).astype(bool) if n else np.zeros(0, bool)  # damaged: not done
+    ids = None if any(d.array == "image_ids" for d in damage) else \
+        [str(i) for part in chunks["image_ids"] for i in part.tolist()]
     features = tuple(cache.feature_shapes)
     arrays = {a: group[a] for a in (*features, *GT_ARRAYS)}
     for row in tqdm(range(n), unit="row", desc=f"verify {name}", disable=not progress):
@@ -91,18 +94,6 @@ def check_split(cache: Cache, name: str, progress: bool) -> SplitCheck:
             elif array_name in features and done[row] and not np.any(value):
                 damage.append(Damage(array_name, row, row, "reads as all zeros: its chunk is missing", VERIFY))
     return SplitCheck(name, n, int(done.sum()), damage, ids=ids)
-
-
-def _done_flags(array, n: int, unreadable: set[int]) -> np.ndarray:
-    if not unreadable:
-        return np.asarray(array[:n], bool)
-    return np.array([False if r in unreadable else bool(array[r]) for r in range(n)], bool)
-
-
-def _ids(array, n: int, damage: list[Damage]) -> list[str] | None:
-    if any(d.array == "image_ids" for d in damage):
-        return None
-    return [str(i) for i in array[:n].tolist()]
 
 
 def repair(cache: str, check: SplitCheck) -> None:
