@@ -22,6 +22,7 @@ INTERRUPT_ADVICE = {
     "report": "interrupted; the report was not written: re-run the command",
     "demo": "interrupted; re-run the same demo command: the data and images already cached are reused",
     "synth": "interrupted; re-run the same command: images already written are kept",
+    "verify": "interrupted; nothing was marked (rows a --repair already marked stay marked): re-run the command",
     "default": "interrupted",
 }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from samcache.cache.damage import drop_rows
 from samcache.cache.locks import cache_lock, split_lock
 from samcache.cache.store import delete_split, is_h5, open_root, ready_splits, split_state
 from samcache.errors import SamcacheError
@@ -51,4 +52,5 @@ def delete_cache_split(cache: str, split: str) -> Deleted:
         images = int(dict(group.attrs).get("n_images", 0))
         nbytes = sum(int(a.nbytes_stored()) for _, a in group.arrays())
         delete_split(root, split)
+        drop_rows(cache, split, set(), (), everything=True)  # damage noted of the split goes with it
     return Deleted(split, images, nbytes, finished)

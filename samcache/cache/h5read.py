@@ -8,6 +8,7 @@ import json
 import h5py
 import numpy as np
 
+from samcache.cache.damage import Damage, cause_of, damage_error, locate
 from samcache.errors import SamcacheError
 
 
@@ -21,12 +22,22 @@ class H5Array:
 
     def __getitem__(self, key):
         try:
-            values = self.dataset.asstr()[key] if self.is_str else self.dataset[key]
+            values = self._raw(key)
         except (OSError, ValueError) as exc:  # a damaged chunk: h5py says only "filter returned failure"
-            rows = f"row {key}" if isinstance(key, (int, np.integer)) else f"rows {key}"
-            raise SamcacheError(f"{self.dataset.file.filename}: cannot read {self.dataset.name.lstrip('/')} {rows} "
-                                f"({str(exc).splitlines()[0]}); the file is damaged: export it again") from None
+            found = locate(self._raw, key, self)
+            if found is None:
+                raise
+            split, _, name = self.dataset.name.strip("/").rpartition("/")
+            raise damage_error(self.dataset.file.filename, split, Damage(name, found[0], found[1], cause_of(found[2])),
+                               h5=True) from None
         return np.asarray(values, dtype=object) if self.is_str and not np.isscalar(values) else values
+
+    def _raw(self, key):
+        return self.dataset.asstr()[key] if self.is_str else self.dataset[key]
+
+    @property
+    def chunks(self) -> tuple[int, ...]:
+        return self.dataset.chunks or self.shape
 
     @property
     def oindex(self) -> "_Rows":

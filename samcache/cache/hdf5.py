@@ -18,6 +18,7 @@ import numpy as np
 import zarr
 from filelock import FileLock, Timeout
 
+from samcache.cache.damage import CheckedArray
 from samcache.cache.h5read import open_h5
 from samcache.cache.locks import split_lock
 from samcache.cache.schema import CODECS, META_CHUNK
@@ -75,7 +76,7 @@ def export_h5(cache: str, out: str, splits: list[str] | None = None, compression
             _write_attrs(h5, root.attrs)
             for name in chosen:
                 with split_lock(cache, name, purpose="export"):  # no extraction grows it while it is copied
-                    _export_split(root[name], h5.create_group(name), COMPRESSIONS[compression])
+                    _export_split(cache, name, root[name], h5.create_group(name), COMPRESSIONS[compression])
         os.replace(tmp, out_path)
     except BaseException:
         tmp.unlink(missing_ok=True)  # ours: the lock keeps other exports of OUT away
@@ -85,13 +86,14 @@ def export_h5(cache: str, out: str, splits: list[str] | None = None, compression
     return {"splits": chosen, "bytes": out_path.stat().st_size, "compression": compression}
 
 
-def _export_split(group, target: h5py.Group, filters: dict) -> None:
-    """One split, as ``store.complete_rows`` sees it: ``n_images`` rows of every per-image array."""
+def _export_split(cache: str, name: str, group, target: h5py.Group, filters: dict) -> None:
+    """One split, as ``store.complete_rows`` sees it: ``n_images`` rows of every per-image array (a damaged
+    chunk stops the export with one line: ``cache.damage``)."""
     attrs = dict(group.attrs)  # read under the split lock: n_images and the arrays agree
     n, _ = complete_rows(group)
     _write_attrs(target, {**attrs, "n_images": n})
     for array_name, array in sorted(group.arrays()):
-        _export_array(target, array_name, array, filters, n)
+        _export_array(target, array_name, CheckedArray(array, cache, name, array_name), filters, n)
 
 
 def _is_samcache_h5(path: Path) -> bool:

@@ -24,10 +24,14 @@ def is_remote(cache: str) -> bool:
     return "://" in str(cache)
 
 
-def _lock_path(cache: str, split: str | None) -> Path:
-    path = Path(os.path.realpath(cache))  # a symlink to the store takes the same lock
-    suffix = f".{split}.lock" if split else ".lock"
+def beside(cache: str, suffix: str) -> Path:
+    """A samcache file beside the store, ``.<name><suffix>`` (inside, plain zarr would warn about it)."""
+    path = Path(os.path.realpath(cache))  # a symlink to the store names the same file
     return path.parent / f".{path.name}{suffix}"
+
+
+def _lock_path(cache: str, split: str | None) -> Path:
+    return beside(cache, f".{split}.lock" if split else ".lock")
 
 
 def _acquire(lock: FileLock, path: Path) -> None:

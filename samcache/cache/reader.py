@@ -15,6 +15,7 @@ from functools import cached_property
 import numpy as np
 import zarr
 
+from samcache.cache.damage import CheckedArray
 from samcache.cache.schema import Fingerprint, feature_shapes
 from samcache.cache.locks import split_busy
 from samcache.cache.store import complete_rows, is_h5, open_root, ready_splits, split_state
@@ -31,11 +32,15 @@ class CacheSplit:
         self.name, self.group, self.cache_path, self.family = name, group, str(cache_path), family
         self.attrs = dict(group.attrs)
         self.fingerprint = Fingerprint.from_attrs(self.attrs["fingerprint"])
-        self.feature_arrays = {n: group[n] for n in (features or {"embeddings": None})}
+        self.feature_arrays = {n: self._array(n) for n in (features or {"embeddings": None})}
         self.main_feature = main_feature
         self.embeddings = self.feature_arrays[main_feature]
-        self.labels = group["labels"]
-        self.instances = group["instances"]
+        self.labels = self._array("labels")
+        self.instances = self._array("instances")
+
+    def _array(self, name: str) -> CheckedArray:
+        """Reads of a damaged chunk fail with one line naming split, rows and array (``cache.damage``)."""
+        return CheckedArray(self.group[name], self.cache_path, self.name, name, is_h5(self.cache_path))
 
     def __len__(self) -> int:
         return int(self.attrs["n_images"])
@@ -43,17 +48,17 @@ class CacheSplit:
     @cached_property
     def image_ids(self) -> list[str]:
         """``<city>_<seq>_<frame>`` of every row, in row order (sorted at the first extraction)."""
-        return [str(i) for i in self.group["image_ids"][: len(self)].tolist()]
+        return [str(i) for i in self._array("image_ids")[: len(self)].tolist()]
 
     @cached_property
     def original_sizes(self) -> np.ndarray:
         """(N, 2) int32 (H, W) per row."""
-        return self.group["original_sizes"][: len(self)]
+        return self._array("original_sizes")[: len(self)]
 
     @cached_property
     def input_sizes(self) -> np.ndarray:
         """(N, 2) int32 (h, w) of the family's input frame each image covers."""
-        return self.group["input_sizes"][: len(self)]
+        return self._array("input_sizes")[: len(self)]
 
     @cached_property
     def _rows(self) -> dict[str, int]:
@@ -102,7 +107,7 @@ class CacheSplit:
 
     def _done_row(self, image: str | int) -> int:
         row = self.row_of(image)
-        if not self.group["done"][row]:
+        if not self._array("done")[row]:
             raise SamcacheError(f"image {self.image_ids[row]} of split {self.name} is not encoded yet "
                                 f"(extraction unfinished)")
         return row
@@ -114,7 +119,7 @@ class CacheSplit:
 
     def done_mask(self) -> np.ndarray:
         """Read fresh each call: other processes may be writing (the rule: ``store.complete_rows``)."""
-        return complete_rows(self.group)[1][: len(self)]
+        return complete_rows(self.group, self._array("done"))[1][: len(self)]
 
     def embedding(self, row: int) -> np.ndarray:
         """(C, h, w) main feature map of a row, stored dtype."""

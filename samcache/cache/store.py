@@ -7,6 +7,7 @@ only if samcache wrote its attributes; deletion touches only arrays samcache mad
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -39,6 +40,8 @@ def open_root(cache: str, mode: str = "r") -> zarr.Group:
                                 f"into a Zarr store to change it")
         root = open_h5(cache)
         return _checked(root, cache, mode)
+    if not is_remote(cache):
+        check_metadata(cache)
     try:
         root = zarr.open_group(str(cache), mode=mode)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError):
@@ -48,6 +51,29 @@ def open_root(cache: str, mode: str = "r") -> zarr.Group:
     except Exception as exc:  # an array, a file, a foreign store
         raise SamcacheError(f"{cache} is not a Zarr group ({type(exc).__name__}: {exc})") from None
     return _checked(root, cache, mode)
+
+
+def check_metadata(cache: str) -> None:
+    """Every ``zarr.json`` of the store, its splits and their arrays is a Zarr v3 node's metadata; zarr itself
+    would stop with a JSONDecodeError traceback the first time it lists the damaged node."""
+    root = Path(cache)
+    for path in [root / "zarr.json", *sorted(root.glob("*/zarr.json")), *sorted(root.glob("*/*/zarr.json"))]:
+        try:
+            meta = json.loads(path.read_bytes())
+        except OSError:
+            continue  # missing, unreadable, not a folder: zarr (or the caller) says what is wrong
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+            cause = f"not valid JSON: {str(exc).splitlines()[0]}"
+        else:
+            if isinstance(meta, dict) and meta.get("zarr_format") == 3 and meta.get("node_type") in ("group", "array"):
+                continue
+            cause = "not the metadata of a Zarr v3 group or array"
+        parts = path.relative_to(root).parts
+        if len(parts) == 1:
+            raise SamcacheError(f"{path} is damaged ({cause}): the cache's own attributes (format, fingerprint) "
+                                f"are lost; restore the file from a backup, or extract into a new cache")
+        raise SamcacheError(f"{path} is damaged ({cause}), so the cache cannot be opened; move {root / parts[0]} "
+                            f"(split {parts[0]}) out of the cache and extract that split again")
 
 
 def _checked(root, cache: str, mode: str):
@@ -81,6 +107,8 @@ def check_location(cache: str, data_root: str) -> None:
         raise SamcacheError(f"the data root {data_root} lies inside --cache {cache}; choose another cache path")
     if path.is_file():
         raise SamcacheError(f"--cache {cache} is a file, not a cache directory")
+    if (path / "zarr.json").is_file():
+        check_metadata(str(path))  # a damaged store is named as such, not taken for a foreign folder
     if path.is_dir() and any(path.iterdir()) and not is_samcache_store(path):
         raise SamcacheError(f"--cache {cache} is a non-empty directory that is not a samcache cache; "
                             f"choose a new or empty path")
@@ -161,16 +189,17 @@ def partial_kind(group) -> str:
     return "delete" if dict(group.attrs).get(PARTIAL_MARK) == "delete" else "create"
 
 
-def complete_rows(group) -> tuple[int, np.ndarray]:
+def complete_rows(group, done=None) -> tuple[int, np.ndarray]:
     """The one rule for what a split holds: ``(n, done)`` with ``n = n_images`` and ``done`` its first n flags.
 
     A row is complete when it is below ``n_images`` and its ``done`` flag is set (set only after the
     row's data, see writer.write_image). Arrays may be longer than ``n_images`` after a killed append;
     those rows do not exist yet. Readers of a split that may be growing take the split lock (export) or
-    check that no extraction holds it (Stage 2), so the snapshot cannot change under them.
+    check that no extraction holds it (Stage 2), so the snapshot cannot change under them. ``done``: the
+    split's ``done`` array as the caller reads it (``cache.damage.CheckedArray``).
     """
     n = int(dict(group.attrs).get("n_images", 0))
-    return n, group["done"][:n]
+    return n, (group["done"] if done is None else done)[:n]
 
 
 PARTIAL = re.compile(r".+\.[0-9a-f]{32}\.partial")  # zarr LocalStore's temporary of a write (killed before its rename)

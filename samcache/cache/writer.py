@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import zarr
 
+from samcache.cache.damage import CheckedArray, drop_rows
 from samcache.cache.schema import CODECS, DEFAULT_CODEC, Fingerprint, array_specs, per_image_arrays, root_attrs, split_attrs
 from samcache.cache.store import (PARTIAL_MARK, check_location, delete_split_arrays, open_or_create_root, ready_splits,
                                   split_features, split_state)
@@ -128,25 +129,29 @@ def prepare_split(cache: str, split: str, image_ids: list[str], sizes: list[tupl
     check_family(root, cache, split, fp.model_type)
     _check_root_fingerprint(root, cache, split, fp, rebuild)
     group = _existing_split(root, cache, split, fp, sizes[0], rebuild)
-    if group is None:
+    new_split = group is None  # (re)created: damage noted of the old one is gone with it
+    if new_split:
         group = _create_split(root, split, fp, sizes[0], str(data_root), codec or DEFAULT_CODEC)
     else:
         check_codec(group, cache, split, codec)
         if group.attrs.get("data_root") != str(data_root):  # the same images, moved (split_checks): record where
             group.attrs["data_root"] = str(data_root)
     known = int(group.attrs["n_images"])
-    held_ids = group["image_ids"][:known].tolist() if known else []
+    checked = lambda name: CheckedArray(group[name], cache, split, name)  # noqa: E731 (damage: one line)
+    held_ids = checked("image_ids")[:known].tolist() if known else []
     known_ids = set(held_ids)
     new = [(i, s) for i, s in zip(image_ids, sizes) if i not in known_ids]
     if new or group["done"].shape[0] != known:
         _register(group, known, [i for i, _ in new], [s for _, s in new], backend_for(fp.family).input_size)
     all_ids = held_ids + [i for i, _ in new]
-    done = group["done"][:]
+    done = checked("done")[:]
     present = set(image_ids) if present_ids is None else present_ids
     dropped_before = set(group.attrs.get("dropped", []))
     dropped = {i for r, i in enumerate(all_ids) if not done[r] and i not in present}
     if dropped != dropped_before:
         group.attrs["dropped"] = sorted(dropped)
+    not_done = {r for r in range(len(all_ids)) if not done[r]}  # damage noted there no longer matters
+    drop_rows(cache, split, not_done, per_image_arrays(get_family(fp.family).features), everything=new_split)
     wanted = set(image_ids)
     pending = [r for r, i in enumerate(all_ids) if not done[r] and i in wanted]
     stale = [name for name in ready_splits(root) if name != split

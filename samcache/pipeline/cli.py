@@ -21,7 +21,7 @@ from samcache.procs import install_signal_handlers, pending_signal
 from samcache.pipeline.config import command_options
 from samcache.pipeline.configs import (ClicksConfig, DeleteSplitConfig, DemoConfig, EvaluateConfig, ExportConfig, ExtractConfig,
                                        HeadConfig, ImportConfig, InfoConfig, ReportConfig, SynthConfig, UpgradeConfig,
-                                       ZeroShotConfig)
+                                       VerifyConfig, ZeroShotConfig)
 from samcache.pipeline.provenance import TRAIN_IS_VAL_NOTE, describe
 
 
@@ -129,6 +129,8 @@ def extract(cfg: ExtractConfig, quiet: bool):
     if result.gone_done:
         click.echo(f"note: {len(result.gone_done)} cached image(s) are no longer in the data folder; "
                    f"their cached rows are kept")
+    if result.damage:
+        click.echo(f"warning: {result.damage}", err=True)
     click.echo(result.summary_line())
     if result.failed:
         for message in result.failed:
@@ -144,6 +146,18 @@ def info(cfg: InfoConfig, quiet: bool):
     from samcache.pipeline.info import describe_cache
 
     click.echo(describe_cache(cfg.cache))
+
+
+@cli.command()
+@command_options(VerifyConfig, config_option=False)
+def verify(cfg: VerifyConfig, quiet: bool):
+    """Read every row of every array of a split: list damaged rows (exit 1), or say it is clean.
+
+    With --repair, damaged rows are marked not done, and a plain `samcache extract` re-encodes them.
+    """
+    from samcache.pipeline.verify import summary, verify as run
+
+    click.echo(summary(cfg, run(cfg, progress=not quiet, echo=click.echo)))
 
 
 @cli.command()

@@ -436,3 +436,12 @@ class DemoConfig(StageConfig):
     head_batch_size: Batch = Field(8, description="Head batch size.")
     visualize: NonNegInt = Field(2, description="Overlays per run.")
     device: Device = Field("auto", description="auto, cpu, cuda or cuda:N.")
+
+
+@register
+class VerifyConfig(StageConfig):
+    SECTION = "verify"
+    cache: str = Field(DEFAULT_CACHE, description="Cache: a Zarr store path (or fsspec URL), or an exported .h5 file.")
+    split: Optional[SplitName] = Field(None, description="Split to check (default: every split).")
+    repair: bool = Field(False, description="Mark the damaged rows not done, so that a plain `samcache extract` "
+                                            "re-encodes them (Zarr only; refused while the split is extracted).")

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from samcache.cache.damage import describe_record, read_record
 from samcache.cache.locks import cache_lock, is_remote, split_lock
 from samcache.cache.reader import CacheSplit
 from samcache.cache.schema import Fingerprint
@@ -51,6 +52,7 @@ class ExtractResult:
     dropped: list[str] = field(default_factory=list)  # never encoded, image gone from the data: no longer expected
     gone_done: list[str] = field(default_factory=list)  # encoded, image gone from the data: kept
     moved: str | None = None  # a note when the split's images were found, identical, under a new --data
+    damage: str | None = None  # damaged done rows that a reader or verify noted (cache.damage)
 
     @property
     def img_per_s(self) -> float:
@@ -216,7 +218,8 @@ def _extract_locked(cfg: ExtractConfig, backend, dask, encoder, weights, precisi
     n_done, n_expected = split.progress()
     result = ExtractResult(cfg.split, written, seconds, split.nbytes_stored(), n_expected, n_done,
                            enc_s / written if written else None, device_name, errors, prepared.stale_splits,
-                           prepared.newly_dropped, prepared.gone_done, prepared.moved)
+                           prepared.newly_dropped, prepared.gone_done, prepared.moved,
+                           describe_record(cfg.cache, cfg.split, read_record(cfg.cache, cfg.split)))
     if written:
         record_run(prepared.group, {"started": started, "images": written, "seconds": round(seconds, 3),
                                     "encoder_seconds_per_image": result.encoder_seconds_per_image,

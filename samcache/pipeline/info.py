@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from samcache.cache.damage import DamagedRows, describe_record, read_record
 from samcache.cache.reader import open_cache
+from samcache.cache.store import is_h5
 from samcache.cache.schema import package_versions
 from samcache.cache.store import partial_kind, split_state
 from samcache.messages import RANDOM_WEIGHTS_NOTE, count
@@ -19,12 +21,18 @@ def describe_cache(path: str) -> str:
     if cache.fingerprint.random_weights:
         lines.append(RANDOM_WEIGHTS_NOTE)
     lines.append(f"{'split':<10}{'images':>8}{'done':>12}{'MiB':>10}{'MiB/img':>9}  size      fingerprint")
-    total = 0
+    total, damage = 0, []
     for name in cache.splits:
         split = cache.split(name)
-        done, expected = split.progress()
         nbytes = split.nbytes_stored()
         total += nbytes
+        try:
+            done, expected = split.progress()
+        except DamagedRows as exc:  # ids or done flags that do not read: the split cannot be counted
+            lines.append(f"{name:<10}{'?':>8}{'?':>12}  {exc.damage.array} {exc.damage.rows} cannot be read: see below")
+            damage.append(describe_record(path, name, read_record(path, name) or [exc.damage], is_h5(path)))
+            continue
+        damage.append(describe_record(path, name, read_record(path, name), is_h5(path)))
         same = "same" if split.fingerprint == cache.fingerprint else f"STALE {split.fingerprint.describe()}"
         size = f"{split.attrs['width']}x{split.attrs['height']}"
         dropped = (f"  ({count(len(split.dropped), 'image')} dropped from the dataset: files gone, never encoded, "
@@ -41,4 +49,5 @@ def describe_cache(path: str) -> str:
     for name in sorted(n for n in cache.root.keys() if split_state(cache.root, n) == "foreign"):
         lines.append(f"{name:<10}{'-':>8}{'-':>12}  not made by samcache: left alone")
     lines.append(f"total on disk: {total / 2**20:.1f} MiB")
+    lines += [f"damage: {line}" for line in damage if line]
     return "\n".join(lines)
