@@ -132,7 +132,7 @@ def test_every_option_has_help_default_and_choices():
     prompt = next(p for p in cli.commands["zero-shot"].params if p.name == "prompt")
     assert list(prompt.type.choices) == [*STRATEGIES, "text"]  # text: concept prompts (SAM 3 caches)
     text = invoke("extract", "--help").stdout
-    assert "[zstd|blosc-zstd|blosc-lz4|none]" in text and "[default: zstd]" in text
+    assert "[zstd|blosc-zstd|blosc-lz4|none]" in text and "(default: zstd)" in " ".join(text.split())
 
 
 def test_one_default_cache_path():

@@ -135,7 +135,10 @@ def test_split_cut_short_at_creation_is_recreated_by_a_plain_rerun(synth_root, c
         if cut == "some-arrays":
             val.create_array("embeddings", shape=(0, 256, 64, 64), chunks=(1, 256, 64, 64), dtype="float32")
     info = invoke("info", "--cache", cache, check=True)
-    assert "creation interrupted" in info.stdout and "train" in info.stdout
+    if cut == "group-without-attributes":  # samcache writes a group with its attributes: this one is not samcache's
+        assert "an empty group, not made by samcache" in info.stdout and "interrupted" not in info.stdout
+    else:
+        assert "creation interrupted" in info.stdout and "train" in info.stdout
     result = extract(extract_cfg(synth_root, cache, "val"), progress=False)
     assert result.n_done == 3
     assert_same_split(cache, cache32, "val")

@@ -49,6 +49,12 @@ def _check_root_fingerprint(root: zarr.Group, cache: str, split: str, fp: Finger
     root.attrs.update(root_attrs(fp))  # a cache whose every split was deleted takes the new weights as they come
 
 
+def _empty_group(root: zarr.Group, split: str) -> bool:
+    """A group with no attributes and no members: nothing in it to lose, so extract may fill it."""
+    node = root[split]
+    return hasattr(node, "groups") and not dict(node.attrs) and not list(node.keys())
+
+
 def _create_split(root: zarr.Group, split: str, fp: Fingerprint, size: tuple[int, int], data_root: str,
                   codec: str) -> zarr.Group:
     """Group and attributes in one write, then the arrays. A kill before the last array leaves a
@@ -123,7 +129,7 @@ def prepare_split(cache: str, split: str, image_ids: list[str], sizes: list[tupl
                             f"{image_ids[0]} is {sizes[0]}; a split holds images of one size")
     check_location(cache, data_root)
     root, created = open_or_create_root(cache, fp)
-    if split_state(root, split) == "foreign":
+    if split_state(root, split) == "foreign" and not _empty_group(root, split):
         raise SamcacheError(f"{cache} holds a node '{split}' that samcache did not make; leaving it alone "
                             f"(use another --split or --cache)")
     check_family(root, cache, split, fp.model_type)

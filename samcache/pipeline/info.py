@@ -47,7 +47,9 @@ def describe_cache(path: str) -> str:
                 else "creation interrupted: re-run extract for this split")
         lines.append(f"{name:<10}{'-':>8}{'-':>12}  {what}")
     for name in sorted(n for n in cache.root.keys() if split_state(cache.root, n) == "foreign"):
-        lines.append(f"{name:<10}{'-':>8}{'-':>12}  not made by samcache: left alone")
+        empty = not dict(cache.root[name].attrs) and not list(cache.root[name].keys())
+        lines.append(f"{name:<10}{'-':>8}{'-':>12}  " + ("an empty group, not made by samcache: `extract --split "
+                     f"{name}` may fill it" if empty else "not made by samcache: left alone"))
     lines.append(f"total on disk: {total / 2**20:.1f} MiB")
     lines += [f"damage: {line}" for line in damage if line]
     return "\n".join(lines)
