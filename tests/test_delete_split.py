@@ -90,3 +90,13 @@ def test_a_refused_extract_into_a_new_cache_leaves_no_store_and_no_lock_file(syn
                   "--num-workers", "0", "--quiet")
     assert_one_line_error(proc, "no readable image")
     assert list(out.iterdir()) == []
+
+
+def test_a_refused_export_leaves_nothing_beside_its_file(cache16, tmp_path):
+    from samcache.cache.locks import split_lock
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with split_lock(str(cache16), "val"):  # an extraction of val is running: refused under the export's lock
+        assert_one_line_error(invoke("export", cache16, out / "c.h5"), "being extracted")
+    assert list(out.iterdir()) == []

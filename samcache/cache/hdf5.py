@@ -20,7 +20,7 @@ from filelock import FileLock, Timeout
 
 from samcache.cache.damage import CheckedArray
 from samcache.cache.h5read import open_h5
-from samcache.cache.locks import split_lock
+from samcache.cache.locks import acquire_current, split_lock
 from samcache.cache.schema import CODECS, META_CHUNK
 from samcache.cache.store import check_location, complete_rows, enclosing_store, is_h5, open_root, ready_splits
 from samcache.errors import SamcacheError
@@ -66,9 +66,10 @@ def export_h5(cache: str, out: str, splits: list[str] | None = None, compression
         if not overwrite:
             raise SamcacheError(f"{out} exists; pass --overwrite to replace this earlier export")
     tmp = out_path.with_name(f".{out_path.name}.tmp")
-    lock = FileLock(out_path.with_name(f".{out_path.name}.lock"), timeout=0)  # one export per OUT
+    lock_path = out_path.with_name(f".{out_path.name}.lock")
+    lock = FileLock(lock_path, timeout=0)  # one export per OUT
     try:
-        lock.acquire()
+        acquire_current(lock, lock_path)
     except Timeout:
         raise SamcacheError(f"{out} is being written by another samcache export; wait for it to finish") from None
     try:
@@ -82,7 +83,9 @@ def export_h5(cache: str, out: str, splits: list[str] | None = None, compression
         tmp.unlink(missing_ok=True)  # ours: the lock keeps other exports of OUT away
         raise
     finally:
-        lock.release()  # its file stays beside OUT (removing it could let two exports hold two locks)
+        if not out_path.exists():  # a failed first export leaves nothing beside OUT (acquire_current re-checks)
+            lock_path.unlink(missing_ok=True)
+        lock.release()
     return {"splits": chosen, "bytes": out_path.stat().st_size, "compression": compression}
 
 

@@ -34,7 +34,7 @@ def _lock_path(cache: str, split: str | None) -> Path:
     return beside(cache, f".{split}.lock" if split else ".lock")
 
 
-def _acquire(lock: FileLock, path: Path) -> None:
+def acquire_current(lock: FileLock, path: Path) -> None:
     """Acquire ``lock`` on the file now at ``path``: a holder may unlink the file before releasing it (a store or
     split that no longer exists leaves no lock file), so a waiter that got the old file's lock tries again."""
     while True:
@@ -68,7 +68,7 @@ def split_lock(cache: str, split: str, purpose: str = "extract") -> Iterator[Non
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(path, timeout=SPLIT_LOCK_GRACE_S)
     try:
-        _acquire(lock, path)
+        acquire_current(lock, path)
     except Timeout:
         then = "or extract another split" if purpose == "extract" else f"then {purpose} again"
         raise SamcacheError(f"split {split} of {cache} is being extracted by another process or exported (lock "
@@ -105,7 +105,7 @@ def cache_lock(cache: str) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(path, timeout=CACHE_LOCK_TIMEOUT_S)
     try:
-        _acquire(lock, path)
+        acquire_current(lock, path)
     except Timeout:
         raise SamcacheError(f"{cache} stayed locked by another samcache process for {CACHE_LOCK_TIMEOUT_S} s "
                             f"(lock {path})") from None

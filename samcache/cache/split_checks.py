@@ -30,7 +30,7 @@ def check_family(root: zarr.Group, cache: str, split: str, model_type: str) -> N
     others = [n for n, _ in root.groups() if n != split and split_state(root, n) in ("ready", "partial")]
     if held != family and others:
         raise SamcacheError(f"cache {cache} holds {held} features (split {', '.join(sorted(others))}) and a cache "
-                            f"holds one model family; {model_type} is {family}: extract it into another --cache, "
+                            f"holds one model family; model type {model_type} is of family {family}: extract it into another --cache, "
                             f"or remove those splits first (`samcache delete-split`)")
 
 
