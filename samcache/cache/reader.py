@@ -101,8 +101,8 @@ class CacheSplit:
         ("this Decoder decodes")."""
         if not self.fingerprint.same_model(fingerprint):
             raise SamcacheError(f"split {self.name} of {self.cache_path} holds {self.fingerprint.describe()} "
-                                f"features, but {user} {fingerprint.describe()} features; decode them "
-                                f"through their own cache, samcache.open_cache({self.cache_path!r})")
+                                f"features, but {user} {fingerprint.describe()} features; use them with "
+                                f"what their own weights made (samcache.open_cache({self.cache_path!r}))")
         return self
 
     def _done_row(self, image: str | int) -> int:
