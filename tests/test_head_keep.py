@@ -54,7 +54,8 @@ def straight_run(cache16, tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("keep,expected", [("all", [1, 2, 3, 4]), ("best", [2, 4]), ("last", [4])])
+@pytest.mark.parametrize("keep,expected", [pytest.param("all", [1, 2, 3, 4], marks=pytest.mark.slow), ("best", [2, 4]),
+                                           pytest.param("last", [4], marks=pytest.mark.slow)])
 def test_keep_modes_record_the_best_epoch_and_resume(cache16, tmp_path, scripted_miou, straight_run, keep, expected):
     run = tmp_path / keep
     proc = invoke("train-head", "--cache", cache16, "--out", run, *TRAIN, "--keep", keep, check=True)

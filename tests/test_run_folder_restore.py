@@ -8,6 +8,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import assert_one_line_error, invoke, snapshot
 
 ZS = ("--num-workers", "0", "--visualize", "0", "--quiet")
@@ -31,6 +33,7 @@ def test_report_restores_the_run_a_killed_overwrite_was_replacing(cache16, tmp_p
     assert snapshot(run) == before
 
 
+@pytest.mark.slow  # two head trainings: make test-slow
 def test_a_replaced_head_run_takes_its_nested_evaluation_lock_file_along(cache16, tmp_path):
     head = tmp_path / "head"
     args = ("--cache", cache16, "--epochs", "1", "--batch-size", "4", "--num-workers", "0", "--visualize", "0",

@@ -160,7 +160,8 @@ def test_repair_waits_for_no_extraction_and_leaves_hdf5_alone(cache, tmp_path):
     assert_one_line_error(proc, "HDF5 cache", "--repair works on the Zarr cache")
 
 
-@pytest.mark.parametrize("node", ["zarr.json", "val/zarr.json", "val/labels/zarr.json"])
+@pytest.mark.parametrize("node", ["zarr.json", pytest.param("val/zarr.json", marks=pytest.mark.slow),
+                                  "val/labels/zarr.json"])
 def test_a_broken_zarr_json_is_one_line_wherever_the_cache_is_opened(cache, synth_root, tmp_path, node):
     (cache / node).write_text('{"zarr_format": 3, "node_type": "gr')
     for args in (["info", "--cache", cache], ["verify", "--cache", cache],
