@@ -8,6 +8,7 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 import zarr
 
 from conftest import assert_one_line_error, copy_split, extract_cfg, invoke, snapshot
@@ -31,6 +32,7 @@ def test_another_family_beside_other_splits_is_refused_before_anything_is_writte
     assert "val " in invoke("info", "--cache", cache).stdout
 
 
+@pytest.mark.slow  # make test-slow: keeps make test within 6 minutes
 def test_a_split_left_by_another_family_stays_visible_as_stale_and_can_be_deleted(synth_root, tmp_path):
     """The state an older samcache left after `extract --rebuild` with another family: the root describes the
     new family, the old split still holds its own arrays."""

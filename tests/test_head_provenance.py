@@ -69,6 +69,7 @@ def growing_cache(synth_root, tmp_path):
     return cache, lambda: extract(extract_cfg(synth_root, cache, "train"), progress=False)
 
 
+@pytest.mark.slow  # make test-slow: keeps make test within 6 minutes
 def test_resume_after_the_train_split_grew_is_refused_unless_allowed(growing_cache, tmp_path):
     cache, grow = growing_cache
     run = tmp_path / "run"

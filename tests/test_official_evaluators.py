@@ -35,6 +35,7 @@ def _official_cli(kind: str, cwd, results: str):
                           capture_output=True, text=True)
 
 
+@pytest.mark.slow  # make test-slow: keeps make test within 6 minutes
 def test_relative_results_write_the_json_beside_the_predictions(synth_root, tmp_path, monkeypatch):
     from samcache.evaluation.instance_results import write_instances
 
