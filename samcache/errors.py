@@ -1,4 +1,31 @@
-"""Exception types the CLI turns into one line on stderr (never a traceback)."""
+"""Exception types the CLI turns into one line on stderr (never a traceback).
+
+Modules below ``pipeline/`` never spell a CLI flag: a message names a setting with :func:`setting`, and the
+reader words it. ``str(error)`` (a notebook) shows the keyword (``checkpoint``); the CLI shows the flag
+(``--checkpoint``) through :meth:`SamcacheError.worded`.
+"""
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+_MARK = "\x1f"  # a unit separator: never in a path or value a user types
+_SETTING = re.compile(f"{_MARK}([a-z0-9_]+){_MARK}")
+
+
+def setting(name: str) -> str:
+    """A setting named inside a message, e.g. ``f"needs {setting('checkpoint')}"``."""
+    return f"{_MARK}{name}{_MARK}"
+
+
+def as_flag(name: str) -> str:
+    """The CLI's wording of a setting: ``model_type`` -> ``--model-type``."""
+    return "--" + name.replace("_", "-")
+
+
+def word(text: str, name_of: Callable[[str], str] = str) -> str:
+    """``text`` with every :func:`setting` marker replaced by ``name_of(name)`` (default: the bare keyword)."""
+    return _SETTING.sub(lambda m: name_of(m.group(1)), text)
 
 
 class SamcacheError(Exception):
@@ -9,8 +36,14 @@ class SamcacheError(Exception):
     """
 
     def __init__(self, message: str, setting: str | None = None):
-        super().__init__(message)
+        self.template = message
         self.setting = setting
+        super().__init__(word(message))
+
+    def worded(self, name_of: Callable[[str], str] = as_flag) -> str:
+        """The message with its settings worded for one reader (the CLI: flags)."""
+        text = word(self.template, name_of)
+        return f"{text}; pass {name_of(self.setting)}" if self.setting else text
 
 
 class Interrupted(KeyboardInterrupt):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from samcache.errors import Interrupted, SamcacheError, SamcacheWarning
+from samcache.errors import Interrupted, SamcacheError, SamcacheWarning, as_flag
 from samcache.messages import INTERRUPT_ADVICE, RANDOM_WEIGHTS_NOTE, RANDOM_WEIGHTS_NOTE_SOME, count
 from samcache.procs import install_signal_handlers, pending_signal
 from samcache.pipeline.config import command_options
@@ -36,8 +36,9 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 
 
 def _one_line(exc: SamcacheError) -> str:
-    """The message itself: PyTorch re-raises a DataLoader worker's error with the worker's traceback in it."""
-    text = str(exc)
+    """The message in the CLI's words (flags); PyTorch re-raises a DataLoader worker's error with the worker's
+    traceback in it."""
+    text = exc.worded(as_flag) if isinstance(exc, SamcacheError) else str(exc)
     if "Original Traceback" in text:
         return text.strip().rsplit(f"{type(exc).__name__}: ", 1)[-1]
     return text
@@ -57,8 +58,7 @@ class _Group(click.Group):
             error.exit_code = exc.exit_code
             raise error from None
         except SamcacheError as exc:
-            flag = f"; pass --{exc.setting.replace('_', '-')}" if getattr(exc, "setting", None) else ""
-            raise click.ClickException(f"{_one_line(exc)}{flag}") from None
+            raise click.ClickException(_one_line(exc)) from None
         except OSError as exc:  # a full disk, a read-only folder ... named with the file
             if pending_signal() is not None:  # e.g. a DataLoader worker that the signal stopped first
                 self._interrupted(ctx, KeyboardInterrupt())
