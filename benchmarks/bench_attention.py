@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import timer
-from samcache.features.attention import set_attention
-from samcache.features.models import build_random_sam
+from samcache.features.sam1.attention import set_attention
+from samcache.features.sam1.build import build_random_sam
 
 REPEATS = 3
 
@@ -56,11 +56,11 @@ def _encoder_rows() -> list[dict]:
 BUILD_CODE = """
 import json, sys, time
 from segment_anything import sam_model_registry
-from samcache.features.attention import build_on_meta, sam_buffers
-from samcache.features.models import load_state_dict
+from samcache.features.sam1.attention import build_on_meta, sam_buffers
+from samcache.features.sam1.build import load_state_dict
 path, how = sys.argv[1], sys.argv[2]
 t0 = time.perf_counter()
-state = load_state_dict(path)  # mmap, as build_sam does
+state = load_state_dict(path, "vit_h")  # mmap, as build_sam does
 t1 = time.perf_counter()
 if how == "upstream":
     sam = sam_model_registry["vit_h"]()

@@ -27,7 +27,7 @@ from samcache.cache.reader import open_cache
 from samcache.data.labels import IGNORE, get_class_set
 from samcache.evaluation.clicks import first_click, iou, next_click, objects_for_image
 from samcache.evaluation.placement import place_clicks
-from samcache.features.models import build_random_sam
+from samcache.features.sam1.build import build_random_sam
 from samcache.pipeline.clicks import run_clicks
 from samcache.pipeline.configs import ClicksConfig, ExtractConfig
 from samcache.pipeline.extract import extract

@@ -17,9 +17,9 @@ from samcache.cache.schema import CODECS, FORMAT1_FEATURES
 EMBED_SHAPE = FORMAT1_FEATURES["embeddings"]
 from samcache.data.cityscapes import list_images
 from benchmarks.common import encode
-from samcache.features.models import build_sam
+from samcache.features.sam1.build import build_sam
 from samcache.data.cityscapes import load_item
-from samcache.features.preprocess import resize_and_pad_uint8
+from samcache.features.sam1.preprocess import resize_and_pad_uint8
 
 N = 6
 

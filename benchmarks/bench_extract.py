@@ -13,8 +13,8 @@ import torch
 from benchmarks.common import OUT, synth_data, timer
 from samcache.data.cityscapes import list_images, read_image
 from benchmarks.common import encode
-from samcache.features.models import build_random_sam, build_sam
-from samcache.features.preprocess import resize_and_pad_uint8
+from samcache.features.sam1.build import build_random_sam, build_sam
+from samcache.features.sam1.preprocess import resize_and_pad_uint8
 from samcache.pipeline.configs import ExtractConfig
 from samcache.pipeline.extract import extract
 

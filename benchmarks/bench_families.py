@@ -12,7 +12,7 @@ import shutil
 import torch
 
 from benchmarks.common import OUT, synth_data
-from samcache.features.models import build_random_sam
+from samcache.features.sam1.build import build_random_sam
 from samcache.pipeline.configs import ExtractConfig, HeadConfig
 from samcache.pipeline.extract import extract
 from samcache.pipeline.train_head import train_head
@@ -21,7 +21,7 @@ IMAGES, VAL_IMAGES, HEAD_EPOCHS = 4, 2, 5
 
 
 def _checkpoints() -> dict[str, str]:
-    from samcache.features.sam2 import build_sam2
+    from samcache.features.sam2.build import build_sam2
 
     paths = {"vit_b": OUT / "sam_vit_b_random.pth", "sam2.1_hiera_t": OUT / "sam2.1_hiera_tiny_random.pt"}
     if not paths["vit_b"].exists():

@@ -19,9 +19,9 @@ def sam3_rows(model_type: str, images: list, device: torch.device, rows, batch: 
     from samcache.data.labels import get_class_set
     from samcache.evaluation.concept_decoding import segment_by_concepts
     from samcache.evaluation.concepts import phrase_map
-    from samcache.features.sam3 import Sam3Decoder, Sam3TrunkEncoder
+    from samcache.features.sam3.backend import Sam3Decoder, Sam3TrunkEncoder
     from samcache.features.families import backend_for
-    from samcache.features.sam3_build import build_random_sam3
+    from samcache.features.sam3.build import build_random_sam3
 
     backend = backend_for(model_type)
     model = build_random_sam3(model_type, 0).to(device)
@@ -46,11 +46,13 @@ def sam3_rows(model_type: str, images: list, device: torch.device, rows, batch: 
     phrases = phrase_map(get_class_set("cityscapes19"))
     h, w = read_image(images[0]).shape[:2]
     trunk = torch.cat(trunks)
-    segment_by_concepts(decoder, trunk[:text_batch].float(), [(h, w)] * text_batch, phrases)  # warm-up
+    segment_by_concepts(backend, decoder, {"trunk": trunk[:text_batch].float()}, [(h, w)] * text_batch,
+                        phrases)  # warm-up
     rows.reset_peak()
     t0, done = time.perf_counter(), 0
     for start in range(0, len(trunk) - text_batch + 1, text_batch):
-        preds = segment_by_concepts(decoder, trunk[start:start + text_batch].float(), [(h, w)] * text_batch, phrases)
+        preds = segment_by_concepts(backend, decoder, {"trunk": trunk[start:start + text_batch].float()},
+                                    [(h, w)] * text_batch, phrases)
         assert all(np.isfinite(p.label_map.numpy()).all() for p in preds)
         done += text_batch
     if device.type == "cuda":

@@ -21,9 +21,9 @@ from samcache.data.cityscapes import list_images, read_image
 from samcache.data.labels import IGNORE, get_class_set
 from benchmarks.common import encode
 from samcache.features.head import SemanticHead
-from samcache.features.models import build_random_sam
+from samcache.features.sam1.build import build_random_sam
 from samcache.features.frames import to_frame
-from samcache.features.preprocess import resize_and_pad_uint8
+from samcache.features.sam1.preprocess import resize_and_pad_uint8
 from samcache.pipeline.configs import ExtractConfig, HeadConfig
 from samcache.pipeline.extract import extract
 from samcache.pipeline.train_head import train_head

@@ -41,9 +41,9 @@ def _zstd_bytes(array: np.ndarray) -> tuple[int, float]:
 
 def run(n_images: int = N_IMAGES) -> list[dict]:
     from samcache.data.labels import get_class_set
-    from samcache.features.sam3 import Sam3Decoder, decode_text
+    from samcache.features.sam3.backend import Sam3Decoder, decode_text
     from samcache.features.families import backend_for
-    from samcache.features.sam3_build import build_random_sam3
+    from samcache.features.sam3.build import build_random_sam3
 
     rows = []
 
@@ -60,7 +60,7 @@ def run(n_images: int = N_IMAGES) -> list[dict]:
     layout = lambda keys: {re.sub(r"\.\d+(?=\.)", ".N", k) for k in keys}  # noqa: E731  (layer index -> N)
     same = layout(build_random_sam3("sam3_tiny", 0).state_dict()) == layout(model.state_dict())
     row("tiny model has the full model's state-dict keys (layer counts aside)", "yes" if same else "NO")
-    from samcache.features.sam3 import Sam3TrunkEncoder
+    from samcache.features.sam3.backend import Sam3TrunkEncoder
 
     encoder = Sam3TrunkEncoder(model.backbone.vision_backbone.trunk).eval()
     trunks, extract_s = [], []
@@ -126,14 +126,15 @@ def composition_rows(size: tuple[int, int] = (1024, 2048), prompts: int = 19, qu
 
     import samcache.evaluation.concept_decoding as cd
     from samcache.evaluation.concepts import InstanceComposition
-    from samcache.features.sam3 import TextResult
+    from samcache.features.backend import TextResult
+    from samcache.features.families import backend_for
 
     g = torch.Generator().manual_seed(0)
     results = [TextResult(torch.randn(queries, 288, 288, generator=g) * 3, torch.rand(queries, generator=g), 1.0,
                           torch.zeros(queries, 4), torch.zeros(288, 288)) for _ in range(prompts)]
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
-    out = cd._compose_instances(results, list(range(prompts)), size, InstanceComposition(0.0, 0), keep_masks=False)
+    out = cd._compose_instances(backend_for("sam3_tiny"), results, list(range(prompts)), size, InstanceComposition(0.0, 0), keep_masks=False)
     seconds = time.perf_counter() - t0
     grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 2**20
     assert len(out.instances.confidences) == prompts * queries

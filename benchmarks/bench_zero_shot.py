@@ -24,8 +24,8 @@ from samcache.data.labels import IGNORE, get_class_set
 from samcache.evaluation.metrics import masked_counts
 from samcache.evaluation.decoding import Decoder
 from benchmarks.common import encode
-from samcache.features.models import build_random_sam
-from samcache.features.preprocess import resize_and_pad_uint8
+from samcache.features.sam1.build import build_random_sam
+from samcache.features.sam1.preprocess import resize_and_pad_uint8
 from samcache.evaluation.device_prompts import device_image_prompts
 from samcache.evaluation.prompts import image_prompts
 from samcache.pipeline.configs import ExtractConfig, ZeroShotConfig

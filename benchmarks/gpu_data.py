@@ -15,7 +15,7 @@ from samcache.cache.schema import Fingerprint
 from samcache.cache.writer import prepare_split, write_image
 from samcache.data.cityscapes import list_images
 from samcache.data.synth import write_synthetic
-from samcache.features.models import build_random_sam
+from samcache.features.sam1.build import build_random_sam
 
 
 def _draw_scene(args) -> Path:

@@ -24,7 +24,7 @@ def _sync(device: torch.device) -> None:
 def _upstream_sam(model_type: str, checkpoint: Path | None, device: torch.device):
     from segment_anything import sam_model_registry
 
-    from samcache.features.models import build_random_sam
+    from samcache.features.sam1.build import build_random_sam
 
     sam = sam_model_registry[model_type](checkpoint=str(checkpoint)) if checkpoint else build_random_sam(model_type, 0)
     return sam.to(device).eval()
@@ -123,11 +123,12 @@ def encoder_gflop(model_type: str, checkpoint: Path | None, device: torch.device
 
 def sam2_extract(model_type: str, data: Path, out: Path, device: torch.device, images: int, workers: int) -> list:
     """SAM 2.1 end to end on the same data: automatic batch, bf16 on CUDA, random official-format weights."""
-    from samcache.features.sam2 import SAM2_MODEL_TYPES, build_sam2
+    from samcache.features.sam2 import VARIANTS
+    from samcache.features.sam2.build import build_sam2
     from samcache.pipeline.configs import ExtractConfig
     from samcache.pipeline.extract import extract
 
-    checkpoint = out / SAM2_MODEL_TYPES[model_type].checkpoint.replace(".pt", "_random.pt")
+    checkpoint = out / VARIANTS[model_type].checkpoint.replace(".pt", "_random.pt")
     if not checkpoint.exists():
         torch.save({"model": build_sam2(model_type, None, 0, allow_random=True)[0].state_dict()}, checkpoint)
     cache = out / "extract-sam2.zarr"

@@ -64,7 +64,7 @@ def vit_b_checkpoint(tmp_path_factory):
     """A random-init vit_b (random relative-position tables too) saved as the official checkpoints are."""
     import torch
 
-    from samcache.features.models import build_random_sam
+    from samcache.features.sam1.build import build_random_sam
 
     sam = build_random_sam("vit_b", seed=0)
     gen = torch.Generator().manual_seed(1)
@@ -165,7 +165,7 @@ def sam2_checkpoint(tmp_path_factory):
     """A random-init SAM 2.1 Hiera-T saved in the official format ({"model": state_dict})."""
     import torch
 
-    from samcache.features.sam2 import build_sam2
+    from samcache.features.sam2.build import build_sam2
 
     model, _ = build_sam2(SAM2_MODEL, None, seed=0, allow_random=True)
     path = tmp_path_factory.mktemp("sam2") / "sam2.1_hiera_tiny_random.pt"

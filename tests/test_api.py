@@ -47,7 +47,7 @@ def test_split_accessors_agree_with_plain_zarr(cache16):
 def _upstream_sam1(synth_root, row):
     from segment_anything import SamPredictor
 
-    from samcache.features.models import build_random_sam
+    from samcache.features.sam1.build import build_random_sam
 
     predictor = SamPredictor(build_random_sam("tiny", seed=0))
     predictor.set_image(read_image(list_images(synth_root, "val")[row].image_path))
@@ -95,7 +95,7 @@ def test_decoder_predict_equals_upstream_sam1(cache32, synth_root):
 def test_cache_predictor_and_decoder_equal_set_image_sam2(sam2_cache, sam2_checkpoint, synth_root):
     from sam2.sam2_image_predictor import SAM2ImagePredictor
 
-    from samcache.features.sam2 import build_sam2
+    from samcache.features.sam2.build import build_sam2
 
     cache = samcache.open_cache(sam2_cache)
     val = cache.split("val")

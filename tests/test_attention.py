@@ -10,9 +10,9 @@ from segment_anything.modeling.image_encoder import Attention, Block
 from torch import nn
 
 from samcache.errors import SamcacheError
-from samcache.features.attention import (ATTENTION_KINDS, SDPAAttention, build_on_meta, meta_tensors,
+from samcache.features.sam1.attention import (ATTENTION_KINDS, SDPAAttention, build_on_meta, meta_tensors,
                                          sam_buffers, set_attention)
-from samcache.features.models import _construct, build_random_sam, load_state_dict
+from samcache.features.sam1.build import _construct, build_random_sam, load_state_dict
 
 FP32_RTOL = 1e-5  # measured: ~4e-7 (tiny) and ~8e-7 (vit_b) on a full encoder forward
 
@@ -121,7 +121,7 @@ def normal_and_meta(model_type: str, path) -> tuple[nn.Module, nn.Module]:
     """The same checkpoint built the usual way (construct + load) and with ``build_on_meta``."""
     normal = _construct(model_type)
     normal.load_state_dict(torch.load(path, weights_only=True), strict=True)
-    meta = build_on_meta(lambda: _construct(model_type), load_state_dict(path), buffers=sam_buffers())
+    meta = build_on_meta(lambda: _construct(model_type), load_state_dict(path, model_type), buffers=sam_buffers())
     return normal, meta
 
 
@@ -161,7 +161,7 @@ def test_build_on_meta_tiny_gives_the_same_output(tmp_path):
 
 def test_build_on_meta_rejects_key_mismatches(vit_b):
     path = vit_b[0]
-    state = load_state_dict(path)
+    state = load_state_dict(path, "vit_b")
     missing = {k: v for k, v in state.items() if k != "image_encoder.blocks.3.attn.qkv.weight"}
     with pytest.raises(RuntimeError, match=r"Missing key.*blocks\.3\.attn\.qkv\.weight"):
         build_on_meta(lambda: _construct("vit_b"), missing, buffers=sam_buffers())

@@ -14,7 +14,7 @@ from samcache.cache.reader import open_cache
 from samcache.data.labels import get_class_set
 from samcache.evaluation.placement import place_clicks
 from test_clicks_ritm import ritm_click, ritm_noc
-from samcache.features.models import build_random_sam
+from samcache.features.sam1.build import build_random_sam
 from samcache.pipeline.clicks import run_clicks
 from samcache.pipeline.configs import ClicksConfig
 from samcache.pipeline.runs import read_csv

@@ -68,7 +68,8 @@ def test_streamed_composition_of_grounding_results_equals_brute_force(monkeypatc
     """segment_by_concepts' per-image path: candidates upsampled and painted a chunk at a time (chunk 5 here),
     ties in confidence across prompts included; with and without the instance masks."""
     import samcache.evaluation.concept_decoding as cd
-    from samcache.features.sam3 import TextResult
+    from samcache.features.backend import TextResult
+    from samcache.features.families import backend_for
 
     rng = np.random.default_rng(3)
     h, w, q = 30, 45, 6
@@ -85,7 +86,7 @@ def test_streamed_composition_of_grounding_results_equals_brute_force(monkeypatc
     cls = np.repeat(classes, q)
     for keep_masks, listed_from in ((True, None), (False, None), (True, 0.15)):
         rule = InstanceComposition(0.3, 40, listed_from)
-        got = cd._compose_instances(results, classes, (h, w), rule, keep_masks)
+        got = cd._compose_instances(backend_for("sam3_tiny"), results, classes, (h, w), rule, keep_masks)
         np.testing.assert_array_equal(got.label_map.numpy(), _brute_instances(masks, conf, cls, 0.3, 40))
         kept = np.flatnonzero((conf >= (listed_from or 0.3)) & (masks.reshape(len(masks), -1).sum(1) >= 40))
         assert 5 < len(kept) < len(conf)

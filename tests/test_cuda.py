@@ -20,7 +20,7 @@ from samcache.cache.reader import open_cache
 from samcache.data.cityscapes import list_images, read_image
 from samcache.features.device import auto_batch_size, configure_matmul
 from samcache.features.families import backend_for
-from samcache.features.models import build_random_sam
+from samcache.features.sam1.build import build_random_sam
 from samcache.pipeline.configs import ClicksConfig, EvaluateConfig, HeadConfig, ZeroShotConfig
 from samcache.pipeline.clicks import run_clicks
 from samcache.pipeline.evaluate import run_evaluate
@@ -99,7 +99,7 @@ def test_vit_h_bf16_sdpa_against_upstream_fp32_with_random_rel_pos_tables():
     """ViT-H is where bf16 error accumulates (32 blocks, 4 global ones with 4096-token attention and their
     relative-position bias). The tolerance calibrates itself: samcache's bf16 + SDPA may be at most twice as
     far from upstream fp32 (TF32 off) as upstream's own bf16 autocast run, or 3e-2, whichever is larger."""
-    from samcache.features.attention import set_attention
+    from samcache.features.sam1.attention import set_attention
 
     sam = build_random_sam("vit_h", seed=0)
     gen = torch.Generator().manual_seed(1)
@@ -123,6 +123,7 @@ def test_vit_h_bf16_sdpa_against_upstream_fp32_with_random_rel_pos_tables():
 FRESH_BUDGET = r"""
 import json, torch
 from samcache.features.families import backend_for
+from samcache.features.backend import Prompts
 from samcache.features.decoder import MAX_PROMPTS_PER_CALL, prompt_budget
 from samcache.features.memory import MEMORY_SHARE, peak_bytes, usable_bytes
 backend = backend_for("tiny")
@@ -132,8 +133,8 @@ features = {"embeddings": torch.randn(1, 256, 64, 64, device=device)}
 budget = prompt_budget(backend, decoder, features)  # the first CUDA work of this process
 def run(n):
     coords = torch.full((n, 1, 2), 512.0, device=device)
-    backend.decode(decoder, features, torch.zeros(n, dtype=torch.long, device=device), coords,
-                   torch.ones((n, 1), dtype=torch.int, device=device), None, True)
+    backend.decode(decoder, features, torch.zeros(n, dtype=torch.long, device=device),
+                   Prompts(coords, torch.ones((n, 1), dtype=torch.int, device=device)), True)
 p16, p64 = peak_bytes(run, 16, device), peak_bytes(run, 64, device)
 per, fixed = (p64 - p16) / 48, p16 - 16 * (p64 - p16) / 48
 ideal = int((MEMORY_SHARE * usable_bytes(device) - fixed) // per)
@@ -196,9 +197,9 @@ def test_sam2_encode_and_decode_on_the_gpu_against_the_cpu(synth_root):
     coords = torch.tensor([[[300.0, 200.0]], [[700.0, 800.0]], [[512.0, 512.0]]])
     labels, index = torch.ones(3, 1, dtype=torch.int), torch.zeros(3, dtype=torch.long)
     with torch.inference_mode():
-        ref = backend.decode(decoder.eval(), cpu, index, coords, labels, None, True)
-        got = backend.decode(decoder.cuda(), {k: v.cuda() for k, v in cpu.items()}, index.cuda(), coords.cuda(),
-                             labels.cuda(), None, True)
+        ref = backend.decode(decoder.eval(), cpu, index, Prompts(coords, labels), True)
+        got = backend.decode(decoder.cuda(), {k: v.cuda() for k, v in cpu.items()}, index.cuda(),
+                             Prompts(coords.cuda(), labels.cuda()), True)
     assert rel(got[0], ref[0]) < FP32_GPU_RTOL and rel(got[1], ref[1]) < FP32_GPU_RTOL
     assert ((got[0].cpu() > 0) == (ref[0] > 0)).float().mean() > 0.999
 
@@ -227,8 +228,9 @@ def test_sam3_extract_text_points_and_predictor_on_the_gpu_against_the_cpu(synth
     original = tuple(image.shape[:2])
     rule = InstanceComposition(score_threshold=0.0, min_area=0)
     phrases = phrase_map("seed5")
-    ref = segment_by_concepts(decoder.eval(), cpu, [original], phrases, "instances", rule)[0]
-    got = segment_by_concepts(decoder.cuda(), cpu.cuda(), [original], phrases, "instances", rule)[0]
+    ref = segment_by_concepts(backend, decoder.eval(), {"trunk": cpu}, [original], phrases, "instances", rule)[0]
+    got = segment_by_concepts(backend, decoder.cuda(), {"trunk": cpu.cuda()}, [original], phrases, "instances",
+                              rule)[0]
     assert (got.label_map == ref.label_map).float().mean() > 0.99
     torch.testing.assert_close(got.instances.confidences, ref.instances.confidences, atol=1e-3, rtol=0)
     cache = tmp_path / "s3.zarr"

@@ -35,7 +35,7 @@ def _upstream(root, seed: int):
     """segment-anything's own SamPredictor with tiny's random weights of ``seed``, after set_image."""
     from segment_anything import SamPredictor
 
-    from samcache.features.models import build_random_sam
+    from samcache.features.sam1.build import build_random_sam
 
     predictor = SamPredictor(build_random_sam("tiny", seed=seed))
     predictor.set_image(read_image(list_images(root, "val")[0].image_path))

@@ -46,7 +46,7 @@ def upstream(synth_root):
     """segment-anything's own SamPredictor (tiny, seed 0: cache32's weights) after set_image of val row 0."""
     from segment_anything import SamPredictor
 
-    from samcache.features.models import build_random_sam
+    from samcache.features.sam1.build import build_random_sam
 
     predictor = SamPredictor(build_random_sam("tiny", seed=0))
     predictor.set_image(read_image(list_images(synth_root, "val")[0].image_path))

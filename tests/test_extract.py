@@ -16,7 +16,7 @@ from segment_anything import SamPredictor
 from conftest import assert_one_line_error, assert_same_split, done_count, extract_cfg, invoke
 from samcache.cache.reader import open_cache
 from samcache.data.cityscapes import list_images, read_image, read_instance_ids, read_label_ids
-from samcache.features.models import build_random_sam
+from samcache.features.sam1.build import build_random_sam
 from samcache.pipeline.extract import extract
 
 def test_cache_equals_sampredictor_set_image(cache32, synth_root):

@@ -7,39 +7,64 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from samcache.errors import SamcacheError
-from samcache.features.families import FAMILIES, SAM, SAM2, backend_for, family_of, model_types
+from samcache.features.families import FAMILIES, backend_for, family_of, model_types
+from samcache.features.sam1 import SAM
+from samcache.features.sam2 import SAM2
 
 
 def test_sam1_descriptor_agrees_with_segment_anything():
     from segment_anything.modeling import Sam
 
-    from samcache.features import models
+    from samcache.features.sam1 import build
 
     defaults = inspect.signature(Sam.__init__).parameters
     assert SAM.preprocessing["pixel_mean"] == list(defaults["pixel_mean"].default)
     assert SAM.preprocessing["pixel_std"] == list(defaults["pixel_std"].default)
     assert SAM.mask_threshold == Sam.mask_threshold
-    assert set(models.ENCODER_SPECS) == set(SAM.model_types)
-    sam = models.build_random_sam("tiny")
-    assert sam.mask_decoder.num_multimask_outputs == SAM.num_masks
+    sam = build.build_random_sam("tiny")
     assert sam.image_encoder.img_size == SAM.frame[0] == SAM.frame[1]
+    assert sam.mask_decoder.output_upscaling(torch.zeros(1, 256, 64, 64)).shape[-1] == SAM.low_res
+
+
+def test_sam1_variant_table_is_segment_anythings(monkeypatch):
+    """The table's official three are what segment_anything's own builders pass to ``_build_sam``."""
+    import importlib
+
+    from samcache.features.sam1 import VARIANTS
+
+    upstream = importlib.import_module("segment_anything.build_sam")  # the module (the package exports a function)
+
+    seen = {}
+    monkeypatch.setattr(upstream, "_build_sam", lambda **kwargs: seen.update(kwargs))
+    for model_type in ("vit_h", "vit_l", "vit_b"):
+        upstream.sam_model_registry[model_type]()
+        v = VARIANTS[model_type]
+        assert (seen["encoder_embed_dim"], seen["encoder_depth"], seen["encoder_num_heads"],
+                tuple(seen["encoder_global_attn_indexes"])) == (v.embed_dim, v.depth, v.num_heads,
+                                                                v.global_attn_indexes), model_type
+
+
+def test_a_family_without_text_prompts_says_so_in_one_line():
+    backend = backend_for("tiny")
+    assert not backend.text_prompts
+    with pytest.raises(SamcacheError, match=r"SAM 1 \(sam\) does not answer text prompts"):
+        backend.decode_text(None, {}, torch.zeros(1, dtype=torch.long), ["car"])
+    with pytest.raises(SamcacheError, match="does not answer text prompts"):
+        backend.upsample_text_masks(torch.zeros(1, 8, 8), (4, 4))
 
 
 def test_sam2_descriptor_agrees_with_sam2():
     from sam2.sam2_image_predictor import SAM2ImagePredictor
     from sam2.utils.transforms import SAM2Transforms
 
-    from samcache.features.sam2_build import SAM2_MODEL_TYPES
-
     transforms = SAM2Transforms(resolution=SAM2.frame[0], mask_threshold=0.0)
     normalize = transforms.transforms[-1]
     assert list(normalize.mean) == SAM2.preprocessing["pixel_mean"]
     assert list(normalize.std) == SAM2.preprocessing["pixel_std"]
     assert inspect.signature(SAM2ImagePredictor.__init__).parameters["mask_threshold"].default == SAM2.mask_threshold
-    assert set(SAM2_MODEL_TYPES) == set(SAM2.model_types)
-    assert {t: s.checkpoint for t, s in SAM2_MODEL_TYPES.items()} == dict(SAM2.example_checkpoints)
 
 
 def test_registry_lookups():
@@ -52,7 +77,8 @@ def test_registry_lookups():
 
 
 def test_a_family_registered_from_outside_runs_through_every_stage(synth_root, tmp_path):
-    """Extract, zero-shot, clicks, train-head and the notebook API on a family whose arrays no stage knows."""
+    """Extract, zero-shot (points and text prompts), clicks, train-head and the notebook API on a family whose
+    arrays no stage knows."""
     code = f"""
 import sys
 sys.path.insert(0, {str(Path(__file__).parent)!r})
@@ -71,6 +97,9 @@ opened = samcache.open_cache(cache)
 assert opened.family == "toy" and list(opened.feature_shapes) == ["toy_map"]
 zs = run_zero_shot(ZeroShotConfig(cache=cache, split="val", prompt="center", out={str(tmp_path / "zs")!r},
                                   num_workers=0, device="cpu", visualize=0), progress=False)
+text = run_zero_shot(ZeroShotConfig(cache=cache, split="val", prompt="text", out={str(tmp_path / "text")!r},
+                                    num_workers=0, device="cpu", visualize=1, save_instances=True), progress=False)
+assert text["strategy"] == "text" and text["prompts"] > 0 and text["instances_listed"] > 0
 cl = run_clicks(ClicksConfig(cache=cache, split="val", max_clicks=2, out={str(tmp_path / "cl")!r}, num_workers=0,
                              device="cpu", visualize=0), progress=False)
 model, metrics = samcache.fit_head(cache, epochs=1, batch_size=2, width=8, num_workers=0, device="cpu")

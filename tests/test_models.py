@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from samcache.errors import SamcacheError
-from samcache.features.models import (build_prompt_decoder, build_random_sam, build_sam, file_sha256,
-                                      identify_model_type)
+from samcache.features.sam1 import identify
+from samcache.features.sam1.build import build_prompt_decoder, build_random_sam, build_sam
+from samcache.features.weights import file_sha256
 
 
 def test_tiny_is_deterministic_and_labelled_random():
@@ -35,7 +36,7 @@ def test_tiny_checkpoint_round_trip(tmp_path):
 def test_official_format_vit_b_loads_and_is_identified(vit_b_checkpoint):
     path, ref = vit_b_checkpoint
     state = torch.load(path, weights_only=True)
-    assert identify_model_type(state) == "vit_b"
+    assert identify(state) == "vit_b"
     sam, wid = build_sam("vit_b", path)
     assert wid.checkpoint_sha256 == file_sha256(path)
     assert torch.equal(sam.image_encoder.patch_embed.proj.weight, ref.image_encoder.patch_embed.proj.weight)
@@ -45,9 +46,10 @@ def test_official_format_vit_b_loads_and_is_identified(vit_b_checkpoint):
 
 def test_wrong_model_type_names_the_file_and_the_type(vit_b_checkpoint):
     path, _ = vit_b_checkpoint
-    with pytest.raises(SamcacheError, match=r"sam_vit_b_random\.pth looks like a vit_b checkpoint, not vit_h"):
+    with pytest.raises(SamcacheError, match=r"sam_vit_b_random\.pth is a SAM 1 checkpoint \(vit_b\), not vit_h") as e:
         build_sam("vit_h", path)
-    with pytest.raises(SamcacheError, match="looks like a vit_b checkpoint, not vit_l"):
+    assert e.value.worded().endswith("not vit_h; pass --model-type vit_b")  # the CLI's line
+    with pytest.raises(SamcacheError, match=r"is a SAM 1 checkpoint \(vit_b\), not vit_l; pass model_type vit_b"):
         build_prompt_decoder("vit_l", path)
 
 
@@ -60,18 +62,20 @@ def test_bad_checkpoint_files(tmp_path):
         build_sam("vit_h", junk)
     listy = tmp_path / "list.pth"
     torch.save([torch.zeros(1)], listy)
-    with pytest.raises(SamcacheError, match="list.pth does not hold a state dict"):
+    with pytest.raises(SamcacheError, match="list.pth is not a SAM 1 checkpoint"):
         build_sam("vit_b", listy)
     other = tmp_path / "other.pth"
     torch.save({"weight": torch.zeros(3)}, other)
-    with pytest.raises(SamcacheError, match="other.pth is not a SAM checkpoint"):
+    with pytest.raises(SamcacheError, match=r"other.pth is not a SAM 1 checkpoint .*\(expected a segment-anything"):
         build_sam("vit_b", other)
     sam2_style = tmp_path / "sam2.1_style.pt"
     torch.save({"model": {"image_encoder.trunk.x": torch.zeros(1)}}, sam2_style)
-    with pytest.raises(SamcacheError, match="SAM 2.1-style checkpoint .* --model-type sam2.1_hiera_"):
+    with pytest.raises(SamcacheError, match="sam2.1_style.pt is not a SAM 1 checkpoint"):
         build_sam("vit_b", sam2_style)
 
 
 def test_vit_without_checkpoint_is_refused():
-    with pytest.raises(SamcacheError, match="vit_h needs --checkpoint"):
-        build_sam("vit_h")
+    for build in (build_sam, build_prompt_decoder):
+        with pytest.raises(SamcacheError, match=r"vit_h needs checkpoint \(e.g. checkpoints/sam_vit_h_4b8939.pth\)") as e:
+            build("vit_h")
+        assert e.value.worded() == "vit_h needs --checkpoint (e.g. checkpoints/sam_vit_h_4b8939.pth)"  # the CLI's

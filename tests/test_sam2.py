@@ -20,11 +20,12 @@ from sam2.sam2_image_predictor import SAM2ImagePredictor
 from sam2.utils.transforms import SAM2Transforms
 
 from samcache.errors import SamcacheError
-from samcache.features.models import file_sha256
-from samcache.features.families import SAM2
-from samcache.features.sam2 import (SAM2_MODEL_TYPES, build_sam2, build_sam2_prompt_decoder, decode,
-                                    encode, identify_sam2_type, normalize_images, postprocess, prepare_image,
-                                    to_input_frame)
+from samcache.features.backend import Prompts
+from samcache.features.sam2 import SAM2, VARIANTS, identify
+from samcache.features.sam2.backend import encode, normalize_images, postprocess, prepare_image, to_input_frame
+from samcache.features.sam2.build import build_sam2, build_sam2_prompt_decoder
+from samcache.features.tracker_heads import decode
+from samcache.features.weights import file_sha256
 
 TYPE = "sam2.1_hiera_t"
 HW = (512, 1024)  # H, W: a 1024x512 image
@@ -90,7 +91,7 @@ def cached_features(features):
 
 
 def one_line_error(excinfo, *needles: str) -> None:
-    msg = str(excinfo.value)
+    msg = excinfo.value.worded()  # the CLI's line
     assert "\n" not in msg, msg
     for needle in needles:
         assert needle in msg, msg
@@ -101,7 +102,7 @@ def one_line_error(excinfo, *needles: str) -> None:
 def test_registry_matches_upstream_configs_and_file_names():
     official = dict(HF_MODEL_ID_TO_FILENAMES.values())
     default_stages = inspect.signature(Hiera.__init__).parameters["stages"].default  # b+ relies on it
-    for name, spec in SAM2_MODEL_TYPES.items():
+    for name, spec in VARIANTS.items():
         assert official[spec.config] == spec.checkpoint
         trunk = compose(config_name=spec.config).model.image_encoder.trunk
         stages = trunk.get("stages", default_stages)
@@ -115,7 +116,7 @@ def test_random_init_is_upstreams_deterministic_and_leaves_the_global_rng(sam):
     assert torch.equal(before, torch.random.get_rng_state())
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        upstream = upstream_build_sam2(SAM2_MODEL_TYPES[TYPE].config, None, device="cpu")
+        upstream = upstream_build_sam2(VARIANTS[TYPE].config, None, device="cpu")
     ref, up, a, b = sam.state_dict(), upstream.state_dict(), again.state_dict(), other.state_dict()
     assert all(torch.equal(ref[k], up[k]) and torch.equal(ref[k], a[k]) for k in ref)
     assert not torch.equal(ref["sam_mask_decoder.iou_token.weight"], b["sam_mask_decoder.iou_token.weight"])
@@ -123,8 +124,7 @@ def test_random_init_is_upstreams_deterministic_and_leaves_the_global_rng(sam):
 
 
 def test_official_format_checkpoint_loads_bitwise_and_is_recognised(sam, checkpoint):
-    state = torch.load(checkpoint, weights_only=True)["model"]
-    assert identify_sam2_type(state) == TYPE
+    assert identify(torch.load(checkpoint, weights_only=True)) == TYPE
     loaded, wid = build_sam2(TYPE, checkpoint)
     assert wid.checkpoint_sha256 == file_sha256(checkpoint) and not wid.random
     ref = sam.state_dict()
@@ -155,10 +155,10 @@ def test_checkpoint_errors_are_one_line_naming_the_file(sam, tmp_path):
     cases = [
         (tmp_path / "absent.pt", ("checkpoint not found", "absent.pt")),
         (tmp_path / "junk.pt", ("junk.pt is not a PyTorch checkpoint",)),
-        (save("sam1.pth", sam1), ("sam1.pth is not a SAM 2 checkpoint", "SAM 1 vit_b")),
+        (save("sam1.pth", sam1), ("sam1.pth is a SAM 1 checkpoint (vit_b), not sam2.1_hiera_t; pass --model-type vit_b",)),
         (save("decoder.pt", {"model": {k: v for k, v in full.items() if k.startswith("sam_mask_decoder.")}}),
-         ("decoder.pt is not a SAM 2 checkpoint",)),
-        (save("small.pt", {"model": small}), ("small.pt looks like sam2.1_hiera_s, not sam2.1_hiera_t",)),
+         ("decoder.pt is not a SAM 2.1 checkpoint",)),
+        (save("small.pt", {"model": small}), ("small.pt is a SAM 2.1 checkpoint (sam2.1_hiera_s), not sam2.1_hiera_t",)),
         (save("sam2.0.pt", {"model": trunk}), ("sam2.0.pt looks like a SAM 2.0 checkpoint",)),
         (save("trunk.pt", {"model": dict(trunk, no_obj_embed_spatial=no_obj)}),
          ("trunk.pt does not match sam2.1_hiera_t", "missing keys")),
@@ -237,7 +237,7 @@ def prompt_tensors(prompts: list[dict], original_size=HW):
                              for p in prompts])
     if "mask_input" in prompts[0]:
         masks = torch.stack([torch.as_tensor(p["mask_input"]) for p in prompts])
-    return coords, labels, boxes, masks
+    return Prompts(coords, labels, boxes, masks)
 
 
 CLICKS = {"points": np.array([[300.0, 200.0], [700.0, 400.0]]), "labels": np.array([1, 0])}
@@ -257,7 +257,7 @@ def test_decode_equals_predict(sam, predictors, features, case):
     prompt, multimask = CASES[case]
     for i, predictor in enumerate(predictors):
         ref_logits, ref_scores, _ = predict(predictor, prompt, multimask)
-        low_res, scores = decode(sam, features, torch.tensor([i]), *prompt_tensors([prompt]), multimask)
+        low_res, scores = decode(sam, features, torch.tensor([i]), prompt_tensors([prompt]), multimask)
         assert low_res.shape == (1, 3 if multimask else 1, 256, 256) and scores.shape == low_res.shape[:2]
         assert_same_as_predict(low_res, scores[0], ref_logits, ref_scores)
 
@@ -268,7 +268,7 @@ def test_decode_with_previous_low_res_logits_as_mask_input(sam, predictors, feat
     prompt = dict(CLICKS, mask_input=best)
     for multimask in (False, True):
         ref_logits, ref_scores, _ = predict(predictors[1], prompt, multimask)
-        low_res, scores = decode(sam, features, torch.tensor([1]), *prompt_tensors([prompt]), multimask)
+        low_res, scores = decode(sam, features, torch.tensor([1]), prompt_tensors([prompt]), multimask)
         assert_same_as_predict(low_res, scores[0], ref_logits, ref_scores)
 
 
@@ -276,7 +276,7 @@ def test_prompts_of_two_images_share_one_call(sam, predictors, cached_features):
     prompts = [dict(BOX, points=np.array([[400.0, 300.0]]), labels=np.array([0])),
                dict(BOX, points=np.array([[500.0, 200.0]]), labels=np.array([1]))]
     for multimask in (True, False):
-        low_res, scores = decode(sam, cached_features, torch.tensor([1, 0]), *prompt_tensors(prompts), multimask)
+        low_res, scores = decode(sam, cached_features, torch.tensor([1, 0]), prompt_tensors(prompts), multimask)
         for b, image in enumerate((1, 0)):
             ref_logits, ref_scores, _ = predict(predictors[image], prompts[b], multimask)
             assert_same_as_predict(low_res[b: b + 1], scores[b], ref_logits, ref_scores, exact_masks=False)
@@ -298,8 +298,8 @@ def test_prompt_decoder_from_checkpoint_decodes_as_the_full_model(sam, checkpoin
     prompt = dict(BOX, points=np.array([[400.0, 300.0]]), labels=np.array([0]))
     args = prompt_tensors([prompt, prompt])
     for multimask in (True, False):
-        ours = decode(decoder, features, torch.tensor([0, 1]), *args, multimask)
-        full = decode(sam, features, torch.tensor([0, 1]), *args, multimask)
+        ours = decode(decoder, features, torch.tensor([0, 1]), args, multimask)
+        full = decode(sam, features, torch.tensor([0, 1]), args, multimask)
         assert all(torch.equal(a, b) for a, b in zip(ours, full))
 
 

@@ -11,6 +11,7 @@ import zarr
 from conftest import assert_one_line_error, invoke, snapshot
 from samcache.cache.reader import open_cache
 from samcache.data.cityscapes import list_images, read_image
+from samcache.features.backend import Prompts
 from samcache.features.families import backend_for
 from samcache.pipeline.runs import read_csv
 
@@ -20,7 +21,7 @@ MODEL = "sam2.1_hiera_t"
 def upstream_predictor(sam2_checkpoint):
     from sam2.sam2_image_predictor import SAM2ImagePredictor
 
-    from samcache.features.sam2 import build_sam2
+    from samcache.features.sam2.build import build_sam2
 
     model, _ = build_sam2(MODEL, sam2_checkpoint)
     return SAM2ImagePredictor(model)
@@ -66,7 +67,7 @@ def test_masks_from_the_cache_equal_predict(sam2_cache, sam2_checkpoint, synth_r
             point_labels = torch.tensor(labels[None], dtype=torch.int) if "points" in kind else None
             boxes = torch.tensor(backend.to_input_frame(box.reshape(2, 2), size).reshape(1, 4), dtype=torch.float) \
                 if "box" in kind else None
-            logits, scores = backend.decode(decoder, features, torch.tensor([0]), coords, point_labels, boxes,
+            logits, scores = backend.decode(decoder, features, torch.tensor([0]), Prompts(coords, point_labels, boxes),
                                             multimask)
             masks = (backend.postprocess(logits, None, size) > 0)[0].numpy()
             np.testing.assert_allclose(scores[0].numpy(), ref_scores, atol=1e-4, err_msg=f"{kind} {multimask}")
@@ -258,8 +259,8 @@ def test_readme_recipe_hands_cached_features_to_upstream(sam2_cache, sam2_checkp
     split = open_cache(sam2_cache).split("val")
     features = {k: torch.from_numpy(v[None]).float() for k, v in split.features(0).items()}
     coords = torch.tensor(backend.to_input_frame(np.array([[300.0, 120.0]]), (256, 512))[None], dtype=torch.float)
-    logits, scores = backend.decode(decoder, features, torch.tensor([0]), coords, torch.ones((1, 1), dtype=torch.int),
-                                    None, True)
+    logits, scores = backend.decode(decoder, features, torch.tensor([0]),
+                                    Prompts(coords, torch.ones((1, 1), dtype=torch.int)), True)
     masks = (backend.postprocess(logits, None, (256, 512)) > 0)[0].numpy()
     np.testing.assert_allclose(scores[0].numpy(), scope["scores"], atol=1e-4)
     assert (masks != scope["masks"]).mean() < 1e-4

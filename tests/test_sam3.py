@@ -13,18 +13,28 @@ import torch
 pytest.importorskip("sam3")
 
 from samcache.errors import SamcacheError  # noqa: E402
+from samcache.features.backend import Prompts  # noqa: E402
 
 H, W = 60, 90  # non-square: x and y map to the 1008 frame separately
 ATOL = 1e-5
+
+
+def to_official_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A built model's state dict in ``sam3.pt``'s key layout (``detector.*``, ``tracker.*``): official-format
+    files from random-init models, which the loaders are tested on."""
+    from samcache.features.sam3.build import TRACKER_PREFIX
+
+    return {("tracker." + key[len(TRACKER_PREFIX):]) if key.startswith(TRACKER_PREFIX) else "detector." + key: value
+            for key, value in model.state_dict().items()}
 
 
 @pytest.fixture(scope="module")
 def sam3_setup(tmp_path_factory):
     import PIL.Image
 
-    from samcache.features import sam3_compat
+    from samcache.features.sam3 import compat as sam3_compat
     from samcache.features.families import backend_for
-    from samcache.features.sam3_build import build_random_sam3, to_official_state_dict
+    from samcache.features.sam3.build import build_random_sam3
 
     image = np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8)
     reference = build_random_sam3("sam3_tiny", 0)
@@ -86,23 +96,21 @@ def test_cached_trunk_and_recomputed_necks_equal_upstream_backbone(sam3_setup):
 
 
 def test_text_prompts_from_the_cache_equal_set_text_prompt(sam3_setup):
-    from samcache.features.sam3 import decode_text, upsample_text_masks
-
     s = sam3_setup
+    backend = s["backend"]
     phrases = ["car", "road", "car"]  # one batched call, a repeated phrase included
-    backbone = s["decoder"].backbone_out(s["cached"]["trunk"])
-    results = decode_text(s["decoder"], backbone, torch.zeros(len(phrases), dtype=torch.long), phrases)
+    results = backend.decode_text(s["decoder"], s["cached"], torch.zeros(len(phrases), dtype=torch.long), phrases)
     for phrase, res in zip(phrases, results):
         ref = _upstream_text(s, phrase)
         torch.testing.assert_close(res.scores * res.presence, ref["scores"], atol=ATOL, rtol=0)
         probs = torch.nn.functional.interpolate(res.mask_logits[:, None], (H, W), mode="bilinear",
                                                 align_corners=False).sigmoid()
         torch.testing.assert_close(probs, ref["masks_logits"], atol=ATOL, rtol=0)
-        masks = upsample_text_masks(res.mask_logits, (H, W))
+        masks = backend.upsample_text_masks(res.mask_logits, (H, W))
         assert (masks != ref["masks"][:, 0]).sum() <= 2  # only pixels within ATOL of 0.5 may differ
         torch.testing.assert_close(res.semantic_logits, ref["semantic"], atol=ATOL, rtol=0)
     with pytest.raises(SamcacheError, match="empty"):
-        decode_text(s["decoder"], backbone, torch.zeros(0, dtype=torch.long), [])
+        backend.decode_text(s["decoder"], s["cached"], torch.zeros(0, dtype=torch.long), [])
 
 
 def _decode_points(s, features, coords, labels, box=None, mask_input=None, multimask=True):
@@ -112,7 +120,7 @@ def _decode_points(s, features, coords, labels, box=None, mask_input=None, multi
     boxes = None if box is None else torch.tensor(backend.to_input_frame(np.reshape(box, (2, 2)), (H, W)),
                                                   dtype=torch.float32).reshape(1, 4)
     mask = None if mask_input is None else torch.as_tensor(mask_input)[None]
-    low, scores = backend.decode(s["decoder"], features, torch.tensor([0]), pts, lab, boxes, multimask, mask)
+    low, scores = backend.decode(s["decoder"], features, torch.tensor([0]), Prompts(pts, lab, boxes, mask), multimask)
     masks = backend.postprocess(low, (1008, 1008), (H, W)) > 0
     return masks[0].numpy(), scores[0].numpy(), backend.feedback(low)[0].numpy()
 
@@ -120,7 +128,7 @@ def _decode_points(s, features, coords, labels, box=None, mask_input=None, multi
 def test_points_boxes_and_mask_input_equal_predict_inst(sam3_setup):
     s = sam3_setup
     ref = s["reference"]
-    features = s["backend"].stage2_features(s["decoder"], s["cached"])
+    features = dict(s["cached"])  # {"trunk": ...}: the tracker's maps are recomputed, the caller's dict kept
     coords, labels = np.array([[70.0, 12.0], [20.0, 50.0]]), np.array([1, 0])
     cases = [dict(coords=coords[:1], labels=labels[:1]), dict(coords=coords, labels=labels, multimask=False),
              dict(coords=None, labels=None, box=np.array([10.0, 5.0, 80.0, 40.0]))]
@@ -140,10 +148,11 @@ def test_points_boxes_and_mask_input_equal_predict_inst(sam3_setup):
     np.testing.assert_allclose(low2, low_ref, atol=ATOL)
     np.testing.assert_allclose(sc, s_ref, atol=ATOL)
     assert (m != m_ref).sum() <= 2
+    assert list(features) == ["trunk"]  # decode never changes its caller's dict
 
 
 def test_official_format_checkpoint_loads_strictly(sam3_setup, tmp_path):
-    from samcache.features.sam3_build import build_sam3
+    from samcache.features.sam3.build import build_sam3
 
     s = sam3_setup
     model, weights = build_sam3("sam3_tiny", s["ckpt"], seed=1)  # random init overwritten by the file
@@ -166,9 +175,9 @@ def test_official_format_checkpoint_loads_strictly(sam3_setup, tmp_path):
 
 
 def test_bad_checkpoints_get_one_line_and_name_the_family(sam3_setup, tmp_path):
-    from samcache.features.models import build_random_sam, check_weights
-    from samcache.features.sam2_build import build_sam2, load_sam2_state_dict
-    from samcache.features.sam3_build import build_sam3
+    from samcache.features.sam1.build import build_random_sam, check_weights
+    from samcache.features.sam2.build import build_sam2, load_sam2_state_dict
+    from samcache.features.sam3.build import build_sam3
 
     s = sam3_setup
     truncated = tmp_path / "truncated.pt"
@@ -179,19 +188,23 @@ def test_bad_checkpoints_get_one_line_and_name_the_family(sam3_setup, tmp_path):
     torch.save({"model": build_sam2("sam2.1_hiera_t", None, 0, allow_random=True)[0].state_dict()}, sam2)
     before = sorted(p.name for p in tmp_path.iterdir())
     cases = [(lambda: build_sam3("sam3", truncated), "is not a PyTorch checkpoint"),
-             (lambda: build_sam3("sam3", sam1), "is a SAM 1 checkpoint (tiny), not SAM 3"),
-             (lambda: build_sam3("sam3", sam2), "is a SAM 2.1 checkpoint (sam2.1_hiera_t), not SAM 3"),
+             (lambda: build_sam3("sam3", sam1), "is a SAM 1 checkpoint (tiny), not sam3; pass --model-type tiny"),
+             (lambda: build_sam3("sam3", sam2),
+              "is a SAM 2.1 checkpoint (sam2.1_hiera_t), not sam3; pass --model-type sam2.1_hiera_t"),
              (lambda: check_weights("vit_b", s["ckpt"]),
-              "is a SAM 3 checkpoint (sam3_tiny), not a SAM 1 one; pass --model-type sam3_tiny"),
-             (lambda: load_sam2_state_dict(s["ckpt"]), "is a SAM 3 checkpoint (sam3_tiny), not a SAM 2 one"),
-             (lambda: build_sam3("sam3", s["ckpt"]), "is a sam3_tiny checkpoint, not sam3; pass --model-type sam3_tiny"),
-             (lambda: build_sam3("sam3", None), "sam3 needs --checkpoint")]
+              "is a SAM 3 checkpoint (sam3_tiny), not vit_b; pass --model-type sam3_tiny"),
+             (lambda: load_sam2_state_dict(s["ckpt"], "sam2.1_hiera_t"),
+              "is a SAM 3 checkpoint (sam3_tiny), not sam2.1_hiera_t; pass --model-type sam3_tiny"),
+             (lambda: build_sam3("sam3", s["ckpt"]),
+              "is a SAM 3 checkpoint (sam3_tiny), not sam3; pass --model-type sam3_tiny"),
+             (lambda: build_sam3("sam3", None), "sam3 needs --checkpoint (e.g. checkpoints/sam3.pt)")]
     for call, message in cases:
         with pytest.raises(SamcacheError) as e:
             call()
-        assert message in str(e.value) and "\n" not in str(e.value)
+        line = e.value.worded()  # what the CLI prints after "Error: "
+        assert message in line and "\n" not in line and "--" not in str(e.value), line
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
-    from samcache.features.backend import identify_checkpoint
+    from samcache.features.checkpoints import identify_checkpoint
 
     assert identify_checkpoint(s["ckpt"]) == "sam3_tiny"  # demo --model-type auto picks the tiny model
 
@@ -227,7 +240,7 @@ def test_concept_label_maps_equal_a_composition_of_set_text_prompt(sam3_setup):
     all_conf = np.sort(np.concatenate([r[1] for r in refs.values()]))
     thr = float(all_conf[len(all_conf) // 2] + all_conf[len(all_conf) // 2 + 1]) / 2  # between two values
     rule = InstanceComposition(score_threshold=thr, min_area=50)
-    got = segment_by_concepts(s["decoder"], s["cached"]["trunk"], [(H, W)], phrases, "instances", rule)[0]
+    got = segment_by_concepts(s["backend"], s["decoder"], s["cached"], [(H, W)], phrases, "instances", rule)[0]
     expected = np.full((H, W), IGNORE)
     painted = []
     for c, scores, masks in refs.values():
@@ -237,7 +250,7 @@ def test_concept_label_maps_equal_a_composition_of_set_text_prompt(sam3_setup):
         expected[mask] = c
     assert len(got.instances.masks) == len(painted) > 0
     assert (got.label_map.numpy() != expected).sum() <= 4  # masks may differ where a logit is within 1e-5 of 0
-    semantic = segment_by_concepts(s["decoder"], s["cached"]["trunk"], [(H, W)], phrases, "semantic-head")[0]
+    semantic = segment_by_concepts(s["backend"], s["decoder"], s["cached"], [(H, W)], phrases, "semantic-head")[0]
     assert semantic.label_map.shape == (H, W) and semantic.instances is None
     assert set(np.unique(semantic.label_map.numpy())) <= {c for c, _ in phrases.prompts()} | {IGNORE}
 

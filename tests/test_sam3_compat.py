@@ -16,7 +16,7 @@ import torch
 
 pytest.importorskip("sam3")
 
-from samcache.features import sam3_compat  # noqa: E402
+from samcache.features.sam3 import compat as sam3_compat  # noqa: E402
 
 SAM3_ROOT = Path(importlib.util.find_spec("sam3").origin).parent
 
@@ -34,7 +34,7 @@ def test_trap_triton_import_is_still_upstream():
 @pytest.mark.slow
 def test_import_sam3_without_triton_works_with_the_stub():
     code = ("import sys; sys.modules['triton'] = None\n"
-            "from samcache.features import sam3_compat; sam3_compat.apply()\n"
+            "from samcache.features.sam3 import compat as sam3_compat; sam3_compat.apply()\n"
             "import sam3.model_builder, sam3.model.edt as e\n"
             "assert e.__samcache_stub__\n"
             "try:\n    e.edt_triton(None)\nexcept RuntimeError as exc:\n    print('stub raises:', exc)\n")

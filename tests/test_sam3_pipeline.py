@@ -143,7 +143,7 @@ def test_head_on_sam3_features_scores_as_cityscapesscripts_and_reports_beside_sa
 def test_bad_sam3_checkpoints_on_the_command_line_are_one_line_and_create_no_cache(synth_root, tmp_path):
     import torch
 
-    from samcache.features.models import build_random_sam
+    from samcache.features.sam1.build import build_random_sam
 
     sam1 = tmp_path / "sam_tiny.pth"
     torch.save(build_random_sam("tiny", 0).state_dict(), sam1)

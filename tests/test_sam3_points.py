@@ -39,8 +39,8 @@ def upstream(sam3_cache, synth_root):
     """(model, processor, state) for the cache's image: upstream ``set_image`` with the cached trunk output."""
     import PIL.Image
 
-    from samcache.features import sam3_compat
-    from samcache.features.sam3_build import build_random_sam3
+    from samcache.features.sam3 import compat as sam3_compat
+    from samcache.features.sam3.build import build_random_sam3
 
     model = build_random_sam3("sam3_tiny", 0)  # the cache's weights: random, seed 0
     cached = torch.from_numpy(np.asarray(open_cache(sam3_cache).split("val").features(0)["trunk"]))[None]

@@ -11,11 +11,12 @@ from conftest import assert_one_line_error, invoke
 from samcache.cache.reader import open_cache
 from samcache.data.labels import IGNORE, get_class_set
 from samcache.evaluation.metrics import IoUAccumulator
-from samcache.features.decoder import decode
-from samcache.features.models import build_prompt_decoder, build_random_sam, build_sam
+from samcache.features.backend import Prompts
+from samcache.features.sam1.kernel import decode
+from samcache.features.sam1.build import build_prompt_decoder, build_random_sam, build_sam
 from samcache.evaluation.prompts import center_point, instance_masks, sample_prompts
 from samcache.pipeline.runs import read_csv
-from samcache.features.preprocess import postprocess_logits, to_input_frame
+from samcache.features.sam1.preprocess import postprocess_logits, to_input_frame
 from samcache.pipeline.configs import ZeroShotConfig
 from samcache.pipeline.zero_shot import run_zero_shot
 
@@ -41,8 +42,9 @@ def our_masks(split, rows, coords, labels, multimask=True):
     emb = torch.from_numpy(np.stack([split.embedding(r) for r in rows]).astype(np.float32))
     size = tuple(int(v) for v in split.original_sizes[rows[0]])
     frame = np.stack([to_input_frame(c, size) for c in coords])
-    logits, scores = decode(pe, md, emb, torch.arange(len(rows)), torch.tensor(frame, dtype=torch.float),
-                            torch.tensor(labels, dtype=torch.int), None, multimask)
+    logits, scores = decode(pe, md, emb, torch.arange(len(rows)),
+                            Prompts(torch.tensor(frame, dtype=torch.float), torch.tensor(labels, dtype=torch.int)),
+                            multimask)
     masks = postprocess_logits(logits, tuple(split.input_sizes[rows[0]]), size) > 0
     return masks.numpy(), scores.numpy()
 
@@ -76,8 +78,9 @@ def test_decoding_with_mask_input_equals_sampredictor_within_rounding(cache32):
     previous = rng.normal(0, 8, (2, 1, 256, 256)).astype(np.float32)
     emb = torch.from_numpy(val.embedding(0).astype(np.float32))[None]
     frame = np.stack([to_input_frame(c, size) for c in coords])
-    logits, scores = decode(pe, md, emb, torch.zeros(2, dtype=torch.long), torch.tensor(frame, dtype=torch.float),
-                            torch.tensor(labels, dtype=torch.int), None, False, torch.from_numpy(previous))
+    prompts = Prompts(torch.tensor(frame, dtype=torch.float), torch.tensor(labels, dtype=torch.int),
+                      mask_input=torch.from_numpy(previous))
+    logits, scores = decode(pe, md, emb, torch.zeros(2, dtype=torch.long), prompts, False)
     for k in range(2):
         p = predictor_on_cache(val, 0, sam)
         _, ref_scores, ref_logits = p.predict(coords[k], labels[k], mask_input=previous[k], multimask_output=False,
@@ -289,7 +292,7 @@ def test_compose_by_score_against_a_per_pixel_loop():
 
 def test_chunked_decoding_equals_one_call_and_budgets_fit_memory(cache32):
     from samcache.features.families import backend_for
-    from samcache.features.sam1 import SamPromptDecoder
+    from samcache.features.sam1.backend import SamPromptDecoder
     from samcache.features.decoder import decode_chunked
     from samcache.features.memory import fits
 
@@ -300,10 +303,10 @@ def test_chunked_decoding_equals_one_call_and_budgets_fit_memory(cache32):
     index = torch.tensor([0, 2, 1, 1, 0, 2, 2])
     coords = torch.tensor(rng.uniform(0, 1000, (7, 2, 2)), dtype=torch.float)
     labels = torch.tensor(rng.integers(0, 2, (7, 2)), dtype=torch.int)
-    whole = decode(pe, md, emb, index, coords, labels, None, True)
+    whole = decode(pe, md, emb, index, Prompts(coords, labels), True)
     for budget in (1, 3, 7):
-        part = decode_chunked(backend_for("sam"), SamPromptDecoder(pe, md), {"embeddings": emb}, index, coords, labels,
-                              None, True, budget)
+        part = decode_chunked(backend_for("sam"), SamPromptDecoder(pe, md), {"embeddings": emb}, index,
+                              Prompts(coords, labels), True, budget)
         for a, b in zip(part, whole):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     gib = 2**30

@@ -1,7 +1,8 @@
-"""Cached SAM 3 trunks + a phrase map -> one label map per image (and its instances), no ground truth read.
+"""Cached features of a text-prompt family + a phrase map -> one label map per image (and its instances),
+no ground truth read.
 
-All classes' phrases of all images in a batch go through one grounding call
-(``features.sam3.decode_text``); then each image is composed by ``evaluation.concepts``.
+All classes' phrases of all images in a batch go through one ``Backend.decode_text`` call (SAM 3: one
+grounding call); then each image is composed by ``evaluation.concepts``.
 """
 
 from __future__ import annotations
@@ -25,26 +26,27 @@ class ConceptPrediction:
 
 
 @torch.inference_mode()
-def segment_by_concepts(decoder, trunk: torch.Tensor, original_sizes: list[tuple[int, int]], phrases: PhraseMap,
-                        compose: str = "instances", instance_rule: InstanceComposition = InstanceComposition(),
+def segment_by_concepts(backend, decoder, features: dict[str, torch.Tensor], original_sizes: list[tuple[int, int]],
+                        phrases: PhraseMap, compose: str = "instances",
+                        instance_rule: InstanceComposition = InstanceComposition(),
                         semantic_rule: SemanticComposition = SemanticComposition(),
                         instance_masks: bool = True) -> list[ConceptPrediction]:
-    """(M,C,72,72) cached trunks of M images with their (H, W) -> M predictions at original resolution.
+    """Cached features of M images ({name: (M,C,h,w)}) with their (H, W) -> M predictions at original resolution;
+    ``backend`` (``features.backend.Backend``, with ``text_prompts``) decodes the phrases with ``decoder``.
 
     ``instance_masks``: keep the kept instances' (K,H,W) masks (``--save-instances``); without them only
     the label map, confidences and classes are returned, and memory stays bounded whatever the thresholds.
     """
-    from samcache.features.sam3 import decode_text
+    from samcache.features.sam3.backend import decode_text
 
     if compose not in COMPOSE_MODES:
         raise SamcacheError(f"unknown composition {compose!r}; choose one of {', '.join(COMPOSE_MODES)}")
     prompts = phrases.prompts()
     if not prompts:
         raise SamcacheError("no text prompts given (the phrase list is empty)")
-    m, p = len(trunk), len(prompts)
-    backbone = decoder.backbone_out(trunk, necks=("detector",))
+    m, p = len(original_sizes), len(prompts)
     image_index = torch.arange(m).repeat_interleave(p)
-    results = decode_text(decoder, backbone, image_index, [phrase for _ in range(m) for _, phrase in prompts])
+    results = backend.decode_text(decoder, features, image_index, [phrase for _ in range(m) for _, phrase in prompts])
     classes = torch.tensor([c for c, _ in prompts])
     out = []
     for i, size in enumerate(original_sizes):
@@ -54,18 +56,16 @@ def segment_by_concepts(decoder, trunk: torch.Tensor, original_sizes: list[tuple
             probs = torch.nn.functional.interpolate(logits, tuple(size), mode="bilinear", align_corners=False)[:, 0]
             out.append(ConceptPrediction(compose_semantic(probs.sigmoid(), classes, semantic_rule).cpu(), None))
             continue
-        out.append(_compose_instances(mine, classes.tolist(), tuple(int(v) for v in size), instance_rule,
+        out.append(_compose_instances(backend, mine, classes.tolist(), tuple(int(v) for v in size), instance_rule,
                                       instance_masks))
     return out
 
 
-def _compose_instances(results, classes: list[int], size: tuple[int, int], rule: InstanceComposition,
+def _compose_instances(backend, results, classes: list[int], size: tuple[int, int], rule: InstanceComposition,
                        keep_masks: bool) -> ConceptPrediction:
     """One image's P grounding results -> its label map and instances (``concepts.paint_instances``), the
     candidates' 288x288 logits upsampled a chunk at a time (LOGIT_PIXELS): memory stays bounded whatever
     the thresholds."""
-    from samcache.features.sam3 import upsample_text_masks
-
     picks, confs = [], []
     for p, r in enumerate(results):
         conf = r.scores * r.presence
@@ -74,7 +74,7 @@ def _compose_instances(results, classes: list[int], size: tuple[int, int], rule:
         confs.append(conf[keep].float().cpu())
 
     def masks_of(part: list[int]) -> torch.Tensor:
-        return upsample_text_masks(torch.stack([results[picks[k][0]].mask_logits[picks[k][1]] for k in part]), size)
+        return backend.upsample_text_masks(torch.stack([results[picks[k][0]].mask_logits[picks[k][1]] for k in part]), size)
 
     pick_classes = torch.tensor([classes[p] for p, _ in picks], dtype=torch.long)
     instances = paint_instances(torch.cat(confs), pick_classes, rule, size, masks_of,

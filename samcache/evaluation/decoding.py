@@ -19,6 +19,7 @@ from samcache.cache.reader import Cache, CacheSplit, open_cache
 from samcache.data.labels import ClassSet, get_class_set
 from samcache.errors import SamcacheError
 from samcache.evaluation.requests import PromptRequest, check_requests
+from samcache.features.backend import Prompts
 from samcache.features.decoder import decode_chunked, prompt_budget
 from samcache.features.device import PASSES, describe_device, resolve_device
 
@@ -54,11 +55,11 @@ class Decoder:
     def decode(self, features: dict[str, torch.Tensor], image_index: torch.Tensor, point_coords, point_labels,
                boxes, multimask: bool, mask_input: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """B prompts (input-frame coordinates, on the device) over (M,...) features -> low-res logits
-        (B,C,low_res,low_res) and scores (B,C), C = ``family.num_masks`` or 1; within the memory budget."""
+        (B,C,low_res,low_res) and scores (B,C), C = 3 with ``multimask`` or 1; within the memory budget."""
         if self.budget is None:
             self.budget = prompt_budget(self.backend, self.model, features)
-        return decode_chunked(self.backend, self.model, features, image_index, point_coords, point_labels, boxes,
-                              multimask, self.budget, mask_input)
+        return decode_chunked(self.backend, self.model, features, image_index,
+                              Prompts(point_coords, point_labels, boxes, mask_input), multimask, self.budget)
 
     def upscale(self, logits: torch.Tensor, input_size, original_size) -> torch.Tensor:
         """(P,C,low_res,low_res) logits of one image size -> (P,C,H,W) bool masks at the original resolution."""

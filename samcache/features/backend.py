@@ -10,21 +10,49 @@ imports and builds it on first use.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
 from samcache.errors import SamcacheError
+from samcache.features.checkpoints import require_checkpoint
 from samcache.features.device import PASSES, autocast
-from samcache.features.families import FAMILIES, Family, backend_for
-from samcache.features.weights import WeightsId, require_checkpoint_file
+from samcache.features.family import Family
+from samcache.features.weights import WeightsId
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """B prompts in the input frame, on the decoder's device; each part is None when absent."""
+
+    point_coords: torch.Tensor | None = None  # (B,N,2)
+    point_labels: torch.Tensor | None = None  # (B,N) 1 foreground, 0 background
+    boxes: torch.Tensor | None = None  # (B,4) x0 y0 x1 y1
+    mask_input: torch.Tensor | None = None  # (B,1,low_res,low_res): a previous prediction's logits
+
+    def __getitem__(self, rows: slice) -> "Prompts":
+        """The prompts ``rows`` (a chunk of the batch)."""
+        part = lambda t: None if t is None else t[rows]  # noqa: E731
+        return Prompts(part(self.point_coords), part(self.point_labels), part(self.boxes), part(self.mask_input))
+
+
+@dataclass
+class TextResult:
+    """One (image, phrase) grounding of a text-prompt family: Q candidate instances at its mask resolution."""
+
+    mask_logits: torch.Tensor  # (Q,h,w) float32 (``Backend.upsample_text_masks`` makes the masks)
+    scores: torch.Tensor  # (Q,) float32 in [0,1]
+    presence: float  # does the phrase occur in the image at all (its confidence is ``scores * presence``)
+    boxes: torch.Tensor  # (Q,4) normalised cxcywh
+    semantic_logits: torch.Tensor  # (h,w) float32: a per-phrase semantic map's logits
 
 
 class Backend(ABC):
     """A model family's code; ``self.info`` is its descriptor, the one place for its facts."""
 
-    text_prompts = False  # the decoder also answers noun phrases (zero-shot --prompt text); SAM 3 sets it
+    text_prompts = False  # the decoder also answers noun phrases (``decode_text``); SAM 3 sets it
 
     def __init__(self, info: Family):
         self.info = info
@@ -66,9 +94,23 @@ class Backend(ABC):
 
     @abstractmethod
     def decode(self, decoder: nn.Module, features: dict[str, torch.Tensor], image_index: torch.Tensor,
-               point_coords, point_labels, boxes, multimask: bool, mask_input=None
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-        """B prompts (input-frame coordinates) over (M,...) features -> logits (B,C,256,256), scores (B,C)."""
+               prompts: Prompts, multimask: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """B prompts over (M,...) features (prompt b on image ``image_index[b]``) -> low-res logits
+        (B,C,low_res,low_res), scores (B,C). ``features`` is the caller's and is never changed."""
+
+    def decode_text(self, decoder: nn.Module, features: dict[str, torch.Tensor], image_index: torch.Tensor,
+                    phrases: list[str]) -> list[TextResult]:
+        """P noun phrases (phrase p on image ``image_index[p]``) over (M,...) cached features -> P results.
+        Only families with ``text_prompts``."""
+        raise self._no_text()
+
+    def upsample_text_masks(self, mask_logits: torch.Tensor, original_size: tuple[int, int]) -> torch.Tensor:
+        """(Q,h,w) ``TextResult.mask_logits`` -> (Q,H,W) bool masks at the original size."""
+        raise self._no_text()
+
+    def _no_text(self) -> SamcacheError:
+        return SamcacheError(f"{self.info.title} ({self.family}) does not answer text prompts; "
+                             f"decode a cache of a family that does (SAM 3)")
 
     @abstractmethod
     def to_input_frame(self, coords: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:
@@ -99,16 +141,9 @@ class Backend(ABC):
         """The chosen low-res logits as the next ``mask_input``, as upstream's predictor returns them."""
         return low_res
 
-    def identify(self, checkpoint_contents) -> str | None:
-        """The model type of this family that a loaded checkpoint file holds, or None if it is not this family's."""
-        return None
-
     def require_weights_file(self, model_type: str, checkpoint) -> None:
         """Cheap checks (a checkpoint given where needed, and present), before any lock is taken."""
-        if checkpoint is None and model_type != "tiny":
-            raise SamcacheError(f"{model_type} needs --checkpoint")
-        if checkpoint is not None:
-            require_checkpoint_file(checkpoint)
+        require_checkpoint(model_type, checkpoint)
 
     def check_weights(self, model_type: str, checkpoint, seed: int) -> WeightsId:
         """The weights' identity without building the model on the GPU (Dask drivers)."""
@@ -128,16 +163,3 @@ class Backend(ABC):
             out = self._encode(encoder, images.to(device, non_blocking=True), input_sizes)
         PASSES["images"] += len(images)
         return {name: value.float() for name, value in out.items()}
-
-
-def identify_checkpoint(checkpoint) -> str:
-    """The registered model type whose official checkpoint ``checkpoint`` (a path) is, asking every family."""
-    from samcache.features.models import read_checkpoint
-
-    contents = read_checkpoint(checkpoint)
-    for name in FAMILIES:
-        found = backend_for(name).identify(contents)
-        if found is not None:
-            return found
-    raise SamcacheError(f"cannot tell which model {checkpoint} holds (not an official checkpoint of "
-                        f"{', '.join(FAMILIES)})", setting="model_type")

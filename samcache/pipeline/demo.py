@@ -25,7 +25,7 @@ from samcache.cache.locks import remove_lock_files
 from samcache.cache.store import is_samcache_store
 from samcache.data.synth import parse_size, read_marker, write_synthetic
 from samcache.errors import SamcacheError
-from samcache.features.backend import identify_checkpoint
+from samcache.features.checkpoints import identify_checkpoint
 from samcache.features.families import backend_for
 from samcache.pipeline.clicks import run_clicks
 from samcache.pipeline.configs import ClicksConfig, DemoConfig, ExtractConfig, HeadConfig, ZeroShotConfig

@@ -105,9 +105,10 @@ def _decode_split(d, phrases, rules, out: Path, progress: bool) -> tuple[np.ndar
     for start in range(0, len(d.rows), per_batch):
         check_interrupt()
         rows = d.rows[start:start + per_batch]
-        trunk = torch.from_numpy(np.stack([split.features(r)["trunk"] for r in rows])).float()
+        maps = [split.features(r) for r in rows]
+        features = {name: torch.from_numpy(np.stack([m[name] for m in maps])).float().to(device) for name in maps[0]}
         sizes = [tuple(int(v) for v in split.original_size(r)) for r in rows]
-        preds = segment_by_concepts(d.decoder.model, trunk.to(device), sizes, phrases, cfg.compose, *rules,
+        preds = segment_by_concepts(d.decoder.backend, d.decoder.model, features, sizes, phrases, cfg.compose, *rules,
                                     instance_masks=cfg.save_instances)
         for row, pred in zip(rows, preds):
             gt = class_set.to_index(split.label_ids(row))  # read once: scoring and the overlay

@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from samcache.errors import SamcacheError
-from samcache.features.preprocess import PIXEL_MEAN, PIXEL_STD
+from samcache.features.sam1.preprocess import PIXEL_MEAN, PIXEL_STD
 
 ATTENTION_KINDS = ("sdpa", "upstream")
 

@@ -11,23 +11,24 @@ go through ``Sam3Image.forward_grounding`` in one call.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+import weakref
 
 import numpy as np
 import torch
 from torch import nn
 
 from samcache.errors import SamcacheError
-from samcache.features import sam3_compat
-from samcache.features.backend import Backend
-from samcache.features.families import SAM3
-from samcache.features.sam3_build import build_sam3, load_sam3_state_dict
-from samcache.features.weights import WeightsId, require_checkpoint_file
+from samcache.features.backend import Backend, TextResult
+from samcache.features.checkpoints import require_checkpoint, weights_id
+from samcache.features.sam3 import FRAME
+from samcache.features.sam3 import compat as sam3_compat
+from samcache.features.sam3.build import build_sam3, load_sam3_state_dict
+from samcache.features.tracker_heads import LOW_RES_CLAMP
+from samcache.features.tracker_heads import decode as decode_points
 
-INPUT_SIZE = SAM3.frame[0]  # 1008: every image is squashed to 1008 x 1008
-MEAN, STD = 0.5, 0.5  # SAM3.preprocessing, on [0, 1] pixels
+INPUT_SIZE = FRAME  # 1008: every image is squashed to 1008 x 1008
+MEAN, STD = 0.5, 0.5  # the descriptors' preprocessing, on [0, 1] pixels
 MAX_HOLE_AREA = 256  # the interactive predictor fills background holes up to this area at 288 x 288
-LOW_RES_CLAMP = 32.0  # predict_inst returns (and users feed back) low-res logits clamped to +-this
 TEXT_MASK_THRESHOLD = 0.5  # Sam3Processor: sigmoid(mask logits) > 0.5
 
 
@@ -138,6 +139,16 @@ class Sam3Decoder(nn.Module):
         """(M,C,72,72) cached trunk -> ``Sam3Processor.set_image``'s ``state["backbone_out"]`` for M images."""
         return _backbone_out(self.model, trunk, necks)
 
+    def point_maps(self, trunk: torch.Tensor) -> dict[str, torch.Tensor]:
+        """(M,C,72,72) cached trunk -> the point decoder's three maps, computed once per trunk tensor: a
+        stage decodes one batch of images many times (chunks, click rounds), with the same tensor."""
+        held = self.__dict__.get("_point_maps")
+        if held is not None and held[0]() is trunk:
+            return held[1]
+        maps = self.point_features(self.backbone_out(trunk, necks=("tracker",)))
+        self.__dict__["_point_maps"] = (weakref.ref(trunk, lambda _: self.__dict__.pop("_point_maps", None)), maps)
+        return maps
+
     @torch.inference_mode()
     def point_features(self, backbone_out: dict) -> dict[str, torch.Tensor]:
         """The interactive predictor's ``_features`` (as predict_inst sets them), batched over M images."""
@@ -147,17 +158,6 @@ class Sam3Decoder(nn.Module):
         sizes = self.model.inst_interactive_predictor._bb_feat_sizes
         maps = [f.permute(1, 2, 0).reshape(batch, -1, *size) for f, size in zip(feats, sizes)]
         return {"image_embed": maps[-1], "high_res_feats_0": maps[0], "high_res_feats_1": maps[1]}
-
-
-@dataclass
-class TextResult:
-    """One (image, phrase) grounding: Q candidate instances at the 288 x 288 mask resolution."""
-
-    mask_logits: torch.Tensor  # (Q,288,288) float32: sigmoid > 0.5 is the mask (after upsampling)
-    scores: torch.Tensor  # (Q,) float32 in [0,1]: sigmoid(pred_logits)
-    presence: float  # sigmoid(presence_logit_dec): does the phrase occur in the image at all
-    boxes: torch.Tensor  # (Q,4) normalised cxcywh
-    semantic_logits: torch.Tensor  # (288,288) float32: the semantic_seg head's logits
 
 
 @torch.inference_mode()
@@ -200,9 +200,9 @@ def upsample_text_masks(mask_logits: torch.Tensor, original_size: tuple[int, int
 
 
 class Sam3Backend(Backend):
-    """SAM 3 (and sam3_tiny) behind the family interface; facts in ``families.SAM3`` / ``SAM3_TINY``."""
+    """SAM 3 (and sam3_tiny) behind the family interface; facts in ``sam3.SAM3`` / ``SAM3_TINY``."""
 
-    text_prompts = True  # zero-shot --prompt text: the decoder answers noun phrases (decode_text)
+    text_prompts = True  # the decoder answers noun phrases (decode_text)
 
     def input_size(self, original_size):
         return (INPUT_SIZE, INPUT_SIZE)
@@ -223,41 +223,24 @@ class Sam3Backend(Backend):
         model, weights = build_sam3(model_type, checkpoint, seed, allow_random or model_type == "sam3_tiny")
         return Sam3Decoder(model).eval(), weights
 
-    def identify(self, checkpoint_contents):
-        from samcache.features.models import sam3_type
-
-        found = sam3_type(checkpoint_contents)
-        return found if found in self.info.model_types else None
-
-    def require_weights_file(self, model_type, checkpoint):
-        """sam3 needs sam3.pt; sam3_tiny is random unless given a file (tests write one)."""
-        if checkpoint is None:
-            if model_type == "sam3":
-                raise SamcacheError("sam3 needs --checkpoint (e.g. checkpoints/sam3.pt)")
-        else:
-            require_checkpoint_file(checkpoint)
-
     def check_weights(self, model_type, checkpoint, seed):
-        from samcache.features.models import weights_id
+        require_checkpoint(model_type, checkpoint)
+        if checkpoint is not None:
+            load_sam3_state_dict(checkpoint, model_type)  # the family check; key by key when the model loads
+        return weights_id(checkpoint, seed)
 
-        if checkpoint is None:
-            self.require_weights_file(model_type, None)
-            return WeightsId(None, seed)
-        load_sam3_state_dict(checkpoint)  # the family check; key-by-key strictness when the model loads
-        return weights_id(model_type, checkpoint, seed)
+    def decode(self, decoder, features, image_index, prompts, multimask):
+        """B prompts in the 1008 frame -> low-res logits (B,C,288,288), scores (B,C); as predict_inst.
+        The tracker's maps are recomputed from the trunk once per batch of images (``Sam3Decoder.point_maps``)."""
+        return decode_points(decoder.tracker, decoder.point_maps(features["trunk"]), image_index, prompts, multimask)
 
-    def stage2_features(self, decoder: Sam3Decoder, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Cached {"trunk": (M,C,72,72)} -> the point decoder's three maps (run once per batch of images)."""
-        return decoder.point_features(decoder.backbone_out(features["trunk"], necks=("tracker",)))
+    def decode_text(self, decoder, features, image_index, phrases):
+        """Noun phrases over cached trunks: the detector neck, then one grounding call (``decode_text``)."""
+        return decode_text(decoder, decoder.backbone_out(features["trunk"], necks=("detector",)), image_index,
+                           phrases)
 
-    def decode(self, decoder, features, image_index, point_coords, point_labels, boxes, multimask, mask_input=None):
-        """B prompts in the 1008 frame -> low-res logits (B,C,288,288), scores (B,C); as predict_inst."""
-        from samcache.features.sam2 import decode as sam2_decode  # the same SAM 2 heads and prompt handling
-
-        if "image_embed" not in features:  # once per batch of images: the maps join the caller's dict
-            features.update(self.stage2_features(decoder, features))
-        return sam2_decode(decoder.tracker, features, image_index, point_coords, point_labels, boxes, mask_input,
-                           multimask)
+    def upsample_text_masks(self, mask_logits, original_size):
+        return upsample_text_masks(mask_logits, original_size)
 
     def to_input_frame(self, coords, original_size):
         h, w = (int(v) for v in original_size)

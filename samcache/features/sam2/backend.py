@@ -1,13 +1,13 @@
 """SAM 2.1 beside SAM 1: batched image encoding into cached features, batched prompt decoding.
 
 For one image, ``encode`` computes ``SAM2ImagePredictor.set_image``'s ``_features`` and
-``decode`` + ``postprocess`` compute ``SAM2ImagePredictor._predict``; here images are batched,
+``decode`` (``features.tracker_heads``) + ``postprocess`` compute ``SAM2ImagePredictor._predict``; here images are batched,
 and prompts of several images share one decoder call (each gathers its image's features by index).
 
 Two differences from SAM 1 shape the cache. SAM 2 stretches every image to 1024x1024 (no
 aspect-preserving resize, no padding), so the input frame is the same for all images. And its
 mask decoder also reads two high-resolution maps (already projected by the decoder's
-conv_s0 / conv_s1 at encode time, as upstream does), so an image has three arrays (``families.SAM2.features``).
+conv_s0 / conv_s1 at encode time, as upstream does), so an image has three arrays (``SAM2.features``).
 """
 
 from __future__ import annotations
@@ -18,21 +18,15 @@ from sam2.modeling.sam2_base import SAM2Base
 from torch.nn import functional as F
 from torchvision.transforms import functional as TF
 
-from samcache.errors import SamcacheError
 from samcache.features.backend import Backend
 from samcache.features.device import autocast
-from samcache.features.families import SAM2
-from samcache.features.sam2_build import (SAM2_MODEL_TYPES, Sam2PromptDecoder, Sam2Spec, build_sam2,
-                                          build_sam2_prompt_decoder, identify_sam2_type, load_sam2_state_dict)
-
-__all__ = ["SAM2_MODEL_TYPES", "Sam2Spec", "Sam2PromptDecoder", "build_sam2", "build_sam2_prompt_decoder",
-           "identify_sam2_type", "load_sam2_state_dict", "IMAGE_SIZE", "Sam2Backend",
-           "prepare_image", "normalize_images", "encode", "decode", "to_input_frame", "postprocess"]
+from samcache.features.sam2 import SAM2
+from samcache.features.sam2.build import build_sam2, build_sam2_prompt_decoder
+from samcache.features.tracker_heads import LOW_RES_CLAMP, decode
 
 IMAGE_SIZE = SAM2.frame[0]  # image_size of every sam2.1 config
 PIXEL_MEAN = tuple(SAM2.preprocessing["pixel_mean"])  # sam2.utils.transforms.SAM2Transforms, on [0, 1] pixels
 PIXEL_STD = tuple(SAM2.preprocessing["pixel_std"])
-LOW_RES_CLAMP = 32.0  # _predict clamps the low-res logits it returns (and users feed back) to +-this
 
 
 def prepare_image(image: np.ndarray) -> torch.Tensor:
@@ -63,51 +57,6 @@ def encode(model: SAM2Base, images_uint8: torch.Tensor, precision: str = "fp32")
     if model.directly_add_no_mem_embed:  # set_image adds it to the lowest-resolution map (in float32)
         embed = embed + model.no_mem_embed.view(1, -1, 1, 1)
     return {"image_embed": embed, "high_res_feats_0": high_res_0, "high_res_feats_1": high_res_1}
-
-
-@torch.inference_mode()
-def decode(decoder: Sam2PromptDecoder | SAM2Base, features: dict[str, torch.Tensor], image_index: torch.Tensor,
-           point_coords: torch.Tensor | None, point_labels: torch.Tensor | None, boxes: torch.Tensor | None,
-           mask_input: torch.Tensor | None, multimask: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """B prompts over (M,...) features -> low-res logits (B,C,256,256), IoU scores (B,C); C = 3 or 1.
-
-    Prompt ``b`` decodes against image ``image_index[b]``; coordinates are in the 1024 input frame
-    (``to_input_frame``). Per prompt this is ``SAM2ImagePredictor._predict``: box corners become
-    points labelled 2, 3 before the clicks, and a single mask falls back to the best of three when
-    unstable. Logits are unclamped; clamp to +-LOW_RES_CLAMP to feed them back as upstream does.
-    Each prompt costs ~20 MB of float32 features (16 gathered + 4 of upstream's positional
-    encoding copy): chunk B accordingly.
-    """
-    device = next(decoder.parameters()).device
-    index = image_index.to(device)
-
-    def gather(name: str) -> torch.Tensor:
-        return features[name].to(device, torch.float32)[index]
-
-    points = None
-    if point_coords is not None:
-        points = (point_coords.to(device, torch.float32), point_labels.to(device, torch.int))
-    if boxes is not None:
-        box_coords = boxes.to(device, torch.float32).reshape(-1, 2, 2)
-        box_labels = torch.tensor([[2, 3]], dtype=torch.int, device=device).repeat(box_coords.size(0), 1)
-        if points is None:
-            points = (box_coords, box_labels)
-        else:
-            points = (torch.cat([box_coords, points[0]], dim=1), torch.cat([box_labels, points[1]], dim=1))
-    masks = None if mask_input is None else mask_input.to(device, torch.float32)
-    sparse, dense = decoder.sam_prompt_encoder(points=points, boxes=None, masks=masks)
-    if sparse.shape[0] != index.shape[0]:
-        raise ValueError(f"{index.shape[0]} image indices for {sparse.shape[0]} prompts")
-    low_res, iou_scores, _, _ = decoder.sam_mask_decoder(
-        image_embeddings=gather("image_embed"),
-        image_pe=decoder.sam_prompt_encoder.get_dense_pe(),
-        sparse_prompt_embeddings=sparse,
-        dense_prompt_embeddings=dense,
-        multimask_output=multimask,
-        repeat_image=False,  # one gathered image per prompt already
-        high_res_features=[gather("high_res_feats_0"), gather("high_res_feats_1")],
-    )
-    return low_res, iou_scores
 
 
 def to_input_frame(coords: np.ndarray | torch.Tensor, original_size: tuple[int, int]) -> np.ndarray | torch.Tensor:
@@ -146,19 +95,8 @@ class Sam2Backend(Backend):
     def build_decoder(self, model_type, checkpoint, seed, allow_random=False):
         return build_sam2_prompt_decoder(model_type, checkpoint, seed, allow_random)
 
-    def identify(self, checkpoint_contents):
-        inner = checkpoint_contents.get("model") if isinstance(checkpoint_contents, dict) else None
-        return identify_sam2_type(inner) if isinstance(inner, dict) else None
-
-    def require_weights_file(self, model_type, checkpoint):
-        if checkpoint is None:
-            official = SAM2.example_checkpoints[model_type]
-            raise SamcacheError(f"{model_type} needs --checkpoint (e.g. checkpoints/{official})")
-        super().require_weights_file(model_type, checkpoint)
-
-    def decode(self, decoder, features, image_index, point_coords, point_labels, boxes, multimask, mask_input=None):
-        return decode(decoder, features, image_index, point_coords, point_labels, boxes, mask_input,
-                                   multimask)
+    def decode(self, decoder, features, image_index, prompts, multimask):
+        return decode(decoder, features, image_index, prompts, multimask)
 
     def build_predictor(self, model_type, checkpoint, seed, allow_random=False):
         from sam2.sam2_image_predictor import SAM2ImagePredictor

@@ -2,15 +2,16 @@
 
 One feature array, ``embeddings`` (256, 64, 64); ResizeLongestSide to 1024 and zero padding,
 so ``input_size`` is the (h, w) of the frame the image covers. The decoding math is in
-``samcache.features.decoder`` (upstream's MaskDecoder, batched over images).
+``kernel`` (upstream's MaskDecoder, batched over images); the models in ``build``.
 """
 
 from __future__ import annotations
 
 from torch import nn
 
-from samcache.features import models, preprocess
 from samcache.features.backend import Backend
+from samcache.features.sam1 import build as models
+from samcache.features.sam1 import preprocess
 
 
 class SamBackend(Backend):
@@ -31,21 +32,14 @@ class SamBackend(Backend):
         pe, md, weights = models.build_prompt_decoder(model_type, checkpoint, seed, allow_random)
         return SamPromptDecoder(pe, md).eval(), weights
 
-    def identify(self, checkpoint_contents):
-        flat = isinstance(checkpoint_contents, dict) and not isinstance(checkpoint_contents.get("model"), dict)
-        return models.identify_model_type(checkpoint_contents) if flat else None
-
     def check_weights(self, model_type, checkpoint, seed):
         return models.check_weights(model_type, checkpoint, seed)
 
-    def require_weights_file(self, model_type, checkpoint):
-        models.require_weights_file(model_type, checkpoint)
+    def decode(self, decoder, features, image_index, prompts, multimask):
+        from samcache.features.sam1.kernel import decode
 
-    def decode(self, decoder, features, image_index, point_coords, point_labels, boxes, multimask, mask_input=None):
-        from samcache.features.decoder import decode
-
-        return decode(decoder.prompt_encoder, decoder.mask_decoder, features["embeddings"], image_index,
-                      point_coords, point_labels, boxes, multimask, mask_input)
+        return decode(decoder.prompt_encoder, decoder.mask_decoder, features["embeddings"], image_index, prompts,
+                      multimask)
 
     def build_predictor(self, model_type, checkpoint, seed, allow_random=False):
         from segment_anything import SamPredictor

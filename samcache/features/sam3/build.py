@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 from samcache.errors import SamcacheError
-from samcache.features import sam3_compat
-from samcache.features.models import SAM3_KEY, identify_model_type, read_checkpoint, sam3_type, weights_id
+from samcache.features.checkpoints import load_checkpoint, require_checkpoint, weights_id
+from samcache.features.sam3 import VARIANTS, compat as sam3_compat, state_dict_of
 from samcache.features.weights import WeightsId, load_tensors
 
 D = 32  # tiny model width (upstream: 256) ; the trunk's is TINY_TRUNK_DIM
@@ -110,17 +110,6 @@ def build_random_sam3(model_type: str, seed: int = 0) -> torch.nn.Module:
     return model.eval()
 
 
-def to_official_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The image model's state dict in ``sam3.pt``'s key layout (``detector.*``, ``tracker.*``)."""
-    out = {}
-    for key, value in model.state_dict().items():
-        if key.startswith(TRACKER_PREFIX):
-            out["tracker." + key[len(TRACKER_PREFIX):]] = value
-        else:
-            out["detector." + key] = value
-    return out
-
-
 def from_official_state_dict(state: dict) -> dict:
     """Upstream's mapping (``detector.`` stripped, ``tracker.`` -> the interactive predictor), by prefix."""
     out, other = {}, []
@@ -134,33 +123,9 @@ def from_official_state_dict(state: dict) -> dict:
     return out, other
 
 
-def is_sam3_state_dict(state) -> bool:
-    return isinstance(state, dict) and SAM3_KEY in state
-
-
-def _describe_foreign(path, ckpt) -> str | None:
-    """Name a SAM 1 / SAM 2.1 checkpoint given as SAM 3."""
-    from samcache.features.sam2_build import identify_sam2_type
-
-    inner = ckpt.get("model") if isinstance(ckpt, dict) and isinstance(ckpt.get("model"), dict) else ckpt
-    if not isinstance(inner, dict):
-        return None
-    if (found := identify_model_type(inner)) is not None:
-        return f"{path} is a SAM 1 checkpoint ({found}), not SAM 3; pass --model-type {found}"
-    if (found := identify_sam2_type(inner)) is not None:
-        return f"{path} is a SAM 2.1 checkpoint ({found}), not SAM 3; pass --model-type {found}"
-    return None
-
-
-def load_sam3_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """``sam3.pt`` (flat, or under ``"model"`` as upstream also accepts), memory-mapped; one-line errors."""
-    ckpt = read_checkpoint(path)
-    if (foreign := _describe_foreign(path, ckpt)) is not None:
-        raise SamcacheError(foreign)
-    state = ckpt.get("model") if isinstance(ckpt, dict) and isinstance(ckpt.get("model"), dict) else ckpt
-    if not is_sam3_state_dict(state):
-        raise SamcacheError(f"{path} is not a SAM 3 checkpoint (no {SAM3_KEY})")
-    return state
+def load_sam3_state_dict(path: str | Path, model_type: str) -> dict[str, torch.Tensor]:
+    """``sam3.pt`` of ``model_type`` (flat, or under ``"model"`` as upstream also accepts), memory-mapped."""
+    return state_dict_of(load_checkpoint(model_type, path))
 
 
 def load_strict(model: torch.nn.Module, state: dict, checkpoint, model_type: str) -> None:
@@ -182,15 +147,12 @@ def build_sam3(model_type: str, checkpoint: str | Path | None = None, seed: int 
 
     ``sam3_tiny`` is always random (``seed``); ``sam3`` needs ``sam3.pt`` unless ``allow_random``.
     """
-    if model_type not in ("sam3", "sam3_tiny"):
-        raise SamcacheError(f"unknown SAM 3 model type {model_type!r}; choose sam3 or sam3_tiny")
+    if model_type not in VARIANTS:
+        raise SamcacheError(f"unknown SAM 3 model type {model_type!r}; choose one of {', '.join(VARIANTS)}")
+    require_checkpoint(model_type, checkpoint, allow_random)
     if checkpoint is None:
-        if model_type == "sam3" and not allow_random:
-            raise SamcacheError("sam3 needs --checkpoint (e.g. checkpoints/sam3.pt)")
         return build_random_sam3(model_type, seed), WeightsId(None, seed)
-    state = load_sam3_state_dict(checkpoint)
-    if (found := sam3_type(state)) != model_type:
-        raise SamcacheError(f"{checkpoint} is a {found} checkpoint, not {model_type}; pass --model-type {found}")
+    state = load_sam3_state_dict(checkpoint, model_type)
     model = build_random_sam3(model_type, seed)  # upstream builds, then loads: every tensor is overwritten
     load_strict(model, state, checkpoint, model_type)
-    return model.eval(), weights_id(model_type, checkpoint, seed)
+    return model.eval(), weights_id(checkpoint, seed)
