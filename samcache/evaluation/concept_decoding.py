@@ -37,8 +37,6 @@ def segment_by_concepts(backend, decoder, features: dict[str, torch.Tensor], ori
     ``instance_masks``: keep the kept instances' (K,H,W) masks (``--save-instances``); without them only
     the label map, confidences and classes are returned, and memory stays bounded whatever the thresholds.
     """
-    from samcache.features.sam3.backend import decode_text
-
     if compose not in COMPOSE_MODES:
         raise SamcacheError(f"unknown composition {compose!r}; choose one of {', '.join(COMPOSE_MODES)}")
     prompts = phrases.prompts()

@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 
-from samcache.errors import SamcacheError
+from samcache.errors import SamcacheError, setting
 from samcache.features.memory import capacity
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -38,10 +38,10 @@ def resolve_device(device: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise SamcacheError(f"--device {device} was requested but no CUDA device is available")
+            raise SamcacheError(f"{setting('device')} {device} was requested but no CUDA device is available")
         index = int(device.split(":")[1]) if ":" in device else 0
         if index >= torch.cuda.device_count():
-            raise SamcacheError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) present")
+            raise SamcacheError(f"{setting('device')} {device}: only {torch.cuda.device_count()} CUDA device(s) present")
     return torch.device(device)
 
 

@@ -20,7 +20,7 @@ from samcache.data.labels import CLASS_SET_NAMES
 from samcache.data.synth import parse_size
 from samcache.errors import SamcacheError
 from samcache.features.decoder import MULTIMASK_MODES
-from samcache.features.sam1.attention import ATTENTION_KINDS
+from samcache.features.family import ATTENTION_KINDS
 from samcache.evaluation.clicks import FIRST_CLICK_MODES, NEXT_CLICK_RULES, STUFF_MODES
 from samcache.features.device import PRECISION_CHOICES, check_device_name
 from samcache.features.head import HEADS

@@ -20,9 +20,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from samcache.errors import SamcacheError
+from samcache.features.family import ATTENTION_KINDS
 from samcache.features.sam1.preprocess import PIXEL_MEAN, PIXEL_STD
-
-ATTENTION_KINDS = ("sdpa", "upstream")
 
 
 def rel_pos_bias(q: torch.Tensor, rel_pos_h: torch.Tensor, rel_pos_w: torch.Tensor,
