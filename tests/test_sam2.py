@@ -155,7 +155,7 @@ def test_checkpoint_errors_are_one_line_naming_the_file(sam, tmp_path):
     cases = [
         (tmp_path / "absent.pt", ("checkpoint not found", "absent.pt")),
         (tmp_path / "junk.pt", ("junk.pt is not a PyTorch checkpoint",)),
-        (save("sam1.pth", sam1), ("sam1.pth is a SAM 1 checkpoint (vit_b), not sam2.1_hiera_t; pass --model-type vit_b",)),
+        (save("sam1.pth", sam1), ("sam1.pth is a SAM 1 checkpoint (vit_b), not SAM 2.1; pass --model-type vit_b",)),
         (save("decoder.pt", {"model": {k: v for k, v in full.items() if k.startswith("sam_mask_decoder.")}}),
          ("decoder.pt is not a SAM 2.1 checkpoint",)),
         (save("small.pt", {"model": small}), ("small.pt is a SAM 2.1 checkpoint (sam2.1_hiera_s), not sam2.1_hiera_t",)),

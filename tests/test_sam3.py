@@ -188,13 +188,13 @@ def test_bad_checkpoints_get_one_line_and_name_the_family(sam3_setup, tmp_path):
     torch.save({"model": build_sam2("sam2.1_hiera_t", None, 0, allow_random=True)[0].state_dict()}, sam2)
     before = sorted(p.name for p in tmp_path.iterdir())
     cases = [(lambda: build_sam3("sam3", truncated), "is not a PyTorch checkpoint"),
-             (lambda: build_sam3("sam3", sam1), "is a SAM 1 checkpoint (tiny), not sam3; pass --model-type tiny"),
+             (lambda: build_sam3("sam3", sam1), "is a SAM 1 checkpoint (tiny), not SAM 3; pass --model-type tiny"),
              (lambda: build_sam3("sam3", sam2),
-              "is a SAM 2.1 checkpoint (sam2.1_hiera_t), not sam3; pass --model-type sam2.1_hiera_t"),
+              "is a SAM 2.1 checkpoint (sam2.1_hiera_t), not SAM 3; pass --model-type sam2.1_hiera_t"),
              (lambda: check_weights("vit_b", s["ckpt"]),
-              "is a SAM 3 checkpoint (sam3_tiny), not vit_b; pass --model-type sam3_tiny"),
+              "is a SAM 3 checkpoint (sam3_tiny), not SAM 1; pass --model-type sam3_tiny"),
              (lambda: load_sam2_state_dict(s["ckpt"], "sam2.1_hiera_t"),
-              "is a SAM 3 checkpoint (sam3_tiny), not sam2.1_hiera_t; pass --model-type sam3_tiny"),
+              "is a SAM 3 checkpoint (sam3_tiny), not SAM 2.1; pass --model-type sam3_tiny"),
              (lambda: build_sam3("sam3", s["ckpt"]),
               "is a SAM 3 checkpoint (sam3_tiny), not sam3; pass --model-type sam3_tiny"),
              (lambda: build_sam3("sam3", None), "sam3 needs --checkpoint (e.g. checkpoints/sam3.pt)")]

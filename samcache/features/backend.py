@@ -2,9 +2,11 @@
 
 A backend builds an encoder or a prompt decoder from a checkpoint (or random weights), prepares
 an image in a DataLoader worker, encodes a batch into named feature arrays (what the cache
-stores), and decodes prompts from those arrays. Its facts (feature shapes, frame, thresholds)
-are its ``Family`` descriptor's (``samcache.features.families``); ``backend_for(model_type)``
-imports and builds it on first use.
+stores), and decodes prompts (a ``Prompts`` batch) from those arrays. Text prompts are an optional
+capability: a family that answers noun phrases sets ``text_prompts`` and implements ``decode_text`` and
+``upsample_text_masks``; the others refuse them in one line. Its facts (feature shapes, frame,
+thresholds, checkpoints) are its ``Family`` descriptor's (``samcache.features.family``);
+``families.backend_for(model_type)`` imports and builds it on first use.
 """
 
 from __future__ import annotations

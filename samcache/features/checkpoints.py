@@ -49,8 +49,8 @@ def identify_checkpoint(checkpoint: str | Path) -> str:
 
 
 def load_checkpoint(model_type: str, path: str | Path):
-    """``path``'s contents, refused in one line unless they are ``model_type``'s: another model's or family's
-    checkpoint is named, with the model type to pass instead."""
+    """``path``'s contents, refused in one line unless they are ``model_type``'s: another family's checkpoint is
+    named as that family's, another model of the same family as that model, with the model type to pass."""
     contents = read_checkpoint(path)
     found = identify(contents)
     if found == model_type:
@@ -58,8 +58,9 @@ def load_checkpoint(model_type: str, path: str | Path):
     family = family_of(model_type)
     if found is None:
         raise SamcacheError(f"{path} is not a {family.title} checkpoint of a known size (expected {family.checkpoint})")
-    raise SamcacheError(f"{path} is a {family_of(found).title} checkpoint ({found}), not {model_type}; "
-                        f"pass {setting('model_type')} {found}")
+    other = family_of(found).title
+    wanted = model_type if other == family.title else family.title  # the family when it differs, else the model
+    raise SamcacheError(f"{path} is a {other} checkpoint ({found}), not {wanted}; pass {setting('model_type')} {found}")
 
 
 def require_checkpoint(model_type: str, checkpoint: str | Path | None, allow_random: bool = False) -> None:

@@ -28,6 +28,7 @@ VARIANTS = {
     "tiny": Sam1Variant(64, 2, 2, (1,), None),  # a small ViT in front of SAM's real decoder, for tests
 }
 
+FRAME = 1024  # every variant's input frame (ResizeLongestSide to it, then zero padding)
 _PATCH = "image_encoder.patch_embed.proj.weight"
 _BLOCK = re.compile(r"image_encoder\.blocks\.(\d+)\.")
 
@@ -47,8 +48,8 @@ SAM = Family(
     model_types=tuple(VARIANTS),
     features=MappingProxyType({"embeddings": (256, 64, 64)}),
     main_feature="embeddings",
-    frame=(1024, 1024),
-    preprocessing=MappingProxyType({"img_size": 1024, "resize": "longest side to img_size, zero padding",
+    frame=(FRAME, FRAME),
+    preprocessing=MappingProxyType({"img_size": FRAME, "resize": "longest side to img_size, zero padding",
                                     "pixel_mean": [123.675, 116.28, 103.53], "pixel_std": [58.395, 57.12, 57.375]}),
     checkpoint="a segment-anything state dict (image_encoder.*, prompt_encoder.*, mask_decoder.*)",
     mask_threshold=0.0,

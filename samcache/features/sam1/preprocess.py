@@ -17,8 +17,9 @@ from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 
 from samcache.features.frames import to_original
+from samcache.features.sam1 import SAM
 
-IMG_SIZE = 1024  # segment_anything.build_sam's image_size for every official model
+IMG_SIZE = SAM.frame[0]  # segment_anything.build_sam's image_size for every official model
 _sam_defaults = inspect.signature(Sam.__init__).parameters
 PIXEL_MEAN = tuple(float(v) for v in _sam_defaults["pixel_mean"].default)
 PIXEL_STD = tuple(float(v) for v in _sam_defaults["pixel_std"].default)

@@ -24,6 +24,7 @@ VARIANTS = {
     "sam2.1_hiera_l": Sam2Variant("configs/sam2.1/sam2.1_hiera_l.yaml", "sam2.1_hiera_large.pt", 144, 48),
 }
 
+FRAME = 1024  # every sam2.1 config's image_size (images are stretched to it)
 _PATCH = "image_encoder.trunk.patch_embed.proj.weight"
 _BLOCK = re.compile(r"image_encoder\.trunk\.blocks\.(\d+)\.")
 
@@ -46,8 +47,8 @@ SAM2 = Family(
     features=MappingProxyType({"image_embed": (256, 64, 64), "high_res_feats_0": (32, 256, 256),
                                "high_res_feats_1": (64, 128, 128)}),
     main_feature="image_embed",
-    frame=(1024, 1024),
-    preprocessing=MappingProxyType({"img_size": 1024, "resize": "stretch to img_size x img_size (bilinear, antialias)",
+    frame=(FRAME, FRAME),
+    preprocessing=MappingProxyType({"img_size": FRAME, "resize": "stretch to img_size x img_size (bilinear, antialias)",
                                     "pixel_mean": [0.485, 0.456, 0.406], "pixel_std": [0.229, 0.224, 0.225],
                                     "pixel_scale": 255.0}),
     checkpoint="{'model': a state dict with image_encoder.trunk.*, sam_mask_decoder.*, no_obj_embed_spatial}",

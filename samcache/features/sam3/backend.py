@@ -20,14 +20,14 @@ from torch import nn
 from samcache.errors import SamcacheError
 from samcache.features.backend import Backend, TextResult
 from samcache.features.checkpoints import require_checkpoint, weights_id
-from samcache.features.sam3 import FRAME
+from samcache.features.sam3 import FRAME, SAM3
 from samcache.features.sam3 import compat as sam3_compat
 from samcache.features.sam3.build import build_sam3, load_sam3_state_dict
 from samcache.features.tracker_heads import LOW_RES_CLAMP
 from samcache.features.tracker_heads import decode as decode_points
 
 INPUT_SIZE = FRAME  # 1008: every image is squashed to 1008 x 1008
-MEAN, STD = 0.5, 0.5  # the descriptors' preprocessing, on [0, 1] pixels
+MEAN, STD = SAM3.preprocessing["pixel_mean"][0], SAM3.preprocessing["pixel_std"][0]  # on [0, 1] pixels, per channel
 MAX_HOLE_AREA = 256  # the interactive predictor fills background holes up to this area at 288 x 288
 TEXT_MASK_THRESHOLD = 0.5  # Sam3Processor: sigmoid(mask logits) > 0.5
 
@@ -141,7 +141,8 @@ class Sam3Decoder(nn.Module):
 
     def point_maps(self, trunk: torch.Tensor) -> dict[str, torch.Tensor]:
         """(M,C,72,72) cached trunk -> the point decoder's three maps, computed once per trunk tensor: a
-        stage decodes one batch of images many times (chunks, click rounds), with the same tensor."""
+        stage decodes one batch of images many times (chunks, click rounds), with the same tensor. Keyed by the
+        tensor object: a trunk refilled in place must be a new tensor."""
         held = self.__dict__.get("_point_maps")
         if held is not None and held[0]() is trunk:
             return held[1]
@@ -213,14 +214,14 @@ class Sam3Backend(Backend):
         return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), (INPUT_SIZE, INPUT_SIZE)
 
     def build_encoder(self, model_type, checkpoint, seed, allow_random=False, attention="sdpa"):
-        model, weights = build_sam3(model_type, checkpoint, seed, allow_random or model_type == "sam3_tiny")
+        model, weights = build_sam3(model_type, checkpoint, seed, allow_random)
         return Sam3TrunkEncoder(model.backbone.vision_backbone.trunk).eval(), weights
 
     def _encode(self, encoder, images, input_sizes):
         return {"trunk": encoder(images)}
 
     def build_decoder(self, model_type, checkpoint, seed, allow_random=False):
-        model, weights = build_sam3(model_type, checkpoint, seed, allow_random or model_type == "sam3_tiny")
+        model, weights = build_sam3(model_type, checkpoint, seed, allow_random)
         return Sam3Decoder(model).eval(), weights
 
     def check_weights(self, model_type, checkpoint, seed):
@@ -264,7 +265,7 @@ class Sam3Backend(Backend):
 
     def build_predictor(self, model_type, checkpoint, seed, allow_random=False):
         """Upstream's ``Sam3Processor`` (text prompts; ``processor.model.predict_inst`` for points), on the CPU."""
-        model, _ = build_sam3(model_type, checkpoint, seed, allow_random or model_type == "sam3_tiny")
+        model, _ = build_sam3(model_type, checkpoint, seed, allow_random)
         return sam3_compat.processor_for(model)
 
     def predictor_class(self):
