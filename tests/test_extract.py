@@ -182,7 +182,7 @@ def test_refused_checkpoint_leaves_no_file_beside_the_cache(synth_root, tmp_path
     torch.save({"weight": torch.zeros(3)}, wrong)
     cache = tmp_path / "c" / "x.zarr"
     assert_one_line_error(invoke("extract", "--data", synth_root, "--cache", cache, "--split", "val",
-                                 "--model-type", "vit_b", "--checkpoint", wrong), "not a SAM checkpoint")
+                                 "--model-type", "vit_b", "--checkpoint", wrong), "wrong.pth is not a SAM 1 checkpoint")
     assert not cache.parent.exists() or not any(cache.parent.iterdir())  # no store, no lock file
 
 
