@@ -278,3 +278,22 @@ def test_tiny_weights_are_deterministic_and_all_initialised(sam3_setup):
     assert all(torch.isfinite(v).all() for v in ref.values() if v.is_floating_point())
     text = s["reference"].backbone.language_backbone.encoder
     assert text.positional_embedding.abs().sum() > 0 and text.text_projection.abs().sum() > 0
+
+
+def test_point_decoding_recomputes_the_tracker_neck_once_per_batch_and_keeps_the_callers_dict(sam3_setup,
+                                                                                              monkeypatch):
+    """Chunks and click rounds decode one batch many times: the neck runs once per trunk tensor, and the
+    caller's features stay as given (a new trunk tensor gets its own maps)."""
+    s = sam3_setup
+    decoder, calls = s["decoder"], []
+    backbone_out = decoder.backbone_out
+    monkeypatch.setattr(decoder, "backbone_out", lambda *a, **k: calls.append(1) or backbone_out(*a, **k))
+    features = {"trunk": s["cached"]["trunk"].clone()}
+    prompts = Prompts(torch.tensor([[[500.0, 400.0]]]), torch.tensor([[1]]))
+    first = s["backend"].decode(decoder, features, torch.tensor([0]), prompts, True)
+    again = s["backend"].decode(decoder, features, torch.tensor([0]), prompts, True)
+    assert len(calls) == 1 and list(features) == ["trunk"]
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    other = {"trunk": features["trunk"] * 2}
+    s["backend"].decode(decoder, other, torch.tensor([0]), prompts, True)
+    assert len(calls) == 2
