@@ -164,11 +164,10 @@ def test_fit_head_returns_the_model_and_equals_train_head(cache16, tmp_path):
         assert np.isnan(ious[name]) if np.isnan(official_iou) else ious[name] == pytest.approx(official_iou, abs=1e-6)
 
 
-def test_the_readme_python_api_block_runs_as_written(cache16, tmp_path, monkeypatch):
-    from pathlib import Path
+def test_the_documented_python_api_block_runs_as_written(cache16, tmp_path, monkeypatch):
+    from docs_text import code as documented
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    code = readme.split("<!-- api:start -->")[1].split("<!-- api:end -->")[0].split("```python\n")[1].split("```")[0]
+    code = documented("api")
     for old, new in ((' "cache/cityscapes_vit_h.zarr"', f" {str(cache16)!r}"),
                      (' "checkpoints/sam_vit_h_4b8939.pth"', " None"),  # a random-weight cache has no checkpoint
                      ("epochs=20", "epochs=1")):
@@ -176,7 +175,7 @@ def test_the_readme_python_api_block_runs_as_written(cache16, tmp_path, monkeypa
         code = code.replace(old, new)
     monkeypatch.chdir(tmp_path)
     namespace = {}
-    exec(compile(code, "README.md (Python API)", "exec"), namespace)
+    exec(compile(code, "docs/python-api.md", "exec"), namespace)
     assert namespace["masks"].shape == (3, *namespace["labels"].shape) and namespace["masks"].dtype == bool
     assert set(namespace["ious"]) >= {"road", "car", "mean"} and len(namespace["metrics"]) == 1
     assert not list(tmp_path.iterdir())  # fit_head without out= writes nothing

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from conftest import assert_one_line_error, invoke, snapshot
+from docs_text import marked
 from samcache.cache.schema import CODECS, DEFAULT_CACHE
 from samcache.features.families import model_types
 from samcache.evaluation.prompts import STRATEGIES
@@ -138,7 +139,7 @@ def test_every_option_has_help_default_and_choices():
 def test_one_default_cache_path():
     assert ExtractConfig().cache == ZeroShotConfig().cache == HeadConfig().cache == DEFAULT_CACHE
     assert yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())["cache"] == DEFAULT_CACHE
-    workflow = (ROOT / "README.md").read_text().split("<!-- workflow:start -->")[1].split("<!-- workflow:end -->")[0]
+    workflow = marked("workflow")
     assert set(re.findall(r"--cache (\S+)", workflow)) == {DEFAULT_CACHE}
 
 
@@ -149,3 +150,13 @@ def test_quiet_hides_progress_bars(tmp_path, synth_root):
     assert loud.returncode == quiet.returncode == 0, loud.stderr + quiet.stderr
     assert "extract val" in loud.stderr and "img/s" in loud.stdout
     assert "extract val" not in quiet.stderr and "img/s" in quiet.stdout  # the result line stays
+
+
+def test_the_documented_yaml_example_is_a_valid_config(tmp_path):
+    """docs/configuration.md's example: every key valid for the commands it reaches, sections included."""
+    text = marked("config-yaml").split("```yaml\n")[1].split("```")[0]
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    extract = resolve(ExtractConfig, path)
+    head = resolve(HeadConfig, path)
+    assert (extract.precision, extract.batch_size, head.epochs, head.flip) == ("bf16", 8, 20, True)
