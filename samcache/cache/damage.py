@@ -50,7 +50,8 @@ def damage_error(cache: str, split: str, damage: Damage, h5: bool) -> DamagedRow
     if h5:
         advice = f"the file is damaged: export it again ({verify})"
     elif damage.first == damage.last:  # one image's chunk: re-encoding rewrites it
-        advice = f"the cache is damaged: {verify}, and with --repair marks them for `samcache extract` to re-encode"
+        advice = (f"the cache is damaged: {verify}; `samcache verify --cache {cache} --split {split} --repair` "
+                  f"marks them for `samcache extract` to re-encode")
     else:
         advice = f"the cache is damaged: {verify}"
     return DamagedRows(f"{cache}: cannot read {split}/{damage.array} {damage.rows} ({damage.cause}); {advice}",

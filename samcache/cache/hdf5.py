@@ -23,7 +23,7 @@ from samcache.cache.h5read import open_h5
 from samcache.cache.locks import acquire_current, split_lock
 from samcache.cache.schema import CODECS, META_CHUNK
 from samcache.cache.store import check_location, complete_rows, enclosing_store, is_h5, open_root, ready_splits
-from samcache.errors import SamcacheError
+from samcache.errors import SamcacheError, setting
 
 COMPRESSIONS = {"gzip": {"compression": "gzip", "compression_opts": 4, "shuffle": True},
                 "lzf": {"compression": "lzf", "shuffle": True}}
@@ -64,7 +64,7 @@ def export_h5(cache: str, out: str, splits: list[str] | None = None, compression
         if not _is_samcache_h5(out_path):
             raise SamcacheError(f"{out} exists and is not a samcache export; samcache never replaces another file")
         if not overwrite:
-            raise SamcacheError(f"{out} exists; pass --overwrite to replace this earlier export")
+            raise SamcacheError(f"{out} exists; pass {setting('overwrite')} to replace this earlier export")
     tmp = out_path.with_name(f".{out_path.name}.tmp")
     lock_path = out_path.with_name(f".{out_path.name}.lock")
     lock = FileLock(lock_path, timeout=0)  # one export per OUT

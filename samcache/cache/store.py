@@ -19,7 +19,7 @@ from samcache.cache.h5read import open_h5
 from samcache.cache.locks import is_remote
 from samcache.cache.schema import (FORMAT_VERSION, READABLE_FORMATS, Fingerprint, feature_shapes, root_attrs,
                                    split_arrays)
-from samcache.errors import SamcacheError
+from samcache.errors import SamcacheError, setting
 
 
 H5_SUFFIXES = (".h5", ".hdf5")
@@ -101,16 +101,16 @@ def check_location(cache: str, data_root: str) -> None:
         return
     path, data = Path(os.path.realpath(cache)), Path(os.path.realpath(data_root))
     if _inside(path, data):
-        raise SamcacheError(f"--cache {cache} lies inside the data root {data_root}; put the cache elsewhere "
+        raise SamcacheError(f"{setting('cache')} {cache} lies inside the data root {data_root}; put the cache elsewhere "
                             f"(e.g. cache/cityscapes_vit_h.zarr)")
     if _inside(data, path):
-        raise SamcacheError(f"the data root {data_root} lies inside --cache {cache}; choose another cache path")
+        raise SamcacheError(f"the data root {data_root} lies inside {setting('cache')} {cache}; choose another cache path")
     if path.is_file():
-        raise SamcacheError(f"--cache {cache} is a file, not a cache directory")
+        raise SamcacheError(f"{setting('cache')} {cache} is a file, not a cache directory")
     if (path / "zarr.json").is_file():
         check_metadata(str(path))  # a damaged store is named as such, not taken for a foreign folder
     if path.is_dir() and any(path.iterdir()) and not is_samcache_store(path):
-        raise SamcacheError(f"--cache {cache} is a non-empty directory that is not a samcache cache; "
+        raise SamcacheError(f"{setting('cache')} {cache} is a non-empty directory that is not a samcache cache; "
                             f"choose a new or empty path")
 
 
