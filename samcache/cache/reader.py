@@ -15,10 +15,11 @@ from functools import cached_property
 import numpy as np
 import zarr
 
-from samcache.cache.damage import CheckedArray
+from samcache.cache.damage_notes import CheckedArray
 from samcache.cache.schema import Fingerprint, feature_shapes
 from samcache.cache.locks import split_busy
-from samcache.cache.store import complete_rows, is_h5, open_root, ready_splits, split_state
+from samcache.cache.store import complete_rows, open_root, ready_splits, split_state
+from samcache.cache.stores import kind_of
 from samcache.features.families import Family, get_family
 from samcache.errors import SamcacheError
 
@@ -40,7 +41,7 @@ class CacheSplit:
 
     def _array(self, name: str) -> CheckedArray:
         """Reads of a damaged chunk fail with one line naming split, rows and array (``cache.damage``)."""
-        return CheckedArray(self.group[name], self.cache_path, self.name, name, is_h5(self.cache_path))
+        return CheckedArray(self.group[name], self.cache_path, self.name, name, not kind_of(self.cache_path).writable)
 
     def __len__(self) -> int:
         return int(self.attrs["n_images"])
@@ -143,7 +144,7 @@ class CacheSplit:
 
     def require_complete(self) -> list[int]:
         """Every encoded row, or a clear error if extraction has not finished or is running now."""
-        h5 = is_h5(self.cache_path)
+        h5 = not kind_of(self.cache_path).writable  # an export: finished in the Zarr cache, then exported again
         if not h5 and split_busy(self.cache_path, self.name):
             raise SamcacheError(f"split {self.name} of {self.cache_path} is being extracted right now; wait for "
                                 f"extract to finish (a growing split cannot be read as complete)")

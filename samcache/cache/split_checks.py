@@ -16,6 +16,7 @@ import zarr
 
 from samcache.cache.store import is_samcache_store, open_root, split_state
 from samcache.data.cityscapes import ImageRecord, read_label_ids
+from samcache.cache.stores import kind_of
 from samcache.errors import SamcacheError, setting
 from samcache.features.families import family_of
 
@@ -87,7 +88,7 @@ def check_same_dataset(group: zarr.Group, cache: str, split: str, data_root: str
 def precheck(cache: str, split: str, model_type: str, codec: str | None, data_root: str,
              listed: list[ImageRecord], rebuild: bool) -> MovedData | None:
     """Everything extract refuses about an existing cache, read-only, before the encoder is built."""
-    if not is_samcache_store(cache) and "://" not in str(cache):
+    if not is_samcache_store(cache) and kind_of(cache).on_this_machine:
         return None
     try:
         root = open_root(cache)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import zarr
 
-from samcache.cache.damage import CheckedArray, drop_rows
+from samcache.cache.damage_notes import CheckedArray, drop_rows
 from samcache.cache.schema import CODECS, DEFAULT_CODEC, Fingerprint, array_specs, per_image_arrays, root_attrs, split_attrs
 from samcache.cache.store import (PARTIAL_MARK, check_location, delete_split_arrays, open_or_create_root, ready_splits,
                                   split_features, split_state)

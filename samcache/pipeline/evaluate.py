@@ -9,11 +9,11 @@ cityscapesScripts reads directly. The evaluation itself is ``samcache.evaluation
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 from samcache.cache.reader import open_cache
+from samcache.cache.stores import kind_of
 from samcache.cache.schema import Fingerprint
 from samcache.data.labels import get_class_set
 from samcache.errors import SamcacheError
@@ -45,7 +45,7 @@ def trained_on(ckpt: dict, cache: str, split: str) -> dict:
     it was trained on (older checkpoints name only the split)."""
     train = ckpt.get("train") or {"split": ckpt["config"].get("train_split")}
     theirs = head_cache(ckpt)
-    same_cache = cache == theirs if "://" in cache + theirs else os.path.realpath(cache) == os.path.realpath(theirs)
+    same_cache = kind_of(cache).same(cache, theirs)
     return training(train.get("split"), train.get("images"), train.get("split_images"),
                     same_cache and train.get("split") == split, bool(train.get("grew")))
 
