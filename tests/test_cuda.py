@@ -297,7 +297,7 @@ def test_head_with_gpu_preload_and_evaluate_on_gpu(gpu_cache, tmp_path):
 def test_the_pipeline_under_a_10_gib_cap(synth_root, tmp_path):
     """extract -> zero-shot -> clicks -> train-head --preload auto with 10 GiB, as on an RTX 3080; the
     budgets see the cap, and the full Cityscapes train+val (10.7 GiB of ViT-H features) goes to RAM."""
-    from samcache.cache.datasets import choose_preload
+    from samcache.evaluation.training_data import choose_preload
     from samcache.features.memory import usable_bytes
 
     cache = tmp_path / "capped.zarr"

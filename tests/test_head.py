@@ -11,7 +11,7 @@ from torch.nn import functional as F
 from conftest import assert_one_line_error, invoke
 from samcache.cache.reader import open_cache
 from samcache.data.labels import IGNORE, get_class_set
-from samcache.cache.datasets import CacheHeadDataset
+from samcache.evaluation.datasets import CacheHeadDataset
 from samcache.evaluation.metrics import confusion_matrix
 from samcache.pipeline.configs import HeadConfig
 from samcache.pipeline.runs import read_csv
@@ -168,7 +168,7 @@ def test_overlays_and_outputs_say_random_weights(cache32, tmp_path, monkeypatch)
 def test_preload_auto_judges_available_memory(monkeypatch):
     import psutil
 
-    from samcache.cache.datasets import choose_preload
+    from samcache.evaluation.training_data import choose_preload
 
     class Memory:
         available = 10 * 2**30
