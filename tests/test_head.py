@@ -183,3 +183,11 @@ def test_preload_auto_judges_available_memory(monkeypatch):
 @pytest.mark.parametrize("command", ["train-head", "evaluate"])
 def test_help(command):
     assert "Usage: samcache " + command in invoke(command, "--help", check=True).stdout
+
+
+def test_diverged_training_fails_with_one_line_and_keeps_no_nan_checkpoint(cache16, tmp_path):
+    out = tmp_path / "head"
+    proc = invoke("train-head", "--cache", cache16, "--out", out, "--lr", "1e30", "--epochs", "2", "--width", "8",
+                  "--batch-size", "3", "--num-workers", "0", "--preload", "ram", "--device", "cpu", "--visualize", "0")
+    assert_one_line_error(proc, "training diverged in epoch 1", "weights not finite", "lower --lr")
+    assert not out.exists()  # nothing kept: no NaN checkpoint, no run that a report could read
