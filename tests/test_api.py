@@ -67,7 +67,7 @@ def test_cache_predictor_equals_set_image_sam1(cache32, synth_root):
     val = cache.split("val")
     for row in range(2):
         image_id = val.image_ids[row]
-        ours = cache.predictor(val, image_id, device="cpu")  # random-weight cache: no checkpoint
+        ours = samcache.predictor(cache, val, image_id, device="cpu")  # random-weight cache: no checkpoint
         reference = _upstream_sam1(synth_root, row)
         for kwargs in ({"point_coords": POINTS, "point_labels": LABELS}, {"box": BOX},
                        {"point_coords": POINTS[:1], "point_labels": LABELS[:1], "multimask_output": False}):
@@ -102,7 +102,7 @@ def test_cache_predictor_and_decoder_equal_set_image_sam2(sam2_cache, sam2_check
     image_id = val.image_ids[0]
     reference = SAM2ImagePredictor(build_sam2(SAM2_MODEL, sam2_checkpoint)[0])
     reference.set_image(read_image(list_images(synth_root, "val")[0].image_path))
-    ours = cache.predictor("val", image_id, sam2_checkpoint, device="cpu")
+    ours = samcache.predictor(cache, "val", image_id, sam2_checkpoint, device="cpu")
     dec = samcache.Decoder(cache, sam2_checkpoint, device="cpu")
     for kwargs, mine in (({"point_coords": POINTS, "point_labels": LABELS}, {"points": POINTS, "labels": LABELS}),
                          ({"box": BOX, "multimask_output": False}, {"box": BOX, "multimask": False})):
@@ -119,7 +119,7 @@ def test_weights_that_did_not_make_the_cache_are_refused(cache32, sam2_cache, sa
     state["model"]["sam_mask_decoder.iou_token.weight"] += 1
     torch.save(state, other)
     with pytest.raises(SamcacheError, match="does not match"):
-        samcache.open_cache(sam2_cache).predictor("val", 0, other)
+        samcache.predictor(sam2_cache, "val", 0, other)
     with pytest.raises(SamcacheError, match="does not match"):
         samcache.Decoder(sam2_cache, other)
     with pytest.raises(SamcacheError, match="RANDOM weights"):

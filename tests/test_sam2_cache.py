@@ -100,7 +100,7 @@ def test_stage2_commands_run_on_a_sam2_cache(sam2_cache, sam2_checkpoint, tmp_pa
     assert "model sam2.1_hiera_t" in report.stdout
 
 
-def test_issue16_info_export_lock_and_h5_errors_on_sam2(sam2_cache, tmp_path):
+def test_info_export_lock_and_h5_errors_on_sam2(sam2_cache, tmp_path):
     from importlib.metadata import version
 
     from samcache.cache.locks import split_lock

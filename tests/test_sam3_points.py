@@ -105,7 +105,7 @@ def test_point_and_box_prompts_on_a_sam3_cache_replay_through_predict_inst(sam3_
 
 def test_cache_predictor_is_a_sam3_processor_as_set_image_left_it(sam3_cache, upstream):
     model, processor, state = upstream
-    ours = samcache.open_cache(sam3_cache).predictor("val", 0, device="cpu")
+    ours = samcache.predictor(sam3_cache, "val", 0, device="cpu")
     assert type(ours).__name__ == "Sam3Processor" and ours.device == "cpu"
     assert (ours.state["original_height"], ours.state["original_width"]) == (state["original_height"],
                                                                               state["original_width"])

@@ -202,19 +202,6 @@ class Cache:
             return self.split(split)
         raise SamcacheError(f"a split is a split name or a CacheSplit (cache.split(name)), not {type(split).__name__}")
 
-    def predictor(self, split: CacheSplit | str, image_id: str | int, checkpoint=None, device=None):
-        """Upstream's predictor (``SamPredictor`` / ``SAM2ImagePredictor`` / ``Sam3Processor``) holding
-        ``image_id``'s cached features, as if ``set_image`` had run: call its ``predict`` as usual (SAM 3:
-        ``set_text_prompt``, or ``predictor.model.predict_inst(predictor.state, ...)`` for points and boxes).
-        ``checkpoint`` must be the one the cache was built from (checked by sha256); leave it out for
-        random-weight caches. A split of another cache is taken if the same weights made it. Imports torch."""
-        from samcache.cache.predictors import load_predictor, set_precomputed
-
-        split = self.as_split(split)
-        if split.cache_path != self.path:  # this cache's own splits decode with their own weights, even stale ones
-            split.require_model(self.fingerprint, f"cache {self.path} holds")
-        return set_precomputed(load_predictor(split, checkpoint, device), split, image_id)
-
 
 def open_cache(path: str, mode: str = "r") -> Cache:
     """Open an existing cache (a ``.zarr`` directory, an fsspec URL, or an exported ``.h5`` file), read-only by

@@ -19,7 +19,7 @@ from samcache.data.labels import get_class_set
 from samcache.errors import SamcacheError
 from samcache.evaluation.heads import EvalOutputs, check_fingerprint, evaluate, load_head, summary_rows
 from samcache.evaluation.metrics import class_ious
-from samcache.cache.datasets import CacheHeadDataset
+from samcache.evaluation.datasets import CacheHeadDataset
 from samcache.features.device import PASSES, describe_device, resolve_device
 from samcache.messages import RANDOM_WEIGHTS_NOTE, random_weights_suffix
 from samcache.pipeline.config import now_iso, save_config
