@@ -128,7 +128,7 @@ def shares(spent: dict, total: float, labels: dict) -> str:
 
 def clicks_time_shares(cache: str) -> str:
     """One in-process run (no loader workers, so object finding and reading are timed, not waited for)."""
-    import samcache.cache.datasets as datasets
+    import samcache.evaluation.datasets as datasets
     import samcache.pipeline.clicks as clicks
     from samcache.evaluation.decoding import Decoder
 

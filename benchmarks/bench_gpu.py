@@ -199,7 +199,7 @@ class Bench:
         return run
 
     def preload_decision(self, state):
-        from samcache.cache.datasets import choose_preload, preload_bytes
+        from samcache.evaluation.training_data import choose_preload, preload_bytes
 
         split = open_cache(str(state["head_cache"])).split("train")
         val = open_cache(str(state["head_cache"])).split("val")

@@ -16,7 +16,8 @@ import torch
 from torch.nn import functional as F
 
 from benchmarks.common import OUT, synth_data, timer
-from samcache.cache.datasets import CacheHeadDataset, iterate, preload
+from samcache.evaluation.datasets import CacheHeadDataset
+from samcache.evaluation.training_data import iterate, preload
 from samcache.data.cityscapes import list_images, read_image
 from samcache.data.labels import IGNORE, get_class_set
 from benchmarks.common import encode

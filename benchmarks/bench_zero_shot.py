@@ -137,7 +137,7 @@ def run() -> list[dict]:
 
 def zero_shot_time_shares(cache: str) -> str:
     """One in-process run (no loader workers, so reading and prompt sampling are timed, not waited for)."""
-    import samcache.cache.datasets as datasets
+    import samcache.evaluation.datasets as datasets
     import samcache.pipeline.zero_shot as zs
 
     spent: dict = {}

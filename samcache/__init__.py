@@ -6,7 +6,7 @@ The notebook API (the CLI is a thin layer over it)::
     cache = samcache.open_cache("cache/cityscapes_vit_h.zarr")    # no torch imported
     val = cache.split("val")
     maps = val.features(val.image_ids[0])                           # {"embeddings": (256, 64, 64)}
-    predictor = cache.predictor(val, val.image_ids[0], "checkpoints/sam_vit_h_4b8939.pth")  # upstream's own
+    predictor = samcache.predictor(cache, val, val.image_ids[0], "checkpoints/sam_vit_h_4b8939.pth")
     dec = samcache.Decoder(cache, "checkpoints/sam_vit_h_4b8939.pth")
     masks, scores, low_res = dec.predict(val, val.image_ids[0], points=[[1000, 500]], labels=[1])
     model, metrics = samcache.fit_head(cache, train="train", val="val", epochs=20)
@@ -17,13 +17,14 @@ Names are imported on first use, so ``import samcache`` stays light.
 
 __version__ = "0.4.0"  # recorded in every cache and run as the writer's version
 
-__all__ = ["__version__", "open_cache", "Cache", "CacheSplit", "set_precomputed", "Decoder", "PromptRequest",
-           "fit_head", "evaluate_head", "families", "Family", "register_family", "SamcacheError"]
+__all__ = ["__version__", "open_cache", "Cache", "CacheSplit", "predictor", "set_precomputed", "Decoder",
+           "PromptRequest", "fit_head", "evaluate_head", "families", "Family", "register_family", "SamcacheError"]
 
 _LAZY = {
     "open_cache": "samcache.cache.reader",
     "Cache": "samcache.cache.reader",
     "CacheSplit": "samcache.cache.reader",
+    "predictor": "samcache.cache.predictors",
     "set_precomputed": "samcache.cache.predictors",
     "Decoder": "samcache.evaluation.decoding",
     "PromptRequest": "samcache.evaluation.requests",

@@ -67,7 +67,7 @@ def test_cache_predictor_equals_set_image_sam1(cache32, synth_root):
     val = cache.split("val")
     for row in range(2):
         image_id = val.image_ids[row]
-        ours = cache.predictor(val, image_id, device="cpu")  # random-weight cache: no checkpoint
+        ours = samcache.predictor(cache, val, image_id, device="cpu")  # random-weight cache: no checkpoint
         reference = _upstream_sam1(synth_root, row)
         for kwargs in ({"point_coords": POINTS, "point_labels": LABELS}, {"box": BOX},
                        {"point_coords": POINTS[:1], "point_labels": LABELS[:1], "multimask_output": False}):
@@ -102,7 +102,7 @@ def test_cache_predictor_and_decoder_equal_set_image_sam2(sam2_cache, sam2_check
     image_id = val.image_ids[0]
     reference = SAM2ImagePredictor(build_sam2(SAM2_MODEL, sam2_checkpoint)[0])
     reference.set_image(read_image(list_images(synth_root, "val")[0].image_path))
-    ours = cache.predictor("val", image_id, sam2_checkpoint, device="cpu")
+    ours = samcache.predictor(cache, "val", image_id, sam2_checkpoint, device="cpu")
     dec = samcache.Decoder(cache, sam2_checkpoint, device="cpu")
     for kwargs, mine in (({"point_coords": POINTS, "point_labels": LABELS}, {"points": POINTS, "labels": LABELS}),
                          ({"box": BOX, "multimask_output": False}, {"box": BOX, "multimask": False})):
@@ -119,7 +119,7 @@ def test_weights_that_did_not_make_the_cache_are_refused(cache32, sam2_cache, sa
     state["model"]["sam_mask_decoder.iou_token.weight"] += 1
     torch.save(state, other)
     with pytest.raises(SamcacheError, match="does not match"):
-        samcache.open_cache(sam2_cache).predictor("val", 0, other)
+        samcache.predictor(sam2_cache, "val", 0, other)
     with pytest.raises(SamcacheError, match="does not match"):
         samcache.Decoder(sam2_cache, other)
     with pytest.raises(SamcacheError, match="RANDOM weights"):
@@ -164,11 +164,10 @@ def test_fit_head_returns_the_model_and_equals_train_head(cache16, tmp_path):
         assert np.isnan(ious[name]) if np.isnan(official_iou) else ious[name] == pytest.approx(official_iou, abs=1e-6)
 
 
-def test_the_readme_python_api_block_runs_as_written(cache16, tmp_path, monkeypatch):
-    from pathlib import Path
+def test_the_documented_python_api_block_runs_as_written(cache16, tmp_path, monkeypatch):
+    from docs_text import code as documented
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    code = readme.split("<!-- api:start -->")[1].split("<!-- api:end -->")[0].split("```python\n")[1].split("```")[0]
+    code = documented("api")
     for old, new in ((' "cache/cityscapes_vit_h.zarr"', f" {str(cache16)!r}"),
                      (' "checkpoints/sam_vit_h_4b8939.pth"', " None"),  # a random-weight cache has no checkpoint
                      ("epochs=20", "epochs=1")):
@@ -176,7 +175,7 @@ def test_the_readme_python_api_block_runs_as_written(cache16, tmp_path, monkeypa
         code = code.replace(old, new)
     monkeypatch.chdir(tmp_path)
     namespace = {}
-    exec(compile(code, "README.md (Python API)", "exec"), namespace)
+    exec(compile(code, "docs/python-api.md", "exec"), namespace)
     assert namespace["masks"].shape == (3, *namespace["labels"].shape) and namespace["masks"].dtype == bool
     assert set(namespace["ious"]) >= {"road", "car", "mean"} and len(namespace["metrics"]) == 1
     assert not list(tmp_path.iterdir())  # fit_head without out= writes nothing

@@ -80,6 +80,7 @@ def test_gpu_first_run_brings_back_at_most_8_files_and_starts_in_one_short_comma
     files = set(re.findall(r'"\$RESULTS/([\w.-]+)"', script)) | {JSONL, MARKDOWN}
     assert {"env.txt", "test_cuda.txt", "summary.txt", "bench_gpu.log"} <= files and len(files) <= 8
     assert "--results \"$RESULTS\"" in script and "--target \"$SITE\"" in script and "--no-index" in script
-    readme = (root / "README.md").read_text()
-    command = re.search(r"```bash\n(bash benchmarks/gpu_first_run\.sh [^\n]*)\n```", readme).group(1)
+    from docs_text import docs_text
+
+    command = re.search(r"```bash\n(bash benchmarks/gpu_first_run\.sh [^\n]*)\n```", docs_text()).group(1)
     assert len(command) < 2000 and command.split("#")[0].strip() in script

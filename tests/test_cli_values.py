@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from conftest import assert_one_line_error, invoke, snapshot
+from docs_text import marked
 from samcache.cache.schema import CODECS, DEFAULT_CACHE
 from samcache.features.families import model_types
 from samcache.evaluation.prompts import STRATEGIES
@@ -138,7 +139,7 @@ def test_every_option_has_help_default_and_choices():
 def test_one_default_cache_path():
     assert ExtractConfig().cache == ZeroShotConfig().cache == HeadConfig().cache == DEFAULT_CACHE
     assert yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())["cache"] == DEFAULT_CACHE
-    workflow = (ROOT / "README.md").read_text().split("<!-- workflow:start -->")[1].split("<!-- workflow:end -->")[0]
+    workflow = marked("workflow")
     assert set(re.findall(r"--cache (\S+)", workflow)) == {DEFAULT_CACHE}
 
 
@@ -149,3 +150,47 @@ def test_quiet_hides_progress_bars(tmp_path, synth_root):
     assert loud.returncode == quiet.returncode == 0, loud.stderr + quiet.stderr
     assert "extract val" in loud.stderr and "img/s" in loud.stdout
     assert "extract val" not in quiet.stderr and "img/s" in quiet.stdout  # the result line stays
+
+
+def test_the_documented_yaml_example_is_a_valid_config(tmp_path):
+    """docs/configuration.md's example: every key valid for the commands it reaches, sections included."""
+    text = marked("config-yaml").split("```yaml\n")[1].split("```")[0]
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    extract = resolve(ExtractConfig, path)
+    head = resolve(HeadConfig, path)
+    assert (extract.precision, extract.batch_size, head.epochs, head.flip) == ("bf16", 8, 20, True)
+
+
+@pytest.mark.parametrize("command, flag", [("extract", "--seed"), ("zero-shot", "--seed"), ("clicks", "--seed"),
+                                           ("train-head", "--seed"), ("synth", "--seed"), ("demo", "--seed")])
+def test_seeds_are_bounded_alike_in_every_command(command, flag, tmp_path):
+    args = [tmp_path / "d"] if command == "synth" else []
+    proc = invoke(command, *args, flag, str(2**64))
+    assert_one_line_error(proc, "--seed", "less than or equal to 4294967295")
+
+
+def test_yaml_seed_is_bounded_and_duplicate_keys_are_refused(tmp_path):
+    big = tmp_path / "big.yaml"
+    big.write_text(f"train_head:\n  seed: {2**64}\n")
+    assert_one_line_error(invoke("train-head", "--config", big), "train_head.seed", "4294967295")
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("cache: a.zarr\ntrain_head:\n  epochs: ten\ntrain_head:\n  epochs: 3\n")
+    assert_one_line_error(invoke("train-head", "--config", dup), "duplicate key 'train_head' on line 4")
+    inner = tmp_path / "inner.yaml"
+    inner.write_text("zero_shot:\n  seed: 1\n  seed: 2\n")
+    assert_one_line_error(invoke("zero-shot", "--config", inner), "duplicate key 'seed' on line 3")
+
+
+def test_help_explains_prompts_checkpoints_runs_arguments_and_bounds():
+    help_of = {c: " ".join(invoke(c, "--help", check=True).stdout.split()) for c in
+               ("zero-shot", "extract", "report", "export", "import", "train-head", "evaluate", "clicks")}
+    assert "per-instance: one center per" in help_of["zero-shot"] and "box: each class" in help_of["zero-shot"]
+    assert "sam2.1_hiera_*.pt" in help_of["extract"] and "SAM 2.1 .pt" in help_of["zero-shot"]
+    assert "clicks" in help_of["report"].split("Options")[0]
+    assert "CACHE is the Zarr cache" in help_of["export"] and "H5 is a file" in help_of["import"]
+    for command in ("extract", "train-head", "evaluate"):
+        text = help_of[command]
+        assert "--batch-size INTEGER" in text and "<=4096]" in text.split("--batch-size")[1].split("--")[0], command
+        assert "0<=x<=64]" in text.split("--num-workers")[1].split("--")[0], command
+    assert "<=100000]" in help_of["train-head"].split("--epochs")[1][:150]

@@ -1,6 +1,14 @@
-"""Next clicks and NoC against RITM's rule, re-implemented here from its description
-(isegm/inference/clicker.py Clicker._get_next_click; isegm/inference/utils.py compute_noc_metric),
-and the device placement (run on CPU tensors) against the scipy one, bit for bit."""
+"""Next clicks and NoC against RITM's published rule (isegm/inference/clicker.py Clicker._get_next_click;
+isegm/inference/utils.py compute_noc_metric), and the device placement (run on CPU tensors) against the scipy one,
+bit for bit.
+
+The reference shares no algorithm with ``evaluation.clicks``: no distance transform. Each pixel's distance to
+the outside of its error region is found by enumeration over the outside pixels (every pair on small maps; on
+the large maps of test_clicks_run, exactly, column by column), in integer squared pixels, so ties are exact.
+RITM's rule on top of it: pad the false-negative and false-positive maps by one pixel (the image border is
+outside), zero the clicked pixels, click the larger maximum (positive only if the false negatives' is strictly
+larger), at the first pixel of that maximum in row-major order (``np.where``'s order).
+"""
 
 from __future__ import annotations
 
@@ -15,25 +23,68 @@ from samcache.evaluation.clicks import first_click, next_click
 from samcache.evaluation.placement import edt_squared, place_clicks
 from test_clicks import official_labels  # noqa: F401,F811  (the fixture: cityscapesscripts-drawn labels)
 
+PAIRS_LIMIT = 4_000_000  # inside x outside pixel pairs enumerated at once; larger maps go column by column
+
+
+def squared_distance_pairs(region: np.ndarray) -> np.ndarray:
+    """(h, w) bool -> int64 squared distance of each region pixel to the nearest pixel outside it, the one-pixel
+    ring around the map counting as outside (RITM's padding); 0 outside the region. Every pair enumerated."""
+    padded = np.pad(region, 1)
+    inside, outside = np.argwhere(padded), np.argwhere(~padded)  # the ring alone makes ``outside`` non-empty
+    out = np.zeros(padded.shape, np.int64)
+    if len(inside):
+        diff = inside[:, None, :] - outside[None, :, :]
+        out[tuple(inside.T)] = (diff ** 2).sum(-1).min(1)
+    return out[1:-1, 1:-1]
+
+
+def squared_distance_columns(region: np.ndarray) -> np.ndarray:
+    """The same numbers for large maps: min over outside (r, c) of (y - r)^2 + (x - c)^2 is min over columns c
+    of (x - c)^2 + v(y, c)^2, v the distance from row y to the nearest outside row of column c (counted by a
+    walk down and a walk up each column); every column c is then enumerated for every region pixel."""
+    padded = np.pad(region, 1)
+    down, up = np.zeros(padded.shape, np.int64), np.zeros(padded.shape, np.int64)
+    for y in range(1, padded.shape[0]):  # row 0 and the last row are the ring: outside, distance 0
+        down[y] = np.where(padded[y], down[y - 1] + 1, 0)
+        up[-1 - y] = np.where(padded[-1 - y], up[-y] + 1, 0)
+    vertical = np.minimum(down, up) ** 2
+    cols = np.arange(padded.shape[1])
+    out = np.zeros(padded.shape, np.int64)
+    for y in range(1, padded.shape[0] - 1):
+        xs = np.nonzero(padded[y])[0]
+        if len(xs):
+            out[y, xs] = (vertical[y][None, :] + (xs[:, None] - cols[None, :]) ** 2).min(1)
+    return out[1:-1, 1:-1]
+
+
+def squared_distance(region: np.ndarray) -> np.ndarray:
+    """``squared_distance_pairs`` (small regions) or ``_columns``, on the region's bounding box: an outside pixel
+    beyond the box's one-pixel ring is never nearer than the ring pixel it clamps to (which is outside too)."""
+    out = np.zeros(region.shape, np.int64)
+    if not region.any():
+        return out
+    ys, xs = np.nonzero(region)
+    box = slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1)
+    crop = region[box]
+    inside, size = int(crop.sum()), (crop.shape[0] + 2) * (crop.shape[1] + 2)
+    enumerate_ = squared_distance_pairs if inside * (size - inside) <= PAIRS_LIMIT else squared_distance_columns
+    out[box] = enumerate_(crop)
+    return out
+
 
 def ritm_click(pred, gt, valid, clicked):
-    """RITM's rule on the whole image: FN / FP maps (not-ignored only), padded by one pixel, exact EDT,
-    clicked pixels zeroed, maximum over both maps (positive only if the FN maximum is strictly larger),
-    first pixel in row-major order (np.where's order). None where RITM would click a zero distance."""
-    fn = gt & ~pred & valid
-    fp = ~gt & pred & valid
-    fn_dt = distance_transform_edt(np.pad(fn, ((1, 1), (1, 1)), "constant"))[1:-1, 1:-1]
-    fp_dt = distance_transform_edt(np.pad(fp, ((1, 1), (1, 1)), "constant"))[1:-1, 1:-1]
-    not_clicked = np.ones(gt.shape, bool)
+    """RITM's next click (x, y, 1 positive / 0 negative) from the squared distances; None where RITM would click
+    a zero distance (no unclicked error pixel left: samcache's documented deviation)."""
+    fn = squared_distance(gt & ~pred & valid)
+    fp = squared_distance(~gt & pred & valid)
     for x, y, *_ in clicked:
-        not_clicked[y, x] = False
-    fn_dt, fp_dt = fn_dt * not_clicked, fp_dt * not_clicked
-    fn_max, fp_max = np.max(fn_dt), np.max(fp_dt)
-    if fn_max == 0 and fp_max == 0:
+        fn[y, x] = fp[y, x] = 0
+    if fn.max() == 0 and fp.max() == 0:
         return None
-    is_positive = fn_max > fp_max
-    ys, xs = np.where(fn_dt == fn_max) if is_positive else np.where(fp_dt == fp_max)
-    return int(xs[0]), int(ys[0]), int(is_positive)
+    positive = fn.max() > fp.max()  # equal maxima: negative, as RITM's strict comparison gives
+    chosen = fn if positive else fp
+    ys, xs = np.nonzero(chosen == chosen.max())  # row-major order
+    return int(xs[0]), int(ys[0]), int(positive)
 
 
 def ritm_noc(ious, threshold, max_clicks):
@@ -63,6 +114,18 @@ def random_case(seed):
     return pred, gt, valid, clicked
 
 
+def test_the_two_enumerations_agree_and_are_distances_to_the_outside():
+    """Columns = pairs on random maps; and by hand: a 3x5 block's centre row is 2 from the ring (squared 4)."""
+    for seed in range(60):
+        rng = np.random.default_rng(900 + seed)
+        region = random_mask(rng, (int(rng.integers(1, 16)), int(rng.integers(1, 16))))
+        assert np.array_equal(squared_distance_columns(region), squared_distance_pairs(region)), f"seed {seed}"
+    block = np.zeros((7, 9), bool)
+    block[2:5, 2:7] = True
+    assert squared_distance(block)[3].tolist() == [0, 0, 1, 4, 4, 4, 1, 0, 0]
+    assert squared_distance(np.ones((1, 1), bool)).tolist() == [[1]]  # the image border is outside
+
+
 def test_next_click_equals_ritm_on_random_masks():
     negative_on_equal = clicked_mattered = 0
     for seed in range(300):
@@ -70,9 +133,8 @@ def test_next_click_equals_ritm_on_random_masks():
         expected = ritm_click(pred, gt, valid, clicked)
         assert next_click(pred, gt, valid, clicked, rule="ritm") == expected, f"seed {seed}"
         assert next_click(pred, gt, valid, clicked) == expected  # ritm is the default
-        fn_dt = distance_transform_edt(np.pad(gt & ~pred & valid, 1))
-        fp_dt = distance_transform_edt(np.pad(pred & ~gt & valid, 1))
-        negative_on_equal += expected is not None and fn_dt.max() == fp_dt.max() > 0
+        fn_max, fp_max = squared_distance(gt & ~pred & valid).max(), squared_distance(pred & ~gt & valid).max()
+        negative_on_equal += expected is not None and fn_max == fp_max > 0
         clicked_mattered += ritm_click(pred, gt, valid, []) != expected
     assert negative_on_equal > 10 and clicked_mattered > 10  # the tie and clicked-pixel rules were exercised
 

@@ -179,3 +179,26 @@ def test_clicks_cli_values_and_help(cache16, tmp_path):
     for flag in ("--max-clicks", "--first-click", "--next-click", "--first-mask", "--no-mask-input", "--min-area",
                  "--stuff"):
         assert flag in text
+
+
+def test_clicks_progress_bar_counts_an_image_once_it_is_processed(cache16, tmp_path, monkeypatch):
+    import samcache.pipeline.clicks as clicks
+    from samcache.pipeline.configs import ClicksConfig
+
+    seen = []
+    real_batch, real_tqdm = clicks.run_batch, clicks.tqdm
+
+    class Bar(real_tqdm):
+        pass
+
+    bars = []
+    monkeypatch.setattr(clicks, "tqdm", lambda *a, **k: bars.append(Bar(*a, **{**k, "disable": False})) or bars[-1])
+
+    def run_batch(*args, **kwargs):
+        seen.append(bars[-1].n)  # images the bar says are done when this batch's objects start
+        yield from real_batch(*args, **kwargs)
+
+    monkeypatch.setattr(clicks, "run_batch", run_batch)
+    clicks.run_clicks(ClicksConfig(cache=str(cache16), out=str(tmp_path / "c"), max_clicks=1, limit=2, visualize=0,
+                                   num_workers=0, device="cpu"), progress=False)
+    assert seen == [0, 1] and bars[-1].n == 2

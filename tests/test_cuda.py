@@ -207,7 +207,7 @@ def test_sam2_encode_and_decode_on_the_gpu_against_the_cpu(synth_root):
 def test_sam3_extract_text_points_and_predictor_on_the_gpu_against_the_cpu(synth_root, tmp_path):
     """sam3_tiny on the GPU: the CPU workarounds must not pin anything to the CPU (position and coordinate
     caches follow the device), the trunk agrees with the CPU's in fp32 and bf16, text and point decoding
-    agree, and cache.predictor(device="cuda") gives a Sam3Processor whose inputs go to the GPU."""
+    agree, and samcache.predictor(cache, ..., device="cuda") gives a Sam3Processor whose inputs go to the GPU."""
     pytest.importorskip("sam3")
     import samcache
     from samcache.evaluation.concept_decoding import segment_by_concepts
@@ -236,13 +236,13 @@ def test_sam3_extract_text_points_and_predictor_on_the_gpu_against_the_cpu(synth
     cache = tmp_path / "s3.zarr"
     extract(extract_cfg(synth_root, cache, "val", model_type="sam3_tiny", device="cuda", precision="fp32",
                         dtype="float32", limit=1), progress=False)
-    processor = samcache.open_cache(cache).predictor("val", 0, device="cuda")
+    processor = samcache.predictor(cache, "val", 0, device="cuda")
     assert processor.device == "cuda" and next(processor.model.parameters()).is_cuda
     state = processor.set_text_prompt("car", processor.state)
     assert state["scores"].is_cuda
     masks, scores, _ = processor.model.predict_inst(processor.state, point_coords=np.array([[100.0, 120.0]]),
                                                     point_labels=np.array([1]), multimask_output=True)
-    reference = samcache.open_cache(cache).predictor("val", 0, device="cpu")
+    reference = samcache.predictor(cache, "val", 0, device="cpu")
     ref_masks, ref_scores, _ = reference.model.predict_inst(reference.state, point_coords=np.array([[100.0, 120.0]]),
                                                             point_labels=np.array([1]), multimask_output=True)
     np.testing.assert_allclose(scores, ref_scores, atol=1e-3)
@@ -299,7 +299,7 @@ def test_head_with_gpu_preload_and_evaluate_on_gpu(gpu_cache, tmp_path):
 def test_the_pipeline_under_a_10_gib_cap(synth_root, tmp_path):
     """extract -> zero-shot -> clicks -> train-head --preload auto with 10 GiB, as on an RTX 3080; the
     budgets see the cap, and the full Cityscapes train+val (10.7 GiB of ViT-H features) goes to RAM."""
-    from samcache.cache.datasets import choose_preload
+    from samcache.evaluation.training_data import choose_preload
     from samcache.features.memory import usable_bytes
 
     cache = tmp_path / "capped.zarr"

@@ -1,9 +1,13 @@
 """Cityscapes layout reader, official class table, synthetic generator."""
 
+import json
+
 import numpy as np
 from cityscapesscripts.helpers.labels import labels as CS_LABELS
 from cityscapesscripts.helpers.labels import name2label
 from PIL import Image
+
+from conftest import assert_one_line_error, invoke, snapshot
 
 from samcache.data.cityscapes import list_images, read_instance_ids, read_label_ids
 from samcache.data.labels import IGNORE, get_class_set
@@ -55,3 +59,19 @@ def test_synthetic_scenes_hold_every_class():
         seen |= set(np.unique(labels).tolist())
     for name in ("sky", "building", "road", "sidewalk", "vegetation", "car", "person"):
         assert name2label[name].id in seen, name
+
+
+def test_synth_refuses_other_settings_without_overwrite_and_never_mixes_sizes(tmp_path):
+    data = tmp_path / "data"
+    invoke("synth", data, "--train", "2", "--val", "1", "--size", "64x32", check=True)
+    before = snapshot(data)
+    proc = invoke("synth", data, "--train", "1", "--size", "96x48")
+    assert_one_line_error(proc, "holds synthetic data (train 2, val 1 at 64x32", "--overwrite")
+    assert snapshot(data) == before
+    again = invoke("synth", data, "--train", "2", "--val", "1", "--size", "64x32")  # the same: completes, no change
+    assert again.returncode == 0 and snapshot(data) == before
+    invoke("synth", data, "--train", "1", "--val", "0", "--size", "96x48", "--overwrite", check=True)
+    pngs = sorted(data.rglob("*.png"))
+    assert pngs and {Image.open(p).size for p in pngs} == {(96, 48)}
+    assert not list((data / "leftImg8bit").glob("val/*/*.png"))
+    assert json.loads((data / "samcache-synth.json").read_text())["size"] == [96, 48]

@@ -63,7 +63,7 @@ def test_a_split_of_another_cache_with_the_same_weights_decodes_as_upstream(cach
     reference = _upstream(root, 0).predict(POINTS, LABELS)
     _assert_same(dec.predict(other, 0, points=POINTS, labels=LABELS), reference)
     _assert_same(dec.predict_batch(other, [samcache.PromptRequest(0, POINTS, LABELS)])[0], reference)
-    _assert_same(samcache.open_cache(cache32).predictor(other, 0, device="cpu").predict(POINTS, LABELS), reference)
+    _assert_same(samcache.predictor(cache32, other, 0, device="cpu").predict(POINTS, LABELS), reference)
     back = samcache.Decoder(caches[0], device="cpu").predict(samcache.open_cache(cache32).split("val"), 0,
                                                              points=POINTS, labels=LABELS)
     upstream = _upstream(synth_root, 0)
@@ -83,9 +83,9 @@ def test_a_split_of_other_weights_is_refused_everywhere(cache32, other_caches):
     _one_line(e, *needles)
     cache = samcache.open_cache(cache32)
     with pytest.raises(SamcacheError) as e:
-        cache.predictor(foreign, 0, device="cpu")
+        samcache.predictor(cache, foreign, 0, device="cpu")
     _one_line(e, *needles, str(cache32))
-    predictor = cache.predictor("val", 0, device="cpu")
+    predictor = samcache.predictor(cache, "val", 0, device="cpu")
     with pytest.raises(SamcacheError) as e:
         samcache.set_precomputed(predictor, foreign, 0)
     _one_line(e, *needles, "this predictor")
@@ -112,7 +112,7 @@ def test_a_split_of_another_family_is_one_line_not_a_key_error(cache32, sam2_cac
     with pytest.raises(SamcacheError) as e:
         samcache.Decoder(cache32, device="cpu").predict(sam2_split, 0, points=POINTS, labels=LABELS)
     _one_line(e, "sam2.1_hiera_t", "tiny")
-    predictor = samcache.open_cache(cache32).predictor("val", 0, device="cpu")
+    predictor = samcache.predictor(cache32, "val", 0, device="cpu")
     with pytest.raises(SamcacheError) as e:
         samcache.set_precomputed(predictor, sam2_split, 0)
     _one_line(e, "SAM2ImagePredictor", "SamPredictor")

@@ -154,3 +154,19 @@ def test_demo_refuses_a_folder_that_is_not_a_demo_before_doing_anything(tmp_path
     assert_one_line_error(invoke("demo", "--out", tmp_path / "myproj", "--train", "1", "--val", "1"),
                           "not a samcache demo folder")
     assert snapshot(tmp_path) == before
+
+
+def test_demo_with_a_checkpoint_and_model_type_auto_detects_the_type(vit_b_checkpoint, tmp_path):
+    from samcache.errors import SamcacheError
+    from samcache.pipeline.configs import DemoConfig
+    from samcache.pipeline.demo import resolve_model
+
+    path, _ = vit_b_checkpoint
+    assert resolve_model(DemoConfig(checkpoint=str(path))) == ("vit_b", str(path))
+    junk = tmp_path / "junk.pth"
+    import torch
+
+    torch.save({"x": torch.zeros(1)}, junk)
+    with pytest.raises(SamcacheError, match="cannot tell which model") as caught:
+        resolve_model(DemoConfig(checkpoint=str(junk)))
+    assert caught.value.setting == "model_type"  # the CLI adds "; pass --model-type"

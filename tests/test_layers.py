@@ -1,7 +1,9 @@
 """Imports flow one way: data -> features -> cache -> evaluation -> pipeline (and the CLI), with no circle.
 
 Read from the source with ``ast`` (imports inside functions count too), so a lazy import cannot hide an
-upward dependency.
+upward dependency, and imports under ``if TYPE_CHECKING:`` count as well: two modules that name each other,
+one lazily and one for its types only, are still a circle (the split between them is wrong), within one layer
+as much as across layers.
 """
 
 import ast
@@ -13,16 +15,17 @@ BASE = 0  # samcache/errors.py, messages.py, fileio.py, procs.py: used everywher
 STAGES = {"extract", "zero_shot", "clicks", "train_head", "evaluate", "report"}  # (dask_extract is extract's)
 
 
-def _module(path: Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+def _module(path: Path, package: Path = PACKAGE) -> str:
+    parts = path.relative_to(package.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _imports(path: Path) -> set[str]:
-    """Every samcache module ``path`` imports when it runs (``if TYPE_CHECKING:`` blocks are for type checkers)."""
+def _imports(path: Path, typing_too: bool = True) -> set[str]:
+    """Every samcache module ``path`` imports: at the top, in a function, and (unless not ``typing_too``) for
+    type checkers only (``if TYPE_CHECKING:``)."""
     tree = ast.parse(path.read_text())
     for node in ast.walk(tree):
-        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+        if not typing_too and isinstance(node, ast.If) and _names_type_checking(node.test):
             node.body = []
     found = set()
     for node in ast.walk(tree):
@@ -34,6 +37,11 @@ def _imports(path: Path) -> set[str]:
     return {m for m in found if m.split(".")[0] == "samcache"}
 
 
+def _names_type_checking(test: ast.expr) -> bool:
+    """``TYPE_CHECKING`` or ``typing.TYPE_CHECKING``."""
+    return getattr(test, "id", None) == "TYPE_CHECKING" or getattr(test, "attr", None) == "TYPE_CHECKING"
+
+
 def _layer(module: str) -> int:
     parts = module.split(".")
     if len(parts) == 1:
@@ -41,12 +49,12 @@ def _layer(module: str) -> int:
     return LAYERS.get(parts[1], 6 if parts[1] == "__main__" else BASE)
 
 
-def _graph() -> dict[str, set[str]]:
-    modules = {_module(p): p for p in PACKAGE.rglob("*.py")}
+def _graph(package: Path = PACKAGE, typing_too: bool = True) -> dict[str, set[str]]:
+    modules = {_module(p, package): p for p in package.rglob("*.py")}
     graph = {}
     for name, path in modules.items():
         targets = set()
-        for imported in _imports(path):
+        for imported in _imports(path, typing_too):
             while imported not in modules and "." in imported:  # `from pkg import name` names a symbol
                 imported = imported.rsplit(".", 1)[0]
             if imported in modules and imported != name:
@@ -67,9 +75,7 @@ def test_stages_do_not_import_each_other():
     assert not crossing, crossing
 
 
-def test_no_import_circle():
-    graph = _graph()
-    graph["samcache"] = set()  # the package's lazy names are strings, not imports
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     state: dict[str, int] = {}
     cycles = []
 
@@ -85,7 +91,36 @@ def test_no_import_circle():
     for node in sorted(graph):
         if node not in state:
             visit(node, [node])
-    assert not cycles, cycles
+    return cycles
+
+
+def test_no_import_circle():
+    graph = _graph()
+    graph["samcache"] = set()  # the package's lazy names are strings, not imports
+    assert not _cycles(graph), _cycles(graph)
+
+
+def _write_package(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / "samcache" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root / "samcache"
+
+
+def test_the_circle_check_sees_lazy_and_type_only_circles_within_a_layer(tmp_path):
+    """A circle in one layer, closed by an import inside a function on one side and by a typing-only import
+    (``if TYPE_CHECKING:``) on the other, is found; the same imports flowing one way are not a circle."""
+    lazy_back = {"__init__.py": "", "cache/__init__.py": "",
+                 "cache/reader.py": "def predictor():\n    from samcache.cache.predictors import load\n",
+                 "cache/predictors.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                                        "    from samcache.cache.reader import Split\n"}
+    package = _write_package(tmp_path / "circle", lazy_back)
+    assert _cycles(_graph(package)) == [
+        ["samcache.cache.predictors", "samcache.cache.reader", "samcache.cache.predictors"]]
+    assert not _cycles(_graph(package, typing_too=False))  # what the check saw before: runtime imports only
+    one_way = {**lazy_back, "cache/reader.py": "def open_cache():\n    pass\n"}
+    assert not _cycles(_graph(_write_package(tmp_path / "one_way", one_way)))
 
 
 def test_the_checker_sees_what_it_should():

@@ -124,11 +124,11 @@ def test_usable_bytes_counts_the_allocator_cache_and_a_per_process_cap(monkeypat
 
 
 def test_preload_auto_respects_a_per_process_cap(monkeypatch):
-    from samcache.cache import datasets
+    from samcache.evaluation import training_data
 
-    monkeypatch.setattr(datasets, "usable_bytes", lambda d: 10 * GIB)
-    assert datasets.choose_preload("auto", 5 * GIB, CUDA) == "gpu"
-    assert datasets.choose_preload("auto", int(10.7 * GIB), CUDA) != "gpu"  # train+val of ViT-H, float16
+    monkeypatch.setattr(training_data, "usable_bytes", lambda d: 10 * GIB)
+    assert training_data.choose_preload("auto", 5 * GIB, CUDA) == "gpu"
+    assert training_data.choose_preload("auto", int(10.7 * GIB), CUDA) != "gpu"  # train+val of ViT-H, float16
 
 
 def test_the_call_sites_use_the_robust_budget(monkeypatch):

@@ -247,3 +247,25 @@ def test_a_run_that_leaves_no_folder_leaves_no_lock_file(tmp_path):
     with run_folder(tmp_path / "kept", "zero-shot") as folder:
         folder.commit()
     assert sorted(p.name for p in tmp_path.iterdir()) == [".kept.lock", "kept"]
+
+
+def test_saved_config_is_portable_records_the_device_and_every_run_has_a_log(cache16, tmp_path):
+    import shutil
+
+    import yaml
+
+    here = tmp_path / "project"
+    (here / "cache").mkdir(parents=True)
+    shutil.copytree(cache16, here / "cache" / "c.zarr")
+    invoke("zero-shot", "--cache", "cache/c.zarr", "--out", "runs/zs", "--limit", "1", "--device", "auto",
+           "--num-workers", "0", "--visualize", "0", cwd=here, check=True)
+    saved = yaml.safe_load((here / "runs" / "zs" / "config.yaml").read_text())
+    assert saved["cache"] == str(here / "cache" / "c.zarr") and saved["out"] == str(here / "runs" / "zs")
+    assert saved["device"] == "cpu"  # auto, resolved: the device the run used
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    invoke("zero-shot", "--config", here / "runs" / "zs" / "config.yaml", "--out", "again", cwd=elsewhere, check=True)
+    assert (elsewhere / "again" / "summary.csv").is_file()
+    log = (here / "runs" / "zs" / "run.log").read_text()
+    assert "zero-shot started: samcache" in log and "status complete" in log
+    assert "run.log" in json.loads((here / "runs" / "zs" / "run.json").read_text())["outputs"]

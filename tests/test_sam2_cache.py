@@ -101,7 +101,7 @@ def test_stage2_commands_run_on_a_sam2_cache(sam2_cache, sam2_checkpoint, tmp_pa
     assert "model sam2.1_hiera_t" in report.stdout
 
 
-def test_issue16_info_export_lock_and_h5_errors_on_sam2(sam2_cache, tmp_path):
+def test_info_export_lock_and_h5_errors_on_sam2(sam2_cache, tmp_path):
     from importlib.metadata import version
 
     from samcache.cache.locks import split_lock
@@ -242,18 +242,18 @@ def test_format1_cache_is_read_as_it_is_and_upgraded_only_on_request(cache16, sy
 
 
 def test_readme_recipe_hands_cached_features_to_upstream(sam2_cache, sam2_checkpoint, tmp_path, monkeypatch):
-    """The README's block, with this cache and checkpoint: upstream predict equals our decode of the row."""
+    """The documented block (docs/cache-format.md), with this cache and checkpoint: upstream predict equals our decode of the row."""
     from pathlib import Path
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    block = readme.split("<!-- sam2-recipe:start -->")[1].split("<!-- sam2-recipe:end -->")[0]
-    code = block.split("```python\n")[1].split("```")[0]
+    from docs_text import code as documented
+
+    code = documented("sam2-recipe")
     code = code.replace("cache/cityscapes_sam2.zarr", str(sam2_cache))
     code = code.replace("configs/sam2.1/sam2.1_hiera_l.yaml", "configs/sam2.1/sam2.1_hiera_t.yaml")
     code = code.replace("checkpoints/sam2.1_hiera_large.pt", str(sam2_checkpoint))
     code = code.replace("[[1000, 500]]", "[[300, 120]]")  # inside a 512x256 image
     scope: dict = {}
-    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - the documented recipe itself
+    exec(compile(code, "docs/cache-format.md", "exec"), scope)  # noqa: S102 - the documented recipe itself
     backend = backend_for("sam2")
     decoder, _ = backend.build_decoder(MODEL, sam2_checkpoint, 0)
     split = open_cache(sam2_cache).split("val")

@@ -105,7 +105,7 @@ def test_point_and_box_prompts_on_a_sam3_cache_replay_through_predict_inst(sam3_
 
 def test_cache_predictor_is_a_sam3_processor_as_set_image_left_it(sam3_cache, upstream):
     model, processor, state = upstream
-    ours = samcache.open_cache(sam3_cache).predictor("val", 0, device="cpu")
+    ours = samcache.predictor(sam3_cache, "val", 0, device="cpu")
     assert type(ours).__name__ == "Sam3Processor" and ours.device == "cpu"
     assert (ours.state["original_height"], ours.state["original_width"]) == (state["original_height"],
                                                                               state["original_width"])
@@ -127,15 +127,15 @@ def test_cache_predictor_is_a_sam3_processor_as_set_image_left_it(sam3_cache, up
 def test_the_readme_sam3_block_runs_as_written(sam3_cache, upstream):
     from pathlib import Path
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    code = readme.split("<!-- sam3-api:start -->")[1].split("<!-- sam3-api:end -->")[0]
-    code = code.split("```python\n")[1].split("```")[0]
+    from docs_text import code as documented
+
+    code = documented("sam3-api")
     for old, new in (('"cache/cityscapes_sam3.zarr"', repr(str(sam3_cache))),
                      ('"checkpoints/sam3.pt"', "None")):  # a random-weight cache has no checkpoint
         assert old in code, old
         code = code.replace(old, new)
     namespace = {}
-    exec(compile(code, "README.md (SAM 3 block)", "exec"), namespace)
+    exec(compile(code, "docs/sam3.md", "exec"), namespace)
     model, _, state = upstream
     theirs = predict_inst(model, state, point_coords=[[500.0, 600.0]], point_labels=[1], multimask_output=True)
     assert np.array_equal(namespace["masks"].astype(bool), theirs[0])

@@ -13,6 +13,7 @@ from PIL import Image
 
 from conftest import (assert_one_line_error, assert_same_split, copy_split, done_count, extract_cfg, invoke, run_cli,
                       snapshot)
+from samcache.cache.hdf5 import export_h5
 from samcache.cache.reader import open_cache
 from samcache.data.cityscapes import list_images, read_image
 from samcache.pipeline.extract import extract
@@ -299,3 +300,26 @@ def test_a_symlink_to_the_cache_takes_the_same_lock(synth_root, tmp_path):
     with split_lock(str(tmp_path / "c.zarr"), "val"):
         proc = invoke("extract", "--data", synth_root, "--cache", tmp_path / "link.zarr", "--split", "val", *TINY)
     assert_one_line_error(proc, "being extracted by another process")
+
+
+def test_rerun_removes_stray_partial_files_of_killed_writes(cache16, synth_root, tmp_path):
+    import warnings
+
+    from conftest import extract_cfg
+    from samcache.pipeline.extract import extract
+
+    cache = tmp_path / "c.zarr"
+    shutil.copytree(cache16, cache)
+    strays = [cache / "val" / "labels" / "c" / "0" / "0" / f"0.{'a' * 32}.partial",
+              cache / f"zarr.{'b' * 32}.partial", cache / "val" / f"zarr.{'c' * 32}.partial"]
+    for path in strays:
+        path.write_bytes(b"half a chunk")
+    mine = cache / "val" / "notes.partial"  # not zarr's naming: not samcache's to remove
+    mine.write_text("user")
+    extract(extract_cfg(synth_root, cache, "val", dtype="float16"), progress=False)  # all done: nothing to encode
+    assert not any(p.exists() for p in strays) and mine.exists()
+    mine.unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        zarr.open_group(str(cache), mode="r")["val"]["labels"][0]
+        export_h5(str(cache), str(tmp_path / "c.h5"), ["val"])

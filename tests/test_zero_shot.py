@@ -352,3 +352,49 @@ def test_zero_shot_run_with_prompts_sampled_on_the_device(cache16, tmp_path, mon
     run_zero_shot(ZeroShotConfig(**base, out=str(tmp_path / "device")), progress=False)
     host, device = (read_csv(tmp_path / name / "detailed_results.csv") for name in ("host", "device"))
     assert host == device and len(host) > 1
+
+
+def test_a_picture_that_cannot_be_drawn_is_skipped_and_the_run_kept(cache16, tmp_path):
+    import shutil
+
+    import zarr
+
+    from samcache.data.synth import write_synthetic
+    from samcache.evaluation.visualize import save_click_overlay
+
+    data = tmp_path / "data"  # the data changed since extraction: other sizes
+    write_synthetic(data, {"val": 3}, size=(64, 32), seed=0, progress=False)
+    cache = tmp_path / "c.zarr"
+    shutil.copytree(cache16, cache)
+    zarr.open_group(str(cache), mode="r+")["val"].attrs["data_root"] = str(data)
+    out = tmp_path / "zs"
+    proc = invoke("zero-shot", "--cache", cache, "--out", out, "--device", "cpu", "--num-workers", "0",
+                  "--visualize", "1", "--limit", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "picture" in proc.stderr and "skipped" in proc.stderr and "64x32" in proc.stderr
+    assert " on 1 image in " in proc.stdout and "1 images" not in proc.stdout
+    assert (out / "summary.csv").is_file() and json.loads((out / "run.json").read_text())["status"] == "complete"
+    mask = np.zeros((256, 512), bool)
+    mask[10:40, 10:40] = True
+    image = np.zeros((32, 64, 3), np.uint8)
+    with pytest.warns(Warning, match="skipped"):
+        assert save_click_overlay(tmp_path / "c.png", image, mask, mask, [(20, 20, 1)], [1.0], "t") is False
+    assert not (tmp_path / "c.png").exists()
+
+
+def test_no_evaluated_class_is_one_true_error_in_zero_shot_and_clicks(cache16, tmp_path):
+    import shutil
+
+    import zarr
+
+    cache = tmp_path / "c.zarr"
+    shutil.copytree(cache16, cache)
+    val = zarr.open_group(str(cache), mode="r+")["val"]
+    val["labels"][:] = 0  # unlabeled everywhere
+    val["instances"][:] = 0
+    common = ["--cache", cache, "--device", "cpu", "--num-workers", "0", "--visualize", "0", "--limit", "1"]
+    for command in ("zero-shot", "clicks"):
+        proc = invoke(command, *common, "--out", tmp_path / command)
+        line = assert_one_line_error(proc, "nothing to score", "evaluated class of class set seed5", "--classes")
+        assert "min-area" not in line
+        assert not (tmp_path / command).exists()

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from samcache.cache.damage import drop_rows
+from samcache.cache.damage_notes import drop_rows
 from samcache.cache.locks import cache_lock, split_lock
-from samcache.cache.store import delete_split, is_h5, open_root, ready_splits, split_state
+from samcache.cache.store import delete_split, open_root, ready_splits, split_state
+from samcache.cache.stores import kind_of
 from samcache.errors import SamcacheError
 
 
@@ -30,8 +31,8 @@ def split_summary(cache: str, split: str) -> tuple[int, int]:
 
 
 def _split_group(cache: str, split: str, mode: str):
-    if is_h5(cache):
-        raise SamcacheError(f"{cache} is an HDF5 cache, which samcache reads only; export again without that split "
+    if not kind_of(cache).writable:
+        raise SamcacheError(f"{cache} is {kind_of(cache).as_cache}, which samcache reads only; export again without that split "
                             f"(`samcache export --split ...`) instead")
     root = open_root(cache, mode=mode)
     state = split_state(root, split)

@@ -18,12 +18,14 @@ import numpy as np
 import zarr
 from filelock import FileLock, Timeout
 
-from samcache.cache.damage import CheckedArray
+from samcache.cache.damage_notes import CheckedArray
 from samcache.cache.h5read import open_h5
-from samcache.cache.locks import acquire_current, split_lock
+from samcache.cache.locks import split_lock
+from samcache.cache.stores import kind_of
+from samcache.cache.stores.local import acquire_current
 from samcache.cache.schema import CODECS, META_CHUNK
-from samcache.cache.store import check_location, complete_rows, enclosing_store, is_h5, open_root, ready_splits
-from samcache.errors import SamcacheError
+from samcache.cache.store import check_location, complete_rows, enclosing_store, open_root, ready_splits
+from samcache.errors import SamcacheError, setting
 
 COMPRESSIONS = {"gzip": {"compression": "gzip", "compression_opts": 4, "shuffle": True},
                 "lzf": {"compression": "lzf", "shuffle": True}}
@@ -40,8 +42,8 @@ def _copy_rows(source, target, rows: int, step: int, string: bool = False) -> No
 def export_h5(cache: str, out: str, splits: list[str] | None = None, compression: str = DEFAULT_COMPRESSION,
               overwrite: bool = False) -> dict:
     """Write ``splits`` (default: all) of a Zarr cache into one HDF5 file, atomically; returns sizes."""
-    if is_h5(cache):
-        raise SamcacheError(f"{cache} is already an HDF5 cache; copy the file, or `samcache import` it into Zarr")
+    if not kind_of(cache).writable:
+        raise SamcacheError(f"{cache} is already {kind_of(cache).as_cache}; copy the file, or `samcache import` it into Zarr")
     root = open_root(cache)
     names = ready_splits(root)  # a split whose creation was cut short holds nothing to export
     chosen = list(dict.fromkeys(splits or names))  # a split named twice is exported once
@@ -64,7 +66,7 @@ def export_h5(cache: str, out: str, splits: list[str] | None = None, compression
         if not _is_samcache_h5(out_path):
             raise SamcacheError(f"{out} exists and is not a samcache export; samcache never replaces another file")
         if not overwrite:
-            raise SamcacheError(f"{out} exists; pass --overwrite to replace this earlier export")
+            raise SamcacheError(f"{out} exists; pass {setting('overwrite')} to replace this earlier export")
     tmp = out_path.with_name(f".{out_path.name}.tmp")
     lock_path = out_path.with_name(f".{out_path.name}.lock")
     lock = FileLock(lock_path, timeout=0)  # one export per OUT
@@ -130,8 +132,8 @@ def import_h5(path: str, cache: str) -> dict:
     if "samcache_format" not in h5.attrs:
         raise SamcacheError(f"{path} is not a samcache export (no samcache_format attribute)")
     target = Path(cache)
-    if is_h5(cache):
-        raise SamcacheError(f"CACHE {cache} names an HDF5 file; import writes a Zarr store (e.g. cache.zarr)")
+    if not kind_of(cache).writable:
+        raise SamcacheError(f"CACHE {cache} names {kind_of(cache).describe}; import writes a Zarr store (e.g. cache.zarr)")
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise SamcacheError(f"{cache} exists and is not an empty directory; import into a new path")
     store = enclosing_store(target.parent)

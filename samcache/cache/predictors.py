@@ -3,24 +3,20 @@
 A cache's fingerprint names its weights: a checkpoint's sha256, or the seed of random-init
 weights. Everything that decodes from a cache goes through ``load_prompt_decoder`` or
 ``load_predictor``, which refuse any other weights, so cached features are never decoded by a
-model that did not make them. torch is imported here, never by ``samcache.cache.reader``
-(whose ``CacheSplit`` the functions take).
+model that did not make them. ``predictor`` (``samcache.predictor``) is the notebook's one call.
+torch is imported here, never by ``samcache.cache.reader``, which knows nothing of this module.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import torch
 
+from samcache.cache.reader import Cache, CacheSplit, open_cache
 from samcache.cache.schema import FINGERPRINT_ATTR, Fingerprint
 from samcache.errors import SamcacheError
 from samcache.features.families import backend_for
 from samcache.features.weights import WeightsId, file_sha256
-
-if TYPE_CHECKING:  # the reader imports this module lazily (Cache.predictor)
-    from samcache.cache.reader import CacheSplit
 
 
 def _weights_for(fp: Fingerprint, checkpoint, where: str) -> tuple[object, int, bool]:
@@ -80,7 +76,7 @@ def set_precomputed(predictor, split: CacheSplit, image_id: str | int):
 
     Works with any upstream predictor of the cache's family whose weights made the cache; the stored maps
     (float16 or float32) are given to it as float32 (1,C,h,w). A predictor of another family is refused, and
-    so is one from ``load_predictor``/``Cache.predictor`` whose weights did not make ``split``; a predictor
+    so is one from ``load_predictor``/``predictor`` whose weights did not make ``split``; a predictor
     you built yourself cannot be checked for its weights: it must be the one the cache was built from.
     """
     backend = backend_for(split.fingerprint.model_type)
@@ -90,8 +86,23 @@ def set_precomputed(predictor, split: CacheSplit, image_id: str | int):
                             f"for upstream's {kind.__name__}; got a {type(predictor).__name__}")
     held = getattr(predictor, FINGERPRINT_ATTR, None)
     if held is not None:
-        split.require_model(held, "this predictor (from cache.predictor) decodes")
+        split.require_model(held, "this predictor (from samcache.predictor) decodes")
     features = {name: torch.from_numpy(np.asarray(value, np.float32))[None]
                 for name, value in split.features(image_id).items()}
     backend.set_features(predictor, features, split.original_size(image_id), split.input_size(image_id))
     return predictor
+
+
+def predictor(cache: Cache | str, split: CacheSplit | str, image_id: str | int, checkpoint=None, device=None):
+    """Upstream's predictor (``SamPredictor`` / ``SAM2ImagePredictor`` / ``Sam3Processor``) holding
+    ``image_id``'s cached features, as if ``set_image`` had run: call its ``predict`` as usual (SAM 3:
+    ``set_text_prompt``, or ``predictor.model.predict_inst(predictor.state, ...)`` for points and boxes).
+
+    ``cache``: an open ``Cache`` (or its path); ``split``: a split name of it, or a ``CacheSplit`` of any cache
+    the same weights made. ``checkpoint`` must be the one the cache was built from (checked by sha256); leave
+    it out for random-weight caches."""
+    cache = cache if isinstance(cache, Cache) else open_cache(str(cache))
+    split = cache.as_split(split)
+    if split.cache_path != cache.path:  # this cache's own splits decode with their own weights, even stale ones
+        split.require_model(cache.fingerprint, f"cache {cache.path} holds")
+    return set_precomputed(load_predictor(split, checkpoint, device), split, image_id)

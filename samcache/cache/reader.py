@@ -15,10 +15,11 @@ from functools import cached_property
 import numpy as np
 import zarr
 
-from samcache.cache.damage import CheckedArray
+from samcache.cache.damage_notes import CheckedArray
 from samcache.cache.schema import Fingerprint, feature_shapes
 from samcache.cache.locks import split_busy
-from samcache.cache.store import complete_rows, is_h5, open_root, ready_splits, split_state
+from samcache.cache.store import complete_rows, open_root, ready_splits, split_state
+from samcache.cache.stores import kind_of
 from samcache.features.families import Family, get_family
 from samcache.errors import SamcacheError
 
@@ -40,7 +41,7 @@ class CacheSplit:
 
     def _array(self, name: str) -> CheckedArray:
         """Reads of a damaged chunk fail with one line naming split, rows and array (``cache.damage``)."""
-        return CheckedArray(self.group[name], self.cache_path, self.name, name, is_h5(self.cache_path))
+        return CheckedArray(self.group[name], self.cache_path, self.name, name, not kind_of(self.cache_path).writable)
 
     def __len__(self) -> int:
         return int(self.attrs["n_images"])
@@ -143,7 +144,7 @@ class CacheSplit:
 
     def require_complete(self) -> list[int]:
         """Every encoded row, or a clear error if extraction has not finished or is running now."""
-        h5 = is_h5(self.cache_path)
+        h5 = not kind_of(self.cache_path).writable  # an export: finished in the Zarr cache, then exported again
         if not h5 and split_busy(self.cache_path, self.name):
             raise SamcacheError(f"split {self.name} of {self.cache_path} is being extracted right now; wait for "
                                 f"extract to finish (a growing split cannot be read as complete)")
@@ -200,19 +201,6 @@ class Cache:
         if isinstance(split, str):
             return self.split(split)
         raise SamcacheError(f"a split is a split name or a CacheSplit (cache.split(name)), not {type(split).__name__}")
-
-    def predictor(self, split: CacheSplit | str, image_id: str | int, checkpoint=None, device=None):
-        """Upstream's predictor (``SamPredictor`` / ``SAM2ImagePredictor`` / ``Sam3Processor``) holding
-        ``image_id``'s cached features, as if ``set_image`` had run: call its ``predict`` as usual (SAM 3:
-        ``set_text_prompt``, or ``predictor.model.predict_inst(predictor.state, ...)`` for points and boxes).
-        ``checkpoint`` must be the one the cache was built from (checked by sha256); leave it out for
-        random-weight caches. A split of another cache is taken if the same weights made it. Imports torch."""
-        from samcache.cache.predictors import load_predictor, set_precomputed
-
-        split = self.as_split(split)
-        if split.cache_path != self.path:  # this cache's own splits decode with their own weights, even stale ones
-            split.require_model(self.fingerprint, f"cache {self.path} holds")
-        return set_precomputed(load_predictor(split, checkpoint, device), split, image_id)
 
 
 def open_cache(path: str, mode: str = "r") -> Cache:

@@ -47,7 +47,7 @@ CODECS = {
 DEFAULT_CODEC = "zstd"  # best bytes/image among the fast ones; writes far faster than the encoder
 
 
-# what the API sets on the upstream predictors (Cache.predictor) and heads (fit_head) it builds: the Fingerprint
+# what the API sets on the upstream predictors (samcache.predictor) and heads (fit_head) it builds: the Fingerprint
 # of the weights whose features they take, so that a split of other weights is refused when handed to them
 FINGERPRINT_ATTR = "samcache_fingerprint"
 

@@ -16,7 +16,8 @@ import zarr
 
 from samcache.cache.store import is_samcache_store, open_root, split_state
 from samcache.data.cityscapes import ImageRecord, read_label_ids
-from samcache.errors import SamcacheError
+from samcache.cache.stores import kind_of
+from samcache.errors import SamcacheError, setting
 from samcache.features.families import family_of
 
 LABELS_COMPARED = 8  # done rows whose labels a moved dataset must reproduce exactly (spread over the split)
@@ -30,7 +31,7 @@ def check_family(root: zarr.Group, cache: str, split: str, model_type: str) -> N
     others = [n for n, _ in root.groups() if n != split and split_state(root, n) in ("ready", "partial")]
     if held != family and others:
         raise SamcacheError(f"cache {cache} holds {held} features (split {', '.join(sorted(others))}) and a cache "
-                            f"holds one model family; model type {model_type} is of family {family}: extract it into another --cache, "
+                            f"holds one model family; model type {model_type} is of family {family}: extract it into another {setting('cache')}, "
                             f"or remove those splits first (`samcache delete-split`)")
 
 
@@ -38,8 +39,9 @@ def check_codec(group: zarr.Group, cache: str, split: str, codec: str | None) ->
     """--codec chooses how a split is created; an existing split keeps its own (mixing would mislead)."""
     held = group.attrs.get("codec", "zstd")
     if codec is not None and codec != held:
-        raise SamcacheError(f"split {split} of {cache} is stored with codec {held}; --codec {codec} applies when a "
-                            f"split is created: leave --codec out to add to it, or pass --rebuild to recompute it")
+        raise SamcacheError(f"split {split} of {cache} is stored with codec {held}; {setting('codec')} {codec} applies when a "
+                            f"split is created: leave {setting('codec')} out to add to it, or pass {setting('rebuild')} to "
+                            f"recompute it")
 
 
 @dataclass(frozen=True)
@@ -68,17 +70,17 @@ def check_same_dataset(group: zarr.Group, cache: str, split: str, data_root: str
     ids = [str(i) for i in group["image_ids"][:n].tolist()]
     done = np.flatnonzero(group["done"][:n])
     refuse = (f"split {split} of {cache} was extracted from {recorded}, and a split holds one dataset: use "
-              f"--data {recorded}, another --split or --cache, or --rebuild to recompute the split from {data_root}")
+              f"{setting('data')} {recorded}, another {setting('split')} or {setting('cache')}, or {setting('rebuild')} to recompute the split from {data_root}")
     missing = [ids[r] for r in done if ids[r] not in listed]
     if missing:
-        raise SamcacheError(f"--data {data_root} lacks {len(missing)} of the split's {len(done)} cached image(s) "
+        raise SamcacheError(f"{setting('data')} {data_root} lacks {len(missing)} of the split's {len(done)} cached image(s) "
                             f"(first: {missing[0]}); {refuse}")
     sample = done[np.unique(np.linspace(0, len(done) - 1, min(len(done), LABELS_COMPARED)).round().astype(int))] \
         if len(done) else []
     for row in sample:
         record = listed[ids[row]]
         if not np.array_equal(read_label_ids(record.label_path), group["labels"][row]):
-            raise SamcacheError(f"--data {data_root} holds another {ids[row]} (its labels differ from the cached "
+            raise SamcacheError(f"{setting('data')} {data_root} holds another {ids[row]} (its labels differ from the cached "
                                 f"ones); {refuse}")
     return MovedData(split, recorded, data_root, len(sample))
 
@@ -86,7 +88,7 @@ def check_same_dataset(group: zarr.Group, cache: str, split: str, data_root: str
 def precheck(cache: str, split: str, model_type: str, codec: str | None, data_root: str,
              listed: list[ImageRecord], rebuild: bool) -> MovedData | None:
     """Everything extract refuses about an existing cache, read-only, before the encoder is built."""
-    if not is_samcache_store(cache) and "://" not in str(cache):
+    if not is_samcache_store(cache) and kind_of(cache).on_this_machine:
         return None
     try:
         root = open_root(cache)

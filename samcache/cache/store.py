@@ -7,43 +7,27 @@ only if samcache wrote its attributes; deletion touches only arrays samcache mad
 
 from __future__ import annotations
 
-import json
-import os
-import re
 from pathlib import Path
 
 import numpy as np
 import zarr
 
-from samcache.cache.h5read import open_h5
-from samcache.cache.locks import is_remote
+from samcache.cache.stores import kind_of
+from samcache.cache.stores.base import real_path
 from samcache.cache.schema import (FORMAT_VERSION, READABLE_FORMATS, Fingerprint, feature_shapes, root_attrs,
                                    split_arrays)
-from samcache.errors import SamcacheError
-
-
-H5_SUFFIXES = (".h5", ".hdf5")
-
-
-def is_h5(cache: str) -> bool:
-    """A cache as one HDF5 file (``samcache export``): read-only for samcache."""
-    return str(cache).lower().endswith(H5_SUFFIXES)
+from samcache.errors import SamcacheError, setting
 
 
 def open_root(cache: str, mode: str = "r") -> zarr.Group:
-    """An existing samcache store (Zarr, or an HDF5 file read-only), or a one-line error for anything else."""
-    if not is_remote(cache) and not Path(cache).exists():
+    """An existing samcache store (any kind: ``stores/``), or a one-line error for anything else."""
+    kind = kind_of(cache)
+    if not kind.exists(str(cache)):
         raise SamcacheError(f"no cache at {cache}")
-    if is_h5(cache):
-        if mode != "r":
-            raise SamcacheError(f"{cache} is an HDF5 cache, which samcache reads only; `samcache import` it "
-                                f"into a Zarr store to change it")
-        root = open_h5(cache)
-        return _checked(root, cache, mode)
-    if not is_remote(cache):
-        check_metadata(cache)
     try:
-        root = zarr.open_group(str(cache), mode=mode)
+        root = kind.open(str(cache), mode)
+    except SamcacheError:
+        raise
     except (FileNotFoundError, zarr.errors.GroupNotFoundError):
         raise SamcacheError(f"no cache at {cache}") from None
     except PermissionError as exc:
@@ -53,34 +37,10 @@ def open_root(cache: str, mode: str = "r") -> zarr.Group:
     return _checked(root, cache, mode)
 
 
-def check_metadata(cache: str) -> None:
-    """Every ``zarr.json`` of the store, its splits and their arrays is a Zarr v3 node's metadata; zarr itself
-    would stop with a JSONDecodeError traceback the first time it lists the damaged node."""
-    root = Path(cache)
-    for path in [root / "zarr.json", *sorted(root.glob("*/zarr.json")), *sorted(root.glob("*/*/zarr.json"))]:
-        try:
-            meta = json.loads(path.read_bytes())
-        except OSError:
-            continue  # missing, unreadable, not a folder: zarr (or the caller) says what is wrong
-        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
-            cause = f"not valid JSON: {str(exc).splitlines()[0]}"
-        else:
-            if isinstance(meta, dict) and meta.get("zarr_format") == 3 and meta.get("node_type") in ("group", "array"):
-                continue
-            cause = "not the metadata of a Zarr v3 group or array"
-        parts = path.relative_to(root).parts
-        if len(parts) == 1:
-            raise SamcacheError(f"{path} is damaged ({cause}): the cache's own attributes (format, fingerprint) "
-                                f"are lost; restore the file from a backup, or extract into a new cache")
-        raise SamcacheError(f"{path} is damaged ({cause}), so the cache cannot be opened; move {root / parts[0]} "
-                            f"(split {parts[0]}) out of the cache and extract that split again")
-
-
 def _checked(root, cache: str, mode: str):
     fmt = root.attrs.get("samcache_format")
     if fmt is None or "fingerprint" not in root.attrs:
-        kind = "an HDF5 file" if is_h5(cache) else "a Zarr group"
-        raise SamcacheError(f"{cache} is {kind} but not a samcache cache (no samcache_format attribute)")
+        raise SamcacheError(f"{cache} is {kind_of(cache).describe} but not a samcache cache (no samcache_format attribute)")
     if fmt not in READABLE_FORMATS:
         raise SamcacheError(f"{cache} has samcache_format {fmt}; this samcache reads formats "
                             f"{', '.join(map(str, READABLE_FORMATS))}")
@@ -97,26 +57,27 @@ def _inside(child: Path, parent: Path) -> bool:
 
 def check_location(cache: str, data_root: str) -> None:
     """Refuse a cache path that could destroy the dataset or adopt a folder samcache did not make."""
-    if is_remote(cache):
+    kind = kind_of(cache)
+    if not kind.on_this_machine:
         return
-    path, data = Path(os.path.realpath(cache)), Path(os.path.realpath(data_root))
+    path, data = real_path(cache), real_path(data_root)
     if _inside(path, data):
-        raise SamcacheError(f"--cache {cache} lies inside the data root {data_root}; put the cache elsewhere "
+        raise SamcacheError(f"{setting('cache')} {cache} lies inside the data root {data_root}; put the cache elsewhere "
                             f"(e.g. cache/cityscapes_vit_h.zarr)")
     if _inside(data, path):
-        raise SamcacheError(f"the data root {data_root} lies inside --cache {cache}; choose another cache path")
+        raise SamcacheError(f"the data root {data_root} lies inside {setting('cache')} {cache}; choose another cache path")
     if path.is_file():
-        raise SamcacheError(f"--cache {cache} is a file, not a cache directory")
+        raise SamcacheError(f"{setting('cache')} {cache} is a file, not a cache directory")
     if (path / "zarr.json").is_file():
-        check_metadata(str(path))  # a damaged store is named as such, not taken for a foreign folder
+        kind.check_metadata(str(path))  # a damaged store is named as such, not taken for a foreign folder
     if path.is_dir() and any(path.iterdir()) and not is_samcache_store(path):
-        raise SamcacheError(f"--cache {cache} is a non-empty directory that is not a samcache cache; "
+        raise SamcacheError(f"{setting('cache')} {cache} is a non-empty directory that is not a samcache cache; "
                             f"choose a new or empty path")
 
 
 def enclosing_store(path: str | Path) -> Path | None:
     """The samcache store that ``path`` lies in (or is), if any: files written there would be foreign to it."""
-    real = Path(os.path.realpath(path))
+    real = real_path(str(path))
     for folder in (real, *real.parents):
         if (folder / "zarr.json").is_file() and is_samcache_store(folder):
             return folder
@@ -135,7 +96,7 @@ def open_or_create_root(cache: str, fp: Fingerprint) -> tuple[zarr.Group, bool]:
     """The store for writing, after ``check_location``; a new one gets its attributes in one file write."""
     if is_samcache_store(cache):
         return open_root(cache, mode="r+"), False
-    if is_remote(cache):
+    if not kind_of(cache).on_this_machine:
         try:
             if len(list(zarr.open_group(str(cache), mode="r").keys())):
                 raise SamcacheError(f"{cache} is a Zarr group with members but not a samcache cache")
@@ -202,23 +163,6 @@ def complete_rows(group, done=None) -> tuple[int, np.ndarray]:
     return n, (group["done"] if done is None else done)[:n]
 
 
-PARTIAL = re.compile(r".+\.[0-9a-f]{32}\.partial")  # zarr LocalStore's temporary of a write (killed before its rename)
-
-
-def remove_partials(cache: str, split: str) -> list[Path]:
-    """Delete the temporaries that killed writes left in ``split`` and beside the root's metadata; plain
-    zarr warns about each. Call with the cache and split locks held (no live writer of these)."""
-    if is_remote(cache) or is_h5(cache):
-        return []
-    root = Path(cache)
-    found = [p for p in root.glob("*.partial") if PARTIAL.fullmatch(p.name)]
-    if (root / split).is_dir():
-        found += [p for p in (root / split).rglob("*.partial") if PARTIAL.fullmatch(p.name) and p.is_file()]
-    for path in found:
-        path.unlink(missing_ok=True)
-    return found
-
-
 def ready_splits(root: zarr.Group) -> list[str]:
     return sorted(name for name, _ in root.groups() if split_state(root, name) == "ready")
 
@@ -249,8 +193,8 @@ def upgrade(cache: str) -> list[str]:
     Splits first, the root's format last, so a killed upgrade is completed by running it again.
     Returns what was changed.
     """
-    if is_h5(cache):
-        raise SamcacheError(f"{cache} is an HDF5 cache, which samcache reads only; `samcache import` it into a "
+    if not kind_of(cache).writable:
+        raise SamcacheError(f"{cache} is {kind_of(cache).as_cache}, which samcache reads only; `samcache import` it into a "
                             f"Zarr store (which reads format 1 as it is) and upgrade that")
     root = open_root(cache, mode="r")
     if root.attrs["samcache_format"] == FORMAT_VERSION:

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import zarr
 
-from samcache.cache.damage import CheckedArray, drop_rows
+from samcache.cache.damage_notes import CheckedArray, drop_rows
 from samcache.cache.schema import CODECS, DEFAULT_CODEC, Fingerprint, array_specs, per_image_arrays, root_attrs, split_attrs
 from samcache.cache.store import (PARTIAL_MARK, check_location, delete_split_arrays, open_or_create_root, ready_splits,
                                   split_features, split_state)
-from samcache.errors import SamcacheError
+from samcache.errors import SamcacheError, setting
 from samcache.cache.split_checks import check_codec, check_family
 from samcache.features.families import backend_for, get_family
 
@@ -44,8 +44,8 @@ def _check_root_fingerprint(root: zarr.Group, cache: str, split: str, fp: Finger
     others = [n for n, _ in root.groups() if split_state(root, n) in ("ready", "partial")]
     if not rebuild and others:
         raise SamcacheError(f"cache {cache} holds {held.describe()} embeddings, this run asks for {fp.describe()}; "
-                            f"pass --rebuild to recompute split {split} (the other splits then need it too), "
-                            f"or use another --cache")
+                            f"pass {setting('rebuild')} to recompute split {split} (the other splits then need it too), "
+                            f"or use another {setting('cache')}")
     root.attrs.update(root_attrs(fp))  # a cache whose every split was deleted takes the new weights as they come
 
 
@@ -104,7 +104,7 @@ def _existing_split(root: zarr.Group, cache: str, split: str, fp: Fingerprint, s
     split_fp = Fingerprint.from_attrs(group.attrs["fingerprint"])
     if split_fp != fp:
         raise SamcacheError(f"split {split} of {cache} holds {split_fp.describe()} embeddings, this run asks for "
-                            f"{fp.describe()}; pass --rebuild to recompute it")
+                            f"{fp.describe()}; pass {setting('rebuild')} to recompute it")
     if (group.attrs["height"], group.attrs["width"]) != tuple(size):
         raise SamcacheError(f"split {split} of {cache} holds {group.attrs['height']}x{group.attrs['width']} "
                             f"(HxW) images, the data is {size[0]}x{size[1]}")
@@ -131,7 +131,7 @@ def prepare_split(cache: str, split: str, image_ids: list[str], sizes: list[tupl
     root, created = open_or_create_root(cache, fp)
     if split_state(root, split) == "foreign" and not _empty_group(root, split):
         raise SamcacheError(f"{cache} holds a node '{split}' that samcache did not make; leaving it alone "
-                            f"(use another --split or --cache)")
+                            f"(use another {setting('split')} or {setting('cache')})")
     check_family(root, cache, split, fp.model_type)
     _check_root_fingerprint(root, cache, split, fp, rebuild)
     group = _existing_split(root, cache, split, fp, sizes[0], rebuild)

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from samcache import fileio
 from samcache.data.cityscapes import COLOR_SUFFIX, record_for
-from samcache.errors import SamcacheError
+from samcache.errors import SamcacheError, setting
 from samcache.procs import check_interrupt
 
 CITIES = ("synthbergen", "synthdorf")
@@ -209,7 +209,7 @@ def write_synthetic(root: str | Path, splits: dict[str, int], size: tuple[int, i
     if held is not None and not resume:
         if not overwrite:
             raise SamcacheError(f"{root} holds synthetic data ({_describe(held)}); this asks for {_describe(marker)}; "
-                                f"pass --overwrite to replace it (caches made from it become stale), or choose "
+                                f"pass {setting('overwrite')} to replace it (caches made from it become stale), or choose "
                                 f"another folder")
         _remove_scenes(root, held)
     root.mkdir(parents=True, exist_ok=True)

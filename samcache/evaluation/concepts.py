@@ -4,7 +4,7 @@ A ``PhraseMap`` says which noun phrases prompt each evaluated class (defaults: t
 names from cityscapesScripts' label table; users add synonyms). A model that answers a phrase with
 instance masks and scores (SAM 3) is turned into one label map per image in one of two ways:
 
-- ``compose_instances`` (the SAM 3 paper's method, the default): keep an instance when
+- ``instances`` (the SAM 3 paper's method, the default; ``paint_instances``): keep an instance when
   presence x score >= ``score_threshold`` and its area >= ``min_area`` pixels; a pixel takes the
   class of the highest-scoring kept mask covering it, else it is unlabeled;
 - ``compose_semantic``: per class, the semantic head's probability map; a pixel takes the argmax
@@ -153,16 +153,6 @@ def paint_instances(confidences: torch.Tensor, classes: torch.Tensor, rule: Inst
         kept_masks = torch.stack([masks[k] for k in kept]) if kept else torch.zeros((0, *size), dtype=torch.bool)
     label = torch.full(size, none, dtype=torch.long) if label is None else label.cpu()
     return Instances(kept_masks, confidences[kept], classes[kept], label)
-
-
-def compose_instances(masks: torch.Tensor, confidences: torch.Tensor, classes: torch.Tensor,
-                      rule: InstanceComposition, none: int = IGNORE) -> Instances:
-    """Candidates (K,H,W) bool with (K,) confidences and classes -> the kept instances and the label map
-    (``paint_instances`` over masks already at the original resolution)."""
-    if not (len(masks) == len(confidences) == len(classes)):
-        raise ValueError(f"{len(masks)} masks, {len(confidences)} confidences, {len(classes)} classes")
-    return paint_instances(confidences, classes, rule, tuple(masks.shape[1:]), lambda part: masks[part],
-                           max(1, len(masks)), none=none)
 
 
 def compose_semantic(probabilities: torch.Tensor, classes: torch.Tensor, rule: SemanticComposition,

@@ -14,13 +14,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from samcache.cache.datasets import CacheHeadDataset, iterate
 from samcache.cache.reader import Cache, CacheSplit, open_cache
 from samcache.cache.schema import FINGERPRINT_ATTR, Fingerprint
 from samcache.data.labels import get_class_set
 from samcache.errors import SamcacheError
+from samcache.evaluation.datasets import CacheHeadDataset
 from samcache.evaluation.metrics import class_ious, confusion_matrix_torch
 from samcache.evaluation.predictions import save_prediction
+from samcache.evaluation.training_data import iterate
 from samcache.evaluation.visualize import save_overlay, source_image
 from samcache.features.device import resolve_device
 from samcache.features.families import get_family

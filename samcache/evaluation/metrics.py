@@ -54,16 +54,10 @@ def _nanmean(values: list[float]) -> float:
     return float(np.nanmean(arr)) if np.isfinite(arr).any() else float("nan")
 
 
-def confusion_matrix(pred: np.ndarray, gt: np.ndarray, num_classes: int) -> np.ndarray:
-    """(num_classes, num_classes) counts, rows = ground truth; gt == IGNORE is skipped."""
-    keep = gt != IGNORE
-    idx = gt[keep].astype(np.int64) * num_classes + pred[keep].astype(np.int64)
-    return np.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
-
-
 def confusion_matrix_torch(pred: torch.Tensor, gt: torch.Tensor, num_classes: int,
                            num_predicted: int | None = None) -> torch.Tensor:
-    """``confusion_matrix`` on the tensors' device (torch.bincount): no per-image host copy.
+    """(num_classes, num_predicted) counts, rows = ground truth, gt == IGNORE skipped; on the tensors' device
+    (torch.bincount): no per-image host copy.
 
     ``num_predicted`` > num_classes adds prediction columns, e.g. one for "no class predicted".
     """

@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from samcache.cache.datasets import ObjectDataset, ObjectItem
+from samcache.evaluation.datasets import ObjectDataset, ObjectItem
 from samcache.errors import SamcacheError
 from samcache.evaluation.click_metrics import miou_curve, noc, summarize
 from samcache.evaluation.metrics import masked_counts

@@ -12,10 +12,10 @@ from typing import Annotated, ClassVar, Literal, Optional
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from samcache.cache.datasets import PRELOAD_MODES
+from samcache.evaluation.preload_modes import PRELOAD_MODES
 from samcache.cache.hdf5 import COMPRESSIONS, DEFAULT_COMPRESSION
 from samcache.cache.schema import CODECS, DEFAULT_CACHE, DEFAULT_CODEC, EMBEDDING_DTYPES
-from samcache.cache.store import H5_SUFFIXES
+from samcache.cache.stores.hdf5 import SUFFIXES as H5_SUFFIXES
 from samcache.data.labels import CLASS_SET_NAMES
 from samcache.data.synth import parse_size
 from samcache.errors import SamcacheError

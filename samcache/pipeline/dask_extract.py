@@ -24,6 +24,7 @@ from distributed.scheduler import Scheduler
 from tqdm import tqdm
 
 from samcache.cache.schema import per_image_arrays
+from samcache.cache.stores import kind_of
 from samcache.cache.writer import PreparedSplit, write_image
 from samcache.data.cityscapes import ImageRecord, load_item, record_for
 from samcache.errors import SamcacheError
@@ -210,4 +211,4 @@ def dask_session(cfg) -> Iterator[DaskSession]:
 
 def _store_path(cache: str) -> str:
     """Workers may run elsewhere: absolute local paths, URLs unchanged."""
-    return cache if "://" in cache else os.path.abspath(cache)
+    return kind_of(cache).absolute(cache)

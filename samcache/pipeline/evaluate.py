@@ -9,17 +9,17 @@ cityscapesScripts reads directly. The evaluation itself is ``samcache.evaluation
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 from samcache.cache.reader import open_cache
+from samcache.cache.stores import kind_of
 from samcache.cache.schema import Fingerprint
 from samcache.data.labels import get_class_set
 from samcache.errors import SamcacheError
 from samcache.evaluation.heads import EvalOutputs, check_fingerprint, evaluate, load_head, summary_rows
 from samcache.evaluation.metrics import class_ious
-from samcache.cache.datasets import CacheHeadDataset
+from samcache.evaluation.datasets import CacheHeadDataset
 from samcache.features.device import PASSES, describe_device, resolve_device
 from samcache.messages import RANDOM_WEIGHTS_NOTE, random_weights_suffix
 from samcache.pipeline.config import now_iso, save_config
@@ -45,7 +45,7 @@ def trained_on(ckpt: dict, cache: str, split: str) -> dict:
     it was trained on (older checkpoints name only the split)."""
     train = ckpt.get("train") or {"split": ckpt["config"].get("train_split")}
     theirs = head_cache(ckpt)
-    same_cache = cache == theirs if "://" in cache + theirs else os.path.realpath(cache) == os.path.realpath(theirs)
+    same_cache = kind_of(cache).same(cache, theirs)
     return training(train.get("split"), train.get("images"), train.get("split_images"),
                     same_cache and train.get("split") == split, bool(train.get("grew")))
 

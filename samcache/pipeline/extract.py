@@ -19,12 +19,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from samcache.cache.damage import describe_record, read_record
-from samcache.cache.locks import cache_lock, is_remote, split_lock
+from samcache.cache.damage_notes import describe_record, read_record
+from samcache.cache.locks import cache_lock, split_lock
 from samcache.cache.reader import CacheSplit
 from samcache.cache.schema import Fingerprint
 from samcache.cache.split_checks import precheck
-from samcache.cache.store import check_location, is_h5, remove_partials
+from samcache.cache.store import check_location
+from samcache.cache.stores import kind_of
 from samcache.cache.writer import ChunkWriter, PreparedSplit, prepare_split, record_run
 from samcache.data.cityscapes import ImageRecord, image_size, list_images, load_item
 from samcache.errors import SamcacheError
@@ -116,8 +117,8 @@ def plan(cfg: ExtractConfig, weights, precision: str
     existed = True
     try:
         with cache_lock(cfg.cache):
-            existed = is_remote(cfg.cache) or Path(cfg.cache).exists()  # under the lock: another run may create it
-            remove_partials(cfg.cache, cfg.split)  # temporaries of writes a kill cut short
+            existed = kind_of(cfg.cache).exists(cfg.cache)  # under the lock: another run may create it
+            kind_of(cfg.cache).remove_partials(cfg.cache, cfg.split)  # temporaries of writes a kill cut short
             prepared = prepare_split(cfg.cache, cfg.split, [r.image_id for r in records], sizes, fingerprint,
                                      os.path.abspath(cfg.data), cfg.codec, cfg.rebuild,
                                      present_ids={r.image_id for r in listed})
@@ -176,8 +177,8 @@ def run_local(cfg: ExtractConfig, backend, encoder, precision: str, prepared: Pr
 def extract(cfg: ExtractConfig, progress: bool = True) -> ExtractResult:
     """Encode every image of ``cfg.split`` that the cache does not hold yet."""
     backend = backend_for(cfg.model_type)
-    if is_h5(cfg.cache):
-        raise SamcacheError(f"{cfg.cache} is an HDF5 cache, which is read-only; extract into a Zarr store and "
+    if not kind_of(cfg.cache).writable:
+        raise SamcacheError(f"{cfg.cache} is {kind_of(cfg.cache).as_cache}, which is read-only; extract into a Zarr store and "
                             f"`samcache export` it")
     check_location(cfg.cache, os.path.abspath(cfg.data))  # before anything is built or written
     precheck(cfg.cache, cfg.split, cfg.model_type, cfg.codec, os.path.abspath(cfg.data),

@@ -12,7 +12,6 @@ import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
@@ -20,10 +19,6 @@ from samcache import fileio
 from samcache.errors import SamcacheError, SamcacheWarning
 from samcache.pipeline.config import absolute_path
 from samcache.pipeline.runs import read_csv, read_record, write_csv
-
-if TYPE_CHECKING:
-    from samcache.pipeline.configs import HeadConfig
-    from samcache.pipeline.train_head import HeadData, HeadState
 
 KEEP_MODES = ("all", "best", "last")
 
@@ -116,8 +111,9 @@ class CheckpointWriter:
     out: Path
     run: object
 
-    def save(self, cfg: "HeadConfig", class_set, data: "HeadData", state: "HeadState", epoch: int,
-             miou: float) -> None:
+    def save(self, cfg, class_set, data, state, epoch: int, miou: float) -> None:
+        """``cfg``, ``data``, ``state``: train_head's HeadConfig, HeadData and HeadState (not imported: this
+        module is train_head's and the config's helper, and helpers import neither back)."""
         ckpt = {"model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(), "epoch": epoch,
                 "config": cfg.dump(), "head": cfg.head, "features": list(data.train_ds.feature_names),
                 "class_set": cfg.classes, "class_names": list(class_set.class_names),

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from samcache.cache.damage import DamagedRows, describe_record, read_record
+from samcache.cache.damage import DamagedRows
+from samcache.cache.damage_notes import describe_record, read_record
 from samcache.cache.reader import open_cache
-from samcache.cache.store import is_h5
+from samcache.cache.stores import kind_of
 from samcache.cache.schema import package_versions
 from samcache.cache.store import partial_kind, split_state
 from samcache.messages import RANDOM_WEIGHTS_NOTE, count
@@ -30,9 +31,10 @@ def describe_cache(path: str) -> str:
             done, expected = split.progress()
         except DamagedRows as exc:  # ids or done flags that do not read: the split cannot be counted
             lines.append(f"{name:<10}{'?':>8}{'?':>12}  {exc.damage.array} {exc.damage.rows} cannot be read: see below")
-            damage.append(describe_record(path, name, read_record(path, name) or [exc.damage], is_h5(path)))
+            damage.append(describe_record(path, name, read_record(path, name) or [exc.damage],
+                                          not kind_of(path).writable))
             continue
-        damage.append(describe_record(path, name, read_record(path, name), is_h5(path)))
+        damage.append(describe_record(path, name, read_record(path, name), not kind_of(path).writable))
         same = "same" if split.fingerprint == cache.fingerprint else f"STALE {split.fingerprint.describe()}"
         size = f"{split.attrs['width']}x{split.attrs['height']}"
         dropped = (f"  ({count(len(split.dropped), 'image')} dropped from the dataset: files gone, never encoded, "

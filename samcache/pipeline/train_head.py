@@ -20,13 +20,14 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from samcache.cache.datasets import CacheHeadDataset, choose_preload, iterate, preload, preload_bytes
 from samcache.cache.reader import Cache, CacheSplit, open_cache
 from samcache.cache.schema import FINGERPRINT_ATTR
 from samcache.data.labels import IGNORE, get_class_set
 from samcache.errors import Interrupted, SamcacheError
+from samcache.evaluation.datasets import CacheHeadDataset
 from samcache.evaluation.heads import EvalOutputs, check_fingerprint, evaluate, summary_rows
 from samcache.evaluation.metrics import class_ious
+from samcache.evaluation.training_data import choose_preload, iterate, preload, preload_bytes
 from samcache.features.device import PASSES, autocast, configure_matmul, describe_device, resolve_device
 from samcache.features.frames import to_frame
 from samcache.features.head import build_head, head_features

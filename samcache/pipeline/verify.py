@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from samcache.cache.damage import VERIFY, Damage, chunk_rows, cause_of, is_damage, write_record
+from samcache.cache.damage import VERIFY, Damage, chunk_rows, cause_of, is_damage
+from samcache.cache.damage_notes import write_record
 from samcache.cache.locks import split_lock
 from samcache.cache.reader import Cache, open_cache
 from samcache.cache.schema import GT_ARRAYS
-from samcache.cache.store import is_h5
+from samcache.cache.stores import kind_of
 from samcache.errors import SamcacheError
 from samcache.messages import count
 from samcache.pipeline.configs import VerifyConfig
@@ -123,9 +124,9 @@ def repair(cache: str, check: SplitCheck) -> None:
 def verify(cfg: VerifyConfig, progress: bool = True, echo=print) -> list[SplitCheck]:
     """Check ``cfg.split`` (default: every split) of ``cfg.cache``; ``echo`` gets one line per damaged row.
     Raises a one-line ``SamcacheError`` when damage remains (after --repair: damage it could not repair)."""
-    h5 = is_h5(cfg.cache)
+    h5 = not kind_of(cfg.cache).writable  # an export: repaired in its Zarr cache, then exported again
     if cfg.repair and h5:
-        raise SamcacheError(f"{cfg.cache} is an HDF5 cache, which samcache only reads: --repair works on the Zarr "
+        raise SamcacheError(f"{cfg.cache} is {kind_of(cfg.cache).as_cache}, which samcache only reads: --repair works on the Zarr "
                             f"cache it was exported from (repair that, extract, and export again); leave out "
                             f"--repair to list the damage")
     cache = open_cache(cfg.cache)
@@ -168,7 +169,7 @@ def summary(cfg: VerifyConfig, checks: list[SplitCheck]) -> str:
         if meta:
             advice = (f"{meta[0].array} holds many rows per chunk and cannot be repaired in place: extract the "
                       f"split again with `samcache extract --split {left[0].split} --rebuild ...`")
-        elif is_h5(cfg.cache):
+        elif not kind_of(cfg.cache).writable:  # an export: read-only
             advice = "the file is read-only: export it again from its Zarr cache"
         else:
             advice = (f"`samcache verify --cache {cfg.cache}{f' --split {cfg.split}' if cfg.split else ''} --repair` "

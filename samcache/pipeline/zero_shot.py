@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from samcache.cache.datasets import PromptDataset, PromptItem
+from samcache.evaluation.datasets import PromptDataset, PromptItem
 from samcache.data.labels import IGNORE, ClassSet
 from samcache.errors import SamcacheError
 from samcache.evaluation.metrics import (IoUAccumulator, class_ious, compose_by_score, confusion_matrix_torch,

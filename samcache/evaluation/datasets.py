@@ -1,4 +1,4 @@
-"""Datasets over the cache for the head: a torch Dataset over a split, and preloaded tensors.
+"""torch Datasets over a cache split: the head's (features, target) items, and per-image prompts and objects.
 
 Nothing here opens a PNG or touches the image encoder: embeddings and labels come from Zarr.
 Targets live in the family's input frame (1024x1024 for SAM 1 and 2.1): class indices resized
@@ -12,17 +12,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-import psutil
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from samcache.cache.reader import CacheSplit, open_cache
 from samcache.data.labels import IGNORE, ClassSet, get_class_set
-from samcache.features.memory import usable_bytes
-from samcache.procs import check_interrupt, stop_workers, worker_init_fn
-
-
-PRELOAD_MODES = ("auto", "ram", "gpu", "off")
 
 
 def target_in_frame(label_ids: np.ndarray, class_set: ClassSet, input_size, frame: tuple[int, int]) -> np.ndarray:
@@ -134,62 +128,3 @@ class ObjectDataset(_SplitDataset):
         rng = np.random.default_rng([self.seed, row])
         first = [self.first_click(o.mask, rng=rng) for o in objects]
         return ObjectItem(row, split.features(row), self.class_set.to_index(labels) != IGNORE, objects, first)
-
-
-def preload(dataset: CacheHeadDataset, device: torch.device, chunk: int = 64
-            ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
-    """Whole split in memory: feature maps in their stored dtype, targets (or eval labels) as uint8."""
-    split, rows, cs = dataset.split, np.asarray(dataset.rows), dataset.class_set
-    features, targets = [[] for _ in dataset.feature_names], []
-    for start in range(0, len(rows), chunk):  # chunked: original-size labels are 2 MB each
-        part = rows[start: start + chunk]
-        for store, name in zip(features, dataset.feature_names):
-            store.append(torch.from_numpy(split.feature_arrays[name].oindex[part]).to(device))
-        labels = split.labels.oindex[part]
-        if dataset.mode == "train":
-            frames = [target_in_frame(lab, cs, split.input_sizes[r], split.family.frame) for lab, r in zip(labels, part)]
-            targets.append(torch.from_numpy(np.stack(frames)).to(device))
-        else:
-            targets.append(torch.from_numpy(cs.to_index(labels)).to(device))
-    return tuple(torch.cat(f) for f in features), torch.cat(targets)
-
-
-def preload_bytes(split: CacheSplit, rows: list[int], mode: str, feature_names: tuple[str, ...]) -> int:
-    per_image = sum(split.feature_arrays[n].dtype.itemsize * int(np.prod(split.feature_arrays[n].shape[1:]))
-                    for n in feature_names)
-    per_image += int(np.prod(split.family.frame)) if mode == "train" else int(np.prod(split.labels.shape[1:]))
-    return per_image * len(rows)
-
-
-def choose_preload(requested: str, nbytes: int, device: torch.device, gpu_fraction: float = 0.6,
-                   ram_fraction: float = 0.5) -> str:
-    """auto: on the GPU if it fits a share of usable GPU memory (a per-process cap counts), else RAM, else off."""
-    if requested != "auto":
-        return requested
-    if device.type == "cuda" and nbytes < gpu_fraction * usable_bytes(device):
-        return "gpu"
-    available = psutil.virtual_memory().available  # MemFree ignores reclaimable page cache
-    return "ram" if nbytes < ram_fraction * available else "off"
-
-
-def iterate(dataset: CacheHeadDataset, preloaded: tuple | None, positions: list[int], batch_size: int,
-            num_workers: int, device: torch.device):
-    """Yield (rows, features tuple, targets) batches in ``positions`` order, from memory or via a DataLoader."""
-    if preloaded is not None:
-        features, targets = preloaded
-        for start in range(0, len(positions), batch_size):
-            check_interrupt()
-            idx = torch.as_tensor(positions[start: start + batch_size], device=targets.device)
-            yield ([dataset.rows[i] for i in idx.tolist()], tuple(f[idx].to(device) for f in features),
-                   targets[idx].to(device))
-        return
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=positions, num_workers=num_workers,
-                        pin_memory=device.type == "cuda", worker_init_fn=worker_init_fn() if num_workers else None)
-    batches = iter(loader)
-    try:
-        for rows, features, targets in batches:
-            check_interrupt()
-            yield (rows.tolist(), tuple(f.to(device, non_blocking=True) for f in features),
-                   targets.to(device, non_blocking=True))
-    finally:
-        stop_workers(batches)

@@ -1,5 +1,5 @@
-"""Issue 16: export and every reader of a split agree on one rule for what is complete (store.complete_rows),
-under the split lock; concurrent exports; HDF5 errors and advice."""
+"""HDF5 export: export and every reader of a split agree on one rule for what is complete
+(store.complete_rows), under the split lock; concurrent exports; HDF5 errors and advice."""
 
 import shutil
 
@@ -89,26 +89,3 @@ def test_unfinished_split_in_an_h5_gives_advice_that_works(cache16, tmp_path):
     with pytest.raises(SamcacheError) as err:
         open_cache(str(tmp_path / "c.h5")).split("val").require_complete()
     assert "in the Zarr cache" in str(err.value) and "export" in str(err.value)
-
-
-def test_rerun_removes_stray_partial_files_of_killed_writes(cache16, synth_root, tmp_path):
-    import warnings
-
-    from conftest import extract_cfg
-    from samcache.pipeline.extract import extract
-
-    cache = tmp_path / "c.zarr"
-    shutil.copytree(cache16, cache)
-    strays = [cache / "val" / "labels" / "c" / "0" / "0" / f"0.{'a' * 32}.partial",
-              cache / f"zarr.{'b' * 32}.partial", cache / "val" / f"zarr.{'c' * 32}.partial"]
-    for path in strays:
-        path.write_bytes(b"half a chunk")
-    mine = cache / "val" / "notes.partial"  # not zarr's naming: not samcache's to remove
-    mine.write_text("user")
-    extract(extract_cfg(synth_root, cache, "val", dtype="float16"), progress=False)  # all done: nothing to encode
-    assert not any(p.exists() for p in strays) and mine.exists()
-    mine.unlink()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        zarr.open_group(str(cache), mode="r")["val"]["labels"][0]
-        export_h5(str(cache), str(tmp_path / "c.h5"), ["val"])

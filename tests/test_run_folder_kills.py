@@ -1,5 +1,5 @@
-"""Issue 16: run folders are locked as splits are; a killed run is recognised; a killed --overwrite's earlier
-run comes back on the next invocation."""
+"""Run folders under kills and concurrency: locked as splits are; a killed run is recognised; a killed
+--overwrite's earlier run comes back on the next invocation."""
 
 import json
 import subprocess
@@ -90,25 +90,3 @@ def test_one_command_per_run_folder(cache16, tmp_path):
         second = invoke("train-head", "--cache", cache16, "--out", fresh)
     assert_one_line_error(resumed, "in use by another samcache command")
     assert_one_line_error(second, "in use by another samcache command")
-
-
-def test_saved_config_is_portable_records_the_device_and_every_run_has_a_log(cache16, tmp_path):
-    import shutil
-
-    import yaml
-
-    here = tmp_path / "project"
-    (here / "cache").mkdir(parents=True)
-    shutil.copytree(cache16, here / "cache" / "c.zarr")
-    invoke("zero-shot", "--cache", "cache/c.zarr", "--out", "runs/zs", "--limit", "1", "--device", "auto",
-           "--num-workers", "0", "--visualize", "0", cwd=here, check=True)
-    saved = yaml.safe_load((here / "runs" / "zs" / "config.yaml").read_text())
-    assert saved["cache"] == str(here / "cache" / "c.zarr") and saved["out"] == str(here / "runs" / "zs")
-    assert saved["device"] == "cpu"  # auto, resolved: the device the run used
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    invoke("zero-shot", "--config", here / "runs" / "zs" / "config.yaml", "--out", "again", cwd=elsewhere, check=True)
-    assert (elsewhere / "again" / "summary.csv").is_file()
-    log = (here / "runs" / "zs" / "run.log").read_text()
-    assert "zero-shot started: samcache" in log and "status complete" in log
-    assert "run.log" in json.loads((here / "runs" / "zs" / "run.json").read_text())["outputs"]

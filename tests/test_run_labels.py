@@ -1,4 +1,4 @@
-"""Issue 16: every run names its split, model, subset, RANDOM and ORACLE (run.json, summary.csv, report.csv,
+"""Every run names its split, model, subset, RANDOM and ORACLE (run.json, summary.csv, report.csv,
 report.md, labels); charts keep legends off the curves, wrap long titles, never repeat colours; log files."""
 
 import json

@@ -1,0 +1,18 @@
+"""The kinds of store a cache can live in, and which one serves a path (see ``stores/base.py``).
+
+Adding a kind: one module with a ``StoreKind`` subclass, and one entry in ``KINDS`` (first match wins).
+"""
+
+from __future__ import annotations
+
+from samcache.cache.stores.base import StoreKind
+from samcache.cache.stores.hdf5 import Hdf5File
+from samcache.cache.stores.local import LocalZarr
+from samcache.cache.stores.url import UrlZarr
+
+KINDS: list[StoreKind] = [Hdf5File(), UrlZarr(), LocalZarr()]  # LocalZarr takes every other path
+
+
+def kind_of(cache: str) -> StoreKind:
+    """The kind of store ``cache`` names."""
+    return next(kind for kind in KINDS if kind.matches(str(cache)))
