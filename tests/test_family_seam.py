@@ -1,9 +1,8 @@
 """The model-family seam, read from the source with ``ast``: each family is its own package and imports no other
-family's; no cache, evaluation or pipeline module imports a family package or names a family's feature array;
-no message under ``features/`` spells a CLI flag (errors name the setting, the CLI words it)."""
+family's; no cache, evaluation or pipeline module imports a family package or names a family's feature array.
+(No message below pipeline/ spells a CLI flag: ``test_messages_name_settings``.)"""
 
 import ast
-import re
 from pathlib import Path
 
 import pytest
@@ -75,18 +74,6 @@ def test_no_cache_evaluation_or_pipeline_module_imports_a_family_or_names_its_ar
                        if isinstance(n, ast.Constant) and isinstance(n.value, str)}
             found += [(_module(path), name) for name in arrays & strings]
     assert not found, found
-
-
-def test_no_message_under_features_spells_a_cli_flag():
-    flag = re.compile(r"(^|\s)--[a-z]")
-    spelled = []
-    for path in (PACKAGE / "features").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("SamcacheError", "warn"):
-                text = "".join(n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str))
-                if flag.search(text):
-                    spelled.append((_module(path), node.lineno, text))
-    assert not spelled, spelled
 
 
 def test_a_missing_cuda_device_names_the_setting():
