@@ -18,6 +18,7 @@ from segment_anything import SamPredictor
 from conftest import extract_cfg
 from samcache.cache.reader import open_cache
 from samcache.data.cityscapes import list_images, read_image
+from samcache.features.backend import Prompts
 from samcache.features.device import auto_batch_size, configure_matmul
 from samcache.features.families import backend_for
 from samcache.features.sam1.build import build_random_sam
