@@ -19,10 +19,10 @@ from segment_anything.modeling.image_encoder import Attention, get_rel_pos
 from torch import nn
 from torch.nn import functional as F
 
+from samcache.choices import ATTENTION_KINDS
 from samcache.errors import SamcacheError
 from samcache.features.preprocess import PIXEL_MEAN, PIXEL_STD
 
-ATTENTION_KINDS = ("sdpa", "upstream")
 
 
 def rel_pos_bias(q: torch.Tensor, rel_pos_h: torch.Tensor, rel_pos_w: torch.Tensor,
