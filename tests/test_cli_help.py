@@ -69,7 +69,7 @@ def late_family(monkeypatch):
 @pytest.mark.parametrize("command", ["extract", "zero-shot", "clicks", "demo"])
 def test_a_family_registered_after_import_is_offered_and_accepted(late_family, command):
     from samcache.pipeline.cli import cli
-    from samcache.pipeline.cli_options import cfg_builder
+    from samcache.pipeline.config import resolve
     from samcache.pipeline.configs import ClicksConfig, DemoConfig, ExtractConfig, ZeroShotConfig
 
     (model_type,) = late_family.model_types
@@ -79,7 +79,7 @@ def test_a_family_registered_after_import_is_offered_and_accepted(late_family, c
     ctx = cli.commands[command].make_context(command, ["--model-type", model_type])  # click accepts it
     assert ctx.params["model_type"] == model_type
     config = {"extract": ExtractConfig, "zero-shot": ZeroShotConfig, "clicks": ClicksConfig, "demo": DemoConfig}
-    assert cfg_builder(config[command], None, {"model_type": model_type}).model_type == model_type  # and the config
+    assert resolve(config[command], model_type=model_type).model_type == model_type  # and by the config
 
 
 def test_an_unregistered_model_type_is_still_refused_in_one_line(late_family, tmp_path):
