@@ -2,7 +2,7 @@
 
 Speed goals are ratios measured side by side in the same run, never absolute timings in tests.
 Usage: python -m benchmarks.run_all [name ...]
-(names: extract attention codecs dask zero_shot clicks head families hdf5 sam3)
+(names: cli extract attention codecs dask zero_shot clicks head families hdf5 sam3)
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 from benchmarks.common import OUT, machine
 from samcache.pipeline.runs import format_table
 
-BENCHMARKS = ("extract", "attention", "codecs", "dask", "zero_shot", "clicks", "head", "families", "hdf5", "sam3")
+BENCHMARKS = ("cli", "extract", "attention", "codecs", "dask", "zero_shot", "clicks", "head", "families", "hdf5", "sam3")
 RESULTS = Path(__file__).parent / "RESULTS.md"
 NOTES = """
 ## How to read these numbers
@@ -60,6 +60,8 @@ NOTES = """
 - **families**: SAM 2.1 stores three feature arrays (8 MiB raw per image in float16 against SAM's
   2 MiB); Hiera-T is smaller than ViT-B. The head rows use RANDOM weights: they show what each head
   costs and that both train, not which is better on real features.
+- **cli**: `samcache --help` and a command's `--help` in a fresh process, as a user types them; nothing
+  behind the options (torch, the models, Zarr, Dask) is imported until a command runs.
 - **hdf5**: one file instead of one file per chunk; gzip is smaller, lzf faster to write.
 - **sam3** (full-size SAM 3, RANDOM weights, one 2048x1024 image): the cache layout. (A) stores the
   ViT trunk only (1024x72x72) and Stage 2 recomputes the neck a path reads (the detector's for text

@@ -8,7 +8,7 @@ def main() -> None:
 
     install_signal_handlers()
     try:
-        from samcache.pipeline.cli import main as cli_main  # torch, zarr, dask ... take seconds to import
+        from samcache.pipeline.cli import main as cli_main  # light: a command imports torch, zarr ... when it runs
     except KeyboardInterrupt:
         print("\ninterrupted while starting; nothing was done", file=sys.stderr)
         sys.exit(143 if pending_signal() == 15 else 130)

@@ -11,7 +11,7 @@ from conftest import assert_one_line_error, invoke, snapshot
 from docs_text import marked
 from samcache.cache.schema import CODECS, DEFAULT_CACHE
 from samcache.features.families import model_types
-from samcache.evaluation.prompts import STRATEGIES
+from samcache.choices import STRATEGIES
 from samcache.pipeline.cli import cli
 from samcache.pipeline.config import resolve
 from samcache.pipeline.configs import DemoConfig, ExtractConfig, HeadConfig, ZeroShotConfig

@@ -11,7 +11,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).parent.parent / "samcache"
 LAYERS = {"data": 1, "features": 2, "cache": 3, "evaluation": 4, "pipeline": 5}
-BASE = 0  # samcache/errors.py, messages.py, fileio.py, procs.py: used everywhere, import no layer
+BASE = 0  # samcache/errors.py, messages.py, fileio.py, procs.py, choices.py: used everywhere, import no layer
 STAGES = {"extract", "zero_shot", "clicks", "train_head", "evaluate", "report"}  # (dask_extract is extract's)
 
 

@@ -23,13 +23,10 @@ from samcache.cache.h5read import open_h5
 from samcache.cache.locks import split_lock
 from samcache.cache.stores import kind_of
 from samcache.cache.stores.local import acquire_current
-from samcache.cache.schema import CODECS, META_CHUNK
+from samcache.cache.schema import CODECS, COMPRESSIONS, DEFAULT_COMPRESSION, META_CHUNK
 from samcache.cache.store import check_location, complete_rows, enclosing_store, open_root, ready_splits
 from samcache.errors import SamcacheError, setting
 
-COMPRESSIONS = {"gzip": {"compression": "gzip", "compression_opts": 4, "shuffle": True},
-                "lzf": {"compression": "lzf", "shuffle": True}}
-DEFAULT_COMPRESSION = "gzip"  # smaller than lzf on float16 features; lzf writes faster (benchmarks/bench_hdf5.py)
 STRING = h5py.string_dtype("utf-8")
 
 

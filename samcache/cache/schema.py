@@ -23,8 +23,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
 
-from zarr.codecs import BloscCodec, ZstdCodec
-
 from samcache import __version__
 from samcache.features.families import family_of, get_family
 from samcache.features.weights import WeightsId
@@ -36,15 +34,28 @@ FORMAT1_FEATURES = {"embeddings": (256, 64, 64)}  # what a format-1 cache holds 
 EMBEDDING_DTYPES = ("float16", "float32")
 META_CHUNK = 4096  # rows per chunk of the small per-image arrays the driver writes
 GT_ARRAYS = ("labels", "instances")
+H5_SUFFIXES = (".h5", ".hdf5")  # a cache as one HDF5 file (`samcache export`), read-only for samcache
+
+
+def _zarr_codecs():
+    """zarr.codecs, imported when an array is created (the CLI lists the codecs' names without Zarr)."""
+    import zarr.codecs
+
+    return zarr.codecs
+
 
 # name -> compressor factory; measured in benchmarks/bench_codecs.py, numbers in the README
 CODECS = {
-    "zstd": lambda: [ZstdCodec(level=3)],
-    "blosc-zstd": lambda: [BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle")],
-    "blosc-lz4": lambda: [BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")],
+    "zstd": lambda: [_zarr_codecs().ZstdCodec(level=3)],
+    "blosc-zstd": lambda: [_zarr_codecs().BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle")],
+    "blosc-lz4": lambda: [_zarr_codecs().BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")],
     "none": lambda: None,
 }
 DEFAULT_CODEC = "zstd"  # best bytes/image among the fast ones; writes far faster than the encoder
+# `samcache export`'s HDF5 filters (both ship with h5py): name -> h5py create_dataset arguments
+COMPRESSIONS = {"gzip": {"compression": "gzip", "compression_opts": 4, "shuffle": True},
+                "lzf": {"compression": "lzf", "shuffle": True}}
+DEFAULT_COMPRESSION = "gzip"  # smaller than lzf on float16 features; lzf writes faster (benchmarks/bench_hdf5.py)
 
 
 # what the API sets on the upstream predictors (samcache.predictor) and heads (fit_head) it builds: the Fingerprint

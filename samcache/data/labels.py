@@ -14,6 +14,7 @@ import numpy as np
 from cityscapesscripts.helpers.labels import labels as CS_LABELS
 from cityscapesscripts.helpers.labels import name2label
 
+from samcache.choices import CLASS_SET_NAMES
 from samcache.errors import SamcacheError
 
 IGNORE = 255  # void / not evaluated / padding, in every index map and target
@@ -78,8 +79,7 @@ def _cityscapes19() -> ClassSet:
     return ClassSet("cityscapes19", names, list(range(len(names))), lut, pred)
 
 
-CLASS_SETS = {"seed5": _seed5, "cityscapes19": _cityscapes19}
-CLASS_SET_NAMES = tuple(CLASS_SETS)
+CLASS_SETS = dict(zip(CLASS_SET_NAMES, (_seed5, _cityscapes19), strict=True))  # names: samcache.choices
 
 
 def get_class_set(name: "str | ClassSet") -> ClassSet:

@@ -31,23 +31,6 @@ ID = {name: name2label[name].id for name in
       ("ego vehicle", "sky", "building", "vegetation", "road", "sidewalk", "car", "person")}
 
 
-MAX_SIDE = 8192
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'2048x1024' -> (width, height), each in [32, MAX_SIDE] (smaller scenes cannot hold the drawn objects)."""
-    try:
-        width, height = (int(v) for v in str(text).lower().split("x"))
-    except ValueError:
-        raise SamcacheError(f"expected WIDTHxHEIGHT such as 2048x1024, got {text!r}") from None
-    if width < 32 or height < 32:
-        raise SamcacheError(f"image size {text!r} is too small: width and height must be at least 32")
-    if width > MAX_SIDE or height > MAX_SIDE:  # a typo must not allocate tens of GiB
-        raise SamcacheError(f"image size {text!r} is too large: width and height must be at most {MAX_SIDE} "
-                            f"(Cityscapes is 2048x1024)")
-    return width, height
-
-
 def image_id(split_index: int) -> str:
     return f"{CITIES[split_index % len(CITIES)]}_{split_index:06d}_{FRAME}"
 

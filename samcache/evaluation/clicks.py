@@ -34,12 +34,10 @@ from scipy import ndimage
 from scipy.ndimage import distance_transform_edt, find_objects
 from skimage.measure import label as connected_components
 
+from samcache.choices import FIRST_CLICK_MODES, NEXT_CLICK_RULES, STUFF_MODES
 from samcache.data.labels import IGNORE, ClassSet
 from samcache.evaluation.prompts import center_point
 
-STUFF_MODES = ("components", "class")
-FIRST_CLICK_MODES = ("center", "random")
-NEXT_CLICK_RULES = ("ritm", "largest-region")
 INSTANCE_OFFSET = 1000  # Cityscapes instanceIds: labelId * 1000 + k for individual instances
 POSITIVE, NEGATIVE = 1, 0  # click labels, as SAM's point_labels
 FOUR_CONNECTED = ndimage.generate_binary_structure(2, 1)

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import torch
 
+from samcache.choices import COMPOSE_MODES
 from samcache.data.labels import IGNORE
 from samcache.errors import SamcacheError
-from samcache.evaluation.concepts import (COMPOSE_MODES, InstanceComposition, Instances, PhraseMap, SemanticComposition,
+from samcache.evaluation.concepts import (InstanceComposition, Instances, PhraseMap, SemanticComposition,
                                           candidates, compose_semantic, paint_instances)
 
 LOGIT_PIXELS = 2**26  # upsampled float32 logits at a time (256 MiB): masks are made and painted in chunks

@@ -26,7 +26,6 @@ from samcache.data.labels import IGNORE, OTHER, ClassSet, get_class_set
 from samcache.errors import SamcacheError
 from samcache.evaluation.metrics import paint_order
 
-COMPOSE_MODES = ("instances", "semantic-head")
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-from samcache.evaluation.clicks import NEGATIVE, NEXT_CLICK_RULES, POSITIVE
+from samcache.choices import NEXT_CLICK_RULES
+from samcache.evaluation.clicks import NEGATIVE, POSITIVE
 
 CANVAS_PIXELS = 1 << 25  # pixels per canvas chunk (int32 maps: ~128 MiB each), bounding device memory
 

@@ -22,8 +22,6 @@ from skimage.measure import label as connected_components
 
 from samcache.data.labels import IGNORE, ClassSet
 
-STRATEGIES = ("random", "center", "per-instance", "multi", "box")
-MAX_PROMPT_POINTS = 64  # per prompt: each point is a decoder token; 100k tokens exhaust memory
 MIN_INSTANCE_PIXELS = 50  # smaller fragments get no prompt of their own (unless nothing is larger)
 
 

@@ -12,7 +12,6 @@ from samcache.features.memory import capacity
 
 # which of SAM's masks a prompt keeps: its own top score, the best against ground truth (the SAM
 # paper's oracle, labelled ORACLE in every output), or a single mask (multimask_output=False)
-MULTIMASK_MODES = ("best-score", "oracle", "single")
 CPU_DECODE_CHUNK = 4  # on CPU larger decoder batches fall out of cache and get slower per prompt
 MAX_PROMPTS_PER_CALL = 4096
 

@@ -10,25 +10,19 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
-import re
 from typing import Callable
 
 import torch
 
+from samcache import choices
+from samcache.choices import PRECISION_CHOICES, check_device_name
 from samcache.errors import SamcacheError, setting
 from samcache.features.memory import capacity
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-PRECISION_CHOICES = ("auto", *PRECISIONS)
-DEVICE_NAME = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+PRECISIONS = {name: dtype and getattr(torch, dtype) for name, dtype in choices.PRECISIONS.items()}  # autocast's
 CPU_BATCH_SIZE = 4  # larger CPU batches gain nothing and hold more images in flight
 MAX_BATCH_SIZE = 64
 PASSES = {"images": 0}  # image-encoder passes in this process; stage records report the count they caused
-
-
-def check_device_name(device: str) -> None:
-    if not isinstance(device, str) or not DEVICE_NAME.match(device):
-        raise SamcacheError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
 
 
 def resolve_device(device: str) -> torch.device:

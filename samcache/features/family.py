@@ -10,10 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
-# what ``Backend.build_encoder(attention=...)`` accepts: a fused kernel with the same math, or upstream's own code
-# (families whose encoder has one attention path ignore it)
-ATTENTION_KINDS = ("sdpa", "upstream")
-
 
 @dataclass(frozen=True)
 class Family:

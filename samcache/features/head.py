@@ -17,7 +17,6 @@ from torch.nn import functional as F
 
 from samcache.errors import SamcacheError
 
-HEADS = ("main", "multiscale")
 
 
 def _conv_bn_relu(c_in: int, c_out: int, k: int = 3) -> nn.Sequential:

@@ -1,93 +1,36 @@
 """The `samcache` command: a thin click layer over the Python API in samcache.pipeline.
 
-Options are generated from the config classes (``configs.py``): their types, defaults, choices
-and help live there. Every failure the user can cause becomes one line on stderr and a
-non-zero exit; Ctrl-C and SIGTERM stop at once with advice that is true for the command.
+Options are generated from the config classes (``configs/``): their types, defaults, choices
+and help live there. Each command imports what it runs on (torch, the models, Zarr) only when it
+runs, so that `samcache --help` answers at once. Every failure the user can cause becomes one line
+on stderr and a non-zero exit (``cli_group.py``).
 """
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
 import warnings
 from pathlib import Path
 
 import click
 
-from samcache.errors import Interrupted, SamcacheError, SamcacheWarning, as_flag
-from samcache.messages import INTERRUPT_ADVICE, RANDOM_WEIGHTS_NOTE, RANDOM_WEIGHTS_NOTE_SOME, count
-from samcache.procs import install_signal_handlers, pending_signal
-from samcache.pipeline.config import command_options
+from samcache.errors import SamcacheError, SamcacheWarning
+from samcache.messages import RANDOM_WEIGHTS_NOTE, RANDOM_WEIGHTS_NOTE_SOME, count
+from samcache.procs import install_signal_handlers
+from samcache.pipeline.cli_group import OneLineGroup, show_warning
+from samcache.pipeline.cli_options import command_options
 from samcache.pipeline.configs import (ClicksConfig, DeleteSplitConfig, DemoConfig, EvaluateConfig, ExportConfig, ExtractConfig,
                                        HeadConfig, ImportConfig, InfoConfig, ReportConfig, SynthConfig, UpgradeConfig,
                                        VerifyConfig, ZeroShotConfig)
-from samcache.pipeline.provenance import TRAIN_IS_VAL_NOTE, describe
 
 
-_python_showwarning = warnings.showwarning
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None):
-    if issubclass(category, SamcacheWarning):
-        click.echo(f"warning: {message}", err=True)
-    else:
-        _python_showwarning(message, category, filename, lineno, file, line)
-
-
-def _one_line(exc: SamcacheError) -> str:
-    """The message in the CLI's words (flags); PyTorch re-raises a DataLoader worker's error with the worker's
-    traceback in it."""
-    text = exc.worded(as_flag) if isinstance(exc, SamcacheError) else str(exc)
-    if "Original Traceback" in text:
-        return text.strip().rsplit(f"{type(exc).__name__}: ", 1)[-1]
-    return text
-
-
-class _Group(click.Group):
-    """Bad input becomes one line on stderr, never a traceback."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except KeyboardInterrupt as exc:
-            self._interrupted(ctx, exc)
-        except click.UsageError as exc:  # a bad option value: one line (click prints usage + hint + error)
-            command = f" {exc.ctx.command_path}" if exc.ctx is not None else ""
-            error = click.ClickException(f"{exc.format_message()} (see{command} --help)")
-            error.exit_code = exc.exit_code
-            raise error from None
-        except SamcacheError as exc:
-            raise click.ClickException(_one_line(exc)) from None
-        except OSError as exc:  # a full disk, a read-only folder ... named with the file
-            if pending_signal() is not None:  # e.g. a DataLoader worker that the signal stopped first
-                self._interrupted(ctx, KeyboardInterrupt())
-            where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
-            raise click.ClickException(f"{exc.strerror or exc}{where}") from None
-        except Exception:
-            if pending_signal() is not None:  # the interrupt, surfacing as another error
-                self._interrupted(ctx, KeyboardInterrupt())
-            raise
-
-    @staticmethod
-    def _interrupted(ctx, exc: KeyboardInterrupt) -> None:
-        advice = exc.advice if isinstance(exc, Interrupted) else \
-            INTERRUPT_ADVICE.get(ctx.invoked_subcommand or "", INTERRUPT_ADVICE["default"])
-        click.echo(f"\n{advice}", err=True)
-        code = getattr(exc, "exit_code", None) or (143 if pending_signal() == signal.SIGTERM else 130)
-        if (ctx.obj or {}).get("hard_exit"):  # the console script: our cleanup is done, skip teardown
-            sys.stdout.flush(), sys.stderr.flush()
-            os._exit(code)
-        ctx.exit(code)
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="samcache")
 def cli() -> None:
     """samcache: run SAM's image encoder once, cache embeddings in Zarr, reuse them for
     zero-shot decoding of prompts (Phase 1: points, boxes, clicks, SAM 3 text) and semantic-head training
     (Phase 2)."""
-    warnings.showwarning = _show_warning  # samcache's warnings as one 'warning: ...' line each
+    warnings.showwarning = show_warning  # samcache's warnings as one 'warning: ...' line each
     warnings.simplefilter("always", SamcacheWarning)
 
 
@@ -95,7 +38,8 @@ def cli() -> None:
 @command_options(SynthConfig, config_option=False)
 def synth(cfg: SynthConfig, quiet: bool):
     """Write deterministic synthetic street scenes in the Cityscapes layout."""
-    from samcache.data.synth import parse_size, write_synthetic
+    from samcache.choices import parse_size
+    from samcache.data.synth import write_synthetic
 
     splits = {k: v for k, v in {"train": cfg.train, "val": cfg.val, "test": cfg.test}.items() if v > 0}
     if not splits:
@@ -256,6 +200,7 @@ def train_head(cfg: HeadConfig, quiet: bool):
     """Phase 2: train the semantic head on cached embeddings (the encoder never runs)."""
     from samcache.pipeline.evaluate import head_table
     from samcache.pipeline.head_checkpoints import describe_epochs
+    from samcache.pipeline.provenance import describe
     from samcache.pipeline.train_head import train_head as run
 
     record = run(cfg, progress=not quiet)
@@ -277,6 +222,7 @@ def evaluate(cfg: EvaluateConfig, quiet: bool):
     --head is a head_epoch_N.pt file, or a train-head run folder (its best epoch by val mIoU, or --epoch last).
     """
     from samcache.pipeline.evaluate import head_table, run_evaluate
+    from samcache.pipeline.provenance import describe
 
     record = run_evaluate(cfg, progress=not quiet)
     if record["head_choice"]:
@@ -287,6 +233,8 @@ def evaluate(cfg: EvaluateConfig, quiet: bool):
 
 
 def _print_report(report: dict) -> None:
+    from samcache.pipeline.provenance import TRAIN_IS_VAL_NOTE
+
     click.echo("\nPhase 1 vs Phase 2 (per class):\n\n" + report["iou_table"])
     click.echo("\nCost (seed_reencode_s: what re-running the encoder per stage would have cost):\n"
                + report["cost_table"])

@@ -1,9 +1,9 @@
 """Typed configs, one mechanism for every command: defaults < YAML file < command-line flags.
 
-Each command's settings are a pydantic model (``pipeline/configs.py``). Its fields are the one
+Each command's settings are a pydantic model (``pipeline/configs/``). Its fields are the one
 place for a setting's type, default, range, choices and help text: the click options are
-generated from them, YAML values are validated by them, and any bad value becomes one line
-naming where it came from. A YAML file looks like::
+generated from them (``cli_options.py``), YAML values are validated by them, and any bad value
+becomes one line naming where it came from. A YAML file looks like::
 
     model_type: vit_h            # top-level keys apply to every command that has that field
     cache: cache/cityscapes_vit_h.zarr
@@ -14,16 +14,16 @@ naming where it came from. A YAML file looks like::
 from __future__ import annotations
 
 import datetime as _dt
-import functools
 import os
 import types
 import typing
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal, TypeVar
+from typing import Annotated, Any, Callable, Literal, Sequence, TypeVar
 
-import click
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic_core import PydanticCustomError
 
 from samcache import fileio
 from samcache.errors import SamcacheError
@@ -44,7 +44,7 @@ class StageConfig(BaseModel):
         return self.model_dump(mode="json")
 
 
-REGISTRY: dict[str, type[StageConfig]] = {}  # section -> config class, filled by configs.py
+REGISTRY: dict[str, type[StageConfig]] = {}  # section -> config class, filled by pipeline/configs/
 
 
 def register(cls: type[T]) -> type[T]:
@@ -54,6 +54,32 @@ def register(cls: type[T]) -> type[T]:
 
 def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class RegistryChoices:
+    """Choices read from a registry each time they are needed (a value to check, --help), never frozen when
+    the configs are imported: a model family registered later is offered. ``first`` come before them."""
+
+    source: Callable[[], Sequence[str]]
+    first: tuple[str, ...] = ()
+
+    def __call__(self) -> tuple[str, ...]:
+        return (*self.first, *self.source())
+
+
+def registry_choice(source: Callable[[], Sequence[str]], *first: str) -> Any:
+    """A str field refused, as a Literal would be (same message), unless it is one of the registry's choices."""
+    choices = RegistryChoices(source, first)
+
+    def check(value):
+        options = choices()
+        if value not in options:
+            expected = ", ".join(map(repr, options[:-1])) + " or " * (len(options) > 1) + repr(options[-1])
+            raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+        return value
+
+    return Annotated[str, BeforeValidator(check), choices]
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -167,7 +193,7 @@ def save_config(cfg: StageConfig, path: str | Path, device=None) -> None:
     """The effective config of a run, loadable again with --config from any directory: paths absolute,
     and ``device`` the one the run used (``auto`` resolved), when given."""
     data = {**cfg.dump(), **{name: None for name in cfg.CLI_ONLY}}
-    paths = [k for k in PATH_FIELDS if k in data and typing.get_origin(_base_type(type(cfg).model_fields[k].annotation)[0])
+    paths = [k for k in PATH_FIELDS if k in data and typing.get_origin(base_type(type(cfg).model_fields[k].annotation)[0])
              is not Literal]  # train-head's `head` is a choice, evaluate's a file
     data.update({k: absolute_path(data[k]) for k in paths})
     if device is not None and "device" in data:
@@ -189,9 +215,7 @@ def now_iso() -> str:
     return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
-# ---- click options generated from the fields ------------------------------------------------
-
-def _base_type(annotation):
+def base_type(annotation):
     """(python type or Literal choices, is_list) with Optional/Annotated stripped."""
     is_list = False
     while True:
@@ -204,81 +228,3 @@ def _base_type(annotation):
             is_list, annotation = True, typing.get_args(annotation)[0]
         else:
             return annotation, is_list
-
-
-def _constraints(annotation) -> list:
-    """The Field constraints inside an Optional[Annotated[...]] (pydantic keeps only the outer ones)."""
-    found = []
-    for arg in typing.get_args(annotation):
-        if typing.get_origin(arg) is typing.Annotated:
-            found += [m for a in typing.get_args(arg)[1:] for m in getattr(a, "metadata", [a])]
-    return found
-
-
-def _bounds(field) -> str:
-    """'  [1<=x<=64]' for a number with an upper bound (a lower one alone is said by the description)."""
-    metadata = [*field.metadata, *_constraints(field.annotation)]
-    low = next((f"{m.ge}<=" for m in metadata if hasattr(m, "ge")), "") or \
-        next((f"{m.gt}<" for m in metadata if hasattr(m, "gt")), "")
-    high = next((f"<={m.le}" for m in metadata if hasattr(m, "le")), "")
-    return f"  [{low}x{high}]" if high else ""
-
-
-def _option(name: str, field) -> Callable:
-    """One click option; its default stays None so that a YAML value is not masked (shown in the help)."""
-    extra = field.json_schema_extra or {}
-    base, is_list = _base_type(field.annotation)
-    default = field.default
-    if extra.get("argument"):
-        return click.argument(name, nargs=-1 if is_list else 1, required=True)
-    if field.is_required():
-        shown = None
-    elif base is bool:
-        shown = "yes" if default else "no"
-    else:
-        shown = None if default is None else (", ".join(map(str, default)) or "none") if isinstance(default, list) \
-            else str(default)
-    help_text = (field.description or "") + _bounds(field) + (f"  [default: {shown}]" if shown is not None else "")
-    if base is bool:
-        return click.option(f"{flag(name)}/--no-{name.replace('_', '-')}", name, default=None, help=help_text)
-    kwargs: dict = {"default": None, "help": help_text}
-    if typing.get_origin(base) is Literal:
-        kwargs["type"] = click.Choice([str(a) for a in typing.get_args(base)])
-    elif base in (int, float):
-        kwargs["type"] = base
-    if is_list:
-        kwargs["multiple"] = True
-    return click.option(*extra.get("flags", ()), flag(name), name, **kwargs)
-
-
-def command_options(cls: type[StageConfig], config_option: bool = True):
-    """Decorate a click command with one option per field (plus --config, --quiet); the command
-    receives ``(cfg, quiet)``, where cfg is the validated config."""
-
-    def decorate(f: Callable) -> Callable:
-        @functools.wraps(f)
-        def callback(config_file=None, quiet=False, **kwargs):
-            kwargs = {k: (list(v) or None) if isinstance(v, tuple) else v for k, v in kwargs.items()}
-            return f(cfg_builder(cls, config_file, kwargs), quiet)
-
-        wrapped = callback
-        for name, field in reversed(list(cls.model_fields.items())):
-            if (field.json_schema_extra or {}).get("cli", True):
-                wrapped = _option(name, field)(wrapped)
-        wrapped = click.option("--quiet", "-q", is_flag=True, help="No progress bars or step messages; "
-                               "results and errors are still printed.")(wrapped)
-        if config_option:
-            wrapped = click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
-                                   help=f"YAML file: top-level keys, then its '{cls.SECTION}' section; "
-                                        f"flags on the command line win.")(wrapped)
-        return wrapped
-
-    return decorate
-
-
-def cfg_builder(cls: type[T], config_file, flags: dict) -> T:
-    """Hook for commands that pick their config file themselves (train-head --resume)."""
-    hook = getattr(cls, "from_cli", None)
-    if hook is not None:
-        return hook(config_file, flags)
-    return resolve(cls, config_file, **flags)

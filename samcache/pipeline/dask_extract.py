@@ -30,7 +30,7 @@ from samcache.data.cityscapes import ImageRecord, load_item, record_for
 from samcache.errors import SamcacheError
 from samcache.features.families import backend_for
 from samcache.features.device import auto_batch_size, configure_matmul, maybe_compile, resolve_device
-from samcache.pipeline.configs import parse_dask_address, parse_resources
+from samcache.pipeline.dask_options import parse_dask_address, parse_resources
 
 PLUGIN = "samcache-encoder"
 WORKER_WAIT_S = 60

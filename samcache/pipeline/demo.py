@@ -23,7 +23,8 @@ import zarr
 from samcache import fileio
 from samcache.cache.locks import remove_lock_files
 from samcache.cache.store import is_samcache_store
-from samcache.data.synth import parse_size, read_marker, write_synthetic
+from samcache.choices import parse_size
+from samcache.data.synth import read_marker, write_synthetic
 from samcache.errors import SamcacheError
 from samcache.features.checkpoints import identify_checkpoint
 from samcache.features.families import backend_for

@@ -20,8 +20,6 @@ from samcache.errors import SamcacheError, SamcacheWarning
 from samcache.pipeline.config import absolute_path
 from samcache.pipeline.runs import read_csv, read_record, write_csv
 
-KEEP_MODES = ("all", "best", "last")
-
 
 def checkpoint_path(run_dir: str | Path, epoch: int) -> Path:
     return Path(run_dir) / f"head_epoch_{epoch}.pt"

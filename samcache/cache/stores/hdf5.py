@@ -8,10 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from samcache.cache.h5read import open_h5
+from samcache.cache.schema import H5_SUFFIXES
 from samcache.cache.stores.local import LocalZarr
 from samcache.errors import SamcacheError
-
-SUFFIXES = (".h5", ".hdf5")
 
 
 class Hdf5File(LocalZarr):
@@ -21,7 +20,7 @@ class Hdf5File(LocalZarr):
     writable = False
 
     def matches(self, cache: str) -> bool:
-        return cache.lower().endswith(SUFFIXES)
+        return cache.lower().endswith(H5_SUFFIXES)
 
     def open(self, cache: str, mode: str):
         if mode != "r":

@@ -19,8 +19,8 @@ from segment_anything.modeling.image_encoder import Attention, get_rel_pos
 from torch import nn
 from torch.nn import functional as F
 
+from samcache.choices import ATTENTION_KINDS
 from samcache.errors import SamcacheError
-from samcache.features.family import ATTENTION_KINDS
 from samcache.features.sam1.preprocess import PIXEL_MEAN, PIXEL_STD
 
 

@@ -1,0 +1,55 @@
+"""Stage 1's settings: `samcache extract`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Optional
+
+from pydantic import Field, model_validator
+
+from samcache.cache.schema import CODECS, DEFAULT_CACHE, DEFAULT_CODEC, EMBEDDING_DTYPES
+from samcache.choices import ATTENTION_KINDS, PRECISION_CHOICES
+from samcache.pipeline.config import StageConfig, register
+from samcache.pipeline.configs.fields import (ZARR_CACHE_HELP, Batch, Device, ModelType, NonNegInt, PosInt, Seed,
+                                              SplitName, Workers, checked)
+from samcache.pipeline.dask_options import parse_dask_address, parse_resources
+
+
+@register
+class ExtractConfig(StageConfig):
+    SECTION = "extract"
+    data: str = Field("data/cityscapes", description="Cityscapes root (holds leftImg8bit/ and gtFine/).")
+    cache: str = Field(DEFAULT_CACHE, description=ZARR_CACHE_HELP)
+    split: SplitName = Field("train", description="Split to extract (train, val, test, ...).")
+    model_type: ModelType = Field("vit_h", description="SAM image encoder (tiny, sam3_tiny: RANDOM "
+                                                                 "weights, tests).")
+    checkpoint: Optional[str] = Field(None, description="Official checkpoint of --model-type: SAM 1 "
+                                                        "sam_vit_{h,l,b}_*.pth, SAM 2.1 sam2.1_hiera_*.pt or SAM 3 "
+                                                        "sam3.pt (none for tiny, sam3_tiny: RANDOM weights).")
+    seed: Seed = Field(0, description="Seed of random-init weights (tiny, sam3_tiny).")
+    dtype: Literal[EMBEDDING_DTYPES] = Field("float16", description="Stored embedding dtype.")
+    precision: Literal[PRECISION_CHOICES] = Field(
+        "auto", description="Encoder compute precision; auto: bf16 on CUDA, fp32 on the CPU (recorded in the "
+                            "cache fingerprint).")
+    batch_size: Optional[Batch] = Field(None, description="Images per encoder call (default: from free GPU "
+                                                           "memory on CUDA, 4 on the CPU).")
+    attention: Literal[ATTENTION_KINDS] = Field(
+        "sdpa", description="Image-encoder attention: sdpa (fused kernel, same math) or upstream (reference).")
+    compile: bool = Field(False, description="torch.compile the image encoder (the first batch pays for it).")
+    num_workers: Workers = Field(2, description="DataLoader processes decoding PNGs (0: in the main process).")
+    device: Device = Field("auto", description="auto, cpu, cuda or cuda:N.")
+    codec: Optional[Literal[tuple(CODECS)]] = Field(
+        None, description=f"Compression of a new split's arrays (default: {DEFAULT_CODEC}); an existing split keeps "
+                          f"its own (another codec needs --rebuild).")
+    rebuild: bool = Field(False, description="Recompute this split from scratch (deletes only its samcache arrays).")
+    limit: Optional[PosInt] = Field(None, description="Only the first N images in sorted order (default: all).")
+    dask: Optional[Annotated[str, checked(parse_dask_address)]] = Field(
+        None, description="Scale out: local:N workers on this machine, or a scheduler address tcp://HOST:8786.")
+    resources: Optional[Annotated[str, checked(parse_resources)]] = Field(
+        None, description="Dask worker resources each task needs, e.g. GPU=1.")
+    retries: NonNegInt = Field(2, description="Dask: times a failed task is retried.")
+
+    @model_validator(mode="after")
+    def _resources_need_dask(self):
+        if self.resources and not self.dask:
+            raise ValueError("--resources applies to Dask workers; give --dask too")
+        return self
