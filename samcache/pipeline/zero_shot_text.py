@@ -35,10 +35,11 @@ from samcache.pipeline.config import new_run_dir, now_iso, save_config
 from samcache.pipeline.provenance import COLUMNS as PROVENANCE_COLUMNS
 from samcache.pipeline.provenance import decoding_provenance, warn_subset, with_columns
 from samcache.pipeline.run_folder import run_folder
+from samcache.pipeline.stage_registry import TEXT_LABEL
 from samcache.pipeline.runs import DETAIL_COLUMNS, write_csv
 from samcache.procs import check_interrupt
 
-LABEL = "zero-shot, text prompts, no ground truth used"
+LABEL = TEXT_LABEL  # recorded in run.json; the report's label adds the composition
 SUMMARY_COLUMNS = ["class", "iou_semantic", "phrases"]
 
 
