@@ -27,7 +27,7 @@ from samcache.pipeline.provenance import COLUMNS as PROVENANCE_COLUMNS
 from samcache.pipeline.provenance import TRAIN_COLUMNS, TRAIN_IS_VAL, TRAIN_IS_VAL_NOTE, describe
 from samcache.pipeline.provenance import train_subset
 from samcache.pipeline.run_folder import run_folder, settle
-from samcache.pipeline.runs import format_table, read_csv, read_record, write_csv
+from samcache.pipeline.runs import RunRecord, format_table, read_csv, write_csv
 from samcache.pipeline.stage_registry import COMPARED, stage_of, stages
 
 
@@ -83,11 +83,11 @@ def _unique_labels(dirs: list[Path], records: list[dict]) -> list[str]:
     return labels
 
 
-def _load(run_dir: Path) -> tuple[dict, dict[str, dict[str, float]]]:
+def _load(run_dir: Path) -> tuple[RunRecord, dict[str, dict[str, float]]]:
     """(record, {metric: {class: value}}) of one finished run."""
     settle(run_dir)  # a command killed there: the earlier run it was replacing comes back first
-    record = read_record(run_dir)
-    stage = record["stage"]
+    record = RunRecord.read(run_dir)
+    stage = record.stage
     if stage not in stages():
         raise SamcacheError(f"{run_dir} holds a {stage} run; report compares {', '.join(stages())} runs")
     declared = stage_of(stage).metrics
@@ -105,9 +105,9 @@ def _load(run_dir: Path) -> tuple[dict, dict[str, dict[str, float]]]:
         if not metrics:  # an empty or foreign summary.csv: say so rather than show a run without numbers
             raise SamcacheError(f"{run_dir}/summary.csv holds no {stage} results (expected columns class, "
                                 f"{', '.join(declared)})")
-        record["classes"] = record.get("classes") or record["config"].get("classes", "seed5")
-        record["seconds"] = float(record["seconds"])
-        record["cache"] = str(record["cache"])
+        record.classes = record.classes or record["config"].get("classes", "seed5")
+        record.seconds = float(record["seconds"])
+        record.cache = str(record["cache"])
     except (KeyError, ValueError, TypeError) as exc:
         raise SamcacheError(f"{run_dir}: summary.csv or run.json is incomplete ({type(exc).__name__}: {exc})") from None
     return record, metrics

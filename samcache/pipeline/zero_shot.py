@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,52 +26,27 @@ from samcache.evaluation.metrics import (IoUAccumulator, class_ious, compose_by_
                                          masked_counts)
 from samcache.evaluation.predictions import save_prediction
 from samcache.evaluation.visualize import save_overlay, source_image
-from samcache.evaluation.decoding import Decoder, Decoding, device_features, open_decoding
+from samcache.evaluation.decoding import Decoder, Decoding, Placed, device_features, open_decoding
 from samcache.features.decoder import pick_by_score
-from samcache.features.device import PASSES
 from samcache.evaluation.device_prompts import DEVICE_STRATEGIES, device_image_prompts
 from samcache.evaluation.prompts import image_prompts
 from samcache.messages import RANDOM_WEIGHTS_NOTE, random_weights_suffix
-from samcache.pipeline.config import new_run_dir, now_iso, save_config
+from samcache.pipeline.config import new_run_dir
 from samcache.pipeline.configs import ZeroShotConfig
 from samcache.pipeline.provenance import COLUMNS as PROVENANCE_COLUMNS
-from samcache.pipeline.provenance import decoding_provenance, nothing_to_score, warn_subset, with_columns
-from samcache.pipeline.run_folder import run_folder
+from samcache.pipeline.provenance import decoding_provenance, nothing_to_score, with_columns
+from samcache.pipeline.stage import decoding_record, run_stage
 from samcache.pipeline.runs import DETAIL_COLUMNS, format_table, write_csv
 from samcache.procs import check_interrupt, worker_init_fn
 
 SUMMARY_COLUMNS = ["class", "iou_semantic", "iou_mean_over_images", "iou_dataset"]
 
 
-def _prompt_tensors(dec: Decoder, prompts: list, sizes: list[tuple], image: list[int], device: torch.device):
-    """Points/labels/boxes of same-shaped prompts, in the family's input frame, on the device."""
-    coords = labels = boxes = None
-    if len(prompts[0].points):
-        coords = torch.as_tensor(np.stack([dec.to_frame(p.points, sizes[i]) for p, i in zip(prompts, image)]),
-                                 dtype=torch.float, device=device)
-        labels = torch.as_tensor(np.stack([p.point_labels for p in prompts]), dtype=torch.int, device=device)
-    if prompts[0].box is not None:
-        boxes = torch.as_tensor(np.stack([dec.to_frame(p.box.reshape(2, 2), sizes[i]).reshape(4)
-                                          for p, i in zip(prompts, image)]), dtype=torch.float, device=device)
-    return coords, labels, boxes
-
-
 def decode_batch(dec: Decoder, features: dict[str, torch.Tensor], entries: list[tuple[int, int, object]],
                  sizes: list[tuple], multimask: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Low-res logits (P,C,r,r) and scores (P,C) for every entry (image, class, prompt), in entry order."""
-    device = next(iter(features.values())).device
-    groups: dict[tuple, list[int]] = {}
-    for k, (_, _, prompt) in enumerate(entries):
-        groups.setdefault(prompt.key(), []).append(k)
-    logits, scores, order = [], [], []
-    for members in groups.values():
-        image = [entries[k][0] for k in members]
-        coords, labels, boxes = _prompt_tensors(dec, [entries[k][2] for k in members], sizes, image, device)
-        lg, sc = dec.decode(features, torch.tensor(image, device=device), coords, labels, boxes, multimask)
-        logits.append(lg), scores.append(sc), order.extend(members)
-    inverse = torch.empty(len(order), dtype=torch.long, device=device)
-    inverse[torch.tensor(order, device=device)] = torch.arange(len(order), device=device)
-    return torch.cat(logits)[inverse], torch.cat(scores)[inverse]
+    return dec.decode_in_order(features, [Placed(i, sizes[i], p.points if len(p.points) else None, p.point_labels,
+                                                 p.box, None, multimask) for i, _, p in entries])
 
 
 def choose_masks(dec: Decoder, logits: torch.Tensor, scores: torch.Tensor, mode: str, targets: torch.Tensor,
@@ -101,16 +75,13 @@ def run_zero_shot(cfg: ZeroShotConfig, progress: bool = True) -> dict:
         return run_text_zero_shot(cfg, progress)
     d = open_decoding(cfg)
     cfg, class_set = d.cfg, d.class_set
-    started, t0, passes = now_iso(), time.perf_counter(), PASSES["images"]
     out = Path(cfg.out) if cfg.out else new_run_dir(f"zero-shot-{cfg.prompt}-{cfg.multimask}")
     prov = decoding_provenance(d, cfg.multimask == "oracle")
-    with run_folder(out, "zero-shot", cfg.overwrite, started, reads=[cfg.cache]) as folder:
-        warn_subset(prov, "zero-shot")  # after the folder exists: run.log keeps it too
-        save_config(cfg, out / "config.yaml", device=d.device)
+    with run_stage("zero-shot", cfg, out, [cfg.cache], device=d.device, prov=prov) as run:
         result = _decode_split(d, out, progress)
         if not result["prompts"]:  # an empty table would read as a result
             raise nothing_to_score(d) or SamcacheError(f"no prompt in the {len(d.rows)} image(s) of split {cfg.split}")
-        seconds = time.perf_counter() - t0
+        seconds = run.seconds()
         semantic, semantic_miou = class_ious(result["confusion"], class_set)
         summary = result["prompted"].summary([class_set.class_names[c] for c in class_set.eval_indices])
         for row in summary:
@@ -118,13 +89,10 @@ def run_zero_shot(cfg: ZeroShotConfig, progress: bool = True) -> dict:
         write_csv(out / "detailed_results.csv", result["details"], DETAIL_COLUMNS)
         write_csv(out / "summary.csv", with_columns(summary, prov), SUMMARY_COLUMNS + PROVENANCE_COLUMNS)
         n_prompts = result["prompts"]
-        record = {**d.record("zero-shot", started, seconds, passes, out),
-                  "prompts": n_prompts, "prompts_per_s": n_prompts / seconds if seconds else 0.0,
-                  "strategy": cfg.prompt, "multimask": cfg.multimask, "oracle": cfg.multimask == "oracle",
-                  "miou_semantic": semantic_miou, "summary": summary, "provenance": prov}
-        folder.record(record)
-        folder.commit()
-    return record
+        return run.finish(decoding_record(
+            d, "zero-shot", seconds, prompts=n_prompts, prompts_per_s=n_prompts / seconds if seconds else 0.0,
+            strategy=cfg.prompt, multimask=cfg.multimask, oracle=cfg.multimask == "oracle",
+            miou_semantic=semantic_miou, summary=summary, provenance=prov))
 
 
 def sample_on_device(cfg: ZeroShotConfig, device: torch.device) -> bool:
