@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -116,11 +117,10 @@ def _loader(cfg: ZeroShotConfig, class_set: ClassSet, rows: list[int], per_batch
 def _decode_split(d: Decoding, out: Path, progress: bool) -> dict:
     """Every image's prompts decoded, masks chosen and scored on the device; one host copy per batch."""
     cfg, class_set, split, rows, dec, device = d.cfg, d.class_set, d.split, d.rows, d.decoder, d.device
-    random_weights = d.weights.random
     per_batch = cfg.images_per_batch or (8 if device.type == "cuda" else 1)
     n, none = class_set.num_classes, class_set.num_classes  # the extra prediction column: unlabeled
     confusion = torch.zeros((n, n + 1), dtype=torch.int64, device=device)
-    prompted, details, n_prompts, shown = IoUAccumulator(), [], 0, 0
+    outputs, n_prompts = ImageOutputs(d, out), 0
     bar = tqdm(total=len(rows), unit="img", desc=f"zero-shot {cfg.prompt}/{cfg.multimask}", disable=not progress)
     on_device = sample_on_device(cfg, device)
     for items in _loader(cfg, class_set, rows, per_batch, device):
@@ -156,45 +156,56 @@ def _decode_split(d: Decoding, out: Path, progress: bool) -> dict:
                 inter, union = masked_counts(union_mask, (class_map == c)[None], valid)
                 counts.append(torch.stack([inter[0].double(), union[0].double(), chosen[classes == c].double().mean()]))
                 rows_out.append((it, c, [entries[k][2] for k in mine if entries[k][1] == c]))
-            shown = _outputs(cfg, class_set, split, it, label_map, [entries[k][2] for k in mine], out, shown,
-                             random_weights)
+            outputs.save(it, label_map, [entries[k][2] for k in mine])
         for (it, c, prompts), (inter, union, score) in zip(rows_out, torch.stack(counts).tolist() if counts else []):
-            details.append(_detail(cfg, class_set, split, it, c, prompts, int(inter), int(union), score, prompted))
+            outputs.detail(it, c, prompts, int(inter), int(union), score)
         bar.update(len(items))
     bar.close()
-    return {"prompted": prompted, "details": details, "prompts": n_prompts, "confusion": confusion.cpu().numpy()}
+    return {"prompted": outputs.prompted, "details": outputs.details, "prompts": n_prompts,
+            "confusion": confusion.cpu().numpy()}
 
 
-def _detail(cfg, class_set, split, it: PromptItem, c: int, prompts, inter: int, union: int, score: float,
-            prompted: IoUAccumulator) -> dict:
-    boxes = [p.box.astype(int).tolist() for p in prompts if p.box is not None]
-    iou = prompted.add(class_set.class_names[c], inter, union)
-    return {"image_id": split.image_ids[it.row], "class": class_set.class_names[c], "strategy": cfg.prompt,
+@dataclass
+class ImageOutputs:
+    """What a zero-shot run writes of each image: its detailed_results.csv rows (``details``, IoUs accumulated in
+    ``prompted``), and its saved prediction and overlay (the only per-image host copies)."""
+
+    d: Decoding
+    out: Path
+    prompted: IoUAccumulator = field(default_factory=IoUAccumulator)
+    details: list[dict] = field(default_factory=list)
+    shown: int = 0  # overlays saved so far
+
+    def detail(self, it: PromptItem, c: int, prompts, inter: int, union: int, score: float) -> None:
+        cfg, class_set = self.d.cfg, self.d.class_set
+        boxes = [p.box.astype(int).tolist() for p in prompts if p.box is not None]
+        iou = self.prompted.add(class_set.class_names[c], inter, union)
+        self.details.append({
+            "image_id": self.d.split.image_ids[it.row], "class": class_set.class_names[c], "strategy": cfg.prompt,
             "multimask": cfg.multimask,
             "points": json.dumps(np.concatenate([p.points for p in prompts]).astype(int).tolist()),
             "point_labels": json.dumps(np.concatenate([p.point_labels for p in prompts]).astype(int).tolist()),
             "box": json.dumps(boxes[0]) if len(boxes) == 1 else "", "score": score, "iou": iou,
-            "intersection": inter, "union": union}
+            "intersection": inter, "union": union})
 
-
-def _outputs(cfg, class_set, split, it: PromptItem, label_map: torch.Tensor, prompts, out: Path, shown: int,
-             random_weights: bool) -> int:
-    """Saved predictions and overlays: the only per-image host copies."""
-    image_id = split.image_ids[it.row]
-    if cfg.save_predictions or shown < cfg.visualize:
+    def save(self, it: PromptItem, label_map: torch.Tensor, prompts) -> None:
+        """Saved predictions and overlays."""
+        cfg, class_set, split = self.d.cfg, self.d.class_set, self.d.split
+        image_id = split.image_ids[it.row]
+        if not (cfg.save_predictions or self.shown < cfg.visualize):
+            return
         pred = label_map.cpu().numpy()
         pred_map = np.where(pred == class_set.num_classes, IGNORE, pred).astype(np.uint8)
         if cfg.save_predictions:
-            save_prediction(out / "predictions", image_id, class_set.to_label_ids(pred_map))
-        if shown < cfg.visualize:
+            save_prediction(self.out / "predictions", image_id, class_set.to_label_ids(pred_map))
+        if self.shown < cfg.visualize:
             label = cfg.multimask + (" (ORACLE: best of 3 against ground truth)" if cfg.multimask == "oracle" else "")
-            save_overlay(out / "visualizations" / f"{image_id}.png",
+            save_overlay(self.out / "visualizations" / f"{image_id}.png",
                          source_image(split.attrs.get("data_root"), cfg.split, image_id), it.class_map, pred_map,
                          class_set, f"{image_id}  prompt={cfg.prompt}  multimask={label}"
-                         + random_weights_suffix(random_weights),
+                         + random_weights_suffix(self.d.weights.random),
                          [(p.points, p.point_labels) for p in prompts], [p.box for p in prompts if p.box is not None])
-            shown += 1
-    return shown
+            self.shown += 1
 
 
 def summary_table(record: dict) -> str:
