@@ -79,12 +79,12 @@ def run_evaluate(cfg: EvaluateConfig, progress: bool = True) -> dict:
         rows = summary_rows(per_class, miou)
         write_csv(out / "summary.csv", with_columns(rows, {**prov, "epoch": ckpt["epoch"]}, CSV_COLUMNS[2:]),
                   CSV_COLUMNS)
-        return run.finish(RunRecord.from_json({
-            "stage": "evaluate", "provenance": prov, "head": str(choice.path), "chosen": choice.chosen,
-            "head_choice": choice.note, "epoch": ckpt["epoch"], "split": cfg.split, "images": len(dataset),
-            "classes": ckpt["class_set"], "cache": str(cache), "miou": miou, "summary": rows,
-            "device": describe_device(device), "fingerprint": split.fingerprint.describe(),
-            "random_weights": random}))
+        return run.finish(RunRecord.from_json({  # None: filled in by the skeleton, in this place
+            "stage": "evaluate", "provenance": prov, "status": "complete", "started": None, "head": str(choice.path),
+            "chosen": choice.chosen, "head_choice": choice.note, "epoch": ckpt["epoch"], "split": cfg.split,
+            "images": len(dataset), "classes": ckpt["class_set"], "cache": str(cache), "seconds": None, "miou": miou,
+            "summary": rows, "device": describe_device(device), "fingerprint": split.fingerprint.describe(),
+            "random_weights": random, "encoder_passes": None, "config": None, "out": None}))
 
 
 def head_table(rows: list[dict], random_weights: bool = False) -> str:

@@ -46,16 +46,20 @@ class RunRecord:
     config: dict | None = None
     out: str | None = None
     fields: dict = field(default_factory=dict)
+    order: list[str] = field(default_factory=list, repr=False)  # run.json's key order (from_json's, then the rest)
 
     def to_json(self) -> dict:
-        common = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "fields"}
-        return {**{k: v for k, v in common.items() if v is not None}, **self.fields}
+        common = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in _OWN}
+        values = {**{k: v for k, v in common.items() if v is not None}, **self.fields}
+        keys = [k for k in self.order if k in values] + [k for k in values if k not in self.order]
+        return {k: values[k] for k in keys}
 
     @classmethod
     def from_json(cls, data: dict) -> "RunRecord":
-        names = {f.name for f in dataclasses.fields(cls)} - {"fields"}
+        """From run.json's dict; keys given as None are placeholders that keep their place in the key order."""
+        names = {f.name for f in dataclasses.fields(cls)} - _OWN
         return cls(**{k: v for k, v in data.items() if k in names},
-                   fields={k: v for k, v in data.items() if k not in names})
+                   fields={k: v for k, v in data.items() if k not in names}, order=list(data))
 
     @classmethod
     def read(cls, run_dir: str | Path) -> "RunRecord":
@@ -70,6 +74,9 @@ class RunRecord:
         if key not in data:
             raise KeyError(key)
         return data[key]
+
+
+_OWN = {"fields", "order"}
 
 
 def read_record(run_dir: str | Path) -> dict:

@@ -83,8 +83,10 @@ def decoding_record(d, stage: str, seconds: float, **fields) -> RunRecord:
     """run.json of a decoding stage (zero-shot, clicks): the session's facts, and the stage's own ``fields``.
     ``d``: an ``evaluation.decoding.Decoding``."""
     cfg, weights = d.cfg, d.weights
-    return RunRecord.from_json({"stage": stage, "seconds": round(seconds, 3), "images": len(d.rows),
+    return RunRecord.from_json({"stage": stage, "status": "complete", "started": None, "seconds": round(seconds, 3),
+                                "images": len(d.rows),
                                 "classes": cfg.classes, "cache": str(cfg.cache), "split": cfg.split,
                                 "device": describe_device(d.device), "prompt_budget": d.decoder.budget,
                                 "weights": weights.describe(), "fingerprint": d.split.fingerprint.describe(),
-                                "random_weights": weights.random, **fields})
+                                "random_weights": weights.random, "encoder_passes": None, "config": None, "out": None,
+                                **fields})

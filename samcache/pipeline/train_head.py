@@ -186,8 +186,9 @@ def _record(cfg: HeadConfig, data: HeadData, state: HeadState, result: HeadResul
             "epochs_run": cfg.epochs - state.start_epoch + 1, "train_split": data.train.name,
             "train_images": len(data.train_ds), "train_images_over_epochs": trained, "val_images": len(data.val_ds),
             "preload": data.preload, "classes": cfg.classes, "cache": cfg.cache, "device": describe_device(device),
-            "fingerprint": fp.describe(), "random_weights": fp.random_weights,
-            "miou": result.miou, "summary": summary_rows(result.per_class, result.miou), "provenance": prov})
+            "fingerprint": fp.describe(), "random_weights": fp.random_weights, "encoder_passes": None,
+            "miou": result.miou, "summary": summary_rows(result.per_class, result.miou), "config": None,
+            "provenance": prov, "out": None})  # None: filled in by the skeleton, in this place
 
 
 def _diverged(cfg: HeadConfig, epoch: int, train_loss: float, checkpoints: "CheckpointWriter | None",
