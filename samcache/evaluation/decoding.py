@@ -9,7 +9,6 @@ the batched device-side methods (``decode``, ``upscale``) on prompts of many ima
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,7 +20,7 @@ from samcache.errors import SamcacheError
 from samcache.evaluation.requests import PromptRequest, check_requests
 from samcache.features.backend import Prompts
 from samcache.features.decoder import decode_chunked, prompt_budget
-from samcache.features.device import PASSES, describe_device, resolve_device
+from samcache.features.device import resolve_device
 
 UPSCALE_CHUNK = 24  # masks upsampled per interpolate call, to bound memory at 2048x1024
 
@@ -84,32 +83,50 @@ class Decoder:
         rows = sorted({split.row_of(r.image_id) for r in requests})
         slot = {row: k for k, row in enumerate(rows)}
         features = device_features([split.features(row) for row in rows], self.device)
-        groups: dict[tuple, list[int]] = {}
-        for k, r in enumerate(requests):
-            shape = (None if r.points is None else np.shape(r.points), r.box is None, r.mask_input is None, r.multimask)
-            groups.setdefault(shape, []).append(k)
+        placed = [Placed(slot[split.row_of(r.image_id)], split.original_size(split.row_of(r.image_id)), r.points,
+                         r.labels, r.box, r.mask_input, r.multimask) for r in requests]
         results: list = [None] * len(requests)
-        for members in groups.values():
-            first = requests[members[0]]
-            rows_of = [split.row_of(requests[k].image_id) for k in members]
-            sizes = [split.original_size(row) for row in rows_of]
-            as_tensor = lambda values, dtype: torch.as_tensor(np.stack(values), dtype=dtype, device=self.device)  # noqa
-            coords = labels = boxes = masks_in = None
-            if first.points is not None:
-                coords = as_tensor([self.to_frame(requests[k].points, s) for k, s in zip(members, sizes)], torch.float)
-                labels = as_tensor([np.asarray(requests[k].labels) for k in members], torch.int)
-            if first.box is not None:
-                boxes = as_tensor([self.to_frame(np.reshape(requests[k].box, (2, 2)), s).reshape(4)
-                                   for k, s in zip(members, sizes)], torch.float)
-            if first.mask_input is not None:
-                masks_in = as_tensor([np.asarray(requests[k].mask_input, np.float32) for k in members], torch.float)
-            index = torch.tensor([slot[row] for row in rows_of], device=self.device)
-            logits, scores = self.decode(features, index, coords, labels, boxes, first.multimask, masks_in)
-            for j, (k, row) in enumerate(zip(members, rows_of)):
-                masks = self.upscale(logits[j: j + 1], split.input_size(row), sizes[j])[0]
+        for members, logits, scores in self.decode_groups(features, placed):
+            for j, k in enumerate(members):
+                row = rows[placed[k].slot]
+                masks = self.upscale(logits[j: j + 1], split.input_size(row), placed[k].size)[0]
                 low_res = self.backend.feedback(logits[j])
                 results[k] = (masks.cpu().numpy(), scores[j].float().cpu().numpy(), low_res.float().cpu().numpy())
         return results
+
+    def decode_groups(self, features: dict[str, torch.Tensor], placed: list["Placed"]
+                      ) -> list[tuple[list[int], torch.Tensor, torch.Tensor]]:
+        """The prompt batcher: prompts of the same shape share decoder calls. Returns, per group in first-seen
+        order, (the prompts' positions in ``placed``, low-res logits (G,C,r,r), scores (G,C))."""
+        groups: dict[tuple, list[int]] = {}
+        for k, p in enumerate(placed):
+            groups.setdefault(p.key(), []).append(k)
+        as_tensor = lambda values, dtype: torch.as_tensor(np.stack(values), dtype=dtype, device=self.device)  # noqa
+        decoded = []
+        for members in groups.values():
+            group = [placed[k] for k in members]
+            first = group[0]
+            coords = labels = boxes = masks_in = None
+            if first.points is not None:
+                coords = as_tensor([self.to_frame(p.points, p.size) for p in group], torch.float)
+                labels = as_tensor([np.asarray(p.labels) for p in group], torch.int)
+            if first.box is not None:
+                boxes = as_tensor([self.to_frame(np.reshape(p.box, (2, 2)), p.size).reshape(4) for p in group],
+                                  torch.float)
+            if first.mask_input is not None:
+                masks_in = as_tensor([np.asarray(p.mask_input, np.float32) for p in group], torch.float)
+            index = torch.tensor([p.slot for p in group], device=self.device)
+            decoded.append((members, *self.decode(features, index, coords, labels, boxes, first.multimask, masks_in)))
+        return decoded
+
+    def decode_in_order(self, features: dict[str, torch.Tensor], placed: list["Placed"]
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``decode_groups`` of prompts that share ``multimask``, back in the order given: (P,C,r,r), (P,C)."""
+        decoded = self.decode_groups(features, placed)
+        order = [k for members, _, _ in decoded for k in members]
+        inverse = torch.empty(len(order), dtype=torch.long, device=self.device)
+        inverse[torch.tensor(order, device=self.device)] = torch.arange(len(order), device=self.device)
+        return (torch.cat([lg for _, lg, _ in decoded])[inverse], torch.cat([sc for _, _, sc in decoded])[inverse])
 
     def split_of(self, split: CacheSplit | str) -> CacheSplit:
         """A split name of this decoder's cache, or a CacheSplit of any cache, if this decoder's weights made it."""
@@ -124,6 +141,25 @@ class Decoder:
         prediction's ``low_res[k][None]``. Points and boxes outside the image are decoded as upstream decodes
         them; NaN, wrong shapes and other labels are one-line errors."""
         return self.predict_batch(split, [PromptRequest(image_id, points, labels, box, mask_input, multimask)])[0]
+
+
+@dataclass
+class Placed:
+    """One prompt placed on an image of a batch, in original-image pixels: ``slot`` the image's row of the stacked
+    features, ``size`` its original (H, W); ``points``/``labels``/``box``/``mask_input`` None when absent."""
+
+    slot: int
+    size: tuple
+    points: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    box: np.ndarray | None = None
+    mask_input: np.ndarray | None = None
+    multimask: bool = True
+
+    def key(self) -> tuple:
+        """Prompts with equal keys share one decoder call (same token count, same inputs)."""
+        return (None if self.points is None else np.shape(self.points), self.box is None, self.mask_input is None,
+                self.multimask)
 
 
 @dataclass
@@ -143,16 +179,6 @@ class Decoding:
     @property
     def weights(self):
         return self.decoder.weights
-
-    def record(self, stage: str, started: str, seconds: float, passes: int, out: Path) -> dict:
-        """The run.json fields every decoding stage shares; ``passes``: PASSES["images"] when it began."""
-        cfg, weights = self.cfg, self.weights
-        return {"stage": stage, "status": "complete", "started": started, "seconds": round(seconds, 3),
-                "images": len(self.rows), "classes": cfg.classes, "cache": str(cfg.cache), "split": cfg.split,
-                "device": describe_device(self.device), "prompt_budget": self.decoder.budget,
-                "weights": weights.describe(), "fingerprint": self.split.fingerprint.describe(),
-                "random_weights": weights.random, "encoder_passes": PASSES["images"] - passes, "config": cfg.dump(),
-                "out": str(out)}
 
 
 def open_decoding(cfg) -> Decoding:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,13 +32,12 @@ from samcache.evaluation.clicks import ClickObject, first_click, next_click, obj
 from samcache.evaluation.placement import place_clicks
 from samcache.evaluation.decoding import Decoder, Decoding, device_features, open_decoding
 from samcache.features.decoder import pick_by_score
-from samcache.features.device import PASSES
 from samcache.messages import ORACLE_FIRST_MASK, RANDOM_WEIGHTS_NOTE, random_weights_suffix
-from samcache.pipeline.config import new_run_dir, now_iso, save_config
+from samcache.pipeline.config import new_run_dir
 from samcache.pipeline.configs import ClicksConfig
 from samcache.pipeline.provenance import COLUMNS as PROVENANCE_COLUMNS
-from samcache.pipeline.provenance import decoding_provenance, nothing_to_score, warn_subset, with_columns
-from samcache.pipeline.run_folder import run_folder
+from samcache.pipeline.provenance import decoding_provenance, nothing_to_score, with_columns
+from samcache.pipeline.stage import decoding_record, run_stage
 from samcache.pipeline.runs import format_table, write_csv
 from samcache.procs import check_interrupt, worker_init_fn
 
@@ -156,19 +154,16 @@ def run_clicks(cfg: ClicksConfig, progress: bool = True) -> dict:
     """The interactive protocol over a cache split; writes per_object.csv, summary.csv, curve.png."""
     d = open_decoding(cfg)
     cfg, class_set = d.cfg, d.class_set
-    started, t0, passes = now_iso(), time.perf_counter(), PASSES["images"]
     out = Path(cfg.out) if cfg.out else new_run_dir(f"clicks-{cfg.first_mask}")
     prov = decoding_provenance(d, cfg.first_mask == "oracle")
-    with run_folder(out, "clicks", cfg.overwrite, started, reads=[cfg.cache]) as folder:
-        warn_subset(prov, "clicks")  # after the folder exists: run.log keeps it too
-        save_config(cfg, out / "config.yaml", device=d.device)
+    with run_stage("clicks", cfg, out, [cfg.cache], device=d.device, prov=prov) as run:
         objects, n_clicks = _run(d, out, progress)
         if not objects:  # nothing to score: an empty curve would read as a result
             raise nothing_to_score(d) or SamcacheError(
                 f"no object of at least --min-area {cfg.min_area} pixels in the {len(d.rows)} image(s) of split "
                 f"{cfg.split} for class set {cfg.classes}; lower --min-area (or --stuff class, which joins a "
                 f"class's pieces)")
-        seconds = time.perf_counter() - t0
+        seconds = run.seconds()
         names = [class_set.class_names[c] for c in class_set.eval_indices]
         summary = summarize(objects, names, cfg.max_clicks)
         write_csv(out / "per_object.csv", objects, OBJECT_COLUMNS)
@@ -177,16 +172,11 @@ def run_clicks(cfg: ClicksConfig, progress: bool = True) -> dict:
         save_curve(out / "curve.png", miou_curve(objects, names, cfg.max_clicks),
                    f"mIoU after k clicks, {cfg.split}, first mask {cfg.first_mask}" + (ORACLE_FIRST_MASK if oracle else "")
                    + random_weights_suffix(d.weights.random))
-        record = {**d.record("clicks", started, seconds, passes, out),
-                  "objects": len(objects), "clicks": n_clicks,
-                  "clicks_per_s": n_clicks / seconds if seconds else 0.0, "max_clicks": cfg.max_clicks,
-                  "first_click": cfg.first_click, "next_click": cfg.next_click, "first_mask": cfg.first_mask,
-                  "oracle": oracle,
-                  "mask_input": cfg.mask_input, "stuff": cfg.stuff, "min_area": cfg.min_area, "summary": summary,
-                  "provenance": prov}
-        folder.record(record)
-        folder.commit()
-    return record
+        return run.finish(decoding_record(
+            d, "clicks", seconds, objects=len(objects), clicks=n_clicks,
+            clicks_per_s=n_clicks / seconds if seconds else 0.0, max_clicks=cfg.max_clicks,
+            first_click=cfg.first_click, next_click=cfg.next_click, first_mask=cfg.first_mask, oracle=oracle,
+            mask_input=cfg.mask_input, stuff=cfg.stuff, min_area=cfg.min_area, summary=summary, provenance=prov))
 
 
 def _run(d: Decoding, out: Path, progress: bool) -> tuple[list[dict], int]:

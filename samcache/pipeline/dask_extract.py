@@ -29,8 +29,9 @@ from samcache.cache.writer import PreparedSplit, write_image
 from samcache.data.cityscapes import ImageRecord, load_item, record_for
 from samcache.errors import SamcacheError
 from samcache.features.families import backend_for
-from samcache.features.device import auto_batch_size, configure_matmul, maybe_compile, resolve_device
+from samcache.features.device import configure_matmul, maybe_compile, resolve_device
 from samcache.pipeline.dask_options import parse_dask_address, parse_resources
+from samcache.pipeline.encode import Encoding, LoadedBatch, encode_and_write
 
 PLUGIN = "samcache-encoder"
 WORKER_WAIT_S = 60
@@ -61,9 +62,8 @@ class EncoderPlugin(WorkerPlugin):
 
     def batch_for(self, original_size) -> int:
         """--batch-size, or what fits on this worker's device for images of this size (measured once)."""
-        if not self.batch_size:
-            self.batch_size = auto_batch_size(lambda n: self.backend.encode(
-                self.encoder, *self.backend.dummy_batch(n, original_size), self.precision), self.device)
+        encoding = Encoding(self.backend, self.encoder, self.precision, "float32")  # the dtype is not measured
+        self.batch_size = encoding.batch_size(original_size, self.batch_size, self.device)
         return self.batch_size
 
 
@@ -80,23 +80,17 @@ def encode_rows(cache: str, split: str, items: list[tuple[int, ImageRecord]], pr
     todo = [(row, rec) for row, rec in items if not done[row]]  # a retried task skips what it finished
     written, seconds, errors = 0, 0.0, []
     step = plugin.batch_for(tuple(int(v) for v in group["original_sizes"][0]))
+    encoding = Encoding(backend, plugin.encoder, precision, dtype)
     for start in range(0, len(todo), step):
         batch = [(row, load_item(rec, backend.prepare)) for row, rec in todo[start: start + step]]
         errors += [it["error"] for _, it in batch if "error" in it]
         batch = [(row, it) for row, it in batch if "error" not in it]
         if not batch:
             continue
-        t0 = time.perf_counter()
-        images = torch.stack([it["image"] for _, it in batch])
-        sizes = torch.tensor([it["input_size"] for _, it in batch], dtype=torch.int32)
-        features = backend.encode(plugin.encoder, images, sizes, precision)
-        out_dtype = torch.float16 if dtype == "float16" else torch.float32
-        features = {name: value.to(out_dtype).cpu().numpy() for name, value in features.items()}
-        seconds += time.perf_counter() - t0
-        for k, (row, it) in enumerate(batch):
-            write_image(arrays, row, {name: value[k] for name, value in features.items()}, it["labels"],
-                        it["instances"])
-            written += 1
+        seconds += encode_and_write(encoding, LoadedBatch.of(batch),
+                                    lambda row, features, labels, instances: write_image(arrays, row, features,
+                                                                                         labels, instances))
+        written += len(batch)
     return {"written": written, "seconds": seconds, "errors": errors}
 
 

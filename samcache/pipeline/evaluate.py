@@ -9,7 +9,6 @@ cityscapesScripts reads directly. The evaluation itself is ``samcache.evaluation
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from samcache.cache.reader import open_cache
@@ -20,16 +19,15 @@ from samcache.errors import SamcacheError
 from samcache.evaluation.heads import EvalOutputs, check_fingerprint, evaluate, load_head, summary_rows
 from samcache.evaluation.metrics import class_ious
 from samcache.evaluation.datasets import CacheHeadDataset
-from samcache.features.device import PASSES, describe_device, resolve_device
+from samcache.features.device import describe_device, resolve_device
 from samcache.messages import RANDOM_WEIGHTS_NOTE, random_weights_suffix
-from samcache.pipeline.config import now_iso, save_config
 from samcache.pipeline.configs import EvaluateConfig
 from samcache.pipeline.head_checkpoints import choose_checkpoint
 from samcache.pipeline.provenance import COLUMNS as PROVENANCE_COLUMNS
 from samcache.pipeline.provenance import TRAIN_COLUMNS, provenance, training, warn_subset, warn_train_is_val
 from samcache.pipeline.provenance import with_columns
-from samcache.pipeline.run_folder import run_folder
-from samcache.pipeline.runs import format_table, write_csv
+from samcache.pipeline.runs import RunRecord, format_table, write_csv
+from samcache.pipeline.stage import run_stage
 
 SUMMARY_COLUMNS = ["class", "iou"]  # the terminal's table; summary.csv adds the epoch and the provenance
 CSV_COLUMNS = SUMMARY_COLUMNS + ["epoch"] + PROVENANCE_COLUMNS + TRAIN_COLUMNS
@@ -68,9 +66,7 @@ def run_evaluate(cfg: EvaluateConfig, progress: bool = True) -> dict:
     cs = get_class_set(ckpt["class_set"])
     random = Fingerprint.from_attrs(ckpt["fingerprint"]).random_weights
     out = Path(cfg.out) if cfg.out else choice.path.parent / f"eval-{cfg.split}-epoch{ckpt['epoch']}"
-    started, t0, passes = now_iso(), time.perf_counter(), PASSES["images"]
-    with run_folder(out, "evaluate", cfg.overwrite, started, reads=[cache, choice.path]) as folder:
-        save_config(cfg, out / "config.yaml", device=device)
+    with run_stage("evaluate", cfg, out, [cache, choice.path], device=device) as run:
         dataset = CacheHeadDataset(cache, cfg.split, cs, mode="eval", features=ckpt.get("features"))
         prov = {**provenance(split, len(dataset), random), **trained_on(ckpt, cache, cfg.split)}
         warn_subset(prov, "evaluate")
@@ -83,16 +79,12 @@ def run_evaluate(cfg: EvaluateConfig, progress: bool = True) -> dict:
         rows = summary_rows(per_class, miou)
         write_csv(out / "summary.csv", with_columns(rows, {**prov, "epoch": ckpt["epoch"]}, CSV_COLUMNS[2:]),
                   CSV_COLUMNS)
-        record = {"stage": "evaluate", "provenance": prov, "status": "complete", "started": started,
-                  "head": str(choice.path), "chosen": choice.chosen, "head_choice": choice.note,
-                  "epoch": ckpt["epoch"], "split": cfg.split, "images": len(dataset),
-                  "classes": ckpt["class_set"], "cache": str(cache), "seconds": round(time.perf_counter() - t0, 3),
-                  "miou": miou, "summary": rows, "device": describe_device(device),
-                  "fingerprint": split.fingerprint.describe(), "random_weights": random,
-                  "encoder_passes": PASSES["images"] - passes, "config": cfg.dump(), "out": str(out)}
-        folder.record(record)
-        folder.commit()
-    return record
+        return run.finish(RunRecord.from_json({  # None: filled in by the skeleton, in this place
+            "stage": "evaluate", "provenance": prov, "status": "complete", "started": None, "head": str(choice.path),
+            "chosen": choice.chosen, "head_choice": choice.note, "epoch": ckpt["epoch"], "split": cfg.split,
+            "images": len(dataset), "classes": ckpt["class_set"], "cache": str(cache), "seconds": None, "miou": miou,
+            "summary": rows, "device": describe_device(device), "fingerprint": split.fingerprint.describe(),
+            "random_weights": random, "encoder_passes": None, "config": None, "out": None}))
 
 
 def head_table(rows: list[dict], random_weights: bool = False) -> str:

@@ -30,11 +30,11 @@ from samcache.cache.writer import ChunkWriter, PreparedSplit, prepare_split, rec
 from samcache.data.cityscapes import ImageRecord, image_size, list_images, load_item
 from samcache.errors import SamcacheError
 from samcache.features.families import backend_for
-from samcache.features.device import (auto_batch_size, configure_matmul, describe_device, maybe_compile,
-                                       resolve_device, resolve_precision)
+from samcache.features.device import configure_matmul, describe_device, maybe_compile, resolve_device, resolve_precision
 from samcache.messages import count
 from samcache.pipeline.config import now_iso
 from samcache.pipeline.configs import ExtractConfig
+from samcache.pipeline.encode import Encoding, LoadedBatch, encode_and_write
 from samcache.procs import check_interrupt, stop_workers, worker_init_fn
 
 
@@ -139,15 +139,14 @@ def run_local(cfg: ExtractConfig, backend, encoder, precision: str, prepared: Pr
     """Encode the pending rows on this machine; returns (images written, encoder seconds, errors)."""
     device = next(encoder.parameters()).device
     size = tuple(int(v) for v in prepared.group["original_sizes"][0])
-    batch_size = cfg.batch_size or auto_batch_size(
-        lambda n: backend.encode(encoder, *backend.dummy_batch(n, size), precision), device)
+    encoding = Encoding(backend, encoder, precision, cfg.dtype)
+    batch_size = encoding.batch_size(size, cfg.batch_size, device)
     rows = prepared.pending_rows
     dataset = _RowDataset(rows, [by_id[prepared.image_ids[r]] for r in rows], backend.prepare)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=cfg.num_workers,
                         collate_fn=collate_items, pin_memory=device.type == "cuda",
                         persistent_workers=False, prefetch_factor=4 if cfg.num_workers else None,
                         worker_init_fn=worker_init_fn() if cfg.num_workers else None)
-    out_dtype = torch.float16 if cfg.dtype == "float16" else torch.float32
     writer = ChunkWriter(prepared.group, backend.features, max_pending=4 * batch_size)
     errors: list[str] = []
     encoder_seconds = 0.0
@@ -158,13 +157,9 @@ def run_local(cfg: ExtractConfig, backend, encoder, precision: str, prepared: Pr
             check_interrupt()
             errors.extend(batch["errors"])
             if batch["images"] is not None:
-                t0 = time.perf_counter()
-                features = backend.encode(encoder, batch["images"], batch["input_sizes"], precision)
-                features = {name: value.to(out_dtype).cpu().numpy() for name, value in features.items()}
-                encoder_seconds += time.perf_counter() - t0
-                for k, row in enumerate(batch["rows"]):
-                    writer.put(row, {name: value[k] for name, value in features.items()}, batch["labels"][k],
-                               batch["instances"][k])
+                loaded = LoadedBatch(batch["rows"], batch["images"], batch["input_sizes"], batch["labels"],
+                                     batch["instances"])
+                encoder_seconds += encode_and_write(encoding, loaded, writer.put)
             bar.update(len(batch["rows"]) + len(batch["errors"]))
             bar.set_postfix(failed=len(errors), refresh=False)
     finally:

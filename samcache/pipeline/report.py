@@ -12,54 +12,27 @@ table compares each stage's wall time with what re-running the encoder would hav
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from samcache import fileio  # noqa: E402
-from samcache.errors import SamcacheError  # noqa: E402
-from samcache.evaluation.click_metrics import miou_curve  # noqa: E402
-from samcache.evaluation.visualize import series_colors, wrap_title  # noqa: E402
-from samcache.messages import RANDOM_WEIGHTS_NOTE, RANDOM_WEIGHTS_NOTE_SOME, RANDOM_WEIGHTS_TITLE, RANDOM_WEIGHTS_TITLE_SOME  # noqa: E402
-from samcache.pipeline.config import now_iso, save_config  # noqa: E402
-from samcache.pipeline.configs import ReportConfig  # noqa: E402
-from samcache.pipeline.report_cost import COLUMNS as COST_COLUMNS  # noqa: E402
-from samcache.pipeline.report_cost import cost_rows, model_of  # noqa: E402
-from samcache.pipeline.provenance import COLUMNS as PROVENANCE_COLUMNS  # noqa: E402
-from samcache.pipeline.provenance import TRAIN_COLUMNS, TRAIN_IS_VAL, TRAIN_IS_VAL_NOTE, describe  # noqa: E402
-from samcache.pipeline.provenance import train_subset  # noqa: E402
-from samcache.pipeline.run_folder import run_folder, settle  # noqa: E402
-from samcache.pipeline.runs import format_table, read_csv, read_record, write_csv  # noqa: E402
-
-STAGES = ("zero-shot", "head", "evaluate", "clicks")
-# summary.csv column -> metric, per stage
-METRICS = {"zero-shot": {"iou_semantic": "semantic_iou", "iou_dataset": "prompted_iou"},
-           "head": {"iou": "semantic_iou"}, "evaluate": {"iou": "semantic_iou"},
-           "clicks": {"miou@1": "miou@1", "miou@5": "miou@5", "noc@85": "noc@85", "noc@90": "noc@90"}}
-TITLES = {"semantic_iou": "Semantic IoU: one label map per image, false positives counted (dataset-level)",
-          "prompted_iou": "Prompted-class IoU (zero-shot only: images containing the class; no false positives)"}
-CLICK_METRICS = ("miou@1", "miou@5", "noc@85", "noc@90")
+from samcache import fileio
+from samcache.errors import SamcacheError
+from samcache.messages import RANDOM_WEIGHTS_NOTE, RANDOM_WEIGHTS_NOTE_SOME, RANDOM_WEIGHTS_TITLE, RANDOM_WEIGHTS_TITLE_SOME
+from samcache.pipeline.config import now_iso, save_config
+from samcache.pipeline.configs import ReportConfig
+from samcache.pipeline.report_charts import bar_chart
+from samcache.pipeline.report_cost import COLUMNS as COST_COLUMNS
+from samcache.pipeline.report_cost import cost_rows, model_of
+from samcache.pipeline.provenance import COLUMNS as PROVENANCE_COLUMNS
+from samcache.pipeline.provenance import TRAIN_COLUMNS, TRAIN_IS_VAL, TRAIN_IS_VAL_NOTE, describe
+from samcache.pipeline.provenance import train_subset
+from samcache.pipeline.run_folder import run_folder, settle
+from samcache.pipeline.runs import RunRecord, format_table, read_csv, write_csv
+from samcache.pipeline.stage_registry import COMPARED, stage_of, stages
 
 
 def _label(record: dict) -> str:
-    stage = record["stage"]
-    if stage == "head":
-        multiscale = (record.get("config") or {}).get("head") == "multiscale"
-        return f"{'multiscale ' if multiscale else ''}head ({record['epochs']} ep)"
-    if stage == "evaluate":
-        best = " (best)" if record.get("chosen") == "best" else ""
-        return f"evaluate epoch {record['epoch']}{best} on {record['split']}"
-    if stage == "clicks":  # NoC is capped at max_clicks: the cap belongs in the name
-        return f"clicks max {record['max_clicks']}" + (" ORACLE" if record.get("oracle") else "")
-    if record.get("strategy") == "text":  # concept prompts: nothing sampled from the ground truth
-        return f"zero-shot, text prompts, no ground truth used ({record.get('compose', 'instances')})"
-    return f"zero-shot {record['strategy']}/{record['multimask']}" + (" ORACLE" if record.get("oracle") else "")
+    return stage_of(record["stage"]).label(record)
 
 
 def provenance_of(record: dict) -> dict:
@@ -71,11 +44,8 @@ def provenance_of(record: dict) -> dict:
         "split": record.get("split") or config.get("val_split") or config.get("split"), "model": model_of(record),
         "images": images, "split_images": images, "random_weights": bool(record.get("random_weights")),
         "oracle": bool(record.get("oracle"))})
-    if record["stage"] == "head" and "train_is_val" not in prov:  # recorded before TRAIN=VAL was
-        prov.setdefault("train_split", config.get("train_split"))
-        prov.setdefault("train_images", record.get("train_images"))
-        prov["train_is_val"] = prov["train_split"] is not None and prov["train_split"] == prov["split"]
-    return prov
+    fill = stage_of(record["stage"]).provenance
+    return fill(record, prov) if fill is not None else prov
 
 
 def _train_marks(label: str, prov: dict) -> str:
@@ -100,7 +70,7 @@ def _unique_labels(dirs: list[Path], records: list[dict]) -> list[str]:
     if len(set(models)) > 1:  # SAM beside SAM 2.1 (or two SAM sizes): every column names its model
         base = [f"{m} {x}" for m, x in zip(models, base)]
     if len({p["split"] for p in provs}) > 1:  # a train-split run beside val runs
-        base = [f"{x} on {p['split']}" if r["stage"] != "evaluate" else x for x, p, r in zip(base, provs, records)]
+        base = [f"{x} on {p['split']}" if not stage_of(r["stage"]).label_names_split else x for x, p, r in zip(base, provs, records)]
     base = [f"{x} ({p['images']}/{p['split_images']} img)" if (p.get("images") or 0) < (p.get("split_images") or 0)
             else x for x, p in zip(base, provs)]
     base = [_train_marks(x, p) for x, p in zip(base, provs)]
@@ -113,15 +83,17 @@ def _unique_labels(dirs: list[Path], records: list[dict]) -> list[str]:
     return labels
 
 
-def _load(run_dir: Path) -> tuple[dict, dict[str, dict[str, float]]]:
+def _load(run_dir: Path) -> tuple[RunRecord, dict[str, dict[str, float]]]:
     """(record, {metric: {class: value}}) of one finished run."""
     settle(run_dir)  # a command killed there: the earlier run it was replacing comes back first
-    record = read_record(run_dir)
-    stage = record["stage"]
-    if stage not in STAGES:
-        raise SamcacheError(f"{run_dir} holds a {stage} run; report compares {', '.join(STAGES)} runs")
+    record = RunRecord.read(run_dir)
+    stage = record.stage
+    if stage not in stages():
+        raise SamcacheError(f"{run_dir} holds a {stage} run; report compares {', '.join(stages())} runs")
+    declared = stage_of(stage).metrics
     if record.get("status", "complete") != "complete":
-        hint = f"finish it with `samcache train-head --resume {run_dir}`" if stage == "head" else "re-run it"
+        resume = stage_of(stage).resume
+        hint = f"finish it with `samcache {resume} --resume {run_dir}`" if resume else "re-run it"
         if record.get("status") == "diverged":
             hint = "its training diverged: re-run it with a lower --lr (--overwrite)"
         raise SamcacheError(f"{run_dir} is an unfinished {stage} run ({record.get('status')}); {hint}, "
@@ -129,13 +101,13 @@ def _load(run_dir: Path) -> tuple[dict, dict[str, dict[str, float]]]:
     try:
         summary = read_csv(run_dir / "summary.csv")
         metrics = {metric: {r["class"]: float(r[column]) if r[column] else math.nan for r in summary}
-                   for column, metric in METRICS[stage].items() if summary and column in summary[0]}
+                   for column, metric in declared.items() if summary and column in summary[0]}
         if not metrics:  # an empty or foreign summary.csv: say so rather than show a run without numbers
             raise SamcacheError(f"{run_dir}/summary.csv holds no {stage} results (expected columns class, "
-                                f"{', '.join(METRICS[stage])})")
-        record["classes"] = record.get("classes") or record["config"].get("classes", "seed5")
-        record["seconds"] = float(record["seconds"])
-        record["cache"] = str(record["cache"])
+                                f"{', '.join(declared)})")
+        record.classes = record.classes or record["config"].get("classes", "seed5")
+        record.seconds = float(record["seconds"])
+        record.cache = str(record["cache"])
     except (KeyError, ValueError, TypeError) as exc:
         raise SamcacheError(f"{run_dir}: summary.csv or run.json is incomplete ({type(exc).__name__}: {exc})") from None
     return record, metrics
@@ -146,23 +118,27 @@ def _tables(records, metrics, labels) -> tuple[list[dict], list[tuple]]:
     tidy, tables = [], []
     for cs in dict.fromkeys(r["classes"] for r in records):
         members = [k for k, r in enumerate(records) if r["classes"] == cs]
-        for metric in ("semantic_iou", "prompted_iou"):
+        for metric in COMPARED:
             runs = [k for k in members if metric in metrics[k]]
             if not runs:
                 continue
             classes = list(dict.fromkeys(c for k in runs for c in metrics[k][metric] if c != "mean"))
             rows = [{"class": c, **{labels[k]: metrics[k][metric].get(c, math.nan) for k in runs}}
                     for c in classes + ["mean"]]
-            tables.append((TITLES[metric], cs, [labels[k] for k in runs], rows))
+            tables.append((COMPARED[metric], cs, [labels[k] for k in runs], rows))
             tidy += [{"run": labels[k], "class_set": cs, "class": row["class"], "metric": metric,
                       "value": row[labels[k]]} for row in rows for k in runs]
-        for k in (k for k in members if records[k]["stage"] == "clicks"):
-            per_class = list(metrics[k]["miou@1"])
-            rows = [{"class": c, **{m: metrics[k].get(m, {}).get(c, math.nan) for m in CLICK_METRICS}}
-                    for c in per_class]
-            tables.append((f"Interactive clicks, per object: {labels[k]}", cs, list(CLICK_METRICS), rows))
+        for k in members:  # a stage's metrics that are not compared: the run's own table
+            stage = stage_of(records[k]["stage"])
+            own = stage.own_metrics()
+            present = [m for m in own if m in metrics[k]]
+            if not present:
+                continue
+            rows = [{"class": c, **{m: metrics[k].get(m, {}).get(c, math.nan) for m in own}}
+                    for c in metrics[k][present[0]]]
+            tables.append((f"{stage.table}: {labels[k]}", cs, own, rows))
             tidy += [{"run": labels[k], "class_set": cs, "class": row["class"], "metric": m, "value": row[m]}
-                     for row in rows for m in CLICK_METRICS]
+                     for row in rows for m in own]
     return tidy, tables
 
 
@@ -186,14 +162,17 @@ def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = 
         save_config(cfg, out / "config.yaml")
         write_csv(out / "report.csv", tidy, ["run", "class_set", "class", "metric", "value", *PROVENANCE_COLUMNS,
                                              *TRAIN_COLUMNS])
-        semantic = [t for t in tables if t[0] == TITLES["semantic_iou"]]
+        semantic = [t for t in tables if t[0] == COMPARED["semantic_iou"]]
         title_flag = (RANDOM_WEIGHTS_TITLE_SOME if mixed else RANDOM_WEIGHTS_TITLE) if random_weights else ""
-        bars = _bar_chart(semantic, labels, out / "report_iou.png", title_flag)
+        bars = bar_chart(semantic, labels, out / "report_iou.png", title_flag)
         files = ["report.md", "report.csv", "report_iou.png"]
-        clicks = [(labels[k], d) for k, d in enumerate(dirs) if records[k]["stage"] == "clicks"]
-        if clicks:
-            _click_chart(clicks, out / "report_clicks.png", title_flag)
-            files.append("report_clicks.png")
+        figures = ""
+        for stage in stages().values():  # a stage's own chart of its runs (clicks: mIoU after k clicks)
+            runs = [(labels[k], d) for k, d in enumerate(dirs) if records[k]["stage"] == stage.name]
+            if stage.chart is not None and runs:
+                stage.chart.draw(runs, out / stage.chart.file, title_flag)
+                files.append(stage.chart.file)
+                figures += f"\n![{stage.chart.alt}]({stage.chart.file})\n"
         models = {model_of(r) for r in records}  # several: every column names its model (_unique_labels)
         of_model = f", model {models.pop()}" if len(models) == 1 else ""
         iou_text = "\n\n".join(f"{title}, class set {cs}{of_model}\n" + format_table(_shown(rows), ["class", *cols])
@@ -205,7 +184,7 @@ def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = 
         fileio.write_text(out / "report.md",
             "# samcache report: Phase 1 (zero-shot prompts, clicks) vs Phase 2 (semantic head)\n" + note +
             "\n## Accuracy\n\n```\n" + iou_text + "\n```\n\n![semantic IoU](report_iou.png)\n"
-            + ("\n![clicks](report_clicks.png)\n" if clicks else "") + "\n## Cost\n\nMeasured encoder time: "
+            + figures + "\n## Cost\n\nMeasured encoder time: "
             + enc + ". `seed_reencode_s` is what the seed workflow would spend re-running the encoder for that "
             "stage (zero-shot, clicks and evaluate: once per image; head: every train and val image, every "
             "epoch).\n\n```\n" + cost_text + "\n```\n\nRuns:\n" + "".join(f"- `{d}`: {lab} ({describe(p, lab)})\n"
@@ -223,55 +202,3 @@ def _shown(rows: list[dict]) -> list[dict]:
     """NoC (a mean number of clicks) with 2 decimals; IoUs keep format_table's 4."""
     return [{k: f"{v:.2f}" if k.startswith("noc@") and isinstance(v, float) and math.isfinite(v) else v
              for k, v in row.items()} for row in rows]
-
-
-def _bar_chart(tables: list, labels: list[str], path: Path, flag: str) -> int:
-    """Semantic IoU: one panel per class set, one group per class, one bar per run; returns bars drawn.
-    Every run has its own colour (any number of runs); the legend sits outside the axes."""
-    panels = tables or [("", "none", [], [{"class": "mean"}])]
-    colors = series_colors(len(labels))
-    width_classes = max(len(rows) - 1 for *_, rows in panels) or 1
-    fig_width = min(16.0, max(6.0, 0.35 * width_classes * max(len(cols) for _, _, cols, _ in panels) + 2))
-    fig, axes = plt.subplots(len(panels), 1, squeeze=False, figsize=(fig_width + 3.5, 4 * len(panels)))
-    bars = 0
-    for ax, (_, cs, cols, rows) in zip(axes[:, 0], panels):
-        rows = rows[:-1]  # no bar for the mean
-        width = 0.8 / max(len(cols), 1)
-        for k, col in enumerate(cols):
-            values = [r[col] if math.isfinite(r[col]) else 0.0 for r in rows]
-            drawn = ax.bar([i + (k - (len(cols) - 1) / 2) * width for i in range(len(rows))], values, width,
-                           label=col, color=colors[labels.index(col)])
-            bars += len(drawn)
-        ax.set_xticks(range(len(rows)), [r["class"] for r in rows], rotation=30 if len(rows) > 8 else 0, fontsize=8)
-        ax.set_ylabel("semantic IoU (dataset-level)")
-        ax.set_ylim(0, 1)
-        if cols:
-            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-        ax.set_title(wrap_title(f"Phase 1 vs Phase 2, class set {cs}" + (f"  {flag}" if flag else ""), fig_width),
-                     fontsize=9)
-    fig.tight_layout()
-    fileio.write_with(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png", bbox_inches="tight"))
-    plt.close(fig)
-    return bars
-
-
-def _click_chart(runs: list[tuple[str, Path]], path: Path, flag: str) -> None:
-    """mIoU after k clicks (all objects) of every clicks run; the legend outside the axes."""
-    fig, ax = plt.subplots(figsize=(10, 4))
-    colors = series_colors(len(runs))
-    for k, (label, run_dir) in enumerate(runs):
-        rows = read_csv(run_dir / "per_object.csv")
-        record = read_record(run_dir)
-        curve = miou_curve([{"class": "all", "ious": json.loads(r["ious"])} for r in rows], ["all"],
-                           record["max_clicks"]).get("all", [])
-        ax.plot(range(1, len(curve) + 1), curve, marker="o", markersize=3, label=label, color=colors[k])
-    ax.set_xlabel("clicks")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel("mIoU (all objects)")
-    ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    ax.set_title(wrap_title("Interactive clicks" + (f"  {flag}" if flag else ""), 7), fontsize=9)
-    fig.tight_layout()
-    fileio.write_with(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png", bbox_inches="tight"))
-    plt.close(fig)

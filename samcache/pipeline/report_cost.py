@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from samcache.cache.reader import open_cache
 from samcache.errors import SamcacheError
+from samcache.pipeline.stage_registry import stage_of
 
 
 def encoder_seconds_per_image(cache: str) -> tuple[float | None, list[dict]]:
@@ -31,12 +32,10 @@ def encoder_seconds_per_image(cache: str) -> tuple[float | None, list[dict]]:
 
 
 def images_the_seed_encodes(record: dict) -> int:
-    """Encoder passes the seed workflow needs for this stage: every image, every epoch for the head (each epoch's
-    train images: a resumed run's train set may have grown)."""
-    if record["stage"] == "head":
-        train = record.get("train_images_over_epochs", record["epochs"] * record["train_images"])
-        return train + record["epochs"] * record["val_images"]
-    return int(record.get("images", 0))
+    """Encoder passes the seed workflow needs for this stage: every image, unless the stage declares otherwise
+    (the head: every train and val image, every epoch)."""
+    count = stage_of(record["stage"]).seed_images
+    return count(record) if count is not None else int(record.get("images", 0))
 
 
 def cost_rows(records: list[dict], labels: list[str]) -> tuple[list[dict], dict[str, float | None]]:

@@ -17,9 +17,7 @@ A folder is a samcache run when it holds ``run.json``; the record lists the file
 from __future__ import annotations
 
 import contextlib
-import datetime
 import os
-import sys
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -32,10 +30,10 @@ from filelock import FileLock, Timeout
 
 from samcache import fileio
 from samcache.errors import SamcacheError, SamcacheWarning
-from samcache.pipeline.runs import RUN_RECORD, read_record, write_record
+from samcache.pipeline.run_log import LOG, log_line, logging_to
+from samcache.pipeline.run_checks import check_out, check_overlap
+from samcache.pipeline.runs import RUN_RECORD, SET_ASIDE, RunRecord, read_record, write_record
 
-LOG = "run.log"
-SET_ASIDE = ".samcache-replaced"  # the replaced run's files, until the new run has a first result
 # outputs of runs recorded before run.json listed them: top-level names, and patterns below
 LEGACY_FILES = {"run.json", "config.yaml", "summary.csv", "detailed_results.csv", "metrics.csv", "per_object.csv",
                 "curve.png", "report.md", "report.csv", "report_iou.png", "report_clicks.png"}
@@ -49,11 +47,6 @@ def files_in(path: Path) -> set[str]:
         return set()
     return {str(p.relative_to(path)) for p in path.rglob("*")
             if p.is_file() and SET_ASIDE not in p.relative_to(path).parts}
-
-
-def _inside(child: Path, parent: Path) -> bool:
-    child, parent = Path(os.path.realpath(child)), Path(os.path.realpath(parent))
-    return child == parent or parent in child.parents
 
 
 def enclosing_run(path: str | Path) -> Path | None:
@@ -73,18 +66,15 @@ class RunFolder:
 
     def log(self, message: str) -> None:
         """One timestamped line appended to ``run.log`` (the run's own history: command, warnings, epochs, end)."""
-        try:
-            with open(self.path / LOG, "a") as f:
-                f.write(f"{datetime.datetime.now().astimezone().isoformat(timespec='seconds')}  {message}\n")
-        except OSError:
-            pass  # a log line never costs a run its results
+        log_line(self.path, message)
 
     def outputs(self) -> list[str]:
         present = files_in(self.path)  # a resumed head run's --keep may have removed earlier checkpoints
         return sorted((present - self.before) | (self.earlier_outputs & present) | {RUN_RECORD})
 
-    def record(self, record: dict) -> None:
+    def record(self, record: dict | RunRecord) -> None:
         """Write run.json with the list of files this run wrote (what --overwrite may remove later)."""
+        record = record.to_json() if isinstance(record, RunRecord) else record
         self.log(f"status {record.get('status')}" + (f", epochs done {record['epochs_done']}"
                                                       if record.get("epochs_done") else ""))
         write_record(self.path, {**record, "outputs": self.outputs()})
@@ -221,88 +211,6 @@ def settle(path: str | Path) -> None:
 
 
 @contextlib.contextmanager
-def _logging(folder: RunFolder, overwrite: bool = False, resumed: bool = False) -> Iterator[None]:
-    """run.log: the command line and samcache version, every warning, and how the command ended."""
-    from samcache import __version__
-
-    verb = "resumed" if resumed else ("started (--overwrite)" if overwrite else "started")
-    folder.log(f"{folder.stage} {verb}: samcache {__version__}, python {sys.version.split()[0]}, "
-               f"cwd {os.getcwd()}, command: {' '.join(sys.argv)}")
-    shown = warnings.showwarning
-
-    def show(message, category, *args, **kwargs):
-        folder.log(f"warning: {message}")
-        return shown(message, category, *args, **kwargs)
-
-    warnings.showwarning = show
-    try:
-        yield
-    except KeyboardInterrupt:
-        folder.log("interrupted")
-        raise
-    except BaseException as exc:
-        folder.log(f"error: {exc}")
-        raise
-    finally:
-        warnings.showwarning = shown
-
-
-def _interrupted(record: dict, path: Path) -> str:
-    """How a record left by a killed command reads to the user ('' for a finished run)."""
-    if record.get("status") != "running":
-        return ""
-    done = record.get("epochs_done")
-    if record.get("stage") == "head" and done:
-        return f"after epoch {done}: continue it with --resume {path}, or pass --overwrite to replace it"
-    return "before it finished (it cannot resume): pass --overwrite to replace it"
-
-
-def _check_overlap(path: Path, reads: list[str | Path]) -> None:
-    """Before the folder lock: a refused --out inside a cache must not leave a lock file in it. Nor may a run
-    land inside the dataset a cache was extracted from (samcache writes nothing there)."""
-    for source in reads:
-        if source and Path(source).exists() and (_inside(path, source) or _inside(source, path)):
-            raise SamcacheError(f"--out {path} overlaps {source}, which this command reads; choose another --out")
-        for split, data in _data_roots(source):
-            if _inside(path, data):
-                raise SamcacheError(f"--out {path} lies inside the dataset {data} (split {split} of {source} was "
-                                    f"extracted from it); samcache writes nothing there: choose another --out")
-
-
-def _data_roots(source) -> list[tuple[str, Path]]:
-    """(split, data root) of every split of ``source`` when it is a samcache cache (else nothing)."""
-    from samcache.cache.reader import open_cache
-
-    try:
-        cache = open_cache(str(source))
-        roots = [(name, cache.root[name].attrs.get("data_root")) for name in cache.splits]
-    except Exception:  # not a cache (a run folder, a checkpoint): nothing to add
-        return []
-    return [(name, Path(root)) for name, root in roots if root and Path(root).is_dir()]
-
-
-def _check(path: Path, stage: str, overwrite: bool) -> None:
-    if path.is_file():
-        raise SamcacheError(f"--out {path} is a file")
-    if not path.is_dir() or not any(p for p in path.iterdir() if p.name != SET_ASIDE):
-        return
-    if not (path / RUN_RECORD).is_file():
-        raise SamcacheError(f"--out {path} is not empty and is not a samcache run folder; choose a new or empty "
-                            f"folder")
-    if not overwrite:
-        try:
-            record = read_record(path)
-            held = record["stage"]
-        except SamcacheError:
-            record, held = {}, "(damaged record)"
-        interrupted = _interrupted(record, path)
-        if interrupted:
-            raise SamcacheError(f"--out {path} holds a samcache {held} run that was interrupted {interrupted}")
-        more = f", or --resume {path} to continue it" if held == "head" and stage == "head" else ""
-        raise SamcacheError(f"--out {path} already holds a samcache {held} run; pass --overwrite to replace it{more}")
-
-
-@contextlib.contextmanager
 def run_folder(path: str | Path, stage: str, overwrite: bool = False, started: str = "",
                reads: list[str | Path] = ()) -> Iterator[RunFolder]:
     """Create (or take over) a run folder; undo everything if the body fails before ``commit()``.
@@ -310,10 +218,10 @@ def run_folder(path: str | Path, stage: str, overwrite: bool = False, started: s
     ``reads``: the caches, runs or checkpoints the command reads; --out may not overlap them.
     """
     path = Path(path)
-    _check_overlap(path, list(reads))
+    check_overlap(path, list(reads))
     with folder_lock(path):
         recover(path)
-        _check(path, stage, overwrite)
+        check_out(path, stage, overwrite)
         created = not path.exists()
         try:
             path.mkdir(parents=True, exist_ok=True)
@@ -327,7 +235,7 @@ def run_folder(path: str | Path, stage: str, overwrite: bool = False, started: s
             _undo(path, created, set())
             raise SamcacheError(f"cannot write the run folder {path}: {exc.strerror or exc}") from None
         try:
-            with _logging(folder, overwrite):
+            with logging_to(folder, overwrite):
                 yield folder
         except BaseException:
             if not folder.committed:
@@ -371,5 +279,5 @@ def _resumed(path: Path, stage: str) -> Iterator[RunFolder]:
     current = files_in(path)
     folder = RunFolder(path, stage, created=False, before=current - earlier, committed=True,
                        earlier_outputs=(earlier & current) | ({LOG} & current))
-    with _logging(folder, resumed=True):
+    with logging_to(folder, resumed=True):
         yield folder

@@ -14,7 +14,6 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch.nn import functional as F
@@ -24,24 +23,24 @@ from samcache.cache.reader import Cache, CacheSplit, open_cache
 from samcache.cache.schema import FINGERPRINT_ATTR
 from samcache.data.labels import IGNORE, get_class_set
 from samcache.errors import Interrupted, SamcacheError
-from samcache.evaluation.datasets import CacheHeadDataset
 from samcache.evaluation.heads import EvalOutputs, check_fingerprint, evaluate, summary_rows
 from samcache.evaluation.metrics import class_ious
-from samcache.evaluation.training_data import choose_preload, iterate, preload, preload_bytes
-from samcache.features.device import PASSES, autocast, configure_matmul, describe_device, resolve_device
+from samcache.evaluation.training_data import iterate
+from samcache.features.device import autocast, configure_matmul, describe_device, resolve_device
 from samcache.features.frames import to_frame
-from samcache.features.head import build_head, head_features
+from samcache.features.head import build_head
 from samcache.messages import INTERRUPT_ADVICE, random_weights_suffix
-from samcache.pipeline.config import new_run_dir, now_iso, save_config
+from samcache.pipeline.config import new_run_dir, now_iso
 from samcache.pipeline.configs import HeadConfig
 from samcache.pipeline.head_checkpoints import (CheckpointWriter, best_epoch, check_train_set, checkpoint_path,
                                                 last_good_checkpoint, saved_epochs, train_grew)
+from samcache.pipeline.head_data import HeadData, load_data
 from samcache.pipeline.head_sessions import Session, earlier_sessions, totals
 from samcache.pipeline.provenance import COLUMNS as PROVENANCE_COLUMNS
 from samcache.pipeline.provenance import TRAIN_COLUMNS, provenance, training, warn_subset, warn_train_is_val
 from samcache.pipeline.provenance import with_columns
-from samcache.pipeline.run_folder import resumed_folder, run_folder
-from samcache.pipeline.runs import read_csv, read_record, write_csv
+from samcache.pipeline.runs import RunRecord, read_csv, read_record, write_csv
+from samcache.pipeline.stage import run_stage
 
 SUMMARY_COLUMNS = ["class", "iou", "epoch"] + PROVENANCE_COLUMNS + TRAIN_COLUMNS  # epoch: the one the IoUs are of
 
@@ -51,25 +50,6 @@ def _finished(run_dir: Path) -> bool:
         return read_record(run_dir).get("status") == "complete"
     except SamcacheError:
         return False
-
-
-@dataclass
-class HeadData:
-    """What training reads: the train split (its fingerprint goes into checkpoints), both datasets, and the
-    preloaded tensors (None when streamed through DataLoader workers); ``train_info``: what every epoch and
-    checkpoint records of the train set (split, images used, images the split holds, their ids)."""
-
-    train: CacheSplit
-    train_ds: CacheHeadDataset
-    val_ds: CacheHeadDataset
-    train_mem: tuple | None
-    val_mem: tuple | None
-    preload: str
-    train_info: dict = field(default_factory=dict)
-
-    def epoch_columns(self) -> dict:
-        """The train set of one epoch, as metrics.csv columns."""
-        return {"train_" + k: self.train_info[k] for k in ("split", "images", "split_images")}
 
 
 @dataclass
@@ -92,34 +72,6 @@ class HeadResult:
     per_class: dict[str, float]
     miou: float
     train_seconds: float
-
-
-def _load_data(cfg: HeadConfig, class_set, device,
-               check: Callable[[CacheSplit, dict], None] | None = None) -> HeadData:
-    """``check(train split, train_info)``: a resume's checks, before anything is preloaded."""
-    cache = open_cache(cfg.cache)
-    train, val = cache.split(cfg.train_split), cache.split(cfg.val_split)
-    if not train.fingerprint.same_model(val.fingerprint):
-        raise SamcacheError(f"splits {train.name} ({train.fingerprint.describe()}) and {val.name} "
-                            f"({val.fingerprint.describe()}) of {cfg.cache} come from different models")
-    train_rows = train.require_complete()[: cfg.limit]
-    ids = train.image_ids
-    info = {"split": train.name, "images": len(train_rows),
-            "split_images": provenance(train, len(train_rows), False)["split_images"],
-            "image_ids": [ids[r] for r in train_rows]}
-    if check is not None:
-        check(train, info)
-    names = head_features(cfg.head, cache.feature_shapes, cache.main_feature)
-    train_ds = CacheHeadDataset(cfg.cache, cfg.train_split, class_set, train_rows, mode="train", features=names)
-    val_ds = CacheHeadDataset(cfg.cache, cfg.val_split, class_set, mode="eval", features=names)
-    nbytes = preload_bytes(train, train_rows, "train", names) + preload_bytes(val, val_ds.rows, "eval", names)
-    mode = choose_preload(cfg.preload, nbytes, device)
-    if mode == "gpu" and device.type != "cuda":
-        raise SamcacheError("preload 'gpu' needs a CUDA device")
-    where = device if mode == "gpu" else torch.device("cpu")
-    train_mem = preload(train_ds, where) if mode != "off" else None
-    val_mem = preload(val_ds, where) if mode != "off" else None
-    return HeadData(train, train_ds, val_ds, train_mem, val_mem, mode, info)
 
 
 def _new_state(cfg: HeadConfig, class_set, data: HeadData, device) -> HeadState:
@@ -152,7 +104,7 @@ def fit_head(cache, train: CacheSplit | str = "train", val: CacheSplit | str = "
         device = resolve_device(cfg.device)
         configure_matmul(device, cfg.precision)
         class_set = get_class_set(cfg.classes)
-        data = _load_data(cfg, class_set, device)
+        data = load_data(cfg, class_set, device)
         result = _train(cfg, class_set, data, _new_state(cfg, class_set, data, device), device, None, progress)
     setattr(result.model, FINGERPRINT_ATTR, opened.split(train).fingerprint)
     return result.model.eval(), result.history
@@ -167,7 +119,7 @@ def _train_in_folder(cfg: HeadConfig, progress: bool) -> tuple[dict, HeadResult]
     device = resolve_device(cfg.device)
     configure_matmul(device, cfg.precision)
     class_set = get_class_set(cfg.classes)
-    session, passes = Session(now_iso(), time.perf_counter()), PASSES["images"]
+    session = Session(now_iso(), time.perf_counter())
     if cfg.resume:
         out = Path(cfg.resume)
         ckpt, ckpt_path = last_good_checkpoint(out)
@@ -175,18 +127,18 @@ def _train_in_folder(cfg: HeadConfig, progress: bool) -> tuple[dict, HeadResult]
             raise SamcacheError(f"--epochs {cfg.epochs} is fewer than the {ckpt['epoch']} epochs already run in {out}")
         if cfg.epochs == ckpt["epoch"] and _finished(out):  # nothing to train: leave its results as they are
             raise SamcacheError(f"{out} has finished all {cfg.epochs} epochs; pass a larger --epochs to train on")
-        folder = resumed_folder(out, "head")
     else:
         out, ckpt = Path(cfg.out or new_run_dir("head")), None
-        folder = run_folder(out, "head", cfg.overwrite, session.started, reads=[cfg.cache])
 
     def same_training(train: CacheSplit, info: dict) -> None:  # a resume trains on what its epochs so far did
         check_fingerprint(ckpt["fingerprint"], train, ckpt_path)
         check_train_set(ckpt, info["image_ids"], train.name, bool(cfg.allow_train_growth), out)
 
-    with folder as run:
-        data = _load_data(cfg, class_set, device, same_training if ckpt is not None else None)
-        save_config(cfg, out / "config.yaml", device=device)  # after a resume's checks: a refused one changes nothing
+    with run_stage("head", cfg, out, [cfg.cache], device=device, resume=bool(cfg.resume), config_now=False,
+                   since=(session.started, session.t0)) as stage:
+        run = stage.folder
+        data = load_data(cfg, class_set, device, same_training if ckpt is not None else None)
+        stage.save_config()  # after a resume's checks: a refused one changes nothing
         warn_subset(provenance(data.train, len(data.train_ds), False), "train-head")
         if cfg.train_split == cfg.val_split:
             warn_train_is_val(cfg.val_split, "train-head")
@@ -209,16 +161,14 @@ def _train_in_folder(cfg: HeadConfig, progress: bool) -> tuple[dict, HeadResult]
             advice = (INTERRUPT_ADVICE["train-head-kept"].format(kept=kept, out=out) if run.committed and done
                       else INTERRUPT_ADVICE["train-head-none"])
             raise Interrupted(advice, getattr(exc, "exit_code", 130)) from None
-        record = {**_record(cfg, data, state, result, out, device, PASSES["images"] - passes),
-                  "checkpoints": [checkpoint_path(out, e).name for e in saved_epochs(out)]}
-        write_csv(out / "summary.csv", with_columns(record["summary"], {**record["provenance"], "epoch": cfg.epochs},
+        record = _record(cfg, data, state, result, device)
+        record.fields["checkpoints"] = [checkpoint_path(out, e).name for e in saved_epochs(out)]
+        write_csv(out / "summary.csv", with_columns(record.summary, {**record.provenance, "epoch": cfg.epochs},
                                                    SUMMARY_COLUMNS[2:]), SUMMARY_COLUMNS)
-        run.record(record)
-    return record, result
+        return stage.finish(record, commit=False), result  # committed by its first checkpoint
 
 
-def _record(cfg: HeadConfig, data: HeadData, state: HeadState, result: HeadResult, out: Path, device,
-            passes: int) -> dict:
+def _record(cfg: HeadConfig, data: HeadData, state: HeadState, result: HeadResult, device) -> RunRecord:
     """run.json of a finished run: the IoUs are the last epoch's; the best epoch, the train set (every epoch's,
     and whether it is the val split) and the time of every session are named beside them."""
     fp, history = data.train.fingerprint, result.history
@@ -229,15 +179,16 @@ def _record(cfg: HeadConfig, data: HeadData, state: HeadState, result: HeadResul
     sessions = state.session.all(cfg.epochs)
     trained = sum(int(r.get("train_images") or len(data.train_ds)) for r in history)
     started = sessions[0].get("started") or state.session.started  # an estimated first session may not know
-    return {"stage": "head", "status": "complete", "started": started, **totals(sessions), "sessions": sessions,
+    return RunRecord.from_json({
+            "stage": "head", "status": "complete", "started": started, **totals(sessions), "sessions": sessions,
             "epochs": cfg.epochs, "epoch": cfg.epochs,
             "best_epoch": best[0] if best else None, "best_miou": best[1] if best else None, "keep": cfg.keep,
             "epochs_run": cfg.epochs - state.start_epoch + 1, "train_split": data.train.name,
             "train_images": len(data.train_ds), "train_images_over_epochs": trained, "val_images": len(data.val_ds),
             "preload": data.preload, "classes": cfg.classes, "cache": cfg.cache, "device": describe_device(device),
-            "fingerprint": fp.describe(), "random_weights": fp.random_weights, "encoder_passes": passes,
-            "miou": result.miou, "summary": summary_rows(result.per_class, result.miou), "config": cfg.dump(),
-            "provenance": prov, "out": str(out)}
+            "fingerprint": fp.describe(), "random_weights": fp.random_weights, "encoder_passes": None,
+            "miou": result.miou, "summary": summary_rows(result.per_class, result.miou), "config": None,
+            "provenance": prov, "out": None})  # None: filled in by the skeleton, in this place
 
 
 def _diverged(cfg: HeadConfig, epoch: int, train_loss: float, checkpoints: "CheckpointWriter | None",

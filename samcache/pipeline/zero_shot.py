@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
-import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,52 +27,27 @@ from samcache.evaluation.metrics import (IoUAccumulator, class_ious, compose_by_
                                          masked_counts)
 from samcache.evaluation.predictions import save_prediction
 from samcache.evaluation.visualize import save_overlay, source_image
-from samcache.evaluation.decoding import Decoder, Decoding, device_features, open_decoding
+from samcache.evaluation.decoding import Decoder, Decoding, Placed, device_features, open_decoding
 from samcache.features.decoder import pick_by_score
-from samcache.features.device import PASSES
 from samcache.evaluation.device_prompts import DEVICE_STRATEGIES, device_image_prompts
 from samcache.evaluation.prompts import image_prompts
 from samcache.messages import RANDOM_WEIGHTS_NOTE, random_weights_suffix
-from samcache.pipeline.config import new_run_dir, now_iso, save_config
+from samcache.pipeline.config import new_run_dir
 from samcache.pipeline.configs import ZeroShotConfig
 from samcache.pipeline.provenance import COLUMNS as PROVENANCE_COLUMNS
-from samcache.pipeline.provenance import decoding_provenance, nothing_to_score, warn_subset, with_columns
-from samcache.pipeline.run_folder import run_folder
+from samcache.pipeline.provenance import decoding_provenance, nothing_to_score, with_columns
+from samcache.pipeline.stage import decoding_record, run_stage
 from samcache.pipeline.runs import DETAIL_COLUMNS, format_table, write_csv
 from samcache.procs import check_interrupt, worker_init_fn
 
 SUMMARY_COLUMNS = ["class", "iou_semantic", "iou_mean_over_images", "iou_dataset"]
 
 
-def _prompt_tensors(dec: Decoder, prompts: list, sizes: list[tuple], image: list[int], device: torch.device):
-    """Points/labels/boxes of same-shaped prompts, in the family's input frame, on the device."""
-    coords = labels = boxes = None
-    if len(prompts[0].points):
-        coords = torch.as_tensor(np.stack([dec.to_frame(p.points, sizes[i]) for p, i in zip(prompts, image)]),
-                                 dtype=torch.float, device=device)
-        labels = torch.as_tensor(np.stack([p.point_labels for p in prompts]), dtype=torch.int, device=device)
-    if prompts[0].box is not None:
-        boxes = torch.as_tensor(np.stack([dec.to_frame(p.box.reshape(2, 2), sizes[i]).reshape(4)
-                                          for p, i in zip(prompts, image)]), dtype=torch.float, device=device)
-    return coords, labels, boxes
-
-
 def decode_batch(dec: Decoder, features: dict[str, torch.Tensor], entries: list[tuple[int, int, object]],
                  sizes: list[tuple], multimask: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Low-res logits (P,C,r,r) and scores (P,C) for every entry (image, class, prompt), in entry order."""
-    device = next(iter(features.values())).device
-    groups: dict[tuple, list[int]] = {}
-    for k, (_, _, prompt) in enumerate(entries):
-        groups.setdefault(prompt.key(), []).append(k)
-    logits, scores, order = [], [], []
-    for members in groups.values():
-        image = [entries[k][0] for k in members]
-        coords, labels, boxes = _prompt_tensors(dec, [entries[k][2] for k in members], sizes, image, device)
-        lg, sc = dec.decode(features, torch.tensor(image, device=device), coords, labels, boxes, multimask)
-        logits.append(lg), scores.append(sc), order.extend(members)
-    inverse = torch.empty(len(order), dtype=torch.long, device=device)
-    inverse[torch.tensor(order, device=device)] = torch.arange(len(order), device=device)
-    return torch.cat(logits)[inverse], torch.cat(scores)[inverse]
+    return dec.decode_in_order(features, [Placed(i, sizes[i], p.points if len(p.points) else None, p.point_labels,
+                                                 p.box, None, multimask) for i, _, p in entries])
 
 
 def choose_masks(dec: Decoder, logits: torch.Tensor, scores: torch.Tensor, mode: str, targets: torch.Tensor,
@@ -101,16 +76,13 @@ def run_zero_shot(cfg: ZeroShotConfig, progress: bool = True) -> dict:
         return run_text_zero_shot(cfg, progress)
     d = open_decoding(cfg)
     cfg, class_set = d.cfg, d.class_set
-    started, t0, passes = now_iso(), time.perf_counter(), PASSES["images"]
     out = Path(cfg.out) if cfg.out else new_run_dir(f"zero-shot-{cfg.prompt}-{cfg.multimask}")
     prov = decoding_provenance(d, cfg.multimask == "oracle")
-    with run_folder(out, "zero-shot", cfg.overwrite, started, reads=[cfg.cache]) as folder:
-        warn_subset(prov, "zero-shot")  # after the folder exists: run.log keeps it too
-        save_config(cfg, out / "config.yaml", device=d.device)
+    with run_stage("zero-shot", cfg, out, [cfg.cache], device=d.device, prov=prov) as run:
         result = _decode_split(d, out, progress)
         if not result["prompts"]:  # an empty table would read as a result
             raise nothing_to_score(d) or SamcacheError(f"no prompt in the {len(d.rows)} image(s) of split {cfg.split}")
-        seconds = time.perf_counter() - t0
+        seconds = run.seconds()
         semantic, semantic_miou = class_ious(result["confusion"], class_set)
         summary = result["prompted"].summary([class_set.class_names[c] for c in class_set.eval_indices])
         for row in summary:
@@ -118,13 +90,10 @@ def run_zero_shot(cfg: ZeroShotConfig, progress: bool = True) -> dict:
         write_csv(out / "detailed_results.csv", result["details"], DETAIL_COLUMNS)
         write_csv(out / "summary.csv", with_columns(summary, prov), SUMMARY_COLUMNS + PROVENANCE_COLUMNS)
         n_prompts = result["prompts"]
-        record = {**d.record("zero-shot", started, seconds, passes, out),
-                  "prompts": n_prompts, "prompts_per_s": n_prompts / seconds if seconds else 0.0,
-                  "strategy": cfg.prompt, "multimask": cfg.multimask, "oracle": cfg.multimask == "oracle",
-                  "miou_semantic": semantic_miou, "summary": summary, "provenance": prov}
-        folder.record(record)
-        folder.commit()
-    return record
+        return run.finish(decoding_record(
+            d, "zero-shot", seconds, prompts=n_prompts, prompts_per_s=n_prompts / seconds if seconds else 0.0,
+            strategy=cfg.prompt, multimask=cfg.multimask, oracle=cfg.multimask == "oracle",
+            miou_semantic=semantic_miou, summary=summary, provenance=prov))
 
 
 def sample_on_device(cfg: ZeroShotConfig, device: torch.device) -> bool:
@@ -148,11 +117,10 @@ def _loader(cfg: ZeroShotConfig, class_set: ClassSet, rows: list[int], per_batch
 def _decode_split(d: Decoding, out: Path, progress: bool) -> dict:
     """Every image's prompts decoded, masks chosen and scored on the device; one host copy per batch."""
     cfg, class_set, split, rows, dec, device = d.cfg, d.class_set, d.split, d.rows, d.decoder, d.device
-    random_weights = d.weights.random
     per_batch = cfg.images_per_batch or (8 if device.type == "cuda" else 1)
     n, none = class_set.num_classes, class_set.num_classes  # the extra prediction column: unlabeled
     confusion = torch.zeros((n, n + 1), dtype=torch.int64, device=device)
-    prompted, details, n_prompts, shown = IoUAccumulator(), [], 0, 0
+    outputs, n_prompts = ImageOutputs(d, out), 0
     bar = tqdm(total=len(rows), unit="img", desc=f"zero-shot {cfg.prompt}/{cfg.multimask}", disable=not progress)
     on_device = sample_on_device(cfg, device)
     for items in _loader(cfg, class_set, rows, per_batch, device):
@@ -188,45 +156,56 @@ def _decode_split(d: Decoding, out: Path, progress: bool) -> dict:
                 inter, union = masked_counts(union_mask, (class_map == c)[None], valid)
                 counts.append(torch.stack([inter[0].double(), union[0].double(), chosen[classes == c].double().mean()]))
                 rows_out.append((it, c, [entries[k][2] for k in mine if entries[k][1] == c]))
-            shown = _outputs(cfg, class_set, split, it, label_map, [entries[k][2] for k in mine], out, shown,
-                             random_weights)
+            outputs.save(it, label_map, [entries[k][2] for k in mine])
         for (it, c, prompts), (inter, union, score) in zip(rows_out, torch.stack(counts).tolist() if counts else []):
-            details.append(_detail(cfg, class_set, split, it, c, prompts, int(inter), int(union), score, prompted))
+            outputs.detail(it, c, prompts, int(inter), int(union), score)
         bar.update(len(items))
     bar.close()
-    return {"prompted": prompted, "details": details, "prompts": n_prompts, "confusion": confusion.cpu().numpy()}
+    return {"prompted": outputs.prompted, "details": outputs.details, "prompts": n_prompts,
+            "confusion": confusion.cpu().numpy()}
 
 
-def _detail(cfg, class_set, split, it: PromptItem, c: int, prompts, inter: int, union: int, score: float,
-            prompted: IoUAccumulator) -> dict:
-    boxes = [p.box.astype(int).tolist() for p in prompts if p.box is not None]
-    iou = prompted.add(class_set.class_names[c], inter, union)
-    return {"image_id": split.image_ids[it.row], "class": class_set.class_names[c], "strategy": cfg.prompt,
+@dataclass
+class ImageOutputs:
+    """What a zero-shot run writes of each image: its detailed_results.csv rows (``details``, IoUs accumulated in
+    ``prompted``), and its saved prediction and overlay (the only per-image host copies)."""
+
+    d: Decoding
+    out: Path
+    prompted: IoUAccumulator = field(default_factory=IoUAccumulator)
+    details: list[dict] = field(default_factory=list)
+    shown: int = 0  # overlays saved so far
+
+    def detail(self, it: PromptItem, c: int, prompts, inter: int, union: int, score: float) -> None:
+        cfg, class_set = self.d.cfg, self.d.class_set
+        boxes = [p.box.astype(int).tolist() for p in prompts if p.box is not None]
+        iou = self.prompted.add(class_set.class_names[c], inter, union)
+        self.details.append({
+            "image_id": self.d.split.image_ids[it.row], "class": class_set.class_names[c], "strategy": cfg.prompt,
             "multimask": cfg.multimask,
             "points": json.dumps(np.concatenate([p.points for p in prompts]).astype(int).tolist()),
             "point_labels": json.dumps(np.concatenate([p.point_labels for p in prompts]).astype(int).tolist()),
             "box": json.dumps(boxes[0]) if len(boxes) == 1 else "", "score": score, "iou": iou,
-            "intersection": inter, "union": union}
+            "intersection": inter, "union": union})
 
-
-def _outputs(cfg, class_set, split, it: PromptItem, label_map: torch.Tensor, prompts, out: Path, shown: int,
-             random_weights: bool) -> int:
-    """Saved predictions and overlays: the only per-image host copies."""
-    image_id = split.image_ids[it.row]
-    if cfg.save_predictions or shown < cfg.visualize:
+    def save(self, it: PromptItem, label_map: torch.Tensor, prompts) -> None:
+        """Saved predictions and overlays."""
+        cfg, class_set, split = self.d.cfg, self.d.class_set, self.d.split
+        image_id = split.image_ids[it.row]
+        if not (cfg.save_predictions or self.shown < cfg.visualize):
+            return
         pred = label_map.cpu().numpy()
         pred_map = np.where(pred == class_set.num_classes, IGNORE, pred).astype(np.uint8)
         if cfg.save_predictions:
-            save_prediction(out / "predictions", image_id, class_set.to_label_ids(pred_map))
-        if shown < cfg.visualize:
+            save_prediction(self.out / "predictions", image_id, class_set.to_label_ids(pred_map))
+        if self.shown < cfg.visualize:
             label = cfg.multimask + (" (ORACLE: best of 3 against ground truth)" if cfg.multimask == "oracle" else "")
-            save_overlay(out / "visualizations" / f"{image_id}.png",
+            save_overlay(self.out / "visualizations" / f"{image_id}.png",
                          source_image(split.attrs.get("data_root"), cfg.split, image_id), it.class_map, pred_map,
                          class_set, f"{image_id}  prompt={cfg.prompt}  multimask={label}"
-                         + random_weights_suffix(random_weights),
+                         + random_weights_suffix(self.d.weights.random),
                          [(p.points, p.point_labels) for p in prompts], [p.box for p in prompts if p.box is not None])
-            shown += 1
-    return shown
+            self.shown += 1
 
 
 def summary_table(record: dict) -> str:

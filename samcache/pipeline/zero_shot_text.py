@@ -11,7 +11,6 @@ misses); no prompt coordinates and no score (a class's pixels may come from seve
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -28,17 +27,17 @@ from samcache.evaluation.instance_results import write_instances
 from samcache.evaluation.metrics import class_ious, confusion_matrix_torch
 from samcache.evaluation.predictions import save_prediction
 from samcache.evaluation.visualize import save_overlay, source_image
-from samcache.features.device import PASSES
 from samcache.fileio import write_text
 from samcache.messages import random_weights_suffix
-from samcache.pipeline.config import new_run_dir, now_iso, save_config
+from samcache.pipeline.config import new_run_dir
 from samcache.pipeline.provenance import COLUMNS as PROVENANCE_COLUMNS
-from samcache.pipeline.provenance import decoding_provenance, warn_subset, with_columns
-from samcache.pipeline.run_folder import run_folder
+from samcache.pipeline.provenance import decoding_provenance, with_columns
+from samcache.pipeline.stage import decoding_record, run_stage
+from samcache.pipeline.stage_registry import TEXT_LABEL
 from samcache.pipeline.runs import DETAIL_COLUMNS, write_csv
 from samcache.procs import check_interrupt
 
-LABEL = "zero-shot, text prompts, no ground truth used"
+LABEL = TEXT_LABEL  # recorded in run.json; the report's label adds the composition
 SUMMARY_COLUMNS = ["class", "iou_semantic", "phrases"]
 
 
@@ -66,30 +65,25 @@ def run_text_zero_shot(cfg, progress: bool = True) -> dict:
         raise SamcacheError(f"--prompt text needs a SAM 3 cache; {cfg.cache} holds "
                            f"{d.split.fingerprint.model_type} features")
     cfg, class_set = d.cfg, d.class_set
-    started, t0, passes = now_iso(), time.perf_counter(), PASSES["images"]
     out = Path(cfg.out) if cfg.out else new_run_dir(f"zero-shot-text-{cfg.compose}")
     prov = decoding_provenance(d, oracle=False)
-    with run_folder(out, "zero-shot", cfg.overwrite, started, reads=[cfg.cache]) as folder:
-        warn_subset(prov, "zero-shot")  # after the folder exists: run.log keeps it too
-        save_config(cfg, out / "config.yaml")
+    with run_stage("zero-shot", cfg, out, [cfg.cache], prov=prov) as run:
         write_text(out / "phrases.yaml", yaml.safe_dump(phrases.as_config(class_set), sort_keys=False))
         confusion, listed, details = _decode_split(d, phrases, rules, out, progress)
-        seconds = time.perf_counter() - t0
+        seconds = run.seconds()
         semantic, miou = class_ious(confusion, class_set)
         names = phrases.as_config(class_set)
         summary = [{"class": name, "iou_semantic": semantic.get(name, np.nan), "phrases": "; ".join(names[name])}
                    for name in names] + [{"class": "mean", "iou_semantic": miou, "phrases": ""}]
         write_csv(out / "detailed_results.csv", details, DETAIL_COLUMNS)
         write_csv(out / "summary.csv", with_columns(summary, prov), SUMMARY_COLUMNS + PROVENANCE_COLUMNS)
-        record = {**d.record("zero-shot", started, seconds, passes, out), "strategy": "text", "multimask": cfg.compose,
-                  "oracle": False, "label": LABEL, "ground_truth_used": False, "compose": cfg.compose,
-                  "prompts": len(d.rows) * len(phrases.prompts()), "miou_semantic": miou, "summary": summary,
-                  "provenance": prov, "instance_threshold": cfg.instance_threshold if cfg.save_instances else None,
-                  "instances_listed": listed if cfg.save_instances else None}
-        record["prompts_per_s"] = record["prompts"] / seconds if seconds else 0.0
-        folder.record(record)
-        folder.commit()
-    return record
+        prompts = len(d.rows) * len(phrases.prompts())
+        return run.finish(decoding_record(
+            d, "zero-shot", seconds, strategy="text", multimask=cfg.compose, oracle=False, label=LABEL,
+            ground_truth_used=False, compose=cfg.compose, prompts=prompts, miou_semantic=miou, summary=summary,
+            provenance=prov, instance_threshold=cfg.instance_threshold if cfg.save_instances else None,
+            instances_listed=listed if cfg.save_instances else None,
+            prompts_per_s=prompts / seconds if seconds else 0.0))
 
 
 def _decode_split(d, phrases, rules, out: Path, progress: bool) -> tuple[np.ndarray, int, list[dict]]:
