@@ -12,7 +12,7 @@ import torch
 
 from samcache.cache.reader import open_cache
 from samcache.cache.schema import Fingerprint
-from samcache.cache.writer import prepare_split, write_image
+from samcache.cache.writer import SplitPlan, prepare_split, write_image
 from samcache.data.cityscapes import list_images
 from samcache.data.synth import write_synthetic
 from samcache.features.sam1.build import build_random_sam
@@ -68,8 +68,8 @@ def replicated_cache(source: Path, target: Path, train: int, val: int, source_ro
     shutil.rmtree(target, ignore_errors=True)
     for split, n in (("train", train), ("val", val)):
         ids = [f"bench_{k:06d}_000019" for k in range(n)]
-        prepared = prepare_split(str(target), split, ids, [size] * n, Fingerprint(**fp.to_attrs()),
-                                 src.attrs["data_root"], "zstd", present_ids=set(ids))
+        prepared = prepare_split(SplitPlan(str(target), split, ids, [size] * n, Fingerprint(**fp.to_attrs()),
+                                           src.attrs["data_root"], "zstd", present_ids=set(ids)))
         arrays = {name: prepared.group[name] for name in ("embeddings", "labels", "instances", "done")}
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda k: write_image(arrays, k, {"embeddings": emb[k % len(emb)]}, labels[k % len(emb)],

@@ -18,7 +18,8 @@ Names are imported on first use, so ``import samcache`` stays light.
 __version__ = "0.4.0"  # recorded in every cache and run as the writer's version
 
 __all__ = ["__version__", "open_cache", "Cache", "CacheSplit", "predictor", "set_precomputed", "Decoder",
-           "PromptRequest", "fit_head", "evaluate_head", "families", "Family", "register_family", "SamcacheError"]
+           "PromptRequest", "fit_head", "evaluate_head", "families", "Family", "register_family", "register_strategy",
+           "SamcacheError"]
 
 _LAZY = {
     "open_cache": "samcache.cache.reader",
@@ -31,6 +32,7 @@ _LAZY = {
     "fit_head": "samcache.pipeline.train_head",
     "evaluate_head": "samcache.evaluation.heads",
     "Family": "samcache.features.families",
+    "register_strategy": "samcache.evaluation.strategies",
     "SamcacheError": "samcache.errors",
 }
 

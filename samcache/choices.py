@@ -25,9 +25,8 @@ MULTIMASK_MODES = ("best-score", "oracle", "single")
 HEADS = ("main", "multiscale")
 DEVICE_NAME = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
-# evaluation: prompts sampled from the ground truth (prompts.py), clicks (clicks.py), text prompts' label
-# maps (concepts.py)
-STRATEGIES = ("random", "center", "per-instance", "multi", "box")
+# evaluation: points per prompt (prompts.py; the strategies are a registry: evaluation/strategies.py), clicks
+# (clicks.py), text prompts' label maps (concepts.py)
 MAX_PROMPT_POINTS = 64  # per prompt: each point is a decoder token; 100k tokens exhaust memory
 STUFF_MODES = ("components", "class")
 FIRST_CLICK_MODES = ("center", "random")

@@ -11,7 +11,7 @@ from conftest import assert_one_line_error, invoke, snapshot
 from docs_text import marked
 from samcache.cache.schema import CODECS, DEFAULT_CACHE
 from samcache.features.families import model_types
-from samcache.choices import STRATEGIES
+from samcache.evaluation.strategies import strategy_names
 from samcache.pipeline.cli import cli
 from samcache.pipeline.config import resolve
 from samcache.pipeline.configs import DemoConfig, ExtractConfig, HeadConfig, ZeroShotConfig
@@ -131,7 +131,7 @@ def test_every_option_has_help_default_and_choices():
     model = next(p for p in cli.commands["extract"].params if p.name == "model_type")
     assert list(model.type.choices) == list(model_types())
     prompt = next(p for p in cli.commands["zero-shot"].params if p.name == "prompt")
-    assert list(prompt.type.choices) == [*STRATEGIES, "text"]  # text: concept prompts (SAM 3 caches)
+    assert list(prompt.type.choices) == [*strategy_names(), "text"]  # text: concept prompts (SAM 3 caches)
     text = invoke("extract", "--help").stdout
     assert "[zstd|blosc-zstd|blosc-lz4|none]" in text and "(default: zstd)" in " ".join(text.split())
 

@@ -14,7 +14,7 @@ from samcache.evaluation.metrics import IoUAccumulator
 from samcache.features.backend import Prompts
 from samcache.features.sam1.kernel import decode
 from samcache.features.sam1.build import build_prompt_decoder, build_random_sam, build_sam
-from samcache.evaluation.prompts import center_point, instance_masks, sample_prompts
+from samcache.evaluation.prompts import ClassRegion, center_point, instance_masks, sample_prompts
 from samcache.pipeline.runs import read_csv
 from samcache.features.sam1.preprocess import postprocess_logits, to_input_frame
 from samcache.pipeline.configs import ZeroShotConfig
@@ -122,19 +122,19 @@ def test_prompt_points_lie_where_they_claim():
     mask, valid = gt == 1, gt != IGNORE
     inst = np.zeros_like(gt, dtype=np.int32)
     for strategy in ("random", "multi"):
-        (p,) = sample_prompts(strategy, mask, valid, inst, False, rng, points=4, negatives=3)
+        (p,) = sample_prompts(strategy, ClassRegion(mask, valid, inst, False, rng, points=4, negatives=3))
         for (x, y), lab in zip(p.points.astype(int), p.point_labels):
             assert mask[y, x] if lab == 1 else (valid[y, x] and not mask[y, x])
         if strategy == "multi":
             assert list(p.point_labels) == [1] * 4 + [0] * 3
-    (c,) = sample_prompts("center", mask, valid, inst, False, rng)
+    (c,) = sample_prompts("center", ClassRegion(mask, valid, inst, False, rng))
     dist = brute_force_boundary_distance(mask)
     x, y = c.points[0].astype(int)
     assert dist[y, x] == dist.max()
-    per = sample_prompts("per-instance", mask, valid, inst, False, rng)
+    per = sample_prompts("per-instance", ClassRegion(mask, valid, inst, False, rng))
     assert len(per) == 2  # the two large connected components of a stuff class
     assert all(mask[int(p.points[0, 1]), int(p.points[0, 0])] for p in per)
-    (b,) = sample_prompts("box", mask, valid, inst, False, rng)
+    (b,) = sample_prompts("box", ClassRegion(mask, valid, inst, False, rng))
     assert b.box.tolist() == [0, 5, 29, 29]  # the fragment at (x=0, y=29) widens the box
 
 

@@ -111,16 +111,30 @@ def _existing_split(root: zarr.Group, cache: str, split: str, fp: Fingerprint, s
     return group
 
 
-def prepare_split(cache: str, split: str, image_ids: list[str], sizes: list[tuple[int, int]], fp: Fingerprint,
-                  data_root: str, codec: str | None = None, rebuild: bool = False,
-                  present_ids: set[str] | None = None
-                  ) -> PreparedSplit:
-    """Make ``split`` hold a row for every listed image; say which rows still need encoding.
+@dataclass(frozen=True)
+class SplitPlan:
+    """What one extraction asks of a split: rows for these images (one size), encoded by these weights, from
+    this dataset."""
 
-    ``present_ids``: every image in the data folder now (``image_ids`` may be a --limit prefix);
-    rows never encoded whose image is gone are marked dropped, and undropped if it comes back.
-    Call with the cache and split locks held (``cache.locks``).
+    cache: str
+    split: str
+    image_ids: list[str]
+    sizes: list[tuple[int, int]]  # (H, W) per image
+    fingerprint: Fingerprint
+    data_root: str
+    codec: str | None = None  # a new split's codec (an existing split keeps its own)
+    rebuild: bool = False
+    present_ids: set[str] | None = None  # every image in the data folder now (image_ids may be a --limit prefix)
+
+
+def prepare_split(plan: SplitPlan) -> PreparedSplit:
+    """Make the split hold a row for every listed image; say which rows still need encoding.
+
+    Rows never encoded whose image is gone from ``plan.present_ids`` are marked dropped, and undropped if it comes
+    back. Call with the cache and split locks held (``cache.locks``).
     """
+    cache, split, image_ids, sizes, fp = plan.cache, plan.split, plan.image_ids, plan.sizes, plan.fingerprint
+    data_root, codec, rebuild, present_ids = plan.data_root, plan.codec, plan.rebuild, plan.present_ids
     if codec is not None and codec not in CODECS:
         raise SamcacheError(f"unknown codec {codec!r}; choose one of {', '.join(CODECS)}")
     odd = [i for i, s in zip(image_ids, sizes) if s != sizes[0]]

@@ -21,6 +21,7 @@ from scipy.ndimage import distance_transform_edt
 from skimage.measure import label as connected_components
 
 from samcache.data.labels import IGNORE, ClassSet
+from samcache.evaluation.strategies import get_strategy, sampler_of
 
 MIN_INSTANCE_PIXELS = 50  # smaller fragments get no prompt of their own (unless nothing is larger)
 
@@ -82,29 +83,55 @@ def instance_masks(class_mask: np.ndarray, instances: np.ndarray, is_thing: bool
     return big or [max(parts, key=lambda p: p.sum())]
 
 
-def sample_prompts(strategy: str, class_mask: np.ndarray, valid: np.ndarray, instances: np.ndarray,
-                   is_thing: bool, rng: np.random.Generator, points: int = 3, negatives: int = 3,
-                   draw: float | None = None) -> list[Prompt]:
-    """Prompts for one class in one image; ``class_mask`` must be non-empty. ``draw``: the random
-    strategy's uniform number (drawn from ``rng`` when not given)."""
-    positive = lambda pts: Prompt(pts, np.ones(len(pts), np.int64))  # noqa: E731
-    if strategy == "random":
-        return [positive(uniform_point(class_mask, rng.random() if draw is None else draw))]
-    if strategy == "center":
-        return [positive(center_point(class_mask)[None])]
-    if strategy == "per-instance":
-        return [positive(center_point(m)[None]) for m in instance_masks(class_mask, instances, is_thing)]
-    if strategy == "multi":
-        pos = _uniform_points(class_mask, points, rng)
-        others = valid & ~class_mask
-        neg = _uniform_points(others, negatives, rng) if negatives and others.any() else np.zeros((0, 2))
-        labels = np.concatenate([np.ones(len(pos), np.int64), np.zeros(len(neg), np.int64)])
-        return [Prompt(np.concatenate([pos, neg]), labels)]
-    if strategy == "box":
-        ys, xs = np.nonzero(class_mask)
-        box = np.array([xs.min(), ys.min(), xs.max(), ys.max()], dtype=np.float64)
-        return [Prompt(np.zeros((0, 2)), np.zeros(0, np.int64), box)]
-    raise ValueError(f"unknown prompt strategy {strategy!r}")
+@dataclass
+class ClassRegion:
+    """One class's ground truth in one image: what a strategy's sampler sees (original-image pixels)."""
+
+    mask: np.ndarray  # (H, W) bool, non-empty: the class's pixels
+    valid: np.ndarray  # (H, W) bool: pixels of any evaluated class (not IGNORE); negatives come from here
+    instances: np.ndarray  # (H, W) instanceIds
+    is_thing: bool  # the class has instances (cityscapesScripts' hasInstances)
+    rng: np.random.Generator
+    points: int = 3  # multi: positives
+    negatives: int = 3  # multi: negatives from other classes
+    draw: float | None = None  # random: the class's uniform number (drawn from rng when not given)
+
+
+def _positive(points: np.ndarray) -> Prompt:
+    return Prompt(points, np.ones(len(points), np.int64))
+
+
+def random_point(region: ClassRegion) -> list[Prompt]:
+    u = region.rng.random() if region.draw is None else region.draw
+    return [_positive(uniform_point(region.mask, u))]
+
+
+def center(region: ClassRegion) -> list[Prompt]:
+    return [_positive(center_point(region.mask)[None])]
+
+
+def per_instance(region: ClassRegion) -> list[Prompt]:
+    return [_positive(center_point(m)[None]) for m in instance_masks(region.mask, region.instances, region.is_thing)]
+
+
+def multi(region: ClassRegion) -> list[Prompt]:
+    pos = _uniform_points(region.mask, region.points, region.rng)
+    others = region.valid & ~region.mask
+    neg = (_uniform_points(others, region.negatives, region.rng) if region.negatives and others.any()
+           else np.zeros((0, 2)))
+    labels = np.concatenate([np.ones(len(pos), np.int64), np.zeros(len(neg), np.int64)])
+    return [Prompt(np.concatenate([pos, neg]), labels)]
+
+
+def box(region: ClassRegion) -> list[Prompt]:
+    ys, xs = np.nonzero(region.mask)
+    corners = np.array([xs.min(), ys.min(), xs.max(), ys.max()], dtype=np.float64)
+    return [Prompt(np.zeros((0, 2)), np.zeros(0, np.int64), corners)]
+
+
+def sample_prompts(strategy: str, region: ClassRegion) -> list[Prompt]:
+    """Prompts for one class in one image, by the registered strategy's sampler (``evaluation/strategies.py``)."""
+    return sampler_of(strategy)(region)
 
 
 def image_prompts(strategy: str, class_set: ClassSet, class_map: np.ndarray, instances: np.ndarray,
@@ -114,12 +141,13 @@ def image_prompts(strategy: str, class_set: ClassSet, class_map: np.ndarray, ins
     The random strategy draws one uniform number per evaluated class first (present or not), so a
     device can draw the same ones without knowing which classes are present."""
     valid = class_map != IGNORE
-    draws = rng.random(len(class_set.eval_indices)) if strategy == "random" else [None] * len(class_set.eval_indices)
+    n = len(class_set.eval_indices)
+    draws = rng.random(n) if get_strategy(strategy).per_class_draw else [None] * n
     out = []
     for c, draw in zip(class_set.eval_indices, draws):
         mask = class_map == c
         if mask.any():
             is_thing = name2label[class_set.class_names[c]].hasInstances
-            out += [(c, p) for p in sample_prompts(strategy, mask, valid, instances, is_thing, rng, points, negatives,
-                                                   draw)]
+            region = ClassRegion(mask, valid, instances, is_thing, rng, points, negatives, draw)
+            out += [(c, p) for p in sample_prompts(strategy, region)]
     return out

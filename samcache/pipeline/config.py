@@ -59,18 +59,20 @@ def flag(name: str) -> str:
 @dataclass(frozen=True)
 class RegistryChoices:
     """Choices read from a registry each time they are needed (a value to check, --help), never frozen when
-    the configs are imported: a model family registered later is offered. ``first`` come before them."""
+    the configs are imported: a model family registered later is offered. ``first`` come before them, ``last``
+    after them."""
 
     source: Callable[[], Sequence[str]]
     first: tuple[str, ...] = ()
+    last: tuple[str, ...] = ()
 
     def __call__(self) -> tuple[str, ...]:
-        return (*self.first, *self.source())
+        return (*self.first, *self.source(), *self.last)
 
 
-def registry_choice(source: Callable[[], Sequence[str]], *first: str) -> Any:
+def registry_choice(source: Callable[[], Sequence[str]], *first: str, last: tuple[str, ...] = ()) -> Any:
     """A str field refused, as a Literal would be (same message), unless it is one of the registry's choices."""
-    choices = RegistryChoices(source, first)
+    choices = RegistryChoices(source, first, last)
 
     def check(value):
         options = choices()

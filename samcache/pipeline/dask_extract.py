@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import dataclass
 import re
 import socket
 import time
 from typing import Iterator
 
 import torch
-import zarr
 from distributed import Client, LocalCluster, Nanny, SpecCluster, WorkerPlugin, as_completed, get_worker
 from distributed.scheduler import Scheduler
 from tqdm import tqdm
@@ -38,27 +38,40 @@ WORKER_WAIT_S = 60
 TASK_IMAGES = 8  # images per task when --batch-size is automatic (each worker picks its own batch size)
 
 
+@dataclass(frozen=True)
+class WorkerEncoder:
+    """What every worker builds: which weights, on which device, at which precision and batch size."""
+
+    model_type: str
+    checkpoint: str | None
+    seed: int
+    device: str  # resolved by each worker on its own machine
+    precision: str
+    attention: str
+    compile_model: bool
+    batch_size: int | None  # None: measured on each worker's device
+    torch_threads: int | None
+
+
 class EncoderPlugin(WorkerPlugin):
     """Loads the image encoder once per worker process, on the worker's own device; tasks find it by name."""
 
     name = PLUGIN
 
-    def __init__(self, model_type: str, checkpoint: str | None, seed: int, device: str, precision: str,
-                 attention: str, compile_model: bool, batch_size: int | None, torch_threads: int | None):
-        self.model_type, self.checkpoint, self.seed = model_type, checkpoint, seed
-        self.device_name, self.precision, self.attention = device, precision, attention
-        self.compile_model, self.batch_size, self.torch_threads = compile_model, batch_size, torch_threads
+    def __init__(self, spec: WorkerEncoder):
+        self.spec, self.precision, self.batch_size = spec, spec.precision, spec.batch_size
         self.encoder = self.weights = self.device = None
 
     def setup(self, worker) -> None:
-        if self.torch_threads:
-            torch.set_num_threads(self.torch_threads)
-        self.device = resolve_device(self.device_name)  # the worker's GPU, whatever the driver has
-        self.backend = backend_for(self.model_type)
-        encoder, self.weights = self.backend.build_encoder(self.model_type, self.checkpoint, self.seed,
-                                                           attention=self.attention)
-        configure_matmul(self.device, self.precision)
-        self.encoder = maybe_compile(encoder.to(self.device).eval(), self.compile_model)
+        spec = self.spec
+        if spec.torch_threads:
+            torch.set_num_threads(spec.torch_threads)
+        self.device = resolve_device(spec.device)  # the worker's GPU, whatever the driver has
+        self.backend = backend_for(spec.model_type)
+        encoder, self.weights = self.backend.build_encoder(spec.model_type, spec.checkpoint, spec.seed,
+                                                           attention=spec.attention)
+        configure_matmul(self.device, spec.precision)
+        self.encoder = maybe_compile(encoder.to(self.device).eval(), spec.compile_model)
 
     def batch_for(self, original_size) -> int:
         """--batch-size, or what fits on this worker's device for images of this size (measured once)."""
@@ -74,7 +87,7 @@ def encode_rows(cache: str, split: str, items: list[tuple[int, ImageRecord]], pr
     if (plugin.weights.checkpoint_sha256, plugin.weights.random_seed) != expected_weights:
         raise SamcacheError(f"worker {get_worker().address} loaded other weights ({plugin.weights.describe()})")
     backend = plugin.backend
-    group = zarr.open_group(cache, mode="r+")[split]
+    group = kind_of(cache).open(cache, "r+")[split]
     arrays = {name: group[name] for name in per_image_arrays(backend.features)}
     done = arrays["done"]
     todo = [(row, rec) for row, rec in items if not done[row]]  # a retried task skips what it finished
@@ -153,8 +166,8 @@ class DaskSession:
         """Encode ``prepared.pending_rows`` on the cluster; returns (written, encoder seconds, errors)."""
         client, resources = self.client, self.resources
         checkpoint = os.path.abspath(cfg.checkpoint) if cfg.checkpoint else None
-        client.register_plugin(EncoderPlugin(cfg.model_type, checkpoint, cfg.seed, cfg.device, precision,
-                                             cfg.attention, cfg.compile, cfg.batch_size, self.threads))
+        client.register_plugin(EncoderPlugin(WorkerEncoder(cfg.model_type, checkpoint, cfg.seed, cfg.device, precision,
+                                                           cfg.attention, cfg.compile, cfg.batch_size, self.threads)))
         rows = prepared.pending_rows
         per_task = cfg.batch_size or TASK_IMAGES
         data_root = os.path.abspath(cfg.data)  # workers may run in another directory or on another node

@@ -26,7 +26,7 @@ from samcache.cache.schema import Fingerprint
 from samcache.cache.split_checks import precheck
 from samcache.cache.store import check_location
 from samcache.cache.stores import kind_of
-from samcache.cache.writer import ChunkWriter, PreparedSplit, prepare_split, record_run
+from samcache.cache.writer import ChunkWriter, PreparedSplit, SplitPlan, prepare_split, record_run
 from samcache.data.cityscapes import ImageRecord, image_size, list_images, load_item
 from samcache.errors import SamcacheError
 from samcache.features.families import backend_for
@@ -119,9 +119,9 @@ def plan(cfg: ExtractConfig, weights, precision: str
         with cache_lock(cfg.cache):
             existed = kind_of(cfg.cache).exists(cfg.cache)  # under the lock: another run may create it
             kind_of(cfg.cache).remove_partials(cfg.cache, cfg.split)  # temporaries of writes a kill cut short
-            prepared = prepare_split(cfg.cache, cfg.split, [r.image_id for r in records], sizes, fingerprint,
-                                     os.path.abspath(cfg.data), cfg.codec, cfg.rebuild,
-                                     present_ids={r.image_id for r in listed})
+            prepared = prepare_split(SplitPlan(cfg.cache, cfg.split, [r.image_id for r in records], sizes,
+                                               fingerprint, os.path.abspath(cfg.data), cfg.codec, cfg.rebuild,
+                                               present_ids={r.image_id for r in listed}))
             if prepared.group.attrs.get("listed") != len(listed):  # what Stage 2 counts a --limit subset against
                 prepared.group.attrs["listed"] = len(listed)
     except (OSError, SamcacheError) as exc:

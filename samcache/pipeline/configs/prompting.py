@@ -8,10 +8,11 @@ from pydantic import Field, field_validator, model_validator
 
 from samcache.cache.schema import DEFAULT_CACHE
 from samcache.choices import (COMPOSE_MODES, FIRST_CLICK_MODES, MAX_PROMPT_POINTS, MULTIMASK_MODES, NEXT_CLICK_RULES,
-                              STRATEGIES, STUFF_MODES)
+                              STUFF_MODES)
 from samcache.pipeline.config import StageConfig, flag, register
 from samcache.pipeline.configs.fields import (CACHE_HELP, OUT_HELP, OVERWRITE_HELP, Batch, ClassSetName, Device,
-                                              ModelType, NonNegInt, PosInt, Seed, SplitName, Workers)
+                                              ModelType, NonNegInt, PosInt, PromptStrategy, Seed, SplitName,
+                                              Workers)
 
 
 class DecodingConfig(StageConfig):
@@ -44,7 +45,7 @@ INSTANCES_ONLY = ("score_threshold", "min_instance_area", "save_instances", "ins
 @register
 class ZeroShotConfig(DecodingConfig):
     SECTION = "zero_shot"
-    prompt: Literal[(*STRATEGIES, "text")] = Field(
+    prompt: PromptStrategy = Field(
         "random", description="Prompts per image. From the ground truth: random: one uniform point per class; "
                               "center: each class's point farthest from its boundary; per-instance: one center per "
                               "instance (things) or connected component (stuff); multi: --points positives and "

@@ -7,10 +7,11 @@ from typing import Annotated, Literal, Optional
 from pydantic import Field, field_validator
 
 from samcache.cache.schema import COMPRESSIONS, DEFAULT_CACHE, DEFAULT_COMPRESSION, EMBEDDING_DTYPES, H5_SUFFIXES
-from samcache.choices import MULTIMASK_MODES, STRATEGIES, parse_size
+from samcache.choices import MULTIMASK_MODES, parse_size
 from samcache.pipeline.config import StageConfig, register
 from samcache.pipeline.configs.fields import (CACHE_HELP, OUT_HELP, OVERWRITE_HELP, Batch, ClassSetName, Device, Epochs,
-                                              ModelTypeOrAuto, NonNegInt, PosInt, Seed, SplitName, Workers, checked)
+                                              ModelTypeOrAuto, NonNegInt, PosInt, PromptStrategy, Seed, SplitName, Workers,
+                                              checked)
 
 
 @register
@@ -102,7 +103,7 @@ class DemoConfig(StageConfig):
     dtype: Literal[EMBEDDING_DTYPES] = Field("float16", description="Stored embedding dtype.")
     batch_size: Optional[Batch] = Field(None, description="Extraction batch size (default: automatic).")
     num_workers: Workers = Field(1, description="Extraction DataLoader workers.")
-    prompts: Annotated[list[Literal[(*STRATEGIES, "text")]], Field(min_length=1)] = Field(
+    prompts: Annotated[list[PromptStrategy], Field(min_length=1)] = Field(
         ["random", "center"], description="Zero-shot prompt strategies (repeat the option); a SAM 3 model also "
                                           "runs text (the class names as prompts).",
         json_schema_extra={"flags": ("--prompt",)})
