@@ -94,7 +94,8 @@ def replay_with(predict, obj_mask, valid, clicks, first_mask, mask_input=True):
     return ious
 
 
-@pytest.mark.parametrize("first_mask,mask_input", [("best-score", True), ("oracle", False)])
+@pytest.mark.parametrize("first_mask,mask_input", [("best-score", True),  # the oracle variant: make test-slow
+                                                   pytest.param("oracle", False, marks=pytest.mark.slow)])
 def test_every_recorded_iou_replays_through_upstream(cache32, tmp_path, first_mask, mask_input):
     record = run_clicks(clicks_cfg(cache32, tmp_path, first_mask=first_mask, mask_input=mask_input), progress=False)
     split = open_cache(cache32).split("val")

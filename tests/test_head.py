@@ -75,6 +75,7 @@ def test_miou_equals_official_cityscapesscripts(cache32, synth_root, tmp_path, c
     assert ours["mean"] == pytest.approx(np.nanmean(list(theirs.values())), abs=1e-6)
 
 
+@pytest.mark.slow  # make test-slow: keeps make test within 6 minutes
 def test_same_seed_same_weights_and_preload_modes_agree(cache32, tmp_path):
     train_head(cfg(cache32, tmp_path / "a", epochs=2, flip=True), progress=False)
     train_head(cfg(cache32, tmp_path / "b", epochs=2, flip=True), progress=False)

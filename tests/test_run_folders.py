@@ -156,6 +156,7 @@ def test_report_refuses_an_empty_or_foreign_summary(head_run, tmp_path):
         assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow  # make test-slow: keeps make test within 6 minutes
 def test_report_gives_every_run_its_own_column(cache16, head_run, tmp_path):
     other_head = tmp_path / "head-seed1"
     train_head(head_cfg(cache16, other_head, seed=1), progress=False)

@@ -79,7 +79,8 @@ def test_clicks_on_a_sam3_cache_replay_through_predict_inst(sam3_cache, upstream
         assert int(r["noc85"]) == ritm_noc(padded, 0.85, 4)
 
 
-@pytest.mark.parametrize("prompt,multimask", [("multi", "best-score"), ("box", "single")])
+@pytest.mark.parametrize("prompt,multimask", [("multi", "best-score"),  # boxes: make test-slow
+                                             pytest.param("box", "single", marks=pytest.mark.slow)])
 def test_point_and_box_prompts_on_a_sam3_cache_replay_through_predict_inst(sam3_cache, upstream, tmp_path,
                                                                            prompt, multimask):
     model, _, state = upstream
