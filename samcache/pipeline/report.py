@@ -32,7 +32,12 @@ from samcache.pipeline.stage_registry import COMPARED, stage_of, stages
 
 
 def _label(record: dict) -> str:
-    return stage_of(record["stage"]).label(record)
+    """The run's column name, from its stage's declared label (a label that fails on a record is one line)."""
+    try:
+        return stage_of(record["stage"]).label(record)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise SamcacheError(f"the {record['stage']} stage's report label fails on the run in {record.get('out')} "
+                            f"({type(exc).__name__}: {exc}); its run.json lacks what the label reads") from None
 
 
 def provenance_of(record: dict) -> dict:

@@ -11,6 +11,7 @@ it returns the model, and writes files only with ``out=``.
 from __future__ import annotations
 
 import math
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from samcache.features.device import autocast, configure_matmul, describe_device
 from samcache.features.frames import to_frame
 from samcache.features.head import build_head
 from samcache.messages import INTERRUPT_ADVICE, random_weights_suffix
+from samcache.procs import pending_signal
 from samcache.pipeline.config import new_run_dir, now_iso
 from samcache.pipeline.configs import HeadConfig
 from samcache.pipeline.head_checkpoints import (CheckpointWriter, best_epoch, check_train_set, checkpoint_path,
@@ -153,19 +155,28 @@ def _train_in_folder(cfg: HeadConfig, progress: bool) -> tuple[dict, HeadResult]
         state.session = session
         try:
             result = _train(cfg, class_set, data, state, device, CheckpointWriter(out, run), progress)
+        except Exception:  # Ctrl-C may surface first as a DataLoader worker's death (the signal hit it too)
+            if pending_signal() is None:
+                raise
+            interrupted(out, run, 130 if pending_signal() != signal.SIGTERM else 143)
         except KeyboardInterrupt as exc:
-            # what is on disk, not what was computed: the interrupt may have cut the last checkpoint's write
-            saved = saved_epochs(out)
-            done = saved[-1] if saved else 0
-            kept = "epoch 1 is" if done == 1 else f"epochs 1-{done} are"
-            advice = (INTERRUPT_ADVICE["train-head-kept"].format(kept=kept, out=out) if run.committed and done
-                      else INTERRUPT_ADVICE["train-head-none"])
-            raise Interrupted(advice, getattr(exc, "exit_code", 130)) from None
+            interrupted(out, run, getattr(exc, "exit_code", 130))
         record = _record(cfg, data, state, result, device)
         record.fields["checkpoints"] = [checkpoint_path(out, e).name for e in saved_epochs(out)]
         write_csv(out / "summary.csv", with_columns(record.summary, {**record.provenance, "epoch": cfg.epochs},
                                                    SUMMARY_COLUMNS[2:]), SUMMARY_COLUMNS)
         return stage.finish(record, commit=False), result  # committed by its first checkpoint
+
+
+def interrupted(out: Path, run, exit_code: int) -> None:
+    """Raise the advice that is true after Ctrl-C or SIGTERM: what is on disk, not what was computed (the
+    interrupt may have cut the last checkpoint's write)."""
+    saved = saved_epochs(out)
+    done = saved[-1] if saved else 0
+    kept = "epoch 1 is" if done == 1 else f"epochs 1-{done} are"
+    advice = (INTERRUPT_ADVICE["train-head-kept"].format(kept=kept, out=out) if run.committed and done
+              else INTERRUPT_ADVICE["train-head-none"])
+    raise Interrupted(advice, exit_code) from None
 
 
 def _record(cfg: HeadConfig, data: HeadData, state: HeadState, result: HeadResult, device) -> RunRecord:
