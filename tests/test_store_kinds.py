@@ -21,7 +21,6 @@ from samcache.cache.stores.base import StoreKind
 class ZippedZarr(StoreKind):
     """A whole cache in one .zip (zarr's ZipStore): read-only, on this machine, no locks, no notes."""
 
-    name = "zarr (zip)"
     describe = "a zipped Zarr group"
     as_cache = "a zipped Zarr cache"
     writable = False

@@ -1,4 +1,4 @@
-"""A model family that is not samcache's, registered the way the README says: a torch-free descriptor plus a
+"""A model family that is not samcache's, registered the way docs/extending.md says: a torch-free descriptor plus a
 ``Backend`` module, then ``register(Family(...))``. It is SAM 1's tiny model under another name, with its
 features stored under another array name, so that any stage that names a family or an array would fail on it.
 It also declares text prompts (a trivial phrase decoder), so ``zero-shot --prompt text`` must go through the

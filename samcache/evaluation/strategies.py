@@ -12,7 +12,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Callable, Union
 
-from samcache.errors import SamcacheError
+from samcache.errors import SamcacheError, setting
 
 Sampler = Union[Callable, str]
 
@@ -29,15 +29,21 @@ STRATEGIES: dict[str, Strategy] = {}
 
 
 def register_strategy(name: str, help: str, sampler: Sampler, per_class_draw: bool = False) -> Strategy:
-    """Offer ``name`` to `zero-shot --prompt`; ``sampler(region) -> list[Prompt]`` (see ``prompts.ClassRegion``)."""
-    if name in STRATEGIES or name == "text":  # text: SAM 3's noun phrases, not sampled from the ground truth
-        raise ValueError(f"prompt strategy {name!r} registered twice")
+    """Offer ``name`` to `zero-shot --prompt`; ``sampler(region) -> list[Prompt]`` (see ``prompts.ClassRegion``).
+    Registering a name again replaces it (a notebook cell run twice); the built-in names stay samcache's."""
+    if name in BUILTIN or name == "text":  # text: SAM 3's noun phrases, not sampled from the ground truth
+        raise SamcacheError(f"prompt strategy {name!r} is samcache's own; register yours under another name")
     STRATEGIES[name] = strategy = Strategy(name, help, sampler, per_class_draw)
     return strategy
 
 
 def strategy_names() -> tuple[str, ...]:
     return tuple(STRATEGIES)
+
+
+def describe_strategies() -> str:
+    """Each strategy's help, for `zero-shot --help` (settings named with ``errors.setting``)."""
+    return "; ".join(f"{s.name}: {s.help}" for s in STRATEGIES.values())
 
 
 def get_strategy(name: str) -> Strategy:
@@ -55,11 +61,14 @@ def sampler_of(name: str) -> Callable:
     return sampler
 
 
-_BUILTIN = "samcache.evaluation.prompts:"
-register_strategy("random", "one uniform point per class", _BUILTIN + "random_point", per_class_draw=True)
-register_strategy("center", "each class's point farthest from its boundary", _BUILTIN + "center")
-register_strategy("per-instance", "one center per instance (things) or connected component (stuff)",
-                  _BUILTIN + "per_instance")
-register_strategy("multi", "positive points and negative points of other classes (counts: points, negatives)",
-                  _BUILTIN + "multi")
-register_strategy("box", "each class's bounding box", _BUILTIN + "box")
+_HERE = "samcache.evaluation.prompts:"
+BUILTIN = {
+    "random": Strategy("random", "one uniform point per class", _HERE + "random_point", per_class_draw=True),
+    "center": Strategy("center", "each class's point farthest from its boundary", _HERE + "center"),
+    "per-instance": Strategy("per-instance", "one center per instance (things) or connected component (stuff)",
+                             _HERE + "per_instance"),
+    "multi": Strategy("multi", f"{setting('points')} positives and {setting('negatives')} points of other classes",
+                      _HERE + "multi"),
+    "box": Strategy("box", "each class's bounding box", _HERE + "box"),
+}
+STRATEGIES.update(BUILTIN)

@@ -16,6 +16,7 @@ import click
 
 from samcache.errors import SamcacheError, SamcacheWarning
 from samcache.messages import RANDOM_WEIGHTS_NOTE, RANDOM_WEIGHTS_NOTE_SOME, count
+from samcache.plugins import load_plugins
 from samcache.procs import install_signal_handlers
 from samcache.pipeline.cli_group import OneLineGroup, show_warning
 from samcache.pipeline.cli_options import command_options
@@ -32,6 +33,7 @@ def cli() -> None:
     (Phase 2)."""
     warnings.showwarning = show_warning  # samcache's warnings as one 'warning: ...' line each
     warnings.simplefilter("always", SamcacheWarning)
+    load_plugins()  # SAMCACHE_PLUGINS: registrations from outside, before the command reads any registry
 
 
 @cli.command()

@@ -11,6 +11,7 @@ from typing import Callable, Literal, TypeVar
 
 import click
 
+from samcache.errors import as_flag, word
 from samcache.pipeline.config import RegistryChoices, StageConfig, base_type, flag, resolve
 
 T = TypeVar("T", bound=StageConfig)
@@ -26,6 +27,18 @@ class RegistryChoice(click.Choice):
     @property
     def choices(self) -> tuple[str, ...]:
         return self.registry()
+
+
+class LiveHelpOption(click.Option):
+    """An option whose help is drawn when --help is: a registry's choices, registered after import, explained."""
+
+    def __init__(self, *args, live_help: Callable[[], str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.live_help = live_help
+
+    def get_help_record(self, ctx):
+        self.help = self.live_help()
+        return super().get_help_record(ctx)
 
 
 def _constraints(annotation) -> list:
@@ -68,6 +81,9 @@ def _option(name: str, field) -> Callable:
                     None)
     if registry is not None:
         kwargs["type"] = RegistryChoice(registry)
+        if registry.describe is not None:
+            kwargs.update(cls=LiveHelpOption, live_help=lambda: word(help_text.replace("{choices}", registry.describe()),
+                                                                     as_flag))
     elif typing.get_origin(base) is Literal:
         kwargs["type"] = click.Choice([str(a) for a in typing.get_args(base)])
     elif base in (int, float):

@@ -65,14 +65,17 @@ class RegistryChoices:
     source: Callable[[], Sequence[str]]
     first: tuple[str, ...] = ()
     last: tuple[str, ...] = ()
+    describe: Callable[[], str] | None = None  # the choices' help, read when --help is drawn ({choices} in it)
 
     def __call__(self) -> tuple[str, ...]:
         return (*self.first, *self.source(), *self.last)
 
 
-def registry_choice(source: Callable[[], Sequence[str]], *first: str, last: tuple[str, ...] = ()) -> Any:
-    """A str field refused, as a Literal would be (same message), unless it is one of the registry's choices."""
-    choices = RegistryChoices(source, first, last)
+def registry_choice(source: Callable[[], Sequence[str]], *first: str, last: tuple[str, ...] = (),
+                    describe: Callable[[], str] | None = None) -> Any:
+    """A str field refused, as a Literal would be (same message), unless it is one of the registry's choices.
+    ``describe``: the choices' help, put where the field's description says ``{choices}``."""
+    choices = RegistryChoices(source, first, last, describe)
 
     def check(value):
         options = choices()

@@ -16,7 +16,6 @@ from typing import ClassVar, Iterator
 class StoreKind:
     """One kind of store. Class attributes are its capabilities; methods do what differs between kinds."""
 
-    name: ClassVar[str]  # shown in `samcache info`
     describe: ClassVar[str]  # "a Zarr group", "an HDF5 file": in messages about what the path is
     as_cache: ClassVar[str]  # "a Zarr cache", "an HDF5 cache": in messages about what samcache may do with it
     writable: ClassVar[bool]  # extract, verify --repair, delete-split and upgrade may change it

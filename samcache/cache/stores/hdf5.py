@@ -14,7 +14,6 @@ from samcache.errors import SamcacheError
 
 
 class Hdf5File(LocalZarr):
-    name = "hdf5"
     describe = "an HDF5 file"
     as_cache = "an HDF5 cache"
     writable = False

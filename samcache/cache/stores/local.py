@@ -49,7 +49,6 @@ def _release(lock: FileLock, path: Path, cache: str, split: str | None = None) -
 
 
 class LocalZarr(StoreKind):
-    name = "zarr (folder)"
     describe = "a Zarr group"
     as_cache = "a Zarr cache"
     writable = True

@@ -11,7 +11,6 @@ from samcache.cache.stores.base import StoreKind
 
 
 class UrlZarr(StoreKind):
-    name = "zarr (URL)"
     describe = "a Zarr group"
     as_cache = "a Zarr cache"
     writable = True

@@ -10,7 +10,7 @@ from pydantic import BeforeValidator, Field
 
 from samcache.choices import CLASS_SET_NAMES, check_device_name
 from samcache.errors import SamcacheError
-from samcache.evaluation.strategies import strategy_names
+from samcache.evaluation.strategies import describe_strategies, strategy_names
 from samcache.features.families import model_types
 from samcache.pipeline.config import registry_choice
 
@@ -58,7 +58,7 @@ SplitName = Annotated[str, checked(check_split_name)]
 ClassSetName = Literal[CLASS_SET_NAMES]
 ModelType = registry_choice(model_types)  # the registered families' types, read when a command runs
 ModelTypeOrAuto = registry_choice(model_types, "auto")
-PromptStrategy = registry_choice(strategy_names, last=("text",))  # text: SAM 3's noun phrases, not from the ground truth
+PromptStrategy = registry_choice(strategy_names, last=("text",), describe=describe_strategies)  # text: SAM 3's noun phrases, not from the ground truth
 
 CACHE_HELP = "Cache: a Zarr store (a .zarr folder or fsspec URL), or an exported .h5 file (read-only)."
 ZARR_CACHE_HELP = "Cache to write: a Zarr store (a .zarr folder or fsspec URL; an .h5 export is read-only)."

@@ -46,11 +46,8 @@ INSTANCES_ONLY = ("score_threshold", "min_instance_area", "save_instances", "ins
 class ZeroShotConfig(DecodingConfig):
     SECTION = "zero_shot"
     prompt: PromptStrategy = Field(
-        "random", description="Prompts per image. From the ground truth: random: one uniform point per class; "
-                              "center: each class's point farthest from its boundary; per-instance: one center per "
-                              "instance (things) or connected component (stuff); multi: --points positives and "
-                              "--negatives points of other classes; box: each class's bounding box. text: the "
-                              "class names as noun phrases (SAM 3 caches; no ground truth used to prompt).")
+        "random", description="Prompts per image. From the ground truth: {choices}. text: the class names as noun "
+                              "phrases (SAM 3 caches; no ground truth used to prompt).")
     points: Annotated[PosInt, Field(le=MAX_PROMPT_POINTS)] = Field(3, description="multi: positive points per class.")
     negatives: Annotated[NonNegInt, Field(le=MAX_PROMPT_POINTS)] = Field(
         3, description="multi: negative points from other classes.")
