@@ -81,6 +81,7 @@ def test_keep_modes_record_the_best_epoch_and_resume(cache16, tmp_path, scripted
     assert [int(r["epoch"]) for r in _metrics(run)] == [1, 2, 3, 4, 5]
 
 
+@pytest.mark.slow  # make test-slow: keeps make test within 6 minutes
 def test_evaluate_a_run_folder_takes_its_best_kept_epoch_or_its_last(cache16, tmp_path, scripted_miou):
     run = tmp_path / "run"
     invoke("train-head", "--cache", cache16, "--out", run, *TRAIN, "--keep", "best", check=True)

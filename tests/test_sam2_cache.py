@@ -169,6 +169,7 @@ assert "samcache" not in sys.modules
     assert_one_line_error(invoke("import", out, back), "not an empty directory")
 
 
+@pytest.mark.slow  # make test-slow: keeps make test within 6 minutes
 def test_stage2_reads_the_hdf5_file_and_gets_the_same_numbers(cache16, tmp_path):
     h5 = tmp_path / "c.h5"
     invoke("export", cache16, h5, "--compression", "lzf", check=True)
