@@ -46,6 +46,7 @@ def test_dataset_yields_what_plain_zarr_holds(cache16):
     assert torch.equal(labels, torch.from_numpy(cs.to_index(plain_val["labels"][0])))
 
 
+@pytest.mark.slow  # make test-slow: keeps make test within 6 minutes
 def test_head_learns_well_above_a_constant_baseline(cache32, tmp_path):
     record = train_head(cfg(cache32, tmp_path, epochs=8, width=64), progress=False)
     val = open_cache(cache32).split("val")

@@ -191,6 +191,7 @@ def test_normalize_images_is_sam2transforms_bitwise(images):
         assert torch.equal(ours[i], transforms(image))
 
 
+@pytest.mark.slow  # make test-slow: keeps make test within 6 minutes
 def test_encode_of_a_batch_equals_set_image_features(sam, images, features):
     ours = encode(sam, torch.stack([prepare_image(im) for im in images]))
     assert set(ours) == set(SAM2.features)

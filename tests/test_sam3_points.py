@@ -59,6 +59,7 @@ def predict_inst(model, state, **kwargs):
     return masks.astype(bool), scores, low_res
 
 
+@pytest.mark.slow  # make test-slow: keeps make test within 6 minutes
 def test_clicks_on_a_sam3_cache_replay_through_predict_inst(sam3_cache, upstream, tmp_path):
     model, _, state = upstream
     record = run_clicks(clicks_cfg(sam3_cache, tmp_path), progress=False)

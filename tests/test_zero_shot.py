@@ -175,7 +175,7 @@ def test_aggregations_match_a_hand_computed_example():
 
 
 @pytest.mark.parametrize("prompt,multimask", [("random", "best-score"), ("box", "single"), ("multi", "oracle"),
-                                              ("per-instance", "best-score")])
+                                              pytest.param("per-instance", "best-score", marks=pytest.mark.slow)])
 def test_run_outputs_agree_with_sampredictor(cache32, tmp_path, prompt, multimask):
     """Every CSV row: replaying its prompts through upstream SamPredictor gives the reported IoU."""
     cfg = ZeroShotConfig(cache=str(cache32), split="val", prompt=prompt, multimask=multimask, out=str(tmp_path),
