@@ -43,7 +43,10 @@ _GRES = re.compile(r"[\w.-]+(:[\w.-]+)*(,[\w.-]+(:[\w.-]+)*)*")
 
 
 def check_walltime(text: str) -> None:
-    if not _WALLTIME.fullmatch(str(text)):
+    if not isinstance(text, str):  # YAML reads 02:00:00 as 7200 and 90 as 90: sbatch would read minutes
+        raise SamcacheError('expected a string; in YAML quote it, like "2:00:00" (unquoted, YAML reads it as a '
+                            'number of seconds)')
+    if not _WALLTIME.fullmatch(text):
         raise SamcacheError("expected MINUTES, HH:MM:SS, D-HH or D-HH:MM:SS (sbatch -t's forms)")
 
 

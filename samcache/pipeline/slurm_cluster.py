@@ -19,6 +19,7 @@ import subprocess
 import threading
 import time
 
+import dask
 from distributed import Client
 from distributed.core import Status
 
@@ -60,8 +61,11 @@ class SubmittedJob(SLURMJob):
 
 def job_options(cfg, resources: dict[str, float]) -> dict:
     """SLURMCluster's keyword arguments from the ``slurm_*`` settings: what each job asks SLURM for, and the
-    flags of its worker (one process, one thread, the tasks' ``--resources``)."""
-    directives = [f"--gres={cfg.slurm_gres}"] if cfg.slurm_gres else []
+    flags of its worker (one process, one thread, the tasks' ``--resources``). What they leave unset (None) comes
+    from dask-jobqueue's config (``jobqueue.slurm`` in ~/.config/dask/jobqueue.yaml), whose extra directives come
+    first (sbatch takes the last of a repeated option)."""
+    directives = list(dask.config.get("jobqueue.slurm.job-extra-directives", None) or [])
+    directives += [f"--gres={cfg.slurm_gres}"] if cfg.slurm_gres else []
     directives += [sbatch_option(d) for d in cfg.slurm_directives]
     worker_args = ["--resources", ",".join(f"{k}={v:g}" for k, v in resources.items())] if resources else []
     return dict(queue=cfg.slurm_queue, account=cfg.slurm_account, walltime=cfg.slurm_walltime,
