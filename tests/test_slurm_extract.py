@@ -28,7 +28,7 @@ def test_slurm_settings_are_one_line_errors_before_anything_is_written(synth_roo
         (["--slurm-queue", "gpu"], "--slurm-queue applies to SLURM jobs; give --dask slurm:N too"),
         (["--dask", "local:1", "--slurm-gres", "gpu:1"], "--slurm-gres applies to SLURM jobs"),
         (["--dask", "slurm:2", "--slurm-walltime", "1h"], "invalid value for --slurm-walltime"),
-        (["--dask", "slurm:2", "--slurm-memory", "16"], "like 16GB or 32GiB"),
+        (["--dask", "slurm:2", "--slurm-memory", "16"], "like 16GB or 500MB"),
         (["--dask", "slurm:2", "--slurm-directive", "qos=high"], "one sbatch option, like --qos=high"),
     ]:
         assert_one_line_error(invoke(*common, *args), needle)
@@ -42,23 +42,25 @@ def test_slurm_settings_are_one_line_errors_before_anything_is_written(synth_roo
 
 def test_each_job_asks_slurm_for_the_documented_settings_and_its_worker_advertises_the_resources(tmp_path):
     """The script dask-jobqueue hands to sbatch for docs/scaling-out.md's YAML, read back line by line."""
+    from samcache.pipeline.config import resolve
+    from samcache.pipeline.dask_options import parse_resources
+    from samcache.pipeline.slurm_cluster import job_options  # first: it keeps this process's SIGINT handler
     from dask_jobqueue.slurm import SLURMJob
 
-    from samcache.pipeline.config import resolve
-    from samcache.pipeline.slurm_cluster import job_options
-
     (tmp_path / "slurm.yaml").write_text(code("slurm-yaml", "yaml"))
-    cfg = resolve(ExtractConfig, tmp_path / "slurm.yaml", slurm_python="/opt/venv/bin/python", resources="GPU=1,MEM=8e9",
-                  slurm_directives=["--qos=high", "#SBATCH --constraint=a100"])  # flags replace the file's list
-    script = SLURMJob("tcp://10.1.2.3:8786", name="w0", **job_options(cfg, {"GPU": 1.0, "MEM": 8e9})).job_script()
+    cfg = resolve(ExtractConfig, tmp_path / "slurm.yaml", slurm_python="/opt/venv/bin/python",  # flags win, and
+                  resources="GPU=1,MEM=8e9", slurm_directives=["--qos=high", "#SBATCH --constraint=a100"])  # replace
+    options = job_options(cfg, parse_resources(cfg.resources))
+    script = SLURMJob("tcp://10.1.2.3:8786", name="w0", **options).job_script()
     directives = [line.removeprefix("#SBATCH ") for line in script.splitlines() if line.startswith("#SBATCH")]
     assert directives == ["-J samcache-extract", "-p gpu", "-A myproject", "-n 1", "--cpus-per-task=8",
-                          "--mem=30G", "-t 02:00:00", "--gres=gpu:1", "--qos=high", "--constraint=a100"]
+                          "--mem=32G", "-t 02:00:00", "--gres=gpu:1", "--qos=high", "--constraint=a100"]
     command = script.strip().splitlines()[-1].split()
     assert command[:4] == ["/opt/venv/bin/python", "-m", "distributed.cli.dask_worker", "tcp://10.1.2.3:8786"]
     assert command[command.index("--nthreads") + 1] == "1"  # one task at a time: the encoder is compute bound
     assert command[command.index("--resources") + 1] == "GPU=1,MEM=8e+09"  # the worker CLI splits on ','
     assert "--nworkers" not in command  # one worker process per job
+    assert command[command.index("--memory-limit") + 1] == "32.00GiB"  # the job's memory, all to its worker
 
 
 # ---- a real one-node SLURM cluster ----

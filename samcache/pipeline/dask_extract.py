@@ -192,13 +192,16 @@ class DaskSession:
         written, seconds, errors = 0, 0.0, []
         bar = tqdm(total=len(futures), unit="task", desc=f"extract {cfg.split} on dask {cfg.dask}",
                    disable=not progress)
-        for future in _completed(futures, self.watch):
-            if future.status == "finished":
-                out = future.result()
-                written, seconds, errors = written + out["written"], seconds + out["seconds"], errors + out["errors"]
-            bar.update(1)
-            bar.set_postfix(images=written, refresh=False)
-        bar.close()
+        try:
+            for future in _completed(futures, self.watch):
+                if future.status == "finished":
+                    out = future.result()
+                    written, seconds = written + out["written"], seconds + out["seconds"]
+                    errors += out["errors"]
+                bar.update(1)
+                bar.set_postfix(images=written, refresh=False)
+        finally:
+            bar.close()
         failures = {f.key: f.exception() if f.status == "error" else f.status for f in futures
                     if f.status != "finished"}
         done = prepared.group["done"][:]

@@ -38,7 +38,7 @@ def parse_resources(text: str | None) -> dict[str, float]:
 
 # --dask slurm:N's job settings (sbatch's own forms), checked before anything is submitted
 _WALLTIME = re.compile(r"\d+(:\d{1,2}){0,2}|\d+-\d{1,2}(:\d{1,2}){0,2}|UNLIMITED|INFINITE")
-_MEMORY = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgtp])(i?)b?", re.IGNORECASE)  # dask's units: GB = 1e9, GiB = 2**30
+_MEMORY = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt])i?b?", re.IGNORECASE)  # sbatch's units: 16G = 16GB = 16GiB
 _GRES = re.compile(r"[\w.-]+(:[\w.-]+)*(,[\w.-]+(:[\w.-]+)*)*")
 
 
@@ -51,12 +51,12 @@ def check_walltime(text: str) -> None:
 
 
 def memory_bytes(text: str) -> int:
-    """'16GB' -> 16e9, '32GiB' -> 32 * 2**30 (what dask-jobqueue and the worker's memory limit read)."""
+    """'16GB', '16G' or '16GiB' -> 16 * 2**30, as sbatch --mem reads them (dask-jobqueue would read 16GB as 16e9
+    and ask SLURM for 15G)."""
     match = _MEMORY.fullmatch(str(text).strip())
     if not match:
-        raise SamcacheError("expected an amount with a unit, like 16GB or 32GiB")
-    power = "kmgtp".index(match.group(2).lower()) + 1
-    amount = float(match.group(1)) * ((1024 if match.group(3) else 1000) ** power)
+        raise SamcacheError("expected an amount with a unit, like 16GB or 500MB (as sbatch --mem: 1GB = 1024MB)")
+    amount = float(match.group(1)) * 1024 ** ("kmgt".index(match.group(2).lower()) + 1)
     if amount < 2**20:
         raise SamcacheError("a SLURM job needs at least 1MiB")
     return int(amount)

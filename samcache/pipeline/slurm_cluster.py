@@ -83,7 +83,7 @@ class WatchedSLURMCluster(SLURMCluster):
 
     def check_alive(self) -> None:
         """Raise when every job has ended: the tasks left would wait for a worker forever."""
-        states = job_states(sorted(set(self.job_ids) | set(_job_ids(self)), key=int))
+        states = job_states(sorted(set(self.job_ids) | set(_job_ids(self)), key=_by_number))
         if states and all(_ended(state) for state, _ in states.values()):
             raise SamcacheError(f"every SLURM job of this run has ended ({_describe(states)}) with images still to "
                                 f"encode; the images done are kept: re-run the same command to finish (with a longer "
@@ -152,12 +152,14 @@ def job_states(ids: list[str]) -> dict[str, tuple[str, str]]:
     if not ids:
         return {}
     try:
-        out = subprocess.run(["squeue", "-h", "--states=all", "-j", ",".join(ids), "-O", "JobID:|,State:|,"
-                              "Reason:|,STDOUT:"], capture_output=True, text=True, timeout=30).stdout
+        proc = subprocess.run(["squeue", "-h", "--states=all", "-j", ",".join(ids), "-O", "JobID:|,State:|,"
+                               "Reason:|,STDOUT:"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return {}
+    if proc.returncode != 0 and "Invalid job id" not in proc.stderr:  # slurmctld busy or away: nothing known
+        return {}
     found = {}
-    for line in out.splitlines():
+    for line in proc.stdout.splitlines():
         job, state, reason, stdout = (line.split("|") + ["", "", "", ""])[:4]
         reason = "" if reason.strip() in ("", "None") else f" ({reason.strip()})"
         found[job.strip()] = (state.strip() + reason, stdout.strip())
@@ -167,7 +169,11 @@ def job_states(ids: list[str]) -> dict[str, tuple[str, str]]:
 def _describe(states: dict[str, tuple[str, str]]) -> str:
     if not states:
         return "no job submitted yet"
-    return ", ".join(f"job {job} {state}" for job, (state, _) in sorted(states.items(), key=lambda kv: int(kv[0])))
+    return ", ".join(f"job {job} {states[job][0]}" for job in sorted(states, key=_by_number))
+
+
+def _by_number(job: str) -> tuple[int, str]:
+    return len(job), job
 
 
 def _sbatch_error(exc: Exception) -> str:

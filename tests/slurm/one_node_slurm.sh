@@ -29,7 +29,6 @@ install_packages() {
         command -v "$cmd" >/dev/null || missing+=("$cmd")
     done
     [[ ${#missing[@]} -eq 0 ]] && return 0
-    [[ $(id -u) -eq 0 ]] || unavailable "SLURM is not installed (${missing[*]} missing) and installing needs root"
     command -v apt-get >/dev/null || unavailable "SLURM is not installed (${missing[*]} missing) and there is no apt-get"
     say "installing ${PACKAGES[*]} (apt-get)"
     export DEBIAN_FRONTEND=noninteractive
@@ -104,6 +103,7 @@ start() {
         echo "SLURM_CONF=$CONF"
         return 0
     fi
+    [[ $(id -u) -eq 0 ]] || unavailable "a one-node SLURM cluster needs root (slurmd starts jobs as their user)"
     install_packages
     [[ -e $DIR ]] && stop  # a half-started or stale cluster: begin again from nothing
     mkdir -p "$DIR/state" "$DIR/spool"

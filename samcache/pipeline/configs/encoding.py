@@ -58,7 +58,8 @@ class ExtractConfig(StageConfig):
     slurm_walltime: Annotated[str, checked(check_walltime)] = Field(
         "01:00:00", description="slurm:N: each job's time limit (sbatch -t), HH:MM:SS or D-HH:MM:SS.")
     slurm_memory: Annotated[str, checked(memory_bytes)] = Field(
-        "16GB", description="slurm:N: each job's memory (sbatch --mem), also its worker's memory limit.")
+        "16GB", description="slurm:N: each job's memory (sbatch --mem; 1GB = 1024MB, as in SLURM), also its "
+                            "worker's memory limit.")
     slurm_cores: Annotated[PosInt, Field(le=1024)] = Field(
         4, description="slurm:N: CPUs per job (sbatch --cpus-per-task); its worker runs one task at a time, "
                        "with this many torch threads.")
@@ -83,7 +84,8 @@ class ExtractConfig(StageConfig):
             raise ValueError("--resources applies to Dask workers; give --dask too")
         if not str(self.dask or "").startswith("slurm:"):
             fields = type(self).model_fields
-            given = [name for name in fields if name.startswith("slurm_") and getattr(self, name) != fields[name].default]
+            given = [name for name, field in fields.items()
+                     if name.startswith("slurm_") and getattr(self, name) != field.default]
             if given:
                 raise ValueError(f"{flag(given[0])} applies to SLURM jobs; give --dask slurm:N too")
         return self
