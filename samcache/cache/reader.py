@@ -46,6 +46,11 @@ class CacheSplit:
     def __len__(self) -> int:
         return int(self.attrs["n_images"])
 
+    @property
+    def read_ahead(self) -> bool:
+        """Whether reading many rows in one call pays (the store's kind says: an object store's requests wait)."""
+        return kind_of(self.cache_path).read_ahead
+
     @cached_property
     def image_ids(self) -> list[str]:
         """``<city>_<seq>_<frame>`` of every row, in row order (sorted at the first extraction)."""
@@ -144,7 +149,7 @@ class CacheSplit:
 
     def require_complete(self) -> list[int]:
         """Every encoded row, or a clear error if extraction has not finished or is running now."""
-        h5 = not kind_of(self.cache_path).writable  # an export: finished in the Zarr cache, then exported again
+        h5 = kind_of(self.cache_path).is_export  # an export: finished in the Zarr cache, then exported again
         if not h5 and split_busy(self.cache_path, self.name):
             raise SamcacheError(f"split {self.name} of {self.cache_path} is being extracted right now; wait for "
                                 f"extract to finish (a growing split cannot be read as complete)")

@@ -86,7 +86,7 @@ def enclosing_store(path: str | Path) -> Path | None:
 
 def is_samcache_store(path: str | Path) -> bool:
     try:
-        attrs = zarr.open_group(str(path), mode="r").attrs
+        attrs = kind_of(str(path)).open(str(path), "r").attrs
     except Exception:
         return False
     return "samcache_format" in attrs
@@ -96,16 +96,12 @@ def open_or_create_root(cache: str, fp: Fingerprint) -> tuple[zarr.Group, bool]:
     """The store for writing, after ``check_location``; a new one gets its attributes in one file write."""
     if is_samcache_store(cache):
         return open_root(cache, mode="r+"), False
-    if not kind_of(cache).on_this_machine:
-        try:
-            if len(list(zarr.open_group(str(cache), mode="r").keys())):
-                raise SamcacheError(f"{cache} is a Zarr group with members but not a samcache cache")
-        except SamcacheError:
-            raise
-        except Exception:
-            pass  # nothing there yet
+    kind = kind_of(cache)
+    if not kind.on_this_machine and kind.exists(str(cache)):  # a local folder: check_location looked
+        raise SamcacheError(f"{setting('cache')} {cache} holds objects but is not a samcache cache; samcache never "
+                            f"writes among what it did not create: choose a new prefix")
     try:
-        root = zarr.open_group(str(cache), mode="a", attributes=root_attrs(fp))
+        root = kind.open(str(cache), "a", attributes=root_attrs(fp))
     except PermissionError as exc:
         raise SamcacheError(f"cannot create the cache {cache}: {exc.strerror or exc}") from None
     return root, True
@@ -199,7 +195,7 @@ def upgrade(cache: str) -> list[str]:
     root = open_root(cache, mode="r")
     if root.attrs["samcache_format"] == FORMAT_VERSION:
         return []
-    root = zarr.open_group(str(cache), mode="r+")
+    root = kind_of(cache).open(str(cache), "r+")
     changed = []
     for name in sorted(n for n, _ in root.groups()):
         group = root[name]

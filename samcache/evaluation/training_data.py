@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from samcache.cache.reader import CacheSplit
 from samcache.evaluation.datasets import CacheHeadDataset, target_in_frame
 from samcache.features.memory import usable_bytes
-from samcache.procs import check_interrupt, stop_workers, worker_init_fn
+from samcache.procs import check_interrupt, stop_workers, worker_init_fn, workers_starting
 
 
 def preload(dataset: CacheHeadDataset, device: torch.device, chunk: int = 64
@@ -66,7 +66,8 @@ def iterate(dataset: CacheHeadDataset, preloaded: tuple | None, positions: list[
         return
     loader = DataLoader(dataset, batch_size=batch_size, sampler=positions, num_workers=num_workers,
                         pin_memory=device.type == "cuda", worker_init_fn=worker_init_fn() if num_workers else None)
-    batches = iter(loader)
+    with workers_starting():
+        batches = iter(loader)
     try:
         for rows, features, targets in batches:
             check_interrupt()

@@ -194,6 +194,9 @@ def absolute_path(value):
     return os.path.abspath(value)
 
 
+STORAGE: dict | None = None  # the storage: section this process uses (cli_options.use_storage), saved with runs
+
+
 def save_config(cfg: StageConfig, path: str | Path, device=None) -> None:
     """The effective config of a run, loadable again with --config from any directory: paths absolute,
     and ``device`` the one the run used (``auto`` resolved), when given."""
@@ -203,6 +206,8 @@ def save_config(cfg: StageConfig, path: str | Path, device=None) -> None:
     data.update({k: absolute_path(data[k]) for k in paths})
     if device is not None and "device" in data:
         data["device"] = str(device)
+    if STORAGE is not None:
+        data["storage"] = STORAGE
     fileio.write_text(path, yaml.safe_dump(data, sort_keys=False))
 
 

@@ -24,7 +24,7 @@ from distributed.scheduler import Scheduler
 from tqdm import tqdm
 
 from samcache.cache.schema import per_image_arrays
-from samcache.cache.stores import kind_of
+from samcache.cache.stores import configure_kinds, kind_of, kind_settings
 from samcache.cache.writer import PreparedSplit, write_image
 from samcache.data.cityscapes import ImageRecord, load_item, record_for
 from samcache.errors import SamcacheError
@@ -52,6 +52,7 @@ class WorkerEncoder:
     compile_model: bool
     batch_size: int | None  # None: measured on each worker's device
     torch_threads: int | None
+    store_settings: dict  # the driver's storage: settings (endpoint, ...): a worker process starts without them
 
 
 class EncoderPlugin(WorkerPlugin):
@@ -65,6 +66,7 @@ class EncoderPlugin(WorkerPlugin):
 
     def setup(self, worker) -> None:
         spec = self.spec
+        configure_kinds(spec.store_settings)
         if spec.torch_threads:
             torch.set_num_threads(spec.torch_threads)
         self.device = resolve_device(spec.device)  # the worker's GPU, whatever the driver has
@@ -178,7 +180,8 @@ class DaskSession:
         client, resources = self.client, self.resources
         checkpoint = os.path.abspath(cfg.checkpoint) if cfg.checkpoint else None
         client.register_plugin(EncoderPlugin(WorkerEncoder(cfg.model_type, checkpoint, cfg.seed, cfg.device, precision,
-                                                           cfg.attention, cfg.compile, cfg.batch_size, self.threads)))
+                                                           cfg.attention, cfg.compile, cfg.batch_size, self.threads,
+                                                           kind_settings())))
         rows = prepared.pending_rows
         per_task = cfg.batch_size or TASK_IMAGES
         data_root = os.path.abspath(cfg.data)  # workers may run in another directory or on another node

@@ -173,8 +173,8 @@ def extract(cfg: ExtractConfig, progress: bool = True) -> ExtractResult:
     """Encode every image of ``cfg.split`` that the cache does not hold yet."""
     backend = backend_for(cfg.model_type)
     if not kind_of(cfg.cache).writable:
-        raise SamcacheError(f"{cfg.cache} is {kind_of(cfg.cache).as_cache}, which is read-only; extract into a Zarr store and "
-                            f"`samcache export` it")
+        raise SamcacheError(f"{cfg.cache} is {kind_of(cfg.cache).as_cache}, which is read-only; "
+                            f"{kind_of(cfg.cache).write_advice}")
     check_location(cfg.cache, os.path.abspath(cfg.data))  # before anything is built or written
     precheck(cfg.cache, cfg.split, cfg.model_type, cfg.codec, os.path.abspath(cfg.data),
              list_images(cfg.data, cfg.split), cfg.rebuild)

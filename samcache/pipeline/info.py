@@ -16,6 +16,7 @@ def describe_cache(path: str) -> str:
     attrs = cache.attrs
     written_by = "".join(f", {name} {v}" for name, v in package_versions(attrs).items())
     lines = [f"cache {path}  (format {attrs['samcache_format']}, samcache {attrs.get('samcache_version')}{written_by})",
+             f"store: {kind_of(path).capabilities()}",
              f"fingerprint: {cache.fingerprint.describe()}",
              f"family {cache.family}: " + ", ".join(f"{name} {tuple(shape)}" for name, shape in
                                                    cache.feature_shapes.items()) + " per image"]

@@ -12,7 +12,8 @@ from samcache.pipeline.configs.prompting import ClicksConfig, DecodingConfig, Ze
 from samcache.pipeline.configs.heads import EvaluateConfig, HeadConfig
 from samcache.pipeline.configs.tools import (DeleteSplitConfig, DemoConfig, ExportConfig, ImportConfig, InfoConfig,
                                              ReportConfig, SynthConfig, UpgradeConfig, VerifyConfig)
+from samcache.pipeline.configs.storage import StorageConfig
 
 __all__ = ["ExtractConfig", "DecodingConfig", "ZeroShotConfig", "ClicksConfig", "HeadConfig", "EvaluateConfig",
            "ReportConfig", "SynthConfig", "ExportConfig", "ImportConfig", "UpgradeConfig", "InfoConfig",
-           "DeleteSplitConfig", "DemoConfig", "VerifyConfig"]
+           "DeleteSplitConfig", "DemoConfig", "VerifyConfig", "StorageConfig"]
