@@ -1,18 +1,22 @@
 """`extract --dask slurm:N`: settings checked in one line, the job script SLURM gets, and (slow) a real one-node
-SLURM cluster (tests/slurm/one_node_slurm.sh) whose jobs write the single-process cache bit for bit, and whose
-jobs never outlive the command."""
+SLURM cluster (tests/slurm/one_node_slurm.sh) whose jobs write the single-process cache bit for bit, into a shared
+path or an S3 bucket, and whose jobs never outlive the command."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
+import numpy as np
 import pytest
+import zarr
 
-from conftest import assert_one_line_error, assert_same_split, done_count, invoke
+from conftest import ARRAYS, assert_one_line_error, done_count, invoke
 from docs_text import code
 from samcache.pipeline.configs import ExtractConfig
 
@@ -100,10 +104,14 @@ def slurm():
         assert _processes_of(folder) == []
 
 
-@pytest.fixture(params=["local"])
-def slurm_cache(request, tmp_path) -> str:
-    """Where the jobs' workers write: a path every node sees (here the local disk; an s3:// store slots in here)."""
-    return str(tmp_path / "slurm.zarr")
+@pytest.fixture(params=["shared-path", "s3"])
+def slurm_cache(request, tmp_path) -> tuple[str, dict]:
+    """Where the jobs' workers write, and how plain zarr reads it: a path every node sees, or a bucket on moto's
+    S3 server (the jobs inherit the AWS_* variables pointing at it, as sbatch passes the environment on)."""
+    if request.param == "shared-path":
+        return str(tmp_path / "slurm.zarr"), {}
+    server = request.getfixturevalue("s3")
+    return f"s3://{server.bucket()}/slurm.zarr", server.storage_options()
 
 
 def _extract_args(data, cache, *extra) -> list[str]:
@@ -111,15 +119,23 @@ def _extract_args(data, cache, *extra) -> list[str]:
             "--batch-size", "1", "--dtype", "float32", "--attention", "upstream", "-q", *JOB, *extra]
 
 
-def _samcache(cwd: Path, args: list[str], **popen) -> subprocess.Popen:
-    """The CLI as a user runs it, in ``cwd`` (sbatch writes the jobs' slurm-JOBID.out there)."""
-    return subprocess.Popen([sys.executable, "-m", "samcache.pipeline.cli", *args], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **popen)
+@contextlib.contextmanager
+def _samcache(cwd: Path, args: list[str]) -> Iterator[subprocess.Popen]:
+    """The CLI as a user runs it, in ``cwd`` (sbatch writes the jobs' slurm-JOBID.out there); killed if the test
+    fails first (the fixture's stop then cancels its jobs)."""
+    proc = subprocess.Popen([sys.executable, "-m", "samcache.pipeline.cli", *args], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 def _run(cwd: Path, args: list[str]) -> subprocess.CompletedProcess:
-    proc = _samcache(cwd, args)
-    out, err = proc.communicate(timeout=300)
+    with _samcache(cwd, args) as proc:
+        out, err = proc.communicate(timeout=300)
     return subprocess.CompletedProcess(args, proc.returncode, out, err)
 
 
@@ -145,9 +161,13 @@ def _wait_for(predicate, seconds: float, what: str) -> None:
 
 @pytest.mark.slow
 def test_two_slurm_jobs_write_the_single_process_cache(slurm, synth_root, cache32, slurm_cache, tmp_path):
-    proc = _run(tmp_path, _extract_args(synth_root, slurm_cache, "--dask", "slurm:2", "--resources", "GPU=1"))
+    cache, storage_options = slurm_cache
+    proc = _run(tmp_path, _extract_args(synth_root, cache, "--dask", "slurm:2", "--resources", "GPU=1"))
     assert proc.returncode == 0, proc.stderr
-    assert_same_split(slurm_cache, cache32, "train")  # plain zarr reads, bit for bit
+    written = zarr.open_group(cache, mode="r", storage_options=storage_options or None)["train"]
+    reference = zarr.open_group(str(cache32), mode="r")["train"]
+    for name in ARRAYS:  # plain zarr reads, bit for bit
+        assert np.array_equal(written[name][:], reference[name][:]), name
     assert len(list(tmp_path.glob("slurm-*.out"))) == 2  # both jobs ran a worker
     _assert_no_jobs_left()
 
@@ -165,11 +185,11 @@ def test_slurm_failures_are_one_line_and_leave_no_job(slurm, synth_root, tmp_pat
         _assert_no_jobs_left()
         assert not cache.exists(), line
     # Ctrl-C while the jobs wait in the queue: the command stops with its advice, the jobs are cancelled
-    proc = _samcache(tmp_path, _extract_args(synth_root, cache, "--dask", "slurm:2",
-                                             "--slurm-directive=--begin=now+1hour"))
-    _wait_for(lambda: len(_squeue()) == 2, 120, "two pending jobs")
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    with _samcache(tmp_path, _extract_args(synth_root, cache, "--dask", "slurm:2",
+                                           "--slurm-directive=--begin=now+1hour")) as proc:
+        _wait_for(lambda: len(_squeue()) == 2, 120, "two pending jobs")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
     _assert_no_jobs_left()
 
@@ -182,10 +202,10 @@ def test_jobs_that_all_end_mid_run_are_one_line_and_a_rerun_finishes(slurm, tmp_
     write_synthetic(data, {"train": 12}, size=(128, 64), seed=1, progress=False)  # seconds of work to cancel in
     cache = tmp_path / "c.zarr"
     args = _extract_args(data, cache, "--dask", "slurm:2")
-    proc = _samcache(tmp_path, args)
-    _wait_for(lambda: done_count(cache, "train") >= 1 or proc.poll() is not None, 300, "the first image")
-    subprocess.run(["scancel", "--name", "samcache-extract"], check=True)  # as a walltime or an admin would
-    _, err = proc.communicate(timeout=120)
+    with _samcache(tmp_path, args) as proc:
+        _wait_for(lambda: done_count(cache, "train") >= 1 or proc.poll() is not None, 300, "the first image")
+        subprocess.run(["scancel", "--name", "samcache-extract"], check=True)  # as a walltime or an admin would
+        _, err = proc.communicate(timeout=120)
     line = assert_one_line_error(subprocess.CompletedProcess(args, proc.returncode, "", err),
                                  "every SLURM job of this run has ended", "CANCELLED", "re-run the same command")
     assert done_count(cache, "train") < 12, line

@@ -198,7 +198,7 @@ class DaskSession:
         try:
             for future in _completed(futures, self.watch):
                 if future.status == "finished":
-                    out = future.result()
+                    out = _result(future, self.watch)
                     written, seconds = written + out["written"], seconds + out["seconds"]
                     errors += out["errors"]
                 bar.update(1)
@@ -229,6 +229,18 @@ def _completed(futures: list, watch: Callable[[], None] | None) -> Iterator:
             watch()
             checked = time.monotonic()
         time.sleep(0.1)
+
+
+def _result(future, watch: Callable[[], None] | None):
+    """``future.result()``, calling ``watch`` every WATCH_S while it waits: a result held by a worker that died
+    is computed again, which needs a worker."""
+    if watch is None:
+        return future.result()
+    while True:
+        try:
+            return future.result(timeout=WATCH_S)
+        except TimeoutError:
+            watch()
 
 
 @contextlib.contextmanager
