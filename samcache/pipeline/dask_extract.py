@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import re
 import socket
 import time
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from distributed import Client, LocalCluster, Nanny, SpecCluster, WorkerPlugin, as_completed, get_worker
@@ -35,6 +35,7 @@ from samcache.pipeline.encode import Encoding, LoadedBatch, encode_and_write
 
 PLUGIN = "samcache-encoder"
 WORKER_WAIT_S = 60
+WATCH_S = 10  # slurm:N: how often the jobs are checked while tasks run
 TASK_IMAGES = 8  # images per task when --batch-size is automatic (each worker picks its own batch size)
 
 
@@ -109,9 +110,17 @@ def encode_rows(cache: str, split: str, items: list[tuple[int, ImageRecord]], pr
     return {"written": written, "seconds": seconds, "errors": errors}
 
 
-def start_cluster(address: str, resources: dict[str, float]):
-    """``local:N`` -> a cluster on this machine (one worker per GPU when there are GPUs); else join ``address``."""
+def start_cluster(address: str, resources: dict[str, float], cfg=None):
+    """``local:N`` -> a cluster on this machine (one worker per GPU when there are GPUs); ``slurm:N`` -> N SLURM
+    jobs with ``cfg``'s slurm settings; else join ``address``. Returns (client, cluster or None, torch threads)."""
     kind, n = parse_dask_address(address)
+    if kind == "slurm":
+        try:  # dask-jobqueue is imported only for slurm:N
+            from samcache.pipeline.slurm_cluster import start_slurm
+        except ImportError as exc:
+            raise SamcacheError(f"--dask slurm:N needs dask-jobqueue ({exc}): pip install dask-jobqueue") from None
+        client, cluster = start_slurm(cfg, n, resources)
+        return client, cluster, cfg.slurm_cores
     if kind != "local":
         _check_reachable(address)
         try:
@@ -147,8 +156,10 @@ def _check_reachable(address: str) -> None:
 class DaskSession:
     """A client (and the local cluster it started) for one extraction."""
 
-    def __init__(self, client: Client, threads: int | None, resources: dict[str, float]):
+    def __init__(self, client: Client, threads: int | None, resources: dict[str, float],
+                 watch: Callable[[], None] | None = None):
         self.client, self.threads, self.resources = client, threads, resources
+        self.watch = watch  # raises when no worker can come any more (slurm:N: every job ended)
 
     def precision(self, requested: str) -> str:
         """'auto' as the workers see it: bf16 if every worker has CUDA, fp32 if none has."""
@@ -184,13 +195,16 @@ class DaskSession:
         written, seconds, errors = 0, 0.0, []
         bar = tqdm(total=len(futures), unit="task", desc=f"extract {cfg.split} on dask {cfg.dask}",
                    disable=not progress)
-        for future in as_completed(futures):
-            if future.status == "finished":
-                out = future.result()
-                written, seconds, errors = written + out["written"], seconds + out["seconds"], errors + out["errors"]
-            bar.update(1)
-            bar.set_postfix(images=written, refresh=False)
-        bar.close()
+        try:
+            for future in _completed(futures, self.watch):
+                if future.status == "finished":
+                    out = _result(future, self.watch)
+                    written, seconds = written + out["written"], seconds + out["seconds"]
+                    errors += out["errors"]
+                bar.update(1)
+                bar.set_postfix(images=written, refresh=False)
+        finally:
+            bar.close()
         failures = {f.key: f.exception() if f.status == "error" else f.status for f in futures
                     if f.status != "finished"}
         done = prepared.group["done"][:]
@@ -203,14 +217,40 @@ class DaskSession:
         return written, seconds, errors
 
 
+def _completed(futures: list, watch: Callable[[], None] | None) -> Iterator:
+    """``as_completed(futures)``, calling ``watch`` every WATCH_S while waiting."""
+    if watch is None:
+        yield from as_completed(futures)
+        return
+    pending, checked = as_completed(futures), time.monotonic()
+    while not pending.is_empty():
+        yield from pending.next_batch(block=False)
+        if time.monotonic() - checked > WATCH_S:
+            watch()
+            checked = time.monotonic()
+        time.sleep(0.1)
+
+
+def _result(future, watch: Callable[[], None] | None):
+    """``future.result()``, calling ``watch`` every WATCH_S while it waits: a result held by a worker that died
+    is computed again, which needs a worker."""
+    if watch is None:
+        return future.result()
+    while True:
+        try:
+            return future.result(timeout=WATCH_S)
+        except TimeoutError:
+            watch()
+
+
 @contextlib.contextmanager
 def dask_session(cfg) -> Iterator[DaskSession]:
     """Connect to (or start) the cluster; always close it and restore this process's environment."""
     resources = parse_resources(cfg.resources)
     environ = dict(os.environ)  # LocalCluster sets MKL/OPENBLAS_NUM_THREADS=1 etc. in *this* process too
-    client, cluster, threads = start_cluster(cfg.dask, resources)
+    client, cluster, threads = start_cluster(cfg.dask, resources, cfg)
     try:
-        yield DaskSession(client, threads, resources)
+        yield DaskSession(client, threads, resources, getattr(cluster, "check_alive", None))
     finally:
         client.close()
         if cluster is not None:
