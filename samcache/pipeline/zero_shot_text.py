@@ -24,6 +24,7 @@ from samcache.errors import SamcacheError
 from samcache.evaluation.concept_decoding import Composition, compose_image, decode_concepts
 from samcache.evaluation.concepts import InstanceComposition, SemanticComposition, phrase_map
 from samcache.evaluation.fused import FusedComposition
+from samcache.evaluation.phrase_sets import load_phrase_set
 from samcache.evaluation.decoding import open_decoding
 from samcache.evaluation.instance_results import write_instances
 from samcache.evaluation.metrics import class_ious, confusion_matrix_torch
@@ -58,7 +59,8 @@ def parse_phrases(items: list[str]) -> dict[str, list[str]]:
 
 def run_text_zero_shot(cfg, progress: bool = True) -> dict:
     """Decode every image of the split by concept prompts; write the run folder; return its record."""
-    phrases = phrase_map(cfg.classes, parse_phrases(cfg.phrases))  # bad phrase maps fail before anything
+    phrases = phrase_map(cfg.classes, parse_phrases(cfg.phrases),  # bad phrase maps fail before anything
+                         load_phrase_set(cfg.phrase_set, cfg.classes))
     how = composition_of(cfg)
     d = open_decoding(cfg)
     if not d.decoder.backend.text_prompts:
@@ -81,7 +83,8 @@ def run_text_zero_shot(cfg, progress: bool = True) -> dict:
         return run.finish(decoding_record(
             d, "zero-shot", seconds, strategy="text", multimask=cfg.compose, oracle=False, label=LABEL,
             ground_truth_used=False, compose=cfg.compose, prompts=prompts, miou_semantic=miou, summary=summary,
-            composition=composition_record(how), provenance=prov, instance_threshold=cfg.instance_threshold if cfg.save_instances else None,
+            composition=composition_record(how), phrase_set=cfg.phrase_set, provenance=prov,
+            instance_threshold=cfg.instance_threshold if cfg.save_instances else None,
             instances_listed=listed if cfg.save_instances else None,
             prompts_per_s=prompts / seconds if seconds else 0.0))
 

@@ -37,7 +37,8 @@ class DecodingConfig(StageConfig):
 
 
 FUSED_ONLY = ("fused_presence", "fused_instances", "fused_semantic", "fused_threshold")
-TEXT_ONLY = ("compose", "score_threshold", "min_instance_area", "semantic_threshold", "phrases", "save_instances",
+TEXT_ONLY = ("compose", "score_threshold", "min_instance_area", "semantic_threshold", "phrases", "phrase_set",
+             "save_instances",
              "instance_threshold") + FUSED_ONLY
 POINTS_ONLY = ("points", "negatives", "multimask")
 INSTANCES_ONLY = ("min_instance_area", "save_instances", "instance_threshold")
@@ -71,6 +72,10 @@ class ZeroShotConfig(DecodingConfig):
     fused_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
         0.0, description="text, fused: pixels whose best class score is below this are unlabeled (0: every pixel "
                          "is labelled, as SegEarth-OV3).")
+    phrase_set: str = Field("class_names", description="text: the phrases YAML prompting each class (a class's "
+                                                       "score is the max over its phrases): a file, or a set "
+                                                       "shipped in configs/phrases/ (class_names, "
+                                                       "segearth_ov3_cityscapes).")
     phrases: list[str] = Field([], description="text: an extra noun phrase for a class, as CLASS=PHRASE "
                                                "(repeat the option).", json_schema_extra={"flags": ("--phrase",)})
     save_instances: bool = Field(False, description="text, instances: cityscapesScripts' instance-level result "
