@@ -25,6 +25,7 @@ from samcache.evaluation.concept_decoding import Composition, compose_image, dec
 from samcache.evaluation.concepts import InstanceComposition, SemanticComposition, phrase_map
 from samcache.evaluation.fused import FusedComposition
 from samcache.evaluation.phrase_sets import load_phrase_set
+from samcache.evaluation.stored_scores import SCORES_DIR, store_image
 from samcache.evaluation.decoding import open_decoding
 from samcache.evaluation.instance_results import write_instances
 from samcache.evaluation.metrics import class_ious, confusion_matrix_torch
@@ -71,7 +72,7 @@ def run_text_zero_shot(cfg, progress: bool = True) -> dict:
     prov = decoding_provenance(d, oracle=False)
     with run_stage("zero-shot", cfg, out, [cfg.cache], prov=prov) as run:
         write_text(out / "phrases.yaml", yaml.safe_dump(phrases.as_config(class_set), sort_keys=False))
-        confusion, listed, details = _decode_split(d, phrases, how, out, progress)
+        confusion, listed, details, stored = _decode_split(d, phrases, how, out, progress)
         seconds = run.seconds()
         semantic, miou = class_ious(confusion, class_set)
         names = phrases.as_config(class_set)
@@ -84,6 +85,8 @@ def run_text_zero_shot(cfg, progress: bool = True) -> dict:
             d, "zero-shot", seconds, strategy="text", multimask=cfg.compose, oracle=False, label=LABEL,
             ground_truth_used=False, compose=cfg.compose, prompts=prompts, miou_semantic=miou, summary=summary,
             composition=composition_record(how), phrase_set=cfg.phrase_set, provenance=prov,
+            stored_scores=({"folder": SCORES_DIR, "from": cfg.keep_scores_from, "bytes": stored,
+                            "bytes_per_image": round(stored / max(1, len(d.rows)))} if cfg.keep_scores else None),
             instance_threshold=cfg.instance_threshold if cfg.save_instances else None,
             instances_listed=listed if cfg.save_instances else None,
             prompts_per_s=prompts / seconds if seconds else 0.0))
@@ -110,15 +113,17 @@ def composition_record(how: Composition) -> dict:
             "fused_instances": f.instances, "fused_semantic": f.semantic, "fused_threshold": f.threshold}
 
 
-def _decode_split(d, phrases, how: Composition, out: Path, progress: bool) -> tuple[np.ndarray, int, list[dict]]:
-    """The split's confusion matrix, the number of instances listed for AP (``--save-instances``), and the
-    per-image rows of ``detailed_results.csv``."""
+def _decode_split(d, phrases, how: Composition, out: Path, progress: bool) -> tuple[np.ndarray, int, list[dict], int]:
+    """The split's confusion matrix, the number of instances listed for AP (``--save-instances``), the
+    per-image rows of ``detailed_results.csv``, and the bytes of stored scores (``--keep-scores``)."""
     cfg, class_set, split, device = d.cfg, d.class_set, d.split, d.device
     n = class_set.num_classes  # the extra prediction column: unlabeled
     confusion = torch.zeros((n, n + 1), dtype=torch.int64, device=device)
     per_batch = cfg.images_per_batch or (8 if device.type == "cuda" else 1)
-    listed = shown = 0
+    listed = shown = stored = 0
     details: list[dict] = []
+    if cfg.keep_scores:
+        (out / SCORES_DIR).mkdir(exist_ok=True)
     bar = tqdm(total=len(d.rows), unit="img", desc=f"zero-shot text/{cfg.compose}", disable=not progress)
     for start in range(0, len(d.rows), per_batch):
         check_interrupt()
@@ -130,6 +135,9 @@ def _decode_split(d, phrases, how: Composition, out: Path, progress: bool) -> tu
         classes = [c for c, _ in phrases.prompts()]
         for row, results, size in zip(rows, decoded, sizes):
             pred = compose_image(d.decoder.backend, results, classes, size, how, cfg.save_instances)
+            if cfg.keep_scores:
+                stored += store_image(out / SCORES_DIR / f"{split.image_ids[row]}.npz", [p for _, p in phrases.prompts()],
+                                      results, cfg.keep_scores_from)
             gt = class_set.to_index(split.label_ids(row))  # read once: scoring and the overlay
             class_map = torch.from_numpy(gt).to(device)
             label_map = torch.where(pred.label_map == IGNORE, n, pred.label_map).to(device)
@@ -154,7 +162,7 @@ def _decode_split(d, phrases, how: Composition, out: Path, progress: bool) -> tu
                 shown += 1
         bar.update(len(rows))
     bar.close()
-    return confusion.cpu().numpy(), listed, details
+    return confusion.cpu().numpy(), listed, details, stored
 
 
 def _image_rows(image_id: str, confusion: torch.Tensor, class_set, compose: str) -> list[dict]:

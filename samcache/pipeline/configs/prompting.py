@@ -38,7 +38,7 @@ class DecodingConfig(StageConfig):
 
 FUSED_ONLY = ("fused_presence", "fused_instances", "fused_semantic", "fused_threshold")
 TEXT_ONLY = ("compose", "score_threshold", "min_instance_area", "semantic_threshold", "phrases", "phrase_set",
-             "save_instances",
+             "save_instances", "keep_scores", "keep_scores_from",
              "instance_threshold") + FUSED_ONLY
 POINTS_ONLY = ("points", "negatives", "multimask")
 INSTANCES_ONLY = ("min_instance_area", "save_instances", "instance_threshold")
@@ -72,6 +72,13 @@ class ZeroShotConfig(DecodingConfig):
     fused_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
         0.0, description="text, fused: pixels whose best class score is below this are unlabeled (0: every pixel "
                          "is labelled, as SegEarth-OV3).")
+    keep_scores: bool = Field(False, description="text: store per image what every compose rule needs (per "
+                                                 "phrase presence and semantic logits, instances with scores and "
+                                                 "mask logits), compressed, in the run's scores/: `samcache "
+                                                 "sweep` scores other settings from it without the model.")
+    keep_scores_from: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
+        0.1, description="text, --keep-scores: store instances from this presence x score on (a sweep's "
+                         "--score-threshold must be at least this).")
     phrase_set: str = Field("class_names", description="text: the phrases YAML prompting each class (a class's "
                                                        "score is the max over its phrases): a file, or a set "
                                                        "shipped in configs/phrases/ (class_names, "
@@ -117,6 +124,12 @@ class ZeroShotConfig(DecodingConfig):
                              "--no-fused-instances and --no-fused-semantic leave nothing to fuse")
         if self.save_instances and self.compose != "instances":
             raise ValueError("--save-instances needs --compose instances")
+        if not self.keep_scores and flags(("keep_scores_from",)):
+            raise ValueError("--keep-scores-from applies with --keep-scores only")
+        if self.keep_scores and self.compose != "semantic-head" and self.keep_scores_from > self.score_threshold:
+            raise ValueError(f"--keep-scores-from {self.keep_scores_from} is above --score-threshold "
+                             f"{self.score_threshold}: the run's own setting could not be scored from its stored "
+                             f"scores")
         if not self.save_instances and flags(("instance_threshold",)):
             raise ValueError("--instance-threshold applies with --save-instances only")
         return self
