@@ -137,7 +137,7 @@ def run_sweep(cfg, progress: bool = True) -> dict:
         for s, setting in enumerate(settings):
             per_class, miou = class_ious(confusion[s].numpy(), class_set)
             used = composition_record(setting.how) == records[setting.run].get("composition")
-            rows.append({**setting.row(), "used": "yes" if used else "", "miou": miou, **per_class})
+            rows.append({**setting.row(), "used": "yes" if used else "", "best": "", "miou": miou, **per_class})
         best = max(range(len(rows)), key=lambda i: -math.inf if math.isnan(rows[i]["miou"]) else rows[i]["miou"])
         rows[best]["best"] = "yes"
         names = [class_set.class_names[c] for c in class_set.eval_indices]
@@ -155,7 +155,7 @@ def run_sweep(cfg, progress: bool = True) -> dict:
             "stage": "sweep", "status": "complete", "images": len(image_ids), "classes": records[0]["classes"],
             "cache": records[0]["cache"], "split": records[0]["split"], "random_weights": random,
             "fingerprint": records[0].get("fingerprint"), "summary": summary, "provenance": prov,
-            "runs": list(cfg.runs), "settings": len(settings), "best": setting_label(rows[best]),
+            "runs": list(cfg.runs), "settings": len(settings), "cells": rows, "best": setting_label(rows[best]),
             "best_miou": rows[best]["miou"], "used": setting_label(first) if first else None,
             "table": format_table([{"setting": setting_label(r), "mIoU": r["miou"], "mark": _mark(r)} for r in rows],
                                   ["setting", "mIoU", "mark"])}))
