@@ -124,5 +124,3 @@ register_stage(Stage("evaluate", _evaluate_label, {"iou": "semantic_iou"}, label
 register_stage(Stage("clicks", _clicks_label,
                      {"miou@1": "miou@1", "miou@5": "miou@5", "noc@85": "noc@85", "noc@90": "noc@90"},
                      table="Interactive clicks, per object", chart=Chart("report_clicks.png", "clicks", _click_chart)))
-
-import samcache.pipeline.report_sweep  # noqa: E402,F401  (registers the sweep stage, declared beside its logic)
