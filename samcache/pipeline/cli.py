@@ -21,8 +21,8 @@ from samcache.procs import install_signal_handlers
 from samcache.pipeline.cli_group import OneLineGroup, show_warning
 from samcache.pipeline.cli_options import command_options
 from samcache.pipeline.configs import (ClicksConfig, DeleteSplitConfig, DemoConfig, EvaluateConfig, ExportConfig, ExtractConfig,
-                                       HeadConfig, ImportConfig, InfoConfig, ReportConfig, SynthConfig, UpgradeConfig,
-                                       VerifyConfig, ZeroShotConfig)
+                                       HeadConfig, ImportConfig, InfoConfig, ReportConfig, SweepConfig, SynthConfig,
+                                       UpgradeConfig, VerifyConfig, ZeroShotConfig)
 
 
 @click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -181,6 +181,26 @@ def zero_shot(cfg: ZeroShotConfig, quiet: bool):
     click.echo(summary_table(record))
     click.echo(f"{count(record['prompts'], 'prompt')} on {count(record['images'], 'image')} in {record['seconds']:.1f} s "
                f"({record['prompts_per_s']:.1f} prompts/s); results in {record['out']}")
+
+
+@cli.command()
+@command_options(SweepConfig)
+def sweep(cfg: SweepConfig, quiet: bool):
+    """Score composition settings of SAM 3 text prompts from stored decoder outputs, without the model.
+
+    RUNS are `zero-shot --prompt text --keep-scores` run folders (one per prompt set); every combination of
+    the values given is scored (sweep.csv, sweep_heatmap.png), each cell equal to a full zero-shot run.
+    """
+    from samcache.pipeline.report_sweep import MEANINGLESS
+    from samcache.pipeline.sweep import run_sweep
+
+    record = run_sweep(cfg, progress=not quiet)
+    click.echo(record["table"])
+    if record["random_weights"]:
+        click.echo(MEANINGLESS)
+    click.echo(f"{count(record['settings'], 'setting')} on {count(record['images'], 'image')} in "
+               f"{record['seconds']:.1f} s; best {record['best']} (mIoU {record['best_miou']:.4f}); "
+               f"results in {record['out']}")
 
 
 @cli.command()

@@ -29,6 +29,7 @@ from samcache.pipeline.provenance import train_subset
 from samcache.pipeline.run_folder import run_folder, settle
 from samcache.pipeline.runs import RunRecord, format_table, read_csv, write_csv
 from samcache.pipeline.stage_registry import COMPARED, stage_of, stages
+from samcache.pipeline import report_sweep  # noqa: F401  (registers the sweep stage: label, table, heat map)
 
 
 def _label(record: dict) -> str:
