@@ -6,6 +6,7 @@ setting means nothing. Torch-free; matplotlib is imported when a chart is drawn.
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 from samcache import fileio
@@ -60,22 +61,25 @@ def draw_heatmap(rows: list[dict], path: Path, random: bool, title: str = "") ->
         marks += [(i, j, m) for m in ("used", "best") if r.get(m)]
     fig, ax = plt.subplots(figsize=(2.0 + 1.1 * len(col_keys), 1.4 + 0.45 * len(row_keys)))
     image = ax.imshow(grid, cmap="viridis", aspect="auto", vmin=0)
+    best = {(i, j) for i, j, mark in marks if mark == "best"}
+    top = max((v for line in grid for v in line if not math.isnan(v)), default=0.0)
     for i, line in enumerate(grid):
         for j, value in enumerate(line):
-            if not math.isnan(value):
-                ax.text(j, i, f"{value:.3f}", ha="center", va="center", color="white", fontsize=8)
+            if not math.isnan(value):  # dark text on the bright end of viridis, white on the dark end
+                ax.text(j, i, f"{value:.3f}" + (" ★" if (i, j) in best else ""), ha="center", va="center",
+                        color="black" if top and value > 0.6 * top else "white", fontsize=8,
+                        fontweight="bold" if (i, j) in best else "normal")
     for i, j, mark in marks:
         if mark == "used":
             ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2.5))
-        else:
-            ax.text(j + 0.42, i - 0.25, "*", ha="right", va="center", color="orange", fontsize=16)
     ax.set_xticks(range(len(col_keys)), col_keys, fontsize=8)
     ax.set_yticks(range(len(row_keys)), row_keys, fontsize=8)
     fig.colorbar(image, ax=ax, label="mIoU")
-    head = title or "sweep: mIoU per setting (red box: the run's setting, *: best)"
-    ax.set_title(head + (f"\n{MEANINGLESS}" if random else ""), fontsize=9)
+    head = "\n".join(textwrap.wrap(title, 60)) if title else "sweep: mIoU per setting"
+    ax.set_title(head + "\n(red box: the run's setting, ★: best)" + (f"\n{MEANINGLESS}" if random else ""),
+                 fontsize=8)
     fig.tight_layout()
-    fileio.write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    fileio.write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
     plt.close(fig)
 
 
@@ -87,7 +91,7 @@ def _label(record: dict) -> str:
 def _chart(runs: list[tuple[str, Path]], path: Path, flag: str) -> None:
     """The report's heat map: the first sweep given (a report of several sweeps shows the others' tables)."""
     label, folder = runs[0]
-    draw_heatmap(read_csv(Path(folder) / "sweep.csv"), path, bool(flag), title=f"{label[:90]}")
+    draw_heatmap(read_csv(Path(folder) / "sweep.csv"), path, bool(flag), title=label.split(f" ({MEANINGLESS}")[0])
 
 
 register_stage(Stage("sweep", _label, {"iou_used": "sweep: the run's setting", "iou_best": "sweep: the best setting"},
