@@ -206,10 +206,10 @@ def test_data_root_is_stored_absolute_and_overlays_work_from_anywhere(synth_root
     (tmp_path / "a" / "data").symlink_to(synth_root)
     monkeypatch.chdir(tmp_path / "a")
     extract(extract_cfg("data", tmp_path / "c.zarr", "val", limit=1), progress=False)
-    data_root = open_cache(tmp_path / "c.zarr").split("val").attrs["data_root"]
-    assert Path(data_root).is_absolute()
+    split = open_cache(tmp_path / "c.zarr").split("val")
+    assert Path(split.attrs["data_root"]).is_absolute()
     monkeypatch.chdir(tmp_path / "b")  # a later stage, run from another directory
-    image = source_image(data_root, "val", open_cache(tmp_path / "c.zarr").split("val").image_ids[0])
+    image = source_image(split, split.image_ids[0])
     assert image is not None and image.shape == (256, 512, 3)
 
 

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
 
 from samcache import __version__
+from samcache.data.datasets import get_dataset
 from samcache.features.families import family_of, get_family
 from samcache.features.weights import WeightsId
 
@@ -115,8 +116,9 @@ def feature_shapes(root_attrs_: dict) -> dict[str, tuple[int, int, int]]:
     return {k: tuple(v) for k, v in held.items()} if held else dict(FORMAT1_FEATURES)
 
 
-def root_attrs(fp: Fingerprint) -> dict:
-    """Everything a reader needs to interpret the features without samcache; the weights are ``fingerprint``'s."""
+def root_attrs(fp: Fingerprint, dataset=None) -> dict:
+    """Everything a reader needs to interpret the features and labels without samcache; the weights are
+    ``fingerprint``'s, the images ``dataset``'s (a ``samcache.data.dataset.Dataset``; default Cityscapes)."""
     family = get_family(fp.family)
     return {
         "samcache_format": FORMAT_VERSION,
@@ -128,6 +130,7 @@ def root_attrs(fp: Fingerprint) -> dict:
         "package_versions": {name: _package_version(name) for name in family.packages},
         "samcache_version": __version__,
         "fingerprint": fp.to_attrs(),
+        **(dataset or get_dataset()).cache_attrs(),
     }
 
 

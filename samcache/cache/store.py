@@ -92,7 +92,7 @@ def is_samcache_store(path: str | Path) -> bool:
     return "samcache_format" in attrs
 
 
-def open_or_create_root(cache: str, fp: Fingerprint) -> tuple[zarr.Group, bool]:
+def open_or_create_root(cache: str, fp: Fingerprint, dataset=None) -> tuple[zarr.Group, bool]:
     """The store for writing, after ``check_location``; a new one gets its attributes in one file write."""
     if is_samcache_store(cache):
         return open_root(cache, mode="r+"), False
@@ -105,7 +105,7 @@ def open_or_create_root(cache: str, fp: Fingerprint) -> tuple[zarr.Group, bool]:
         except Exception:
             pass  # nothing there yet
     try:
-        root = zarr.open_group(str(cache), mode="a", attributes=root_attrs(fp))
+        root = zarr.open_group(str(cache), mode="a", attributes=root_attrs(fp, dataset))
     except PermissionError as exc:
         raise SamcacheError(f"cannot create the cache {cache}: {exc.strerror or exc}") from None
     return root, True

@@ -21,7 +21,9 @@ from samcache.cache.schema import CODECS, DEFAULT_CODEC, Fingerprint, array_spec
 from samcache.cache.store import (PARTIAL_MARK, check_location, delete_split_arrays, open_or_create_root, ready_splits,
                                   split_features, split_state)
 from samcache.errors import SamcacheError, setting
-from samcache.cache.split_checks import check_codec, check_family
+from samcache.cache.split_checks import check_codec, check_dataset, check_family
+from samcache.data.dataset import Dataset
+from samcache.data.datasets import dataset_of, get_dataset
 from samcache.features.families import backend_for, get_family
 
 
@@ -37,7 +39,8 @@ class PreparedSplit:
     moved: str | None = None  # a note when the split's data was found under a new root (split_checks)
 
 
-def _check_root_fingerprint(root: zarr.Group, cache: str, split: str, fp: Fingerprint, rebuild: bool) -> None:
+def _check_root_fingerprint(root: zarr.Group, cache: str, split: str, fp: Fingerprint, rebuild: bool,
+                            dataset: Dataset) -> None:
     held = Fingerprint.from_attrs(root.attrs["fingerprint"])
     if held == fp:
         return
@@ -46,7 +49,7 @@ def _check_root_fingerprint(root: zarr.Group, cache: str, split: str, fp: Finger
         raise SamcacheError(f"cache {cache} holds {held.describe()} embeddings, this run asks for {fp.describe()}; "
                             f"pass {setting('rebuild')} to recompute split {split} (the other splits then need it too), "
                             f"or use another {setting('cache')}")
-    root.attrs.update(root_attrs(fp))  # a cache whose every split was deleted takes the new weights as they come
+    root.attrs.update(root_attrs(fp, dataset))  # a cache whose every split was deleted takes the new weights
 
 
 def _empty_group(root: zarr.Group, split: str) -> bool:
@@ -125,6 +128,7 @@ class SplitPlan:
     codec: str | None = None  # a new split's codec (an existing split keeps its own)
     rebuild: bool = False
     present_ids: set[str] | None = None  # every image in the data folder now (image_ids may be a --limit prefix)
+    dataset: Dataset | None = None  # whose images (default Cityscapes): the cache records it
 
 
 def prepare_split(plan: SplitPlan) -> PreparedSplit:
@@ -142,12 +146,16 @@ def prepare_split(plan: SplitPlan) -> PreparedSplit:
         raise SamcacheError(f"split {split}: {odd[0]} is {sizes[image_ids.index(odd[0])]} (H, W) but "
                             f"{image_ids[0]} is {sizes[0]}; a split holds images of one size")
     check_location(cache, data_root)
-    root, created = open_or_create_root(cache, fp)
+    dataset = plan.dataset or get_dataset()
+    root, created = open_or_create_root(cache, fp, dataset)
     if split_state(root, split) == "foreign" and not _empty_group(root, split):
         raise SamcacheError(f"{cache} holds a node '{split}' that samcache did not make; leaving it alone "
                             f"(use another {setting('split')} or {setting('cache')})")
     check_family(root, cache, split, fp.model_type)
-    _check_root_fingerprint(root, cache, split, fp, rebuild)
+    check_dataset(root, cache, split, dataset)
+    if dataset_of(dict(root.attrs)) != dataset:  # a cache whose every split was deleted takes the new dataset
+        root.attrs.update(dataset.cache_attrs())
+    _check_root_fingerprint(root, cache, split, fp, rebuild, dataset)
     group = _existing_split(root, cache, split, fp, sizes[0], rebuild)
     new_split = group is None  # (re)created: damage noted of the old one is gone with it
     if new_split:

@@ -61,8 +61,9 @@ class CacheHeadDataset(_SplitDataset):
                  mode: str = "train", features: tuple[str, ...] | None = None):
         if mode not in ("train", "eval"):
             raise ValueError(f"mode must be 'train' or 'eval', not {mode!r}")
-        self.mode, self.class_set = mode, get_class_set(class_set)
+        self.mode = mode
         super().__init__(cache, split, rows)
+        self.class_set = get_class_set(class_set, self.split.dataset)  # the split's labels, the set's indices
         self.feature_names = tuple(features or (self.split.main_feature,))
 
     def __getitem__(self, i: int):
@@ -91,8 +92,9 @@ class PromptDataset(_SplitDataset):
 
     def __init__(self, cache: str, split: str, class_set: ClassSet | str, sample: Callable, seed: int,
                  rows: list[int] | None = None):
-        self.class_set, self.sample, self.seed = get_class_set(class_set), sample, seed
+        self.sample, self.seed = sample, seed
         super().__init__(cache, split, rows)
+        self.class_set = get_class_set(class_set, self.split.dataset)
 
     def __getitem__(self, i: int) -> PromptItem:
         row, split = self.rows[i], self.split
@@ -117,9 +119,9 @@ class ObjectDataset(_SplitDataset):
 
     def __init__(self, cache: str, split: str, class_set: ClassSet | str, find_objects: Callable,
                  first_click: Callable, seed: int, rows: list[int] | None = None):
-        self.class_set, self.find_objects, self.first_click, self.seed = (get_class_set(class_set), find_objects,
-                                                                          first_click, seed)
+        self.find_objects, self.first_click, self.seed = find_objects, first_click, seed
         super().__init__(cache, split, rows)
+        self.class_set = get_class_set(class_set, self.split.dataset)
 
     def __getitem__(self, i: int) -> ObjectItem:
         row, split = self.rows[i], self.split

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
+from torch.utils.data import Dataset as TorchDataset
 from tqdm import tqdm
 
 from samcache.cache.damage_notes import describe_record, read_record
@@ -27,7 +28,8 @@ from samcache.cache.split_checks import precheck
 from samcache.cache.store import check_location
 from samcache.cache.stores import kind_of
 from samcache.cache.writer import ChunkWriter, PreparedSplit, SplitPlan, prepare_split, record_run
-from samcache.data.cityscapes import ImageRecord, image_size, list_images, load_item
+from samcache.data.dataset import Dataset, ImageRecord, image_size
+from samcache.data.datasets import get_dataset
 from samcache.errors import SamcacheError
 from samcache.features.families import backend_for
 from samcache.features.device import configure_matmul, describe_device, maybe_compile, resolve_device, resolve_precision
@@ -66,15 +68,15 @@ class ExtractResult:
                 f"{per_image / 2**20:.2f} MiB/image")
 
 
-class _RowDataset(Dataset):
-    def __init__(self, rows: list[int], records: list[ImageRecord], prepare):
-        self.rows, self.records, self.prepare = rows, records, prepare
+class _RowDataset(TorchDataset):
+    def __init__(self, rows: list[int], records: list[ImageRecord], prepare, dataset: Dataset):
+        self.rows, self.records, self.prepare, self.dataset = rows, records, prepare, dataset
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, i: int) -> dict:
-        return {"row": self.rows[i], **load_item(self.records[i], self.prepare)}
+        return {"row": self.rows[i], **self.dataset.load_item(self.records[i], self.prepare)}
 
 
 def collate_items(items: list[dict]) -> dict:
@@ -98,7 +100,8 @@ def plan(cfg: ExtractConfig, weights, precision: str
     split stays incomplete, and Stage 2 refuses it until they are fixed (then encoded) or removed
     (then dropped).
     """
-    listed = list_images(cfg.data, cfg.split)
+    dataset = dataset_of_config(cfg)
+    listed = dataset.list_images(cfg.data, cfg.split)
     records, sizes, unreadable = [], [], []
     for record in listed[: cfg.limit] if cfg.limit is not None else listed:
         records.append(record)
@@ -109,11 +112,12 @@ def plan(cfg: ExtractConfig, weights, precision: str
             unreadable.append(str(exc))
     readable = [size for size in sizes if size is not None]
     if not readable:
-        raise SamcacheError(f"no readable image in {cfg.data}/leftImg8bit/{cfg.split}; first: {unreadable[0]}")
+        raise SamcacheError(f"no readable image in split {cfg.split} of {cfg.data}; first: {unreadable[0]}")
     sizes = [size or readable[0] for size in sizes]  # a split holds one size; encoding checks the real one
     fingerprint = Fingerprint.make(cfg.model_type, weights, cfg.dtype, precision)
     # again under the split lock (extract checked before building the encoder): another dataset is refused
-    moved = precheck(cfg.cache, cfg.split, cfg.model_type, cfg.codec, os.path.abspath(cfg.data), listed, cfg.rebuild)
+    moved = precheck(cfg.cache, cfg.split, cfg.model_type, cfg.codec, os.path.abspath(cfg.data), listed, cfg.rebuild,
+                     dataset)
     existed = True
     try:
         with cache_lock(cfg.cache):
@@ -121,7 +125,7 @@ def plan(cfg: ExtractConfig, weights, precision: str
             kind_of(cfg.cache).remove_partials(cfg.cache, cfg.split)  # temporaries of writes a kill cut short
             prepared = prepare_split(SplitPlan(cfg.cache, cfg.split, [r.image_id for r in records], sizes,
                                                fingerprint, os.path.abspath(cfg.data), cfg.codec, cfg.rebuild,
-                                               present_ids={r.image_id for r in listed}))
+                                               present_ids={r.image_id for r in listed}, dataset=dataset))
             if prepared.group.attrs.get("listed") != len(listed):  # what Stage 2 counts a --limit subset against
                 prepared.group.attrs["listed"] = len(listed)
     except (OSError, SamcacheError) as exc:
@@ -142,8 +146,8 @@ def run_local(cfg: ExtractConfig, backend, encoder, precision: str, prepared: Pr
     encoding = Encoding(backend, encoder, precision, cfg.dtype)
     batch_size = encoding.batch_size(size, cfg.batch_size, device)
     rows = prepared.pending_rows
-    dataset = _RowDataset(rows, [by_id[prepared.image_ids[r]] for r in rows], backend.prepare)
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=cfg.num_workers,
+    items = _RowDataset(rows, [by_id[prepared.image_ids[r]] for r in rows], backend.prepare, dataset_of_config(cfg))
+    loader = DataLoader(items, batch_size=batch_size, num_workers=cfg.num_workers,
                         collate_fn=collate_items, pin_memory=device.type == "cuda",
                         persistent_workers=False, prefetch_factor=4 if cfg.num_workers else None,
                         worker_init_fn=worker_init_fn() if cfg.num_workers else None)
@@ -176,8 +180,9 @@ def extract(cfg: ExtractConfig, progress: bool = True) -> ExtractResult:
         raise SamcacheError(f"{cfg.cache} is {kind_of(cfg.cache).as_cache}, which is read-only; extract into a Zarr store and "
                             f"`samcache export` it")
     check_location(cfg.cache, os.path.abspath(cfg.data))  # before anything is built or written
+    dataset = dataset_of_config(cfg)
     precheck(cfg.cache, cfg.split, cfg.model_type, cfg.codec, os.path.abspath(cfg.data),
-             list_images(cfg.data, cfg.split), cfg.rebuild)
+             dataset.list_images(cfg.data, cfg.split), cfg.rebuild, dataset)
     backend.require_weights_file(cfg.model_type, cfg.checkpoint)
     # an unreachable cluster or a wrong checkpoint stops here, before any file (lock or store) is made
     with _session(cfg) as dask:
@@ -210,7 +215,8 @@ def _extract_locked(cfg: ExtractConfig, backend, dask, encoder, weights, precisi
             written, enc_s, failed = run_local(cfg, backend, encoder, precision, prepared, by_id, progress)
         errors += failed
     seconds = time.perf_counter() - t0
-    split = CacheSplit(cfg.split, prepared.group, cfg.cache, backend.info, backend.features, backend.main_feature)
+    split = CacheSplit(cfg.split, prepared.group, cfg.cache, backend.info, backend.features, backend.main_feature,
+                       dataset_of_config(cfg))
     n_done, n_expected = split.progress()
     result = ExtractResult(cfg.split, written, seconds, split.nbytes_stored(), n_expected, n_done,
                            enc_s / written if written else None, device_name, errors, prepared.stale_splits,
@@ -223,6 +229,11 @@ def _extract_locked(cfg: ExtractConfig, backend, dask, encoder, weights, precisi
                                     "attention": cfg.attention, "random_weights": weights.random,
                                     "config": cfg.dump()})
     return result
+
+
+def dataset_of_config(cfg: ExtractConfig) -> Dataset:
+    """The dataset --dataset and --condition choose."""
+    return get_dataset(cfg.dataset, cfg.condition)
 
 
 @contextlib.contextmanager
