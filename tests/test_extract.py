@@ -58,7 +58,7 @@ def test_plain_zarr_and_dask_read_the_store_without_samcache(cache32, tmp_path):
     code = f"""
 import sys, numpy as np, zarr, dask.array as da
 g = zarr.open_group({str(cache32)!r}, mode="r")
-assert g.attrs["samcache_format"] == 2 and g.attrs["family"] == "sam" and g.attrs["fingerprint"]["model_type"] == "tiny"
+assert g.attrs["samcache_format"] == 3 and g.attrs["family"] == "sam" and g.attrs["fingerprint"]["model_type"] == "tiny"
 emb = da.from_zarr({str(cache32)!r}, component="val/embeddings")
 assert emb.chunksize == (1, 256, 64, 64)
 np.save({str(tmp_path / 'emb.npy')!r}, emb.mean(axis=(1, 2, 3)).compute())

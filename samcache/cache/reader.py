@@ -84,12 +84,20 @@ class CacheSplit:
 
     def label_ids(self, image: str | int) -> np.ndarray:
         """(H, W) uint8 label ids (the dataset's, e.g. Cityscapes labelIds) at the original resolution."""
-        return self.labels[self._done_row(image)]
+        row = self._done_row(image)
+        return self.crop(row, self.labels[row])
 
     def instance_ids(self, image: str | int) -> np.ndarray:
         """(H, W) uint16 instance ids in the dataset's encoding (Cityscapes: ``id * 1000 + k`` for instances of a
         thing class; zeros for a dataset without instances)."""
-        return self.instances[self._done_row(image)]
+        row = self._done_row(image)
+        return self.crop(row, self.instances[row])
+
+    def crop(self, row: int, plane: np.ndarray) -> np.ndarray:
+        """A row's labels or instances as stored (the split's largest size, ``labels[row]``) -> the image's own
+        (H, W): the rest of the chunk is padding (format 3: splits of mixed sizes)."""
+        h, w = (int(v) for v in self.original_sizes[row])
+        return plane[..., :h, :w]
 
     def original_size(self, image: str | int) -> tuple[int, int]:
         """(H, W) of the original image."""

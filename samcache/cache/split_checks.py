@@ -91,7 +91,8 @@ def check_same_dataset(group: zarr.Group, cache: str, split: str, data_root: str
         if len(done) else []
     for row in sample:
         record = listed[ids[row]]
-        if not np.array_equal(dataset.read_labels(record.label_path), group["labels"][row]):
+        h, w = (int(v) for v in group["original_sizes"][row])
+        if not np.array_equal(dataset.read_labels(record.label_path), group["labels"][row][:h, :w]):
             raise SamcacheError(f"{setting('data')} {data_root} holds another {ids[row]} (its labels differ from the cached "
                                 f"ones); {refuse}")
     return MovedData(split, recorded, data_root, len(sample))

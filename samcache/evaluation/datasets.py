@@ -54,7 +54,8 @@ class CacheHeadDataset(_SplitDataset):
     """Items ``(row, features, target)`` of one split: ``features`` a tuple of (C,h,w) maps in the stored
     dtype (default: the family's main 64x64 map only), ``target`` uint8 (h_f, w_f) in the family's input frame.
 
-    ``mode="eval"`` yields the class-index map at original resolution instead of the frame target.
+    ``mode="eval"`` yields the class-index map at original resolution instead of the frame target, padded to the
+    split's largest image with IGNORE (a split of mixed sizes still stacks; ``heads.evaluate`` crops it).
     """
 
     def __init__(self, cache: str, split: str, class_set: ClassSet | str = "seed5", rows: list[int] | None = None,
@@ -71,10 +72,10 @@ class CacheHeadDataset(_SplitDataset):
         split = self.split
         # in the stored dtype (cast on the device: half the IPC for float16)
         features = tuple(torch.from_numpy(split.feature_arrays[name][row]) for name in self.feature_names)
-        labels = split.labels[row]
+        labels = split.labels[row]  # padded to the split's largest image: the padding is void (IGNORE)
         if self.mode == "eval":
             return row, features, torch.from_numpy(self.class_set.to_index(labels))
-        target = target_in_frame(labels, self.class_set, split.input_sizes[row], split.family.frame)
+        target = target_in_frame(split.crop(row, labels), self.class_set, split.input_sizes[row], split.family.frame)
         return row, features, torch.from_numpy(target)
 
 
@@ -98,8 +99,8 @@ class PromptDataset(_SplitDataset):
 
     def __getitem__(self, i: int) -> PromptItem:
         row, split = self.rows[i], self.split
-        class_map = self.class_set.to_index(split.labels[row])
-        instances = split.instances[row].astype(np.int32)
+        class_map = self.class_set.to_index(split.crop(row, split.labels[row]))
+        instances = split.crop(row, split.instances[row]).astype(np.int32)
         prompts = self.sample(class_map, instances, np.random.default_rng([self.seed, row]))
         return PromptItem(row, split.features(row), class_map, prompts)
 
@@ -125,7 +126,8 @@ class ObjectDataset(_SplitDataset):
 
     def __getitem__(self, i: int) -> ObjectItem:
         row, split = self.rows[i], self.split
-        labels, instances = split.labels[row], split.instances[row].astype(np.int32)
+        labels = split.crop(row, split.labels[row])
+        instances = split.crop(row, split.instances[row]).astype(np.int32)
         objects = self.find_objects(labels, instances, self.class_set)
         rng = np.random.default_rng([self.seed, row])
         first = [self.first_click(o.mask, rng=rng) for o in objects]

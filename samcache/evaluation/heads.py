@@ -55,14 +55,15 @@ def evaluate(model: torch.nn.Module, dataset: CacheHeadDataset, preloaded, batch
         for k, row in enumerate(rows):  # one image at a time: 19 x 2048 x 1024 logits is 150 MB
             full = to_original(logits[k: k + 1], split.family.frame, split.input_sizes[row], split.original_sizes[row])
             pred = full[0].argmax(0).to(torch.uint8)
-            conf += confusion_matrix_torch(pred, gts[k], cs.num_classes)
+            gt = split.crop(row, gts[k])  # the image's own size (a split of mixed sizes pads its targets)
+            conf += confusion_matrix_torch(pred, gt, cs.num_classes)
             image_id = split.image_ids[row]
             if outputs.predictions_dir is not None:
                 save_prediction(outputs.predictions_dir, image_id, cs.to_label_ids(pred.cpu().numpy()), cs.source)
             if shown < outputs.visualize:
                 shown += 1
                 image = source_image(split, image_id)
-                save_overlay(outputs.vis_dir / f"{image_id}.png", image, gts[k].cpu().numpy(), pred.cpu().numpy(), cs,
+                save_overlay(outputs.vis_dir / f"{image_id}.png", image, gt.cpu().numpy(), pred.cpu().numpy(), cs,
                              f"{image_id}  semantic head{outputs.title_suffix}")
         bar.update(len(rows))
     bar.close()

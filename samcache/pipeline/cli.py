@@ -163,12 +163,13 @@ def delete_split(cfg: DeleteSplitConfig, quiet: bool):
 @cli.command()
 @command_options(UpgradeConfig, config_option=False)
 def upgrade(cfg: UpgradeConfig, quiet: bool):
-    """Upgrade a format-1 cache to format 2 in place (attributes only; the arrays are not rewritten)."""
+    """Upgrade a format-1 or format-2 cache to format 3 in place (attributes only; no array is rewritten)."""
+    from samcache.cache.schema import FORMAT_VERSION
     from samcache.cache.store import upgrade as run
 
     changed = run(cfg.cache)
-    click.echo(f"upgraded {cfg.cache} to format 2 ({', '.join(changed)})" if changed else
-               f"{cfg.cache} is already format 2; nothing to do")
+    click.echo(f"upgraded {cfg.cache} to format {FORMAT_VERSION}, rewriting attributes only (no array): "
+               f"{'; '.join(changed)}" if changed else f"{cfg.cache} is already format {FORMAT_VERSION}; nothing to do")
 
 
 @cli.command("zero-shot")

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from samcache.cache.schema import per_image_arrays
 from samcache.cache.stores import kind_of
-from samcache.cache.writer import PreparedSplit, write_image
+from samcache.cache.writer import PreparedSplit, as_registered, write_image
 from samcache.data.dataset import Dataset, ImageRecord
 from samcache.data.datasets import get_dataset
 from samcache.errors import SamcacheError
@@ -93,10 +93,12 @@ def encode_rows(cache: str, split: str, items: list[tuple[int, ImageRecord]], pr
     done = arrays["done"]
     todo = [(row, rec) for row, rec in items if not done[row]]  # a retried task skips what it finished
     written, seconds, errors = 0, 0.0, []
-    step = plugin.batch_for(tuple(int(v) for v in group["original_sizes"][0]))
+    step = plugin.batch_for((int(group.attrs["height"]), int(group.attrs["width"])))  # the split's largest image
+    registered = group["original_sizes"]
     encoding = Encoding(backend, plugin.encoder, precision, dtype)
     for start in range(0, len(todo), step):
-        batch = [(row, dataset.load_item(rec, backend.prepare)) for row, rec in todo[start: start + step]]
+        batch = [(row, as_registered(dataset.load_item(rec, backend.prepare), registered[row], rec.image_path))
+                 for row, rec in todo[start: start + step]]
         errors += [it["error"] for _, it in batch if "error" in it]
         batch = [(row, it) for row, it in batch if "error" not in it]
         if not batch:

@@ -27,7 +27,7 @@ from samcache.cache.schema import Fingerprint
 from samcache.cache.split_checks import precheck
 from samcache.cache.store import check_location
 from samcache.cache.stores import kind_of
-from samcache.cache.writer import ChunkWriter, PreparedSplit, SplitPlan, prepare_split, record_run
+from samcache.cache.writer import ChunkWriter, PreparedSplit, SplitPlan, as_registered, prepare_split, record_run
 from samcache.data.dataset import Dataset, ImageRecord, image_size
 from samcache.data.datasets import get_dataset
 from samcache.errors import SamcacheError
@@ -69,14 +69,15 @@ class ExtractResult:
 
 
 class _RowDataset(TorchDataset):
-    def __init__(self, rows: list[int], records: list[ImageRecord], prepare, dataset: Dataset):
-        self.rows, self.records, self.prepare, self.dataset = rows, records, prepare, dataset
+    def __init__(self, rows: list[int], records: list[ImageRecord], prepare, dataset: Dataset, sizes):
+        self.rows, self.records, self.prepare, self.dataset, self.sizes = rows, records, prepare, dataset, sizes
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, i: int) -> dict:
-        return {"row": self.rows[i], **self.dataset.load_item(self.records[i], self.prepare)}
+        item = self.dataset.load_item(self.records[i], self.prepare)
+        return {"row": self.rows[i], **as_registered(item, self.sizes[i], self.records[i].image_path)}
 
 
 def collate_items(items: list[dict]) -> dict:
@@ -95,25 +96,27 @@ def plan(cfg: ExtractConfig, weights, precision: str
          ) -> tuple[PreparedSplit, dict[str, ImageRecord]]:
     """List the images, then create/resume/grow the split; nothing is encoded yet.
 
-    Returns the prepared split and the records by id. Images whose PNG header
-    cannot be read still get a row (with the split's size): encoding them fails and names them, the
+    Returns the prepared split and the records by id. Every listed image's header is read (a new split's label
+    arrays take the largest size, so that the rest of the split fits when it grows past --limit). Images whose
+    header cannot be read still get a row (of the largest size): encoding them fails and names them, the
     split stays incomplete, and Stage 2 refuses it until they are fixed (then encoded) or removed
     (then dropped).
     """
     dataset = dataset_of_config(cfg)
     listed = dataset.list_images(cfg.data, cfg.split)
-    records, sizes, unreadable = [], [], []
-    for record in listed[: cfg.limit] if cfg.limit is not None else listed:
-        records.append(record)
+    records = listed[: cfg.limit] if cfg.limit is not None else listed
+    every, unreadable = {}, []
+    for record in listed:
         try:
-            sizes.append(image_size(record.image_path))
+            every[record.image_id] = image_size(record.image_path)
         except SamcacheError as exc:
-            sizes.append(None)
+            every[record.image_id] = None
             unreadable.append(str(exc))
-    readable = [size for size in sizes if size is not None]
+    readable = [size for size in every.values() if size is not None]
     if not readable:
         raise SamcacheError(f"no readable image in split {cfg.split} of {cfg.data}; first: {unreadable[0]}")
-    sizes = [size or readable[0] for size in sizes]  # a split holds one size; encoding checks the real one
+    extent = (max(h for h, _ in readable), max(w for _, w in readable))
+    sizes = [every[r.image_id] or extent for r in records]  # encoding checks the real one (writer.as_registered)
     fingerprint = Fingerprint.make(cfg.model_type, weights, cfg.dtype, precision)
     # again under the split lock (extract checked before building the encoder): another dataset is refused
     moved = precheck(cfg.cache, cfg.split, cfg.model_type, cfg.codec, os.path.abspath(cfg.data), listed, cfg.rebuild,
@@ -125,7 +128,8 @@ def plan(cfg: ExtractConfig, weights, precision: str
             kind_of(cfg.cache).remove_partials(cfg.cache, cfg.split)  # temporaries of writes a kill cut short
             prepared = prepare_split(SplitPlan(cfg.cache, cfg.split, [r.image_id for r in records], sizes,
                                                fingerprint, os.path.abspath(cfg.data), cfg.codec, cfg.rebuild,
-                                               present_ids={r.image_id for r in listed}, dataset=dataset))
+                                               present_ids={r.image_id for r in listed}, dataset=dataset,
+                                               extent=extent))
             if prepared.group.attrs.get("listed") != len(listed):  # what Stage 2 counts a --limit subset against
                 prepared.group.attrs["listed"] = len(listed)
     except (OSError, SamcacheError) as exc:
@@ -142,11 +146,13 @@ def run_local(cfg: ExtractConfig, backend, encoder, precision: str, prepared: Pr
               by_id: dict[str, ImageRecord], progress: bool = True) -> tuple[int, float, list[str]]:
     """Encode the pending rows on this machine; returns (images written, encoder seconds, errors)."""
     device = next(encoder.parameters()).device
-    size = tuple(int(v) for v in prepared.group["original_sizes"][0])
+    registered = prepared.group["original_sizes"][:]
+    size = (int(prepared.group.attrs["height"]), int(prepared.group.attrs["width"]))  # the largest: the batch fits
     encoding = Encoding(backend, encoder, precision, cfg.dtype)
     batch_size = encoding.batch_size(size, cfg.batch_size, device)
     rows = prepared.pending_rows
-    items = _RowDataset(rows, [by_id[prepared.image_ids[r]] for r in rows], backend.prepare, dataset_of_config(cfg))
+    items = _RowDataset(rows, [by_id[prepared.image_ids[r]] for r in rows], backend.prepare, dataset_of_config(cfg),
+                        [registered[r] for r in rows])
     loader = DataLoader(items, batch_size=batch_size, num_workers=cfg.num_workers,
                         collate_fn=collate_items, pin_memory=device.type == "cuda",
                         persistent_workers=False, prefetch_factor=4 if cfg.num_workers else None,

@@ -71,7 +71,8 @@ class ImportConfig(StageConfig):
 @register
 class UpgradeConfig(StageConfig):
     SECTION = "upgrade"
-    cache: str = Field(DEFAULT_CACHE, description="A format-1 cache to upgrade in place (attributes only).")
+    cache: str = Field(DEFAULT_CACHE, description="A format-1 or format-2 cache to upgrade to format 3 in place "
+                                                  "(attributes only).")
 
 
 @register
