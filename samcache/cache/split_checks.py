@@ -36,15 +36,16 @@ def check_family(root: zarr.Group, cache: str, split: str, model_type: str) -> N
                             f"or remove those splits first (`samcache delete-split`)")
 
 
-def check_dataset(root: zarr.Group, cache: str, split: str, dataset: Dataset) -> None:
-    """A cache holds one dataset (its labels are read with its class table): another dataset's split may replace
-    the only split a cache holds, never sit beside other splits."""
+def check_dataset(root: zarr.Group, cache: str, split: str, dataset: Dataset, rebuild: bool = False) -> None:
+    """A cache holds one dataset (its labels are read with its class table, an ACDC condition with its own): another
+    dataset's split may replace the only split a cache holds (with --rebuild), never sit beside other splits."""
     held = dataset_of(dict(root.attrs))
-    others = [n for n, _ in root.groups() if n != split and split_state(root, n) in ("ready", "partial")]
-    if held != dataset and others:
-        raise SamcacheError(f"cache {cache} holds {held.domain} images (split {', '.join(sorted(others))}) and a cache "
-                            f"holds one dataset; extract {dataset.domain} into another {setting('cache')}, or remove "
-                            f"those splits first (`samcache delete-split`)")
+    held_splits = [n for n, _ in root.groups() if (n != split or not rebuild)
+                   and split_state(root, n) in ("ready", "partial")]
+    if held != dataset and held_splits:
+        raise SamcacheError(f"cache {cache} holds {held.domain} images (split {', '.join(sorted(held_splits))}) and a "
+                            f"cache holds one dataset; extract {dataset.domain} into another {setting('cache')}, or "
+                            f"remove those splits first (`samcache delete-split`)")
 
 
 def check_codec(group: zarr.Group, cache: str, split: str, codec: str | None) -> None:
@@ -108,7 +109,7 @@ def precheck(cache: str, split: str, model_type: str, codec: str | None, data_ro
     except SamcacheError:
         return None  # a new remote store, or one that prepare_split will name precisely
     check_family(root, cache, split, model_type)
-    check_dataset(root, cache, split, dataset)
+    check_dataset(root, cache, split, dataset, rebuild)
     if rebuild or split_state(root, split) != "ready":
         return None
     group = root[split]

@@ -158,7 +158,7 @@ def prepare_split(plan: SplitPlan) -> PreparedSplit:
         raise SamcacheError(f"{cache} holds a node '{split}' that samcache did not make; leaving it alone "
                             f"(use another {setting('split')} or {setting('cache')})")
     check_family(root, cache, split, fp.model_type)
-    check_dataset(root, cache, split, dataset)
+    check_dataset(root, cache, split, dataset, rebuild)
     if dataset_of(dict(root.attrs)) != dataset:  # a cache whose every split was deleted takes the new dataset
         root.attrs.update(dataset.cache_attrs())
     _check_root_fingerprint(root, cache, split, fp, rebuild, dataset)

@@ -15,7 +15,7 @@ import numpy as np
 from cityscapesscripts.helpers.labels import labels as CS_LABELS
 
 from samcache.data.dataset import (ClassInfo, Dataset, Example, ImageRecord, first_bad, image_size, integer_plane,
-                                   read_image, unique_ids)
+                                   read_image, save_png, unique_ids)
 from samcache.errors import SamcacheError
 
 IMAGE_SUFFIX = "_leftImg8bit.png"
@@ -24,10 +24,17 @@ INSTANCE_SUFFIX = "_gtFine_instanceIds.png"
 COLOR_SUFFIX = "_gtFine_color.png"
 INSTANCE_OFFSET = 1000
 
+SYNTH_CITIES = ("synthbergen", "synthdorf")
+SYNTH_FRAME = "000019"  # Cityscapes annotates the 20th frame of each snippet
+
 # every labelId a gtFine PNG may hold (0..33); license plate (-1) is never in a PNG
 CLASS_TABLE = tuple(ClassInfo(lab.id, lab.name, lab.trainId, bool(lab.hasInstances), bool(lab.ignoreInEval),
                               None if lab.ignoreInEval else lab.name)
                     for lab in sorted(CS_LABELS, key=lambda lab: lab.id) if 0 <= lab.id < 256)
+COLORS = np.zeros((256, 3), np.uint8)  # labelId -> the official colour (gtFine *_color.png, GTA5's palette)
+for _lab in CS_LABELS:
+    if 0 <= _lab.id < 256:
+        COLORS[_lab.id] = _lab.color
 
 __all__ = ["Cityscapes", "ImageRecord", "Example", "list_images", "record_for", "read_image", "read_label_ids",
            "read_instance_ids", "load_example", "image_size"]
@@ -88,6 +95,20 @@ class Cityscapes(Dataset):
     def prediction_file(self, image_id: str) -> str:
         """``<city>/<image_id>_labelIds.png``, the layout cityscapesScripts' evaluation reads."""
         return f"{image_id.rsplit('_', 2)[0]}/{image_id}_labelIds.png"
+
+    def synthetic_id(self, split: str, index: int) -> str:
+        return f"{SYNTH_CITIES[index % len(SYNTH_CITIES)]}_{index:06d}_{SYNTH_FRAME}"
+
+    def synthetic_files(self, root: Path, split: str, image_id: str) -> list[Path]:
+        record = self.record_for(root, split, image_id)
+        return [record.image_path, record.label_path, record.instance_path,
+                record.label_path.parent / f"{image_id}{COLOR_SUFFIX}"]
+
+    def write_synthetic(self, root: Path, split: str, image_id: str, index: int, scene) -> None:
+        image, labels, instances = scene
+        for array, path in zip((image, labels, instances.astype(np.uint16), COLORS[labels]),
+                               self.synthetic_files(root, split, image_id)):
+            save_png(array, path)
 
     def read_instances(self, record: ImageRecord, labels: np.ndarray) -> np.ndarray:
         """labelId for stuff and groups, labelId * 1000 + k for the k-th instance of a thing; they must agree

@@ -17,6 +17,7 @@ from typing import ClassVar
 import numpy as np
 from PIL import Image
 
+from samcache import fileio
 from samcache.errors import SamcacheError, setting
 
 # PIL modes that become RGB without losing anything the encoder would see (alpha is dropped;
@@ -109,6 +110,17 @@ class Dataset:
     def record_for(self, root: str | Path, split: str, image_id: str) -> ImageRecord:
         raise NotImplementedError
 
+    def list_labelled(self, root: str | Path, split: str) -> list[ImageRecord]:
+        """``list_images``, refusing an image without its ground truth in one line naming both files (before
+        anything is written: an image that cannot be scored must not enter a split)."""
+        records = self.list_images(root, split)
+        for record in records:
+            for path, what in ((record.label_path, "label"), (record.instance_path, "instance")):
+                if path is not None and not path.is_file():
+                    raise SamcacheError(f"{record.image_path} has no {what} file: {path} is missing (every image "
+                                        f"of a split needs its ground truth)")
+        return records
+
     def prediction_file(self, image_id: str) -> str:
         """Where a prediction PNG of ``image_id`` goes, relative to a run's predictions/ (in label ids)."""
         return f"{image_id}_labelIds.png"
@@ -123,8 +135,8 @@ class Dataset:
         ok[ok] = allowed[values[ok]]
         if not ok.all():
             ids = sorted(c.id for c in self.classes)
-            raise SamcacheError(f"label file {path} holds {first_bad(values, ok)}, which is not a {self.title} label "
-                                f"id ({describe_ids(ids)})")
+            raise SamcacheError(f"label file {path} holds {first_bad(values, ok)}, which is not a label id of "
+                                f"{self.title} ({describe_ids(ids)})")
         return values.astype(np.uint8)
 
     def read_instances(self, record: ImageRecord, labels: np.ndarray) -> np.ndarray:
@@ -180,6 +192,31 @@ class Dataset:
     def label_of_instance(self, keys: np.ndarray) -> np.ndarray:
         """The label id of each instance key (``instance_keys``' non-zero values)."""
         return np.asarray(keys) // (self.instance_offset or 1)
+
+    # ---- a synthetic set in this layout (`samcache synth --dataset`; ``data/synth.py`` draws the scenes) --------
+
+    def synthetic_id(self, split: str, index: int) -> str:
+        """The image id of synthetic scene ``index`` of ``split``."""
+        raise SamcacheError(f"samcache has no synthetic generator for {self.title}")
+
+    def synthetic_size(self, index: int, size: tuple[int, int]) -> tuple[int, int]:
+        """(W, H) of scene ``index`` when ``size`` is asked for (a dataset of mixed sizes varies it)."""
+        return size
+
+    def synthetic_files(self, root: Path, split: str, image_id: str) -> list[Path]:
+        """Every file ``write_synthetic`` writes for one scene, the image first."""
+        record = self.record_for(root, split, image_id)
+        return [p for p in (record.image_path, record.label_path, record.instance_path) if p is not None]
+
+    def write_synthetic(self, root: Path, split: str, image_id: str, index: int, scene) -> None:
+        """One scene in this layout, every file atomic. ``scene``: (image, Cityscapes labelIds, Cityscapes
+        instanceIds), as ``data/synth.py`` draws them; the dataset writes them in its own ids."""
+        raise SamcacheError(f"samcache has no synthetic generator for {self.title}")
+
+    synthetic_index_files: ClassVar[tuple[str, ...]] = ()  # what write_synthetic_index writes, below the root
+
+    def write_synthetic_index(self, root: Path, ids: dict[str, list[str]]) -> None:
+        """Files that list the scenes ({split: image ids}), written after them (GTA5's split.mat); default none."""
 
     def cache_attrs(self) -> dict:
         """What a cache records of its dataset, for readers with and without samcache (``cache.schema``)."""
@@ -256,6 +293,21 @@ def describe_mode(mode: str) -> str:
     return {"I;16": "16-bit gray", "I;16B": "16-bit gray", "I": "32-bit integer", "F": "32-bit float",
             "CMYK": "CMYK", "1": "1-bit", "LA": "gray with alpha", "PA": "palette with alpha",
             "RGB": "8-bit RGB", "YCbCr": "YCbCr", "LAB": "Lab", "HSV": "HSV"}.get(mode, "unsupported")
+
+
+def save_png(array: np.ndarray, path: Path, palette: np.ndarray | None = None) -> None:
+    """An atomic PNG (a palette PNG with ``palette``, (256, 3) uint8), its folder made first."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(tmp: Path) -> None:
+        if palette is None:
+            image = Image.fromarray(array)
+        else:  # the values are the palette indices, as they are
+            image = Image.frombytes("P", (array.shape[1], array.shape[0]), np.ascontiguousarray(array, np.uint8).tobytes())
+            image.putpalette(palette.astype(np.uint8).ravel().tolist())
+        image.save(tmp, format="PNG")
+
+    fileio.write_with(path, write)
 
 
 def unique_ids(records: list[ImageRecord]) -> list[ImageRecord]:

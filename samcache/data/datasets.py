@@ -50,7 +50,11 @@ def get_dataset(name: str = DEFAULT_DATASET, condition: str | None = None):
         raise SamcacheError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)} ({setting('dataset')})")
     if name not in _CLASSES:
         module, cls = DATASETS[name].reader.split(":")
-        _CLASSES[name] = getattr(importlib.import_module(module), cls)
+        found = getattr(importlib.import_module(module), cls)
+        if tuple(found.conditions) != DATASETS[name].conditions:  # the CLI offers the entry's, the reader checks its own
+            raise ValueError(f"dataset {name}: the entry's conditions {DATASETS[name].conditions} are not its reader's "
+                             f"{tuple(found.conditions)}")
+        _CLASSES[name] = found
     return _CLASSES[name](condition)
 
 
@@ -66,6 +70,9 @@ def dataset_of(attrs: dict):
 def _register_builtin() -> None:
     """samcache's own datasets, in the CLI's order."""
     register(DatasetEntry("cityscapes", "samcache.data.cityscapes:Cityscapes"))
+    register(DatasetEntry("gta5", "samcache.data.gta5:GTA5"))
+    register(DatasetEntry("bdd100k", "samcache.data.bdd100k:BDD100K"))
+    register(DatasetEntry("acdc", "samcache.data.acdc:ACDC", conditions=("all", "fog", "night", "rain", "snow")))
 
 
 _register_builtin()

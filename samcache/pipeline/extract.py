@@ -103,7 +103,7 @@ def plan(cfg: ExtractConfig, weights, precision: str
     (then dropped).
     """
     dataset = dataset_of_config(cfg)
-    listed = dataset.list_images(cfg.data, cfg.split)
+    listed = dataset.list_labelled(cfg.data, cfg.split)
     records = listed[: cfg.limit] if cfg.limit is not None else listed
     every, unreadable = {}, []
     for record in listed:
@@ -188,7 +188,7 @@ def extract(cfg: ExtractConfig, progress: bool = True) -> ExtractResult:
     check_location(cfg.cache, os.path.abspath(cfg.data))  # before anything is built or written
     dataset = dataset_of_config(cfg)
     precheck(cfg.cache, cfg.split, cfg.model_type, cfg.codec, os.path.abspath(cfg.data),
-             dataset.list_images(cfg.data, cfg.split), cfg.rebuild, dataset)
+             dataset.list_labelled(cfg.data, cfg.split), cfg.rebuild, dataset)
     backend.require_weights_file(cfg.model_type, cfg.checkpoint)
     # an unreachable cluster or a wrong checkpoint stops here, before any file (lock or store) is made
     with _session(cfg) as dask:
