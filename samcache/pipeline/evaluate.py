@@ -1,10 +1,12 @@
 """`samcache evaluate`: re-evaluate a saved head on a cache split, into a run folder.
 
 ``--head`` is a checkpoint, or a head run folder (its best epoch by val mIoU, or ``--epoch last``); the cache
-defaults to the one the head was trained on. Scoring the split it was trained on is marked TRAIN=VAL.
+defaults to the one the head was trained on. Scoring the split it was trained on is marked TRAIN=VAL. A cache of
+another dataset (made by the same weights) scores the head there, on the classes both datasets label; the run
+records both datasets (``dataset``, ``train_dataset``).
 
-``--save-predictions`` writes official-style labelIds PNGs (regular Cityscapes ids) that
-cityscapesScripts reads directly. The evaluation itself is ``samcache.evaluation.heads``.
+``--save-predictions`` writes prediction PNGs in the evaluated dataset's label ids (Cityscapes: labelIds that
+cityscapesScripts reads directly). The evaluation itself is ``samcache.evaluation.heads``.
 """
 
 from __future__ import annotations
@@ -74,7 +76,8 @@ def run_evaluate(cfg: EvaluateConfig, progress: bool = True) -> dict:
     # the head's classes read from the evaluated split's labels, scored on those both datasets label
     cs = get_class_set(ckpt["class_set"], split.dataset).shared_with(train_dataset(ckpt))
     random = Fingerprint.from_attrs(ckpt["fingerprint"]).random_weights
-    out = Path(cfg.out) if cfg.out else choice.path.parent / f"eval-{cfg.split}-epoch{ckpt['epoch']}"
+    elsewhere = "" if split.dataset == train_dataset(ckpt) else f"{split.dataset.domain}-"  # another dataset's cache
+    out = Path(cfg.out) if cfg.out else choice.path.parent / f"eval-{elsewhere}{cfg.split}-epoch{ckpt['epoch']}"
     with run_stage("evaluate", cfg, out, [cache, choice.path], device=device) as run:
         dataset = CacheHeadDataset(cache, cfg.split, cs, mode="eval", features=ckpt.get("features"))
         prov = {**provenance(split, len(dataset), random), **trained_on(ckpt, cache, cfg.split)}
