@@ -100,3 +100,25 @@ def test_nothing_outside_data_names_a_dataset_layout_or_instance_encoding():
             continue
         found = [m.group(0) for m in pattern.finditer(_code(path))]
         assert not found, f"{rel} names {found}"
+
+
+def test_a_head_is_scored_on_the_classes_both_datasets_label_and_none_is_one_line():
+    """``evaluate --head`` on another dataset's cache reads the head's class set through ``shared_with``."""
+    from samcache.data.dataset import ClassInfo, Dataset
+    from samcache.data.labels import get_class_set
+    from samcache.errors import SamcacheError
+
+    class Roads(Dataset):  # labels road and sky only
+        name, title, void_id, labels_are = "roads", "Roads", 0, "road 1, sky 2"
+        classes = (ClassInfo(0, "void", 255, False, True), ClassInfo(1, "road", 0, False, False, "road"),
+                   ClassInfo(2, "sky", 1, False, False, "sky"))
+
+    class Skies(Roads):
+        name, title = "skies", "Skies"
+        classes = (ClassInfo(0, "void", 255, False, True), ClassInfo(5, "sky", 0, False, False, "sky"))
+
+    cs = get_class_set("cityscapes19")
+    shared = cs.shared_with(Roads())
+    assert shared.eval_names == ["road", "sky"] and shared.class_names == cs.class_names  # same indices
+    with pytest.raises(SamcacheError, match="Skies and Cityscapes share no evaluated class of class set seed5"):
+        get_class_set("seed5").shared_with(Skies())

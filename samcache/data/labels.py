@@ -91,7 +91,11 @@ class ClassSet:
         """Only the evaluated classes ``other`` labels too: a head trained on ``other``, scored on this dataset,
         is scored on the classes both share."""
         theirs = set(other.evaluated().values())
-        keep = [c for c in self.eval_indices if self.class_names[c] in theirs or self.class_names[c] == OTHER]
+        keep = [c for c in self.eval_indices if self.class_names[c] in theirs]
+        if not keep:
+            raise SamcacheError(f"{other.title} and {self.source.title} share no evaluated class of class set "
+                                f"{self.name} ({', '.join(self.eval_names) or 'none'} here, "
+                                f"{', '.join(sorted(theirs)) or 'none'} there): nothing to score")
         return ClassSet(self.name, self.class_names, keep, self.lut, self.pred_label_ids, self.dataset)
 
 
