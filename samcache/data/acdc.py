@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from samcache.data.cityscapes import CLASS_TABLE, cityscapes_records
-from samcache.data.dataset import Dataset, ImageRecord, save_png, unique_ids
+from samcache.data.dataset import Dataset, ImageRecord, unique_ids
+from samcache.data.files import save_png
 from samcache.errors import SamcacheError
 
 CONDITIONS = ("fog", "night", "rain", "snow")
@@ -73,13 +74,15 @@ class ACDC(Dataset):
         return unique_ids(records)
 
     def record_for(self, root: str | Path, split: str, image_id: str) -> ImageRecord:
+        """The image's condition is the one whose folder holds it (ids do not name it)."""
+        records = [self._record(Path(root), c, split, image_id) for c in self.chosen()]
+        return next((r for r in records if r.image_path.is_file()), records[0])
+
+    @staticmethod
+    def _record(root: Path, condition: str, split: str, image_id: str) -> ImageRecord:
         sequence = image_id.split("_frame_")[0]
-        found = [c for c in self.chosen()
-                 if (Path(root) / "rgb_anon" / c / split / sequence / f"{image_id}{IMAGE_SUFFIX}").is_file()]
-        condition = found[0] if found else self.chosen()[0]
-        return ImageRecord(image_id, Path(root) / "rgb_anon" / condition / split / sequence / f"{image_id}{IMAGE_SUFFIX}",
-                           Path(root) / "gt" / condition / split / sequence / f"{image_id}{LABEL_SUFFIX}",
-                           None, sequence)
+        return ImageRecord(image_id, root / "rgb_anon" / condition / split / sequence / f"{image_id}{IMAGE_SUFFIX}",
+                           root / "gt" / condition / split / sequence / f"{image_id}{LABEL_SUFFIX}", None, sequence)
 
     def prediction_file(self, image_id: str) -> str:
         return f"{image_id.split('_frame_')[0]}/{image_id}_labelIds.png"
@@ -90,10 +93,7 @@ class ACDC(Dataset):
         return f"GOPR{CONDITIONS.index(condition):02d}{split[:2].upper()}_frame_{index:06d}"
 
     def _synthetic_record(self, root: Path, split: str, image_id: str) -> ImageRecord:
-        condition = CONDITIONS[int(image_id.rsplit("_", 1)[1]) % len(CONDITIONS)]
-        sequence = image_id.split("_frame_")[0]
-        return ImageRecord(image_id, root / "rgb_anon" / condition / split / sequence / f"{image_id}{IMAGE_SUFFIX}",
-                           root / "gt" / condition / split / sequence / f"{image_id}{LABEL_SUFFIX}", None, sequence)
+        return self._record(root, CONDITIONS[int(image_id.rsplit("_", 1)[1]) % len(CONDITIONS)], split, image_id)
 
     def synthetic_files(self, root: Path, split: str, image_id: str) -> list[Path]:
         record = self._synthetic_record(Path(root), split, image_id)

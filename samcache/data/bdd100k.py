@@ -17,7 +17,8 @@ import numpy as np
 
 from samcache import fileio
 from samcache.data.cityscapes import CLASS_TABLE
-from samcache.data.dataset import ClassInfo, Dataset, ImageRecord, save_png, unique_ids
+from samcache.data.dataset import ClassInfo, Dataset, ImageRecord, unique_ids
+from samcache.data.files import save_png
 from samcache.errors import SamcacheError
 
 UNKNOWN = 255

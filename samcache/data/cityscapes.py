@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from cityscapesscripts.helpers.labels import labels as CS_LABELS
 
-from samcache.data.dataset import (ClassInfo, Dataset, Example, ImageRecord, first_bad, image_size, integer_plane,
-                                   read_image, save_png, unique_ids)
+from samcache.data.dataset import ClassInfo, Dataset, Example, ImageRecord, unique_ids
+from samcache.data.files import first_bad, image_size, integer_plane, read_image, save_png
 from samcache.errors import SamcacheError
 
 IMAGE_SUFFIX = "_leftImg8bit.png"

@@ -51,7 +51,7 @@ def get_dataset(name: str = DEFAULT_DATASET, condition: str | None = None):
     if name not in _CLASSES:
         module, cls = DATASETS[name].reader.split(":")
         found = getattr(importlib.import_module(module), cls)
-        if tuple(found.conditions) != DATASETS[name].conditions:  # the CLI offers the entry's, the reader checks its own
+        if tuple(found.conditions) != DATASETS[name].conditions:  # the CLI offers the entry's, the reader its own
             raise ValueError(f"dataset {name}: the entry's conditions {DATASETS[name].conditions} are not its reader's "
                              f"{tuple(found.conditions)}")
         _CLASSES[name] = found

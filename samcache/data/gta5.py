@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from samcache.data.cityscapes import CLASS_TABLE, COLORS
-from samcache.data.dataset import Dataset, ImageRecord, save_png
+from samcache.data.dataset import Dataset, ImageRecord
+from samcache.data.files import save_png
 from samcache.errors import SamcacheError
 
 SPLIT_FILE = "split.mat"

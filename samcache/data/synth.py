@@ -145,7 +145,8 @@ def _describe(marker: dict) -> str:
 def _remove_scenes(root: Path, held: dict) -> None:
     """Delete the files an earlier write_synthetic made (by their names) and its marker; nothing else."""
     dataset = get_dataset(held.get("dataset", DEFAULT_DATASET))
-    ids = {split: [dataset.synthetic_id(split, i) for i in range(int(n))] for split, n in held.get("splits", {}).items()}
+    ids = {split: [dataset.synthetic_id(split, i) for i in range(int(n))]
+           for split, n in held.get("splits", {}).items()}
     paths = [p for split, names in ids.items() for i in names for p in dataset.synthetic_files(root, split, i)]
     for path in paths + [root / name for name in dataset.synthetic_index_files]:
         path.unlink(missing_ok=True)
@@ -173,12 +174,13 @@ def write_synthetic(root: str | Path, splits: dict[str, int], size: tuple[int, i
     held = read_marker(root)
     if root.is_file() or (root.is_dir() and any(root.iterdir()) and held is None):
         raise SamcacheError(f"{root} exists and is not a samcache synthetic folder; choose an empty or new folder")
-    resume = held is not None and {k: held.get(k, DEFAULT_DATASET if k == "dataset" else None) for k in marker} == marker
+    written = {**{"dataset": DEFAULT_DATASET}, **(held or {})}  # markers before datasets: Cityscapes
+    resume = held is not None and {k: written.get(k) for k in marker} == marker
     if held is not None and not resume:
         if not overwrite:
             raise SamcacheError(f"{root} holds synthetic data ({_describe(held)}); this asks for {_describe(marker)}; "
-                                f"pass {setting('overwrite')} to replace it (caches made from it become stale), or choose "
-                                f"another folder")
+                                f"pass {setting('overwrite')} to replace it (caches made from it become stale), or "
+                                f"choose another folder")
         _remove_scenes(root, held)
     root.mkdir(parents=True, exist_ok=True)
     fileio.write_text(root / SYNTH_MARKER, json.dumps({**marker, "complete": False}))

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from samcache import fileio  # noqa: E402
-from samcache.data.dataset import read_image  # noqa: E402
+from samcache.data.files import read_image  # noqa: E402
 from samcache.data.labels import IGNORE, ClassSet  # noqa: E402
 from samcache.errors import SamcacheWarning  # noqa: E402
 

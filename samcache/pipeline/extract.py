@@ -28,7 +28,8 @@ from samcache.cache.split_checks import precheck
 from samcache.cache.store import check_location
 from samcache.cache.stores import kind_of
 from samcache.cache.writer import ChunkWriter, PreparedSplit, SplitPlan, as_registered, prepare_split, record_run
-from samcache.data.dataset import Dataset, ImageRecord, image_size
+from samcache.data.dataset import Dataset, ImageRecord
+from samcache.data.files import image_size
 from samcache.data.datasets import get_dataset
 from samcache.errors import SamcacheError
 from samcache.features.families import backend_for

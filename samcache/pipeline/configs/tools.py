@@ -11,9 +11,8 @@ from samcache.choices import MULTIMASK_MODES, parse_size
 from samcache.pipeline.config import StageConfig, register
 from samcache.data.datasets import DEFAULT_DATASET
 from samcache.pipeline.configs.fields import (CACHE_HELP, OUT_HELP, OVERWRITE_HELP, Batch, ClassSetName, DatasetName,
-                                              Device, Epochs,
-                                              ModelTypeOrAuto, NonNegInt, PosInt, PromptStrategy, Seed, SplitName, Workers,
-                                              checked)
+                                              Device, Epochs, ModelTypeOrAuto, NonNegInt, PosInt, PromptStrategy, Seed,
+                                              SplitName, Workers, checked)
 
 
 @register
