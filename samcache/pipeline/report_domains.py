@@ -14,10 +14,10 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from samcache.data.datasets import DEFAULT_DATASET  # what runs recorded before datasets were data scored
 from samcache.pipeline.report_cost import model_of
 from samcache.pipeline.stage_registry import stage_of
 
-DEFAULT_DATASET = "cityscapes"  # runs recorded before datasets were: Cityscapes
 CHART = "report_domain_shift.png"
 
 
