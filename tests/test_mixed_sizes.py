@@ -7,6 +7,7 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 import torch
 import zarr
 from PIL import Image
@@ -38,12 +39,19 @@ def _mixed(synth_root, root):
     return list_images(root, "val")
 
 
-def test_a_split_of_two_sizes_reads_and_scores_each_image_at_its_own_size(synth_root, tmp_path):
+@pytest.fixture(scope="module")
+def mixed(synth_root, tmp_path_factory):
+    """(records, cache): a split of two sizes, extracted (float32, upstream attention: bit-exact)."""
     from samcache.pipeline.extract import extract
 
-    records = _mixed(synth_root, tmp_path / "data")
-    cache = tmp_path / "mixed.zarr"
-    extract(extract_cfg(tmp_path / "data", cache, "val"), progress=False)
+    root = tmp_path_factory.mktemp("mixed")
+    records = _mixed(synth_root, root / "data")
+    extract(extract_cfg(root / "data", root / "mixed.zarr", "val"), progress=False)
+    return records, root / "mixed.zarr"
+
+
+def test_a_split_of_two_sizes_reads_and_scores_each_image_at_its_own_size(mixed):
+    records, cache = mixed
     group = zarr.open_group(str(cache), mode="r")["val"]
     assert group["labels"].shape[1:] == (256, 512) and group["labels"].chunks == (1, 256, 512)
     for row, record in enumerate(records):  # plain zarr: labels[i, :H_i, :W_i], the rest void (0)
@@ -54,6 +62,48 @@ def test_a_split_of_two_sizes_reads_and_scores_each_image_at_its_own_size(synth_
     assert [tuple(s) for s in group["original_sizes"][:].tolist()] == [SMALL, (256, 512)]  # cropburg sorts first
     assert "<=512x256" in invoke("info", "--cache", cache, check=True).stdout
 
+    cs, sam = get_class_set("seed5"), build_random_sam("tiny", seed=0)
+    split = open_cache(cache).split("val")  # a head's scores: exact per image, each at its own size
+    torch.manual_seed(0)
+    head = torch.nn.Conv2d(256, cs.num_classes, 1)
+    got = evaluate_head(head, cache, "val", "seed5", batch_size=2, device="cpu")
+    conf = np.zeros((cs.num_classes, cs.num_classes), np.int64)
+    for row, record in enumerate(records):
+        with torch.no_grad():
+            logits = head(torch.from_numpy(split.embedding(row).astype(np.float32))[None])
+            full = sam.postprocess_masks(logits, tuple(split.input_size(row)), tuple(split.original_size(row)))
+        pred = full[0].argmax(0).numpy()
+        gt = cs.to_index(read_label_ids(record.label_path))
+        keep = gt != IGNORE
+        np.add.at(conf, (gt[keep], pred[keep]), 1)
+    for c in cs.eval_indices:
+        union = conf[c].sum() + conf[:, c].sum() - conf[c, c]
+        assert np.isclose(got[cs.class_names[c]], conf[c, c] / union if union else np.nan, equal_nan=True)
+
+
+def test_a_larger_image_than_the_split_was_created_for_is_one_line(mixed, tmp_path):
+    records, made = mixed
+    cache = tmp_path / "mixed.zarr"
+    shutil.copytree(made, cache)
+    shutil.copytree(made.parent / "data", tmp_path / "data")
+    for part, suffix, path in (("leftImg8bit", "_leftImg8bit.png", records[1].image_path),  # larger than the split
+                               ("gtFine", "_gtFine_labelIds.png", records[1].label_path),  # was created for
+                               ("gtFine", "_gtFine_instanceIds.png", records[1].instance_path)):
+        big = tmp_path / "data" / part / "val" / "bigburg"
+        big.mkdir(exist_ok=True)
+        array = np.asarray(Image.open(path))
+        Image.fromarray(np.pad(array, ((0, 64), (0, 0), *(((0, 0),) * (array.ndim - 2))))).save(
+            big / f"bigburg_000000_000019{suffix}")
+    before = snapshot(cache / "val")
+    proc = invoke("extract", "--data", tmp_path / "data", "--cache", cache, "--split", "val", "--model-type", "tiny",
+                  "--dtype", "float32", "--device", "cpu", "--num-workers", "0")
+    assert_one_line_error(proc, "bigburg_000000_000019 is 512x320", "--rebuild")
+    assert snapshot(cache / "val") == before
+
+
+@pytest.mark.slow
+def test_zero_shot_on_a_split_of_two_sizes_replays_through_upstream(mixed, tmp_path):
+    records, cache = mixed
     out = tmp_path / "zs"  # both sizes in one decoder batch
     invoke("zero-shot", "--cache", cache, "--prompt", "center", "--multimask", "single", "--images-per-batch", "2",
            "--device", "cpu", "--num-workers", "0", "--visualize", "0", "--out", out, check=True)
@@ -72,35 +122,6 @@ def test_a_split_of_two_sizes_reads_and_scores_each_image_at_its_own_size(synth_
         # prompts of two images share a decoder call here and not upstream: float32 sums may differ by an ulp,
         # which can flip a logit sitting at 0.0 (test_zero_shot allows two such pixels too)
         assert abs(int(row["intersection"]) - inter) <= 2 and abs(int(row["union"]) - union) <= 2
-
-    split = open_cache(cache).split("val")  # a head's scores: exact per image, each at its own size
-    torch.manual_seed(0)
-    head = torch.nn.Conv2d(256, cs.num_classes, 1)
-
-    got = evaluate_head(head, cache, "val", "seed5", batch_size=2, device="cpu")
-    conf = np.zeros((cs.num_classes, cs.num_classes), np.int64)
-    for row, record in enumerate(records):
-        with torch.no_grad():
-            logits = head(torch.from_numpy(split.embedding(row).astype(np.float32))[None])
-            full = sam.postprocess_masks(logits, tuple(split.input_size(row)), tuple(split.original_size(row)))
-        pred = full[0].argmax(0).numpy()
-        gt = cs.to_index(read_label_ids(record.label_path))
-        keep = gt != IGNORE
-        np.add.at(conf, (gt[keep], pred[keep]), 1)
-    for c in cs.eval_indices:
-        union = conf[c].sum() + conf[:, c].sum() - conf[c, c]
-        assert np.isclose(got[cs.class_names[c]], conf[c, c] / union if union else np.nan, equal_nan=True)
-
-    big = tmp_path / "data" / "leftImg8bit" / "val" / "bigburg"  # larger than the split was created for
-    big.mkdir()
-    shutil.copy(records[1].image_path, big / "bigburg_000000_000019_leftImg8bit.png")
-    image = np.asarray(Image.open(big / "bigburg_000000_000019_leftImg8bit.png"))
-    Image.fromarray(np.pad(image, ((0, 64), (0, 0), (0, 0)))).save(big / "bigburg_000000_000019_leftImg8bit.png")
-    before = snapshot(cache / "val")
-    proc = invoke("extract", "--data", tmp_path / "data", "--cache", cache, "--split", "val", "--model-type", "tiny",
-                  "--dtype", "float32", "--device", "cpu", "--num-workers", "0")
-    assert_one_line_error(proc, "bigburg_000000_000019 is 512x320", "--rebuild")
-    assert snapshot(cache / "val") == before
 
 
 def test_a_format2_cache_is_read_as_it_is_and_upgrade_says_what_it_rewrites(cache16, synth_root, tmp_path):

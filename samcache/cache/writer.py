@@ -167,16 +167,16 @@ def prepare_split(plan: SplitPlan) -> PreparedSplit:
     if new_split:
         extent = plan.extent or tuple(int(max(s[k] for s in sizes)) for k in (0, 1))
         group = _create_split(root, split, fp, extent, str(data_root), codec or DEFAULT_CODEC, dataset.void_id)
-    else:
-        check_codec(group, cache, split, codec)
-        if group.attrs.get("data_root") != str(data_root):  # the same images, moved (split_checks): record where
-            group.attrs["data_root"] = str(data_root)
     known = int(group.attrs["n_images"])
     checked = lambda name: CheckedArray(group[name], cache, split, name)  # noqa: E731 (damage: one line)
     held_ids = checked("image_ids")[:known].tolist() if known else []
     known_ids = set(held_ids)
     new = [(i, s) for i, s in zip(image_ids, sizes) if i not in known_ids]
-    _check_fits(group, cache, split, new)
+    if not new_split:  # every refusal before the first write
+        check_codec(group, cache, split, codec)
+        _check_fits(group, cache, split, new)
+        if group.attrs.get("data_root") != str(data_root):  # the same images, moved (split_checks): record where
+            group.attrs["data_root"] = str(data_root)
     if new or group["done"].shape[0] != known:
         _register(group, known, [i for i, _ in new], [s for _, s in new], backend_for(fp.family).input_size)
     all_ids = held_ids + [i for i, _ in new]
