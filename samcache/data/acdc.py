@@ -51,7 +51,6 @@ class ACDC(Dataset):
     void_id = 0  # unlabeled
     labels_are = "Cityscapes labelIds (ACDC's gt_labelIds)"
     conditions = ("all", *CONDITIONS)
-    default_root = "data/acdc"
 
     def chosen(self) -> tuple[str, ...]:
         return CONDITIONS if self.condition == "all" else (self.condition,)

@@ -37,7 +37,6 @@ class BDD100K(Dataset):
     classes = CLASSES
     void_id = UNKNOWN
     labels_are = "BDD100K sem_seg train ids (0..18: Cityscapes' 19 classes; 255 unknown)"
-    default_root = "data/bdd100k"
 
     def list_images(self, root: str | Path, split: str) -> list[ImageRecord]:
         images = Path(root) / "images" / "10k" / split

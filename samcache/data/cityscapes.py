@@ -68,7 +68,6 @@ class Cityscapes(Dataset):
     void_id = 0  # unlabeled
     labels_are = "Cityscapes labelIds (cityscapesScripts' label table)"
     instance_offset = INSTANCE_OFFSET
-    default_root = "data/cityscapes"
 
     def list_images(self, root: str | Path, split: str) -> list[ImageRecord]:
         image_dir = Path(root) / "leftImg8bit" / split

@@ -68,7 +68,6 @@ class Dataset:
     labels_are: ClassVar[str]  # what its label files hold (written to the cache for readers without samcache)
     instance_offset: ClassVar[int | None] = None  # instance files hold label * offset + k; None: no instance files
     conditions: ClassVar[tuple[str, ...]] = ()  # --condition choices ("all" first), for datasets that have them
-    default_root: ClassVar[str] = ""  # where --data points when not given
 
     def __init__(self, condition: str | None = None):
         if condition is not None and not self.conditions:

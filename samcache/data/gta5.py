@@ -50,7 +50,6 @@ class GTA5(Dataset):
     classes = CLASS_TABLE
     void_id = 0  # unlabeled
     labels_are = "Cityscapes labelIds (GTA5's palette indices)"
-    default_root = "data/gta5"
     synthetic_index_files = (SPLIT_FILE,)
 
     def list_images(self, root: str | Path, split: str) -> list[ImageRecord]:
