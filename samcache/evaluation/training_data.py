@@ -26,9 +26,10 @@ def preload(dataset: CacheHeadDataset, device: torch.device, chunk: int = 64
         part = rows[start: start + chunk]
         for store, name in zip(features, dataset.feature_names):
             store.append(torch.from_numpy(split.feature_arrays[name].oindex[part]).to(device))
-        labels = split.labels.oindex[part]
+        labels = split.labels.oindex[part]  # padded to the split's largest image with void
         if dataset.mode == "train":
-            frames = [target_in_frame(lab, cs, split.input_sizes[r], split.family.frame) for lab, r in zip(labels, part)]
+            frames = [target_in_frame(split.crop(r, lab), cs, split.input_sizes[r], split.family.frame)
+                      for lab, r in zip(labels, part)]
             targets.append(torch.from_numpy(np.stack(frames)).to(device))
         else:
             targets.append(torch.from_numpy(cs.to_index(labels)).to(device))

@@ -80,7 +80,8 @@ def registry_choice(source: Callable[[], Sequence[str]], *first: str, last: tupl
     def check(value):
         options = choices()
         if value not in options:
-            expected = ", ".join(map(repr, options[:-1])) + " or " * (len(options) > 1) + repr(options[-1])
+            expected = (", ".join(map(repr, options[:-1])) + " or " * (len(options) > 1) + repr(options[-1])
+                        if options else "absent (no choice is registered)")
             raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
         return value
 

@@ -25,8 +25,9 @@ from tqdm import tqdm
 
 from samcache.cache.schema import per_image_arrays
 from samcache.cache.stores import configure_kinds, kind_of, kind_settings
-from samcache.cache.writer import PreparedSplit, write_image
-from samcache.data.cityscapes import ImageRecord, load_item, record_for
+from samcache.cache.writer import PreparedSplit, as_registered, write_image
+from samcache.data.dataset import Dataset, ImageRecord
+from samcache.data.datasets import get_dataset
 from samcache.errors import SamcacheError
 from samcache.features.families import backend_for
 from samcache.features.device import configure_matmul, maybe_compile, resolve_device
@@ -84,7 +85,7 @@ class EncoderPlugin(WorkerPlugin):
 
 
 def encode_rows(cache: str, split: str, items: list[tuple[int, ImageRecord]], precision: str, dtype: str,
-                expected_weights: tuple) -> dict:
+                expected_weights: tuple, dataset: Dataset) -> dict:
     """One task: encode and store ``items`` (row, record); returns counts and per-image read errors."""
     plugin: EncoderPlugin = get_worker().plugins[PLUGIN]
     if (plugin.weights.checkpoint_sha256, plugin.weights.random_seed) != expected_weights:
@@ -95,10 +96,12 @@ def encode_rows(cache: str, split: str, items: list[tuple[int, ImageRecord]], pr
     done = arrays["done"]
     todo = [(row, rec) for row, rec in items if not done[row]]  # a retried task skips what it finished
     written, seconds, errors = 0, 0.0, []
-    step = plugin.batch_for(tuple(int(v) for v in group["original_sizes"][0]))
+    step = plugin.batch_for((int(group.attrs["height"]), int(group.attrs["width"])))  # the split's largest image
+    registered = group["original_sizes"]
     encoding = Encoding(backend, plugin.encoder, precision, dtype)
     for start in range(0, len(todo), step):
-        batch = [(row, load_item(rec, backend.prepare)) for row, rec in todo[start: start + step]]
+        batch = [(row, as_registered(dataset.load_item(rec, backend.prepare), registered[row], rec.image_path))
+                 for row, rec in todo[start: start + step]]
         errors += [it["error"] for _, it in batch if "error" in it]
         batch = [(row, it) for row, it in batch if "error" not in it]
         if not batch:
@@ -185,11 +188,12 @@ class DaskSession:
         rows = prepared.pending_rows
         per_task = cfg.batch_size or TASK_IMAGES
         data_root = os.path.abspath(cfg.data)  # workers may run in another directory or on another node
-        tasks = [[(r, record_for(data_root, cfg.split, prepared.image_ids[r])) for r in rows[s: s + per_task]]
+        dataset = get_dataset(cfg.dataset, cfg.condition)
+        tasks = [[(r, dataset.record_for(data_root, cfg.split, prepared.image_ids[r])) for r in rows[s: s + per_task]]
                  for s in range(0, len(rows), per_task)]
         expected = (weights.checkpoint_sha256, weights.random_seed)
         futures = [client.submit(encode_rows, _store_path(cfg.cache), cfg.split, task, precision, cfg.dtype,
-                                 expected, key=f"samcache-{cfg.split}-{task[0][0]}-{time.time_ns()}",
+                                 expected, dataset, key=f"samcache-{cfg.split}-{task[0][0]}-{time.time_ns()}",
                                  retries=cfg.retries, resources=resources or None, pure=False)
                    for task in tasks]
         written, seconds, errors = 0, 0.0, []

@@ -147,7 +147,7 @@ def _decode_split(d, phrases, how: Composition, out: Path, progress: bool) -> tu
             details += _image_rows(image_id, image_confusion, class_set, cfg.compose)
             pred_map = pred.label_map.cpu().numpy().astype(np.uint8)
             if cfg.save_predictions:
-                save_prediction(out / "predictions", image_id, class_set.to_label_ids(pred_map))
+                save_prediction(out / "predictions", image_id, class_set.to_label_ids(pred_map), class_set.source)
             if cfg.save_instances and pred.instances is not None:
                 inst = pred.instances
                 write_instances(out / "instances", image_id, inst.masks.cpu().numpy(),
@@ -155,7 +155,7 @@ def _decode_split(d, phrases, how: Composition, out: Path, progress: bool) -> tu
                 listed += len(inst.confidences)
             if shown < cfg.visualize:
                 save_overlay(out / "visualizations" / f"{image_id}.png",
-                             source_image(split.attrs.get("data_root"), cfg.split, image_id),
+                             source_image(split, image_id),
                              gt, pred_map, class_set,
                              f"{image_id}  prompt=text  compose={cfg.compose}  (no ground truth used to prompt)"
                              + random_weights_suffix(d.weights.random))

@@ -8,9 +8,10 @@ from pydantic import Field, model_validator
 
 from samcache.cache.schema import CODECS, DEFAULT_CACHE, DEFAULT_CODEC, EMBEDDING_DTYPES
 from samcache.choices import ATTENTION_KINDS, PRECISION_CHOICES
+from samcache.data.datasets import DATASETS, DEFAULT_DATASET
 from samcache.pipeline.config import StageConfig, flag, register
-from samcache.pipeline.configs.fields import (ZARR_CACHE_HELP, Batch, Device, ModelType, NonNegInt, PosInt, Seed,
-                                              SplitName, Workers, checked)
+from samcache.pipeline.configs.fields import (ZARR_CACHE_HELP, Batch, ConditionName, DatasetName, Device, ModelType,
+                                              NonNegInt, PosInt, Seed, SplitName, Workers, checked)
 from samcache.pipeline.dask_options import (check_gres, check_walltime, memory_bytes, one_word, parse_dask_address,
                                             parse_resources, sbatch_option)
 
@@ -20,7 +21,12 @@ Word = Annotated[str, checked(one_word)]
 @register
 class ExtractConfig(StageConfig):
     SECTION = "extract"
-    data: str = Field("data/cityscapes", description="Cityscapes root (holds leftImg8bit/ and gtFine/).")
+    dataset: DatasetName = Field(DEFAULT_DATASET, description="The dataset and its layout (recorded in the cache).")
+    condition: Optional[ConditionName] = Field(None, description="Datasets with conditions (acdc): one "
+                                                                   "condition, or all (default).")
+    data: str = Field(None, description="The dataset's root folder, in its official layout (default: "
+                                        "data/<dataset>, e.g. data/cityscapes).",
+                      validate_default=False)
     cache: str = Field(DEFAULT_CACHE, description=ZARR_CACHE_HELP)
     split: SplitName = Field("train", description="Split to extract (train, val, test, ...).")
     model_type: ModelType = Field("vit_h", description="SAM image encoder (tiny, sam3_tiny: RANDOM "
@@ -77,6 +83,22 @@ class ExtractConfig(StageConfig):
     slurm_wait: Annotated[PosInt, Field(le=7 * 24 * 3600)] = Field(
         600, description="slurm:N: seconds to wait for the first job's worker to join; then the jobs are "
                          "cancelled.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _data_of_dataset(cls, values):
+        """--data defaults to data/<dataset>."""
+        if isinstance(values, dict) and values.get("data") is None:
+            values = {**values, "data": f"data/{values.get('dataset') or DEFAULT_DATASET}"}
+        return values
+
+    @model_validator(mode="after")
+    def _condition_of_dataset(self):
+        conditions = DATASETS[self.dataset].conditions if self.dataset in DATASETS else ()
+        if self.condition is not None and self.condition not in conditions:
+            raise ValueError(f"--condition {self.condition} does not apply to --dataset {self.dataset}"
+                             + (f" (its conditions: {', '.join(conditions)})" if conditions else " (it has none)"))
+        return self
 
     @model_validator(mode="after")
     def _resources_need_dask(self):
