@@ -46,6 +46,7 @@ def test_s3_cache_holds_the_local_caches_arrays_bit_for_bit(s3, s3_cache, cache3
         assert np.array_equal(a[:], b[:]), name
 
 
+@pytest.mark.slow
 def test_zero_shot_on_s3_gives_the_local_caches_scores(s3, s3_cache, cache32, tmp_path):
     runs = {}
     for where, cache in (("s3", s3_cache), ("local", cache32)):
@@ -178,6 +179,7 @@ def test_bad_buckets_endpoints_credentials_and_foreign_prefixes_are_one_line_err
     assert keys(s3, bucket) == ["theirs/notes.txt"]
 
 
+@pytest.mark.slow
 def test_wrong_credentials_are_one_line_errors(s3, synth_root):
     """moto checks keys once its auth is switched on (its /moto-api/reset-auth); a fresh process each time."""
     import urllib.request

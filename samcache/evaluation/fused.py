@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from samcache.data.labels import IGNORE
-from samcache.errors import SamcacheError
+from samcache.errors import SamcacheError, setting
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,9 @@ class FusedComposition:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise SamcacheError(f"fused {name.replace('_', ' ')} must be in [0, 1], got {getattr(self, name)}")
         if not (self.instances or self.semantic):
-            raise SamcacheError("--compose fused needs the instance term or the semantic term (or both): "
-                                "--no-fused-instances and --no-fused-semantic leave nothing to fuse")
+            raise SamcacheError(f"{setting('compose')} fused needs the instance term or the semantic term (or both): "
+                                f"{setting('fused_instances')} and {setting('fused_semantic')} both off leave "
+                                f"nothing to fuse")
 
 
 def _upsample(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
