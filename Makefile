@@ -28,7 +28,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist worksteal -m "not slow" tests
 
-# The robustness checks that need real kills, full disks or clusters (about 3.5 minutes more).
+# The robustness checks that need real kills, full disks, a SLURM cluster or a Dask cluster on S3 (about 20 minutes on 2 cores).
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow tests
 

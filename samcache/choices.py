@@ -31,7 +31,7 @@ MAX_PROMPT_POINTS = 64  # per prompt: each point is a decoder token; 100k tokens
 STUFF_MODES = ("components", "class")
 FIRST_CLICK_MODES = ("center", "random")
 NEXT_CLICK_RULES = ("ritm", "largest-region")
-COMPOSE_MODES = ("instances", "semantic-head")
+COMPOSE_MODES = ("instances", "semantic-head", "fused")
 
 # pipeline: head checkpoints a train-head run keeps (head_checkpoints.py)
 KEEP_MODES = ("all", "best", "last")

@@ -11,11 +11,14 @@ decides how to stop (it shuts its workers down at once).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import os
 import signal
 import sys
+import threading
+from typing import Iterator
 
 _PR_SET_PDEATHSIG = 1
 
@@ -33,7 +36,23 @@ def die_with_parent(parent_pid: int | None = None) -> None:
 
 def _worker_init(_worker_id: int, parent_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by ``workers_starting``: now ignored
     die_with_parent(parent_pid)
+
+
+@contextlib.contextmanager
+def workers_starting() -> Iterator[None]:
+    """Fork DataLoader workers with SIGINT blocked: a Ctrl-C landing between a child's fork and its
+    ``worker_init_fn`` would otherwise interrupt the child's start-up and print its traceback. The parent
+    gets the Ctrl-C as soon as the workers are started."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def worker_init_fn() -> functools.partial:

@@ -201,3 +201,16 @@ def sam3_cache(synth_root, tmp_path_factory):
     invoke("extract", "--data", synth_root, "--cache", cache, "--split", "val", "--model-type", "sam3_tiny",
            "--dtype", "float32", "--num-workers", "0", "--limit", "1", "--quiet", check=True)
     return cache
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """moto's S3 server on 127.0.0.1 (a free port), this process's AWS_* variables pointing at it."""
+    pytest.importorskip("moto.server", reason="moto[server] is a dev requirement: `make test` installs it")
+    import s3_server
+
+    server = s3_server.start()
+    old = s3_server.apply_env(server)
+    yield server
+    s3_server.restore_env(old)
+    server.stop()

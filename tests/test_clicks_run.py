@@ -136,7 +136,8 @@ def test_outputs_and_summary_follow_from_per_object_rows(cache16, tmp_path):
     got = read_csv(tmp_path / "summary.csv")
     assert [r["class"] for r in got] == [*names, "all"]
     assert list(got[0]) == ["class", "objects", "miou@1", "miou@2", "noc@80", "noc@85", "noc@90", "nof@85", "nof@90",
-                            "split", "model", "images", "split_images", "random_weights", "oracle"]  # + provenance
+                            "split", "model", "images", "split_images", "random_weights", "oracle",
+                            "dataset"]  # + provenance
     for have in got:  # recomputed here from per_object.csv: mean IoU after k clicks, RITM's NoC, NoF counts
         curves = [json.loads(r["ious"]) for r in rows if have["class"] in (r["class"], "all")]
         curves = [c + [c[-1]] * (2 - len(c)) for c in curves]

@@ -15,8 +15,9 @@ def test_the_plain_h5py_recipe_reads_an_export_as_zarr_holds_it(cache16, tmp_pat
     scope: dict = {}
     exec(compile(code("h5py-read"), "docs/cache-format.md", "exec"), scope)  # noqa: S102 - the recipe itself
     val = zarr.open_group(str(cache16), mode="r")["val"]
-    assert scope["attrs"]["main_feature"] == "embeddings" and scope["attrs"]["samcache_format"] == 2
+    assert scope["attrs"]["main_feature"] == "embeddings" and scope["attrs"]["samcache_format"] == 3
     assert np.array_equal(scope["embedding"], val["embeddings"][0])
+    assert np.array_equal(scope["labels"], val["labels"][0])  # one size: the crop is the whole chunk
     assert list(scope["image_ids"]) == list(val["image_ids"][:]) and np.array_equal(scope["done"], val["done"][:])
 
 

@@ -58,7 +58,7 @@ def test_plain_zarr_and_dask_read_the_store_without_samcache(cache32, tmp_path):
     code = f"""
 import sys, numpy as np, zarr, dask.array as da
 g = zarr.open_group({str(cache32)!r}, mode="r")
-assert g.attrs["samcache_format"] == 2 and g.attrs["family"] == "sam" and g.attrs["fingerprint"]["model_type"] == "tiny"
+assert g.attrs["samcache_format"] == 3 and g.attrs["family"] == "sam" and g.attrs["fingerprint"]["model_type"] == "tiny"
 emb = da.from_zarr({str(cache32)!r}, component="val/embeddings")
 assert emb.chunksize == (1, 256, 64, 64)
 np.save({str(tmp_path / 'emb.npy')!r}, emb.mean(axis=(1, 2, 3)).compute())
@@ -135,23 +135,27 @@ def _val_copy(synth_root, tmp_path):
     return data, list_images(data, "val")
 
 
-def test_corrupt_image_and_missing_label_are_named_and_not_done(synth_root, tmp_path):
+def test_corrupt_image_is_named_and_not_done_and_a_missing_label_writes_nothing(synth_root, tmp_path):
+    """A broken image fails alone (named, never done, the others encoded); an image without its label is refused
+    before anything is written (it could never be scored)."""
     data, recs = _val_copy(synth_root, tmp_path)
-    good = recs[0].image_path.read_bytes()
-    recs[0].image_path.write_bytes(good[: len(good) // 3])  # truncated PNG
     saved_label = recs[1].label_path.read_bytes()
     recs[1].label_path.unlink()
     cache = tmp_path / "bad.zarr"
-    proc = invoke("extract", "--data", data, "--cache", cache, "--split", "val", "--model-type", "tiny",
-                   "--device", "cpu", "--num-workers", "1", "--batch-size", "2")
-    line = assert_one_line_error(proc, "2 image(s) failed")
-    assert recs[0].image_path.name in line or recs[1].label_path.name in line
-    val = open_cache(cache).split("val")
-    assert val.done_mask().tolist() == [False, False, True]
-    recs[0].image_path.write_bytes(good)
+    args = ["extract", "--data", data, "--cache", cache, "--split", "val", "--model-type", "tiny", "--device", "cpu",
+            "--num-workers", "1", "--batch-size", "2"]
+    assert_one_line_error(invoke(*args), f"{recs[1].image_path} has no label file: {recs[1].label_path} is missing")
+    assert not cache.exists()
     recs[1].label_path.write_bytes(saved_label)
+    good = recs[0].image_path.read_bytes()
+    recs[0].image_path.write_bytes(good[: len(good) // 3])  # truncated PNG
+    line = assert_one_line_error(invoke(*args), "1 image(s) failed")
+    assert recs[0].image_path.name in line
+    val = open_cache(cache).split("val")
+    assert val.done_mask().tolist() == [False, True, True]
+    recs[0].image_path.write_bytes(good)
     result = extract(extract_cfg(data, cache, "val", dtype="float16"), progress=False)
-    assert result.images == 2 and open_cache(cache).split("val").done_mask().all()
+    assert result.images == 1 and open_cache(cache).split("val").done_mask().all()
 
 
 def test_image_without_a_readable_header_keeps_the_split_incomplete(synth_root, tmp_path):
@@ -206,10 +210,10 @@ def test_data_root_is_stored_absolute_and_overlays_work_from_anywhere(synth_root
     (tmp_path / "a" / "data").symlink_to(synth_root)
     monkeypatch.chdir(tmp_path / "a")
     extract(extract_cfg("data", tmp_path / "c.zarr", "val", limit=1), progress=False)
-    data_root = open_cache(tmp_path / "c.zarr").split("val").attrs["data_root"]
-    assert Path(data_root).is_absolute()
+    split = open_cache(tmp_path / "c.zarr").split("val")
+    assert Path(split.attrs["data_root"]).is_absolute()
     monkeypatch.chdir(tmp_path / "b")  # a later stage, run from another directory
-    image = source_image(data_root, "val", open_cache(tmp_path / "c.zarr").split("val").image_ids[0])
+    image = source_image(split, split.image_ids[0])
     assert image is not None and image.shape == (256, 512, 3)
 
 

@@ -29,7 +29,7 @@ def upstream_predictor(sam2_checkpoint):
 
 def test_cache_equals_sam2_image_predictor_features(sam2_cache, sam2_checkpoint, synth_root):
     root = zarr.open_group(str(sam2_cache), mode="r")  # plain zarr: the documented layout
-    assert root.attrs["samcache_format"] == 2 and root.attrs["family"] == "sam2"
+    assert root.attrs["samcache_format"] == 3 and root.attrs["family"] == "sam2"
     assert root.attrs["feature_arrays"] == {k: list(v) for k, v in backend_for("sam2").features.items()}
     val = root["val"]
     assert val["image_embed"].chunks == (1, 256, 64, 64) and val["high_res_feats_0"].chunks == (1, 32, 256, 256)
@@ -145,7 +145,7 @@ def test_hdf5_export_reads_with_plain_h5py_and_imports_bit_for_bit(sam2_cache, t
 import json, sys, h5py, numpy as np
 with h5py.File({str(out)!r}, "r") as f:
     attrs = {{k: json.loads(v) for k, v in f.attrs.items()}}
-    assert attrs["samcache_format"] == 2 and attrs["family"] == "sam2"
+    assert attrs["samcache_format"] == 3 and attrs["family"] == "sam2"
     val = f["val"]
     assert json.loads(val.attrs["n_images"]) == 3
     assert val["image_embed"].chunks == (1, 256, 64, 64) and val["image_embed"].compression == "gzip"
@@ -239,8 +239,8 @@ def test_format1_cache_is_read_as_it_is_and_upgraded_only_on_request(cache16, sy
     assert "upgraded" in invoke("upgrade", "--cache", old, check=True).stdout
     assert snapshot(old / "val" / "embeddings") == arrays  # attributes only
     invoke(*extract_args, check=True)
-    assert open_cache(old).format == 2
-    assert "already format 2" in invoke("upgrade", "--cache", old, check=True).stdout
+    assert open_cache(old).format == 3
+    assert "already format 3" in invoke("upgrade", "--cache", old, check=True).stdout
 
 
 def test_readme_recipe_hands_cached_features_to_upstream(sam2_cache, sam2_checkpoint, tmp_path, monkeypatch):

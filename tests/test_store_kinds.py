@@ -72,5 +72,6 @@ def test_what_a_kind_cannot_do_is_refused_in_one_line(zipped, synth_root):
 
 
 def test_each_path_goes_to_its_kind():
-    assert [type(stores.kind_of(p)).__name__ for p in ("s3://bucket/c.zarr", "c.h5", "C.HDF5", "cache/c.zarr")] == \
-        ["UrlZarr", "Hdf5File", "Hdf5File", "LocalZarr"]
+    assert [type(stores.kind_of(p)).__name__ for p in ("s3://bucket/c.zarr", "gs://bucket/c.zarr", "c.h5", "C.HDF5",
+                                                        "cache/c.zarr")] == \
+        ["S3Zarr", "UrlZarr", "Hdf5File", "Hdf5File", "LocalZarr"]

@@ -20,7 +20,7 @@ from filelock import FileLock, Timeout
 
 from samcache.cache.damage_notes import CheckedArray
 from samcache.cache.h5read import open_h5
-from samcache.cache.locks import split_lock
+from samcache.cache.locks import cache_lock, split_lock
 from samcache.cache.stores import kind_of
 from samcache.cache.stores.local import acquire_current
 from samcache.cache.schema import CODECS, COMPRESSIONS, DEFAULT_COMPRESSION, META_CHUNK
@@ -39,7 +39,7 @@ def _copy_rows(source, target, rows: int, step: int, string: bool = False) -> No
 def export_h5(cache: str, out: str, splits: list[str] | None = None, compression: str = DEFAULT_COMPRESSION,
               overwrite: bool = False) -> dict:
     """Write ``splits`` (default: all) of a Zarr cache into one HDF5 file, atomically; returns sizes."""
-    if not kind_of(cache).writable:
+    if kind_of(cache).is_export:
         raise SamcacheError(f"{cache} is already {kind_of(cache).as_cache}; copy the file, or `samcache import` it into Zarr")
     root = open_root(cache)
     names = ready_splits(root)  # a split whose creation was cut short holds nothing to export
@@ -129,8 +129,13 @@ def import_h5(path: str, cache: str) -> dict:
     if "samcache_format" not in h5.attrs:
         raise SamcacheError(f"{path} is not a samcache export (no samcache_format attribute)")
     target = Path(cache)
-    if not kind_of(cache).writable:
-        raise SamcacheError(f"CACHE {cache} names {kind_of(cache).describe}; import writes a Zarr store (e.g. cache.zarr)")
+    kind = kind_of(cache)
+    if not kind.writable:
+        raise SamcacheError(f"CACHE {cache} names {kind.describe}; import writes a Zarr store (e.g. cache.zarr)")
+    if not kind.atomic_rename:
+        with cache_lock(cache):  # one import (or extract) creating this store at a time
+            _import_in_place(h5, path, cache, kind)
+        return {"splits": sorted(n for n, _ in h5.groups())}
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise SamcacheError(f"{cache} exists and is not an empty directory; import into a new path")
     store = enclosing_store(target.parent)
@@ -141,18 +146,7 @@ def import_h5(path: str, cache: str) -> dict:
     staging = target.with_name(f".{target.name}.importing")
     shutil.rmtree(staging, ignore_errors=True)  # a killed import of ours
     try:
-        root = zarr.open_group(str(staging), mode="w", attributes=h5.attrs)
-        for name, group in h5.groups():
-            split = root.create_group(name, attributes=group.attrs)
-            codec = CODECS[group.attrs.get("codec", "zstd")]
-            for array_name, array in group.arrays():
-                per_image = tuple(array.dataset.chunks or ()) == (1, *array.shape[1:])
-                chunks = (1, *array.shape[1:]) if per_image else (META_CHUNK, *array.shape[1:])
-                dtype = str if array.is_str else array.dtype
-                out = split.create_array(array_name, shape=array.shape, chunks=chunks, dtype=dtype,
-                                         compressors=codec(), fill_value="" if array.is_str else 0)
-                if array.shape[0]:
-                    _copy_rows(array, out, array.shape[0], 1 if per_image else META_CHUNK, array.is_str)
+        _copy_groups(h5, zarr.open_group(str(staging), mode="w", attributes=h5.attrs))
         if target.exists():
             target.rmdir()  # empty, checked above
         os.replace(staging, target)
@@ -160,3 +154,38 @@ def import_h5(path: str, cache: str) -> dict:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return {"splits": sorted(n for n, _ in h5.groups())}
+
+
+IMPORTING = "samcache_importing"  # the only root attribute while an import writes a store it cannot rename
+
+
+def _import_in_place(h5, path: str, cache: str, kind) -> None:
+    """Where a store cannot be staged and renamed (an object store): the root says ``samcache_importing`` until
+    every array is written, then gets the export's attributes in one put. Until then no command takes it for a
+    cache; a re-run of a killed import finds its own marker and starts again."""
+    if kind.exists(cache):
+        try:
+            attrs = dict(kind.open(cache, "r").attrs)
+        except Exception:
+            attrs = {}
+        if set(attrs) != {IMPORTING}:
+            raise SamcacheError(f"{cache} exists and is not empty; import into a new path")
+        kind.remove_tree(cache)  # a killed import of ours: nothing else was ever there
+    root = kind.open(cache, "w", attributes={IMPORTING: os.path.basename(path)})
+    _copy_groups(h5, root)
+    root.attrs.put(dict(h5.attrs))
+
+
+def _copy_groups(h5, root) -> None:
+    for name, group in h5.groups():
+        split = root.create_group(name, attributes=group.attrs)
+        codec = CODECS[group.attrs.get("codec", "zstd")]
+        for array_name, array in group.arrays():
+            per_image = tuple(array.dataset.chunks or ()) == (1, *array.shape[1:])
+            chunks = (1, *array.shape[1:]) if per_image else (META_CHUNK, *array.shape[1:])
+            dtype = str if array.is_str else array.dtype
+            out = split.create_array(array_name, shape=array.shape, chunks=chunks, dtype=dtype,
+                                     compressors=codec(), fill_value="" if array.is_str else 0)
+            if array.shape[0]:
+                _copy_rows(array, out, array.shape[0], 1 if per_image else META_CHUNK, array.is_str)
+

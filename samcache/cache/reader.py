@@ -20,6 +20,7 @@ from samcache.cache.schema import Fingerprint, feature_shapes
 from samcache.cache.locks import split_busy
 from samcache.cache.store import complete_rows, open_root, ready_splits, split_state
 from samcache.cache.stores import kind_of
+from samcache.data.datasets import dataset_of, get_dataset
 from samcache.features.families import Family, get_family
 from samcache.errors import SamcacheError
 
@@ -29,8 +30,9 @@ class CacheSplit:
     ``embeddings`` is the main one that heads train on. Images are named by id (``image_ids``) or row."""
 
     def __init__(self, name: str, group: zarr.Group, cache_path: str, family: Family,
-                 features: dict | None = None, main_feature: str = "embeddings"):
+                 features: dict | None = None, main_feature: str = "embeddings", dataset=None):
         self.name, self.group, self.cache_path, self.family = name, group, str(cache_path), family
+        self.dataset = dataset if dataset is not None else get_dataset()  # its images' (data.dataset.Dataset)
         self.attrs = dict(group.attrs)
         self.fingerprint = Fingerprint.from_attrs(self.attrs["fingerprint"])
         self.feature_arrays = {n: self._array(n) for n in (features or {"embeddings": None})}
@@ -45,6 +47,11 @@ class CacheSplit:
 
     def __len__(self) -> int:
         return int(self.attrs["n_images"])
+
+    @property
+    def read_ahead(self) -> bool:
+        """Whether reading many rows in one call pays (the store's kind says: an object store's requests wait)."""
+        return kind_of(self.cache_path).read_ahead
 
     @cached_property
     def image_ids(self) -> list[str]:
@@ -81,12 +88,21 @@ class CacheSplit:
         return {name: arr[row] for name, arr in self.feature_arrays.items()}
 
     def label_ids(self, image: str | int) -> np.ndarray:
-        """(H, W) uint8 Cityscapes labelIds at the original resolution."""
-        return self.labels[self._done_row(image)]
+        """(H, W) uint8 label ids (the dataset's, e.g. Cityscapes labelIds) at the original resolution."""
+        row = self._done_row(image)
+        return self.crop(row, self.labels[row])
 
     def instance_ids(self, image: str | int) -> np.ndarray:
-        """(H, W) uint16 Cityscapes instanceIds (``id * 1000 + k`` for instances of a thing class)."""
-        return self.instances[self._done_row(image)]
+        """(H, W) uint16 instance ids in the dataset's encoding (Cityscapes: ``id * 1000 + k`` for instances of a
+        thing class; zeros for a dataset without instances)."""
+        row = self._done_row(image)
+        return self.crop(row, self.instances[row])
+
+    def crop(self, row: int, plane: np.ndarray) -> np.ndarray:
+        """A row's labels or instances as stored (the split's largest size, ``labels[row]``) -> the image's own
+        (H, W): the rest of the chunk is padding (format 3: splits of mixed sizes)."""
+        h, w = (int(v) for v in self.original_sizes[row])
+        return plane[..., :h, :w]
 
     def original_size(self, image: str | int) -> tuple[int, int]:
         """(H, W) of the original image."""
@@ -144,7 +160,7 @@ class CacheSplit:
 
     def require_complete(self) -> list[int]:
         """Every encoded row, or a clear error if extraction has not finished or is running now."""
-        h5 = not kind_of(self.cache_path).writable  # an export: finished in the Zarr cache, then exported again
+        h5 = kind_of(self.cache_path).is_export  # an export: finished in the Zarr cache, then exported again
         if not h5 and split_busy(self.cache_path, self.name):
             raise SamcacheError(f"split {self.name} of {self.cache_path} is being extracted right now; wait for "
                                 f"extract to finish (a growing split cannot be read as complete)")
@@ -169,6 +185,7 @@ class Cache:
         self.family_info = get_family(self.family)
         self.feature_shapes = feature_shapes(self.attrs)
         self.main_feature = self.attrs.get("main_feature", "embeddings")
+        self.dataset = dataset_of(self.attrs)  # the images' dataset (caches before format 3: Cityscapes)
 
     @property
     def splits(self) -> list[str]:
@@ -188,9 +205,10 @@ class Cache:
         group = self.root[name]
         family = Fingerprint.from_attrs(dict(group.attrs)["fingerprint"]).family
         if family == self.family:
-            return CacheSplit(name, group, self.path, self.family_info, self.feature_shapes, self.main_feature)
+            return CacheSplit(name, group, self.path, self.family_info, self.feature_shapes, self.main_feature,
+                              self.dataset)
         info = get_family(family)  # a STALE split of the family this cache held before (store.split_features)
-        return CacheSplit(name, group, self.path, info, dict(info.features), info.main_feature)
+        return CacheSplit(name, group, self.path, info, dict(info.features), info.main_feature, self.dataset)
 
     def as_split(self, split: CacheSplit | str, own: bool = False) -> CacheSplit:
         """A split name of this cache, or a ``CacheSplit`` as it is: of this cache, or with ``own`` False of any."""

@@ -1,21 +1,24 @@
 """The cache format, in one place. The README's specification describes exactly this.
 
-Format 2 (format 1 is the same with ``embeddings`` as the only feature array and no ``family``):
+Format 3 (format 2 is the same with one image size per split and Cityscapes only, no ``dataset``; format 1 also
+has ``embeddings`` as the only feature array and no ``family``):
 
-    <cache>/              Zarr v3 group (or one HDF5 file); root_attrs() below
+    <cache>/              Zarr v3 group (or one HDF5 file); root_attrs() below (with the dataset's)
       <split>/            one group per split; split_attrs() below
         <features>      one array per feature map of the model family, (N, C, h, w)
                         float16|float32, chunks (1, C, h, w):
                         as the family's descriptor names them (samcache.features.families)
-        labels          (N, H, W) uint8 Cityscapes labelIds, chunks (1, H, W)
-        instances       (N, H, W) uint16 Cityscapes instanceIds, chunks (1, H, W)
+        labels          (N, H, W) uint8 the dataset's label ids, chunks (1, H, W)
+        instances       (N, H, W) uint16 the dataset's instance ids (zeros without instances), chunks (1, H, W)
         image_ids       (N,) str
-        original_sizes  (N, 2) int32 (H, W)
+        original_sizes  (N, 2) int32 (H_i, W_i)
         input_sizes     (N, 2) int32 (h, w) of the family's input frame the image covers
         done            (N,) bool, chunks (1,): true only after row i is fully written
 
-One image per chunk in every array a worker writes, so concurrent writers of different
-images never touch the same chunk file. No sharding codec spans images.
+(H, W) is the split's largest image size (the split's ``height``/``width``): image i's labels and instances are
+``labels[i, :H_i, :W_i]``, and the rest of its chunk holds the dataset's void label (``label_void``) and 0. One
+image per chunk in every array a worker writes, so concurrent writers of different images never touch the same
+chunk file. No sharding codec spans images.
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
 
 from samcache import __version__
+from samcache.data.datasets import get_dataset
 from samcache.features.families import family_of, get_family
 from samcache.features.weights import WeightsId
 
-FORMAT_VERSION = 2
-READABLE_FORMATS = (1, 2)
+FORMAT_VERSION = 3
+READABLE_FORMATS = (1, 2, 3)
 DEFAULT_CACHE = "cache/cityscapes_vit_h.zarr"  # the one default; README and configs/default.yaml say the same
 FORMAT1_FEATURES = {"embeddings": (256, 64, 64)}  # what a format-1 cache holds (SAM 1)
 EMBEDDING_DTYPES = ("float16", "float32")
@@ -115,8 +119,9 @@ def feature_shapes(root_attrs_: dict) -> dict[str, tuple[int, int, int]]:
     return {k: tuple(v) for k, v in held.items()} if held else dict(FORMAT1_FEATURES)
 
 
-def root_attrs(fp: Fingerprint) -> dict:
-    """Everything a reader needs to interpret the features without samcache; the weights are ``fingerprint``'s."""
+def root_attrs(fp: Fingerprint, dataset=None) -> dict:
+    """Everything a reader needs to interpret the features and labels without samcache; the weights are
+    ``fingerprint``'s, the images ``dataset``'s (a ``samcache.data.dataset.Dataset``; default Cityscapes)."""
     family = get_family(fp.family)
     return {
         "samcache_format": FORMAT_VERSION,
@@ -128,6 +133,7 @@ def root_attrs(fp: Fingerprint) -> dict:
         "package_versions": {name: _package_version(name) for name in family.packages},
         "samcache_version": __version__,
         "fingerprint": fp.to_attrs(),
+        **(dataset or get_dataset()).cache_attrs(),
     }
 
 
@@ -140,7 +146,8 @@ def package_versions(root_attrs_: dict) -> dict[str, str]:
 
 
 def split_attrs(fp: Fingerprint, data_root: str, height: int, width: int, n_images: int, codec: str) -> dict:
-    """Written together with the group (one file write), so a split never exists without them.
+    """Written together with the group (one file write), so a split never exists without them. ``height`` and
+    ``width``: the largest image of the split, the extent of its label arrays (``original_sizes`` has each one's).
 
     ``dropped``: ids of rows that were never encoded and whose source image has since left the
     dataset; they stay in the arrays (done=false) but no longer count as missing.
@@ -150,7 +157,7 @@ def split_attrs(fp: Fingerprint, data_root: str, height: int, width: int, n_imag
 
 
 def array_specs(n: int, height: int, width: int, features: dict[str, tuple], dtype: str) -> dict[str, tuple]:
-    """name -> (shape, chunks, dtype) for a split of n images of height x width."""
+    """name -> (shape, chunks, dtype) for a split of n images of at most height x width."""
     meta = META_CHUNK
     specs = {name: ((n, *shape), (1, *shape), dtype) for name, shape in features.items()}
     return {

@@ -1,5 +1,5 @@
-"""What extract refuses before it writes a byte into an existing cache: another model family beside the
-splits a cache holds, another dataset appended to a split, a codec the split does not use.
+"""What extract refuses before it writes a byte into an existing cache: another model family or another dataset
+beside the splits a cache holds, another data folder appended to a split, a codec the split does not use.
 
 Each check reads only. ``precheck`` runs them before the encoder is built (a wrong --data or model type
 costs no checkpoint load); ``writer.prepare_split`` runs the family and codec checks again under the
@@ -15,8 +15,9 @@ import numpy as np
 import zarr
 
 from samcache.cache.store import is_samcache_store, open_root, split_state
-from samcache.data.cityscapes import ImageRecord, read_label_ids
 from samcache.cache.stores import kind_of
+from samcache.data.dataset import Dataset, ImageRecord
+from samcache.data.datasets import dataset_of
 from samcache.errors import SamcacheError, setting
 from samcache.features.families import family_of
 
@@ -33,6 +34,18 @@ def check_family(root: zarr.Group, cache: str, split: str, model_type: str) -> N
         raise SamcacheError(f"cache {cache} holds {held} features (split {', '.join(sorted(others))}) and a cache "
                             f"holds one model family; model type {model_type} is of family {family}: extract it into another {setting('cache')}, "
                             f"or remove those splits first (`samcache delete-split`)")
+
+
+def check_dataset(root: zarr.Group, cache: str, split: str, dataset: Dataset, rebuild: bool = False) -> None:
+    """A cache holds one dataset (its labels are read with its class table, an ACDC condition with its own): another
+    dataset's split may replace the only split a cache holds (with --rebuild), never sit beside other splits."""
+    held = dataset_of(dict(root.attrs))
+    held_splits = [n for n, _ in root.groups() if (n != split or not rebuild)
+                   and split_state(root, n) in ("ready", "partial")]
+    if held != dataset and held_splits:
+        raise SamcacheError(f"cache {cache} holds {held.domain} images (split {', '.join(sorted(held_splits))}) and a "
+                            f"cache holds one dataset; extract {dataset.domain} into another {setting('cache')}, or "
+                            f"remove those splits first (`samcache delete-split`)")
 
 
 def check_codec(group: zarr.Group, cache: str, split: str, codec: str | None) -> None:
@@ -59,7 +72,7 @@ class MovedData:
 
 
 def check_same_dataset(group: zarr.Group, cache: str, split: str, data_root: str,
-                       listed: dict[str, ImageRecord]) -> MovedData | None:
+                       listed: dict[str, ImageRecord], dataset: Dataset) -> MovedData | None:
     """Refuse appending another dataset to a split: every encoded image must be listed under ``data_root``,
     and the labels of up to LABELS_COMPARED of them must equal the cached ones (so moved or copied data passes).
     ``listed``: the images of the split under ``data_root``, by id. None when the data root is unchanged."""
@@ -79,14 +92,15 @@ def check_same_dataset(group: zarr.Group, cache: str, split: str, data_root: str
         if len(done) else []
     for row in sample:
         record = listed[ids[row]]
-        if not np.array_equal(read_label_ids(record.label_path), group["labels"][row]):
+        h, w = (int(v) for v in group["original_sizes"][row])
+        if not np.array_equal(dataset.read_labels(record.label_path), group["labels"][row][:h, :w]):
             raise SamcacheError(f"{setting('data')} {data_root} holds another {ids[row]} (its labels differ from the cached "
                                 f"ones); {refuse}")
     return MovedData(split, recorded, data_root, len(sample))
 
 
 def precheck(cache: str, split: str, model_type: str, codec: str | None, data_root: str,
-             listed: list[ImageRecord], rebuild: bool) -> MovedData | None:
+             listed: list[ImageRecord], rebuild: bool, dataset: Dataset) -> MovedData | None:
     """Everything extract refuses about an existing cache, read-only, before the encoder is built."""
     if not is_samcache_store(cache) and kind_of(cache).on_this_machine:
         return None
@@ -95,9 +109,10 @@ def precheck(cache: str, split: str, model_type: str, codec: str | None, data_ro
     except SamcacheError:
         return None  # a new remote store, or one that prepare_split will name precisely
     check_family(root, cache, split, model_type)
+    check_dataset(root, cache, split, dataset, rebuild)
     if rebuild or split_state(root, split) != "ready":
         return None
     group = root[split]
     check_codec(group, cache, split, codec)
-    return check_same_dataset(group, cache, split, data_root, {r.image_id: r for r in listed})
+    return check_same_dataset(group, cache, split, data_root, {r.image_id: r for r in listed}, dataset)
 

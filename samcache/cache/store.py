@@ -16,6 +16,7 @@ from samcache.cache.stores import kind_of
 from samcache.cache.stores.base import real_path
 from samcache.cache.schema import (FORMAT_VERSION, READABLE_FORMATS, Fingerprint, feature_shapes, root_attrs,
                                    split_arrays)
+from samcache.data.datasets import get_dataset
 from samcache.errors import SamcacheError, setting
 
 
@@ -86,26 +87,22 @@ def enclosing_store(path: str | Path) -> Path | None:
 
 def is_samcache_store(path: str | Path) -> bool:
     try:
-        attrs = zarr.open_group(str(path), mode="r").attrs
+        attrs = kind_of(str(path)).open(str(path), "r").attrs
     except Exception:
         return False
     return "samcache_format" in attrs
 
 
-def open_or_create_root(cache: str, fp: Fingerprint) -> tuple[zarr.Group, bool]:
+def open_or_create_root(cache: str, fp: Fingerprint, dataset=None) -> tuple[zarr.Group, bool]:
     """The store for writing, after ``check_location``; a new one gets its attributes in one file write."""
     if is_samcache_store(cache):
         return open_root(cache, mode="r+"), False
-    if not kind_of(cache).on_this_machine:
-        try:
-            if len(list(zarr.open_group(str(cache), mode="r").keys())):
-                raise SamcacheError(f"{cache} is a Zarr group with members but not a samcache cache")
-        except SamcacheError:
-            raise
-        except Exception:
-            pass  # nothing there yet
+    kind = kind_of(cache)
+    if not kind.on_this_machine and kind.exists(str(cache)):  # a local folder: check_location looked
+        raise SamcacheError(f"{setting('cache')} {cache} holds objects but is not a samcache cache; samcache never "
+                            f"writes among what it did not create: choose a new prefix")
     try:
-        root = zarr.open_group(str(cache), mode="a", attributes=root_attrs(fp))
+        root = kind.open(str(cache), "a", attributes=root_attrs(fp, dataset))
     except PermissionError as exc:
         raise SamcacheError(f"cannot create the cache {cache}: {exc.strerror or exc}") from None
     return root, True
@@ -188,24 +185,31 @@ def delete_split(root: zarr.Group, name: str) -> None:
 
 
 def upgrade(cache: str) -> list[str]:
-    """Format 1 -> 2 in place: attributes only (SAM 1's ``embeddings`` array keeps its name and data).
+    """Format 1 or 2 -> 3 in place: attributes only, no array is rewritten (format 3 reads a split of one image
+    size as it is; SAM 1's ``embeddings`` keeps its name and data). Format 1 splits' fingerprints get
+    ``family: sam``; the root gets the format, the family's attributes (format 1) and the dataset's (what every
+    cache before format 3 holds: Cityscapes).
 
     Splits first, the root's format last, so a killed upgrade is completed by running it again.
-    Returns what was changed.
+    Returns what was rewritten, one phrase each.
     """
     if not kind_of(cache).writable:
         raise SamcacheError(f"{cache} is {kind_of(cache).as_cache}, which samcache reads only; `samcache import` it into a "
-                            f"Zarr store (which reads format 1 as it is) and upgrade that")
+                            f"Zarr store (which reads older formats as they are) and upgrade that")
     root = open_root(cache, mode="r")
     if root.attrs["samcache_format"] == FORMAT_VERSION:
         return []
-    root = zarr.open_group(str(cache), mode="r+")
+    root = kind_of(cache).open(str(cache), "r+")
+    old = int(root.attrs["samcache_format"])
     changed = []
     for name in sorted(n for n, _ in root.groups()):
         group = root[name]
-        if "fingerprint" in group.attrs:
+        if "fingerprint" in group.attrs and "family" not in group.attrs["fingerprint"]:
             group.attrs["fingerprint"] = {**group.attrs["fingerprint"], "family": "sam"}
-            changed.append(name)
-    fp = Fingerprint.from_attrs({**root.attrs["fingerprint"], "family": "sam"})
-    root.attrs.put({**dict(root.attrs), **root_attrs(fp)})
-    return [*changed, "root"]
+            changed.append(f"split {name}'s fingerprint (family sam)")
+    fp = Fingerprint.from_attrs({"family": "sam", **root.attrs["fingerprint"]})
+    # Cityscapes: the only dataset before format 3; format 1 also lacks the family's attributes
+    update = root_attrs(fp) if old == 1 else {"samcache_format": FORMAT_VERSION, **get_dataset().cache_attrs()}
+    root.attrs.put({**dict(root.attrs), **update})
+    what = "the family's attributes, " if old == 1 else ""
+    return [*changed, f"the root's samcache_format {old} -> {FORMAT_VERSION}, {what}dataset cityscapes"]

@@ -21,7 +21,9 @@ from samcache.cache.schema import CODECS, DEFAULT_CODEC, Fingerprint, array_spec
 from samcache.cache.store import (PARTIAL_MARK, check_location, delete_split_arrays, open_or_create_root, ready_splits,
                                   split_features, split_state)
 from samcache.errors import SamcacheError, setting
-from samcache.cache.split_checks import check_codec, check_family
+from samcache.cache.split_checks import check_codec, check_dataset, check_family
+from samcache.data.dataset import Dataset
+from samcache.data.datasets import dataset_of, get_dataset
 from samcache.features.families import backend_for, get_family
 
 
@@ -37,7 +39,8 @@ class PreparedSplit:
     moved: str | None = None  # a note when the split's data was found under a new root (split_checks)
 
 
-def _check_root_fingerprint(root: zarr.Group, cache: str, split: str, fp: Fingerprint, rebuild: bool) -> None:
+def _check_root_fingerprint(root: zarr.Group, cache: str, split: str, fp: Fingerprint, rebuild: bool,
+                            dataset: Dataset) -> None:
     held = Fingerprint.from_attrs(root.attrs["fingerprint"])
     if held == fp:
         return
@@ -46,7 +49,7 @@ def _check_root_fingerprint(root: zarr.Group, cache: str, split: str, fp: Finger
         raise SamcacheError(f"cache {cache} holds {held.describe()} embeddings, this run asks for {fp.describe()}; "
                             f"pass {setting('rebuild')} to recompute split {split} (the other splits then need it too), "
                             f"or use another {setting('cache')}")
-    root.attrs.update(root_attrs(fp))  # a cache whose every split was deleted takes the new weights as they come
+    root.attrs.update(root_attrs(fp, dataset))  # a cache whose every split was deleted takes the new weights
 
 
 def _empty_group(root: zarr.Group, split: str) -> bool:
@@ -55,11 +58,12 @@ def _empty_group(root: zarr.Group, split: str) -> bool:
     return hasattr(node, "groups") and not dict(node.attrs) and not list(node.keys())
 
 
-def _create_split(root: zarr.Group, split: str, fp: Fingerprint, size: tuple[int, int], data_root: str,
-                  codec: str) -> zarr.Group:
-    """Group and attributes in one write, then the arrays. A kill before the last array leaves a
-    'partial' split (``store.split_state``) that the next run recreates."""
-    height, width = size
+def _create_split(root: zarr.Group, split: str, fp: Fingerprint, extent: tuple[int, int], data_root: str,
+                  codec: str, label_void: int) -> zarr.Group:
+    """Group and attributes in one write, then the arrays (labels of ``extent``, the largest image, filled with the
+    dataset's void label). A kill before the last array leaves a 'partial' split (``store.split_state``) that the
+    next run recreates."""
+    height, width = extent
     attrs = split_attrs(fp, data_root, height, width, 0, codec)
     features = dict(get_family(fp.family).features)
     if split in root:  # partial, or a samcache split being rebuilt: replace only what samcache made
@@ -76,7 +80,7 @@ def _create_split(root: zarr.Group, split: str, fp: Fingerprint, size: tuple[int
         group = root.create_group(split, attributes=attrs)
     for name, (shape, chunks, dtype) in array_specs(0, height, width, features, fp.embedding_dtype).items():
         group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, compressors=CODECS[codec](),
-                           fill_value="" if dtype is str else 0)
+                           fill_value="" if dtype is str else label_void if name == "labels" else 0)
     return group
 
 
@@ -96,7 +100,7 @@ def _register(group: zarr.Group, known: int, new_ids: list[str], new_sizes: list
     group.attrs["n_images"] = n
 
 
-def _existing_split(root: zarr.Group, cache: str, split: str, fp: Fingerprint, size, rebuild: bool):
+def _existing_split(root: zarr.Group, cache: str, split: str, fp: Fingerprint, rebuild: bool):
     """The split group to continue, or None when it must be (re)created."""
     if split_state(root, split) != "ready" or rebuild:
         return None
@@ -105,15 +109,22 @@ def _existing_split(root: zarr.Group, cache: str, split: str, fp: Fingerprint, s
     if split_fp != fp:
         raise SamcacheError(f"split {split} of {cache} holds {split_fp.describe()} embeddings, this run asks for "
                             f"{fp.describe()}; pass {setting('rebuild')} to recompute it")
-    if (group.attrs["height"], group.attrs["width"]) != tuple(size):
-        raise SamcacheError(f"split {split} of {cache} holds {group.attrs['height']}x{group.attrs['width']} "
-                            f"(HxW) images, the data is {size[0]}x{size[1]}")
     return group
+
+
+def _check_fits(group: zarr.Group, cache: str, split: str, new: list[tuple[str, tuple[int, int]]]) -> None:
+    """New rows must fit the split's label arrays, whose chunk (one image) has the extent they were created with."""
+    height, width = int(group.attrs["height"]), int(group.attrs["width"])
+    for image_id, (h, w) in new:
+        if h > height or w > width:
+            raise SamcacheError(f"{image_id} is {w}x{h} (WxH), larger than split {split} of {cache} holds "
+                                f"({width}x{height}: its largest image when it was created); pass "
+                                f"{setting('rebuild')} to recompute the split at the new size")
 
 
 @dataclass(frozen=True)
 class SplitPlan:
-    """What one extraction asks of a split: rows for these images (one size), encoded by these weights, from
+    """What one extraction asks of a split: rows for these images (of any sizes), encoded by these weights, from
     this dataset."""
 
     cache: str
@@ -125,6 +136,9 @@ class SplitPlan:
     codec: str | None = None  # a new split's codec (an existing split keeps its own)
     rebuild: bool = False
     present_ids: set[str] | None = None  # every image in the data folder now (image_ids may be a --limit prefix)
+    dataset: Dataset | None = None  # whose images (default Cityscapes): the cache records it
+    extent: tuple[int, int] | None = None  # (H, W) of a new split's label arrays (default: the largest of sizes),
+    #                                        the largest image in the data folder's split, so that growing fits
 
 
 def prepare_split(plan: SplitPlan) -> PreparedSplit:
@@ -137,30 +151,32 @@ def prepare_split(plan: SplitPlan) -> PreparedSplit:
     data_root, codec, rebuild, present_ids = plan.data_root, plan.codec, plan.rebuild, plan.present_ids
     if codec is not None and codec not in CODECS:
         raise SamcacheError(f"unknown codec {codec!r}; choose one of {', '.join(CODECS)}")
-    odd = [i for i, s in zip(image_ids, sizes) if s != sizes[0]]
-    if odd:
-        raise SamcacheError(f"split {split}: {odd[0]} is {sizes[image_ids.index(odd[0])]} (H, W) but "
-                            f"{image_ids[0]} is {sizes[0]}; a split holds images of one size")
     check_location(cache, data_root)
-    root, created = open_or_create_root(cache, fp)
+    dataset = plan.dataset or get_dataset()
+    root, created = open_or_create_root(cache, fp, dataset)
     if split_state(root, split) == "foreign" and not _empty_group(root, split):
         raise SamcacheError(f"{cache} holds a node '{split}' that samcache did not make; leaving it alone "
                             f"(use another {setting('split')} or {setting('cache')})")
     check_family(root, cache, split, fp.model_type)
-    _check_root_fingerprint(root, cache, split, fp, rebuild)
-    group = _existing_split(root, cache, split, fp, sizes[0], rebuild)
+    check_dataset(root, cache, split, dataset, rebuild)
+    if dataset_of(dict(root.attrs)) != dataset:  # a cache whose every split was deleted takes the new dataset
+        root.attrs.update(dataset.cache_attrs())
+    _check_root_fingerprint(root, cache, split, fp, rebuild, dataset)
+    group = _existing_split(root, cache, split, fp, rebuild)
     new_split = group is None  # (re)created: damage noted of the old one is gone with it
     if new_split:
-        group = _create_split(root, split, fp, sizes[0], str(data_root), codec or DEFAULT_CODEC)
-    else:
-        check_codec(group, cache, split, codec)
-        if group.attrs.get("data_root") != str(data_root):  # the same images, moved (split_checks): record where
-            group.attrs["data_root"] = str(data_root)
+        extent = plan.extent or tuple(int(max(s[k] for s in sizes)) for k in (0, 1))
+        group = _create_split(root, split, fp, extent, str(data_root), codec or DEFAULT_CODEC, dataset.void_id)
     known = int(group.attrs["n_images"])
     checked = lambda name: CheckedArray(group[name], cache, split, name)  # noqa: E731 (damage: one line)
     held_ids = checked("image_ids")[:known].tolist() if known else []
     known_ids = set(held_ids)
     new = [(i, s) for i, s in zip(image_ids, sizes) if i not in known_ids]
+    if not new_split:  # every refusal before the first write
+        check_codec(group, cache, split, codec)
+        _check_fits(group, cache, split, new)
+        if group.attrs.get("data_root") != str(data_root):  # the same images, moved (split_checks): record where
+            group.attrs["data_root"] = str(data_root)
     if new or group["done"].shape[0] != known:
         _register(group, known, [i for i, _ in new], [s for _, s in new], backend_for(fp.family).input_size)
     all_ids = held_ids + [i for i, _ in new]
@@ -181,12 +197,35 @@ def prepare_split(plan: SplitPlan) -> PreparedSplit:
 
 
 def write_image(arrays, row: int, features: dict[str, np.ndarray], labels: np.ndarray, instances: np.ndarray) -> None:
-    """One image's chunks, then its done flag: a reader never sees done without the data."""
+    """One image's chunks, then its done flag: a reader never sees done without the data. Labels and instances
+    smaller than the split's extent fill the top-left of their chunk, the rest the arrays' fill values (void, 0),
+    written whole."""
     for name, value in features.items():
         arrays[name][row] = value
-    arrays["labels"][row] = labels
-    arrays["instances"][row] = instances
+    for name, value in (("labels", labels), ("instances", instances)):
+        arrays[name][row] = _padded(value, arrays[name].shape[1:], arrays[name].fill_value)
     arrays["done"][row] = True
+
+
+def as_registered(item: dict, registered, image_path) -> dict:
+    """A loaded item (``Dataset.load_item``) whose image is not the size its row was registered with (its header
+    was unreadable then, or the file changed since) comes back as a one-line error: its row must not mix sizes."""
+    if "error" in item:
+        return item
+    h, w = (int(v) for v in registered)
+    got = item["labels"].shape
+    if got != (h, w):
+        return {"error": f"{image_path} is {got[1]}x{got[0]} (WxH) but its cache row was registered as {w}x{h}; "
+                         f"recompute the split (rebuild) to take its new size"}
+    return item
+
+
+def _padded(plane: np.ndarray, extent: tuple[int, int], fill) -> np.ndarray:
+    if plane.shape == tuple(extent):
+        return plane
+    out = np.full(extent, fill, plane.dtype)
+    out[: plane.shape[0], : plane.shape[1]] = plane
+    return out
 
 
 def record_run(group: zarr.Group, run: dict) -> None:

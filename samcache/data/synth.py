@@ -1,9 +1,11 @@
-"""Deterministic synthetic street scenes written in the exact Cityscapes layout.
+"""Deterministic synthetic street scenes, written in a dataset's exact layout (`samcache synth --dataset`).
 
 Each scene has sky, buildings (with windows), trees, a road with lane marks, sidewalks,
 cars and persons as separate instances, and an ego-vehicle strip (void). Every class has
 its own colour *and* texture, so a head trained on embeddings has something to learn.
-The generator exists to test and demo the pipeline; it is not a stand-in for Cityscapes.
+Scenes are drawn in Cityscapes labelIds; each dataset writes them in its own layout and ids
+(``Dataset.write_synthetic``). The generator exists to test and demo the pipeline; it is not a
+stand-in for any dataset.
 """
 
 from __future__ import annotations
@@ -13,26 +15,18 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from cityscapesscripts.helpers.labels import labels as CS_LABELS
 from cityscapesscripts.helpers.labels import name2label
-from PIL import Image
 from skimage.draw import ellipse, polygon
 from tqdm import tqdm
 
 from samcache import fileio
-from samcache.data.cityscapes import COLOR_SUFFIX, record_for
+from samcache.data.datasets import DEFAULT_DATASET, get_dataset
 from samcache.errors import SamcacheError, setting
 from samcache.procs import check_interrupt
 
-CITIES = ("synthbergen", "synthdorf")
 SYNTH_MARKER = "samcache-synth.json"  # what the folder was written with; marks it as samcache's own
-FRAME = "000019"  # Cityscapes annotates the 20th frame of each snippet
 ID = {name: name2label[name].id for name in
       ("ego vehicle", "sky", "building", "vegetation", "road", "sidewalk", "car", "person")}
-
-
-def image_id(split_index: int) -> str:
-    return f"{CITIES[split_index % len(CITIES)]}_{split_index:06d}_{FRAME}"
 
 
 def _paint(image, labels, rr, cc, label_id, color, rng, noise=8.0):
@@ -133,16 +127,6 @@ def make_scene(seed: int, split: str, index: int, size: tuple[int, int]) -> tupl
     return np.clip(image, 0, 255).astype(np.uint8), labels, instances
 
 
-_COLOR_LUT = np.zeros((256, 3), np.uint8)
-for _lab in CS_LABELS:
-    if 0 <= _lab.id < 256:
-        _COLOR_LUT[_lab.id] = _lab.color
-
-
-def _save_png(array: np.ndarray, path: Path) -> None:
-    fileio.write_with(path, lambda tmp: Image.fromarray(array).save(tmp, format="PNG"))
-
-
 def read_marker(root: str | Path) -> dict | None:
     """The parameters a synthetic folder was written with, or None if samcache did not write it."""
     path = Path(root) / SYNTH_MARKER
@@ -155,19 +139,20 @@ def read_marker(root: str | Path) -> dict | None:
 def _describe(marker: dict) -> str:
     splits = ", ".join(f"{k} {v}" for k, v in marker.get("splits", {}).items())
     width, height = marker.get("size", ("?", "?"))
-    return f"{splits} at {width}x{height}, seed {marker.get('seed')}"
+    return f"{splits} at {width}x{height}, seed {marker.get('seed')}, {marker.get('dataset', DEFAULT_DATASET)} layout"
 
 
 def _remove_scenes(root: Path, held: dict) -> None:
     """Delete the files an earlier write_synthetic made (by their names) and its marker; nothing else."""
-    for split, n in held.get("splits", {}).items():
-        for i in range(int(n)):
-            record = record_for(root, split, image_id(i))
-            color = record.label_path.parent / f"{record.image_id}{COLOR_SUFFIX}"
-            for path in (record.image_path, record.label_path, record.instance_path, color):
-                path.unlink(missing_ok=True)
-                for tmp in path.parent.glob(f".{path.name}.*.tmp"):  # killed writes of ours
-                    tmp.unlink(missing_ok=True)
+    dataset = get_dataset(held.get("dataset", DEFAULT_DATASET))
+    ids = {split: [dataset.synthetic_id(split, i) for i in range(int(n))]
+           for split, n in held.get("splits", {}).items()}
+    paths = [p for split, names in ids.items() for i in names for p in dataset.synthetic_files(root, split, i)]
+    for path in paths + [root / name for name in dataset.synthetic_index_files]:
+        path.unlink(missing_ok=True)
+        if path.parent.is_dir():
+            for tmp in path.parent.glob(f".{path.name}.*.tmp"):  # killed writes of ours
+                tmp.unlink(missing_ok=True)
     for folder in sorted((d for d in root.rglob("*") if d.is_dir()), key=lambda d: len(d.parts), reverse=True):
         if not any(folder.iterdir()):
             folder.rmdir()
@@ -175,44 +160,45 @@ def _remove_scenes(root: Path, held: dict) -> None:
 
 
 def write_synthetic(root: str | Path, splits: dict[str, int], size: tuple[int, int] = (2048, 1024), seed: int = 0,
-                    progress: bool = True, overwrite: bool = False) -> list[Path]:
-    """Write ``splits`` ({split: n_images}) under ``root``; returns the image paths.
+                    progress: bool = True, overwrite: bool = False, dataset: str = DEFAULT_DATASET) -> list[Path]:
+    """Write ``splits`` ({split: n_images}) under ``root`` in ``dataset``'s layout; returns the image paths.
 
     Refuses a non-empty folder that samcache did not create (synthetic scenes must never mix
     into a real dataset), and a synthetic folder written with other settings unless ``overwrite``
-    (which first removes every scene that folder holds: one folder, one size). Every PNG is written
+    (which first removes every scene that folder holds: one folder, one layout, one size). Every file is written
     atomically and scenes are deterministic, so a killed run is completed by running it again.
     """
     root = Path(root)
-    marker = {"splits": dict(splits), "size": list(size), "seed": seed}
+    layout = get_dataset(dataset)
+    marker = {"splits": dict(splits), "size": list(size), "seed": seed, "dataset": dataset}
     held = read_marker(root)
     if root.is_file() or (root.is_dir() and any(root.iterdir()) and held is None):
         raise SamcacheError(f"{root} exists and is not a samcache synthetic folder; choose an empty or new folder")
-    resume = held is not None and {k: held.get(k) for k in marker} == marker
+    written = {**{"dataset": DEFAULT_DATASET}, **(held or {})}  # markers before datasets: Cityscapes
+    resume = held is not None and {k: written.get(k) for k in marker} == marker
     if held is not None and not resume:
         if not overwrite:
             raise SamcacheError(f"{root} holds synthetic data ({_describe(held)}); this asks for {_describe(marker)}; "
-                                f"pass {setting('overwrite')} to replace it (caches made from it become stale), or choose "
-                                f"another folder")
+                                f"pass {setting('overwrite')} to replace it (caches made from it become stale), or "
+                                f"choose another folder")
         _remove_scenes(root, held)
     root.mkdir(parents=True, exist_ok=True)
     fileio.write_text(root / SYNTH_MARKER, json.dumps({**marker, "complete": False}))
-    paths = []
+    paths, ids = [], {}
     bar = tqdm(total=sum(splits.values()), unit="img", desc="synth", disable=not progress)
     for split, n in splits.items():
+        ids[split] = []
         for i in range(n):
             check_interrupt()
-            record = record_for(root, split, image_id(i))
-            color = record.label_path.parent / f"{record.image_id}{COLOR_SUFFIX}"
-            files = (record.image_path, record.label_path, record.instance_path, color)
+            image_id = layout.synthetic_id(split, i)
+            files = layout.synthetic_files(root, split, image_id)
             if not (resume and all(p.is_file() for p in files)):
-                image, labels, instances = make_scene(seed, split, i, size)
-                record.image_path.parent.mkdir(parents=True, exist_ok=True)
-                record.label_path.parent.mkdir(parents=True, exist_ok=True)
-                for array, path in zip((image, labels, instances.astype(np.uint16), _COLOR_LUT[labels]), files):
-                    _save_png(array, path)
-            paths.append(record.image_path)
+                scene = make_scene(seed, split, i, layout.synthetic_size(i, size))
+                layout.write_synthetic(root, split, image_id, i, scene)
+            ids[split].append(image_id)
+            paths.append(files[0])
             bar.update(1)
     bar.close()
+    layout.write_synthetic_index(root, ids)
     fileio.write_text(root / SYNTH_MARKER, json.dumps({**marker, "complete": True}))
     return paths

@@ -29,7 +29,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from cityscapesscripts.helpers.labels import name2label
 from scipy import ndimage
 from scipy.ndimage import distance_transform_edt, find_objects
 from skimage.measure import label as connected_components
@@ -38,7 +37,6 @@ from samcache.choices import FIRST_CLICK_MODES, NEXT_CLICK_RULES, STUFF_MODES
 from samcache.data.labels import IGNORE, ClassSet
 from samcache.evaluation.prompts import center_point
 
-INSTANCE_OFFSET = 1000  # Cityscapes instanceIds: labelId * 1000 + k for individual instances
 POSITIVE, NEGATIVE = 1, 0  # click labels, as SAM's point_labels
 FOUR_CONNECTED = ndimage.generate_binary_structure(2, 1)
 
@@ -47,16 +45,15 @@ FOUR_CONNECTED = ndimage.generate_binary_structure(2, 1)
 class ClickObject:
     """One object to segment interactively; ``mask`` is (H, W) bool at original resolution."""
 
-    object_id: int  # the instanceId for an instance, else the component number (1, 2, ...)
+    object_id: int  # the instance id for an instance, else the component number (1, 2, ...)
     class_index: int  # index into class_set.class_names
     mask: np.ndarray
     area: int
 
 
 def is_thing(class_set: ClassSet, index: int) -> bool:
-    """Thing classes carry instance ids in gtFine (cityscapesscripts' ``hasInstances``)."""
-    name = class_set.class_names[index]
-    return name in name2label and bool(name2label[name].hasInstances)
+    """Thing classes carry instance ids in the dataset's instance files (Cityscapes: ``hasInstances``)."""
+    return class_set.is_thing(index)
 
 
 def _first_pixel(labels: np.ndarray, value: int, box: tuple[slice, slice]) -> tuple[int, int]:
@@ -71,19 +68,20 @@ def _full_mask(shape: tuple[int, ...], box: tuple[slice, slice], part: np.ndarra
     return mask
 
 
-def _instance_objects(instance_ids: np.ndarray, class_set: ClassSet, things: set[int],
+def _instance_objects(keys: np.ndarray, class_set: ClassSet, things: set[int],
                       min_area: int) -> list[ClickObject]:
-    """One object per instanceId (all its pieces, however occlusion split them), ascending id."""
-    ids = np.where(instance_ids >= INSTANCE_OFFSET, instance_ids, 0)
+    """One object per instance key (all its pieces, however occlusion split them), ascending id."""
     objects = []
-    for iid, box in enumerate(find_objects(ids), start=1):
-        label_id = iid // INSTANCE_OFFSET
-        if box is None or label_id > 255 or int(class_set.lut[label_id]) not in things:
+    for iid, box in enumerate(find_objects(keys), start=1):
+        if box is None:
             continue
-        part = ids[box] == iid
+        cls = int(class_set.instance_class(np.array(iid)))
+        if cls not in things:
+            continue
+        part = keys[box] == iid
         area = int(np.count_nonzero(part))
         if area >= min_area:
-            objects.append(ClickObject(iid, int(class_set.lut[label_id]), _full_mask(ids.shape, box, part), area))
+            objects.append(ClickObject(iid, cls, _full_mask(keys.shape, box, part), area))
     return objects
 
 
@@ -120,10 +118,11 @@ def objects_for_image(label_ids: np.ndarray, instance_ids: np.ndarray, class_set
                       stuff: str = "components", min_area: int = 1) -> list[ClickObject]:
     """Every object of one image for the evaluated classes of ``class_set``.
 
-    ``label_ids`` (H, W) uint8 gtFine labelIds, ``instance_ids`` (H, W) int gtFine instanceIds.
-    Thing classes: one object per instanceId (>= 1000, labelId = id // 1000), even when
-    occlusion split it, ``object_id`` = the instanceId. Group regions (thing pixels without an
-    instance id, e.g. "cargroup") and stuff classes: one object per 4-connected component
+    ``label_ids`` (H, W) uint8 the dataset's label ids, ``instance_ids`` (H, W) int its instance ids (Cityscapes:
+    gtFine instanceIds). Thing classes: one object per instance (``ClassSet.instance_keys``), even when
+    occlusion split it, ``object_id`` = its instance id. Group regions (thing pixels without an
+    instance id, e.g. "cargroup"), stuff classes and every class of a dataset without instances: one object per
+    4-connected component
     (``stuff="components"``, ids 1, 2, ... in row-major order of the component's first pixel)
     or one object for the whole region of the class in the image (``stuff="class"``, id 1).
     Objects with fewer than ``min_area`` pixels are dropped. Order: by class (``eval_indices``
@@ -138,9 +137,10 @@ def objects_for_image(label_ids: np.ndarray, instance_ids: np.ndarray, class_set
     things = {c for c in evaluated if is_thing(class_set, c)}
     region_map = class_set.to_index(label_ids).copy()
     region_map[~np.isin(region_map, list(evaluated))] = IGNORE
-    region_map[np.isin(region_map, list(things)) & (instance_ids >= INSTANCE_OFFSET)] = IGNORE
+    keys = class_set.instance_keys(instance_ids)
+    region_map[np.isin(region_map, list(things)) & (keys > 0)] = IGNORE
     rank = {c: i for i, c in enumerate(class_set.eval_indices)}
-    instances = _instance_objects(instance_ids, class_set, things, min_area)
+    instances = _instance_objects(keys, class_set, things, min_area)
     regions = _region_objects(region_map, stuff, min_area)
     keyed = [((rank[o.class_index], 0, o.object_id), o) for o in instances]
     keyed += [((rank[o.class_index], 1, o.object_id), o) for o in regions]

@@ -44,11 +44,17 @@ class PhraseMap:
         return {class_set.class_names[c]: list(ps) for c, ps in self.phrases.items()}
 
 
-def phrase_map(class_set: str | ClassSet, synonyms: dict[str, list[str]] | None = None) -> PhraseMap:
-    """Default phrases (the class names; seed5's catch-all "other" is not a concept and is not
-    prompted) plus ``synonyms`` {class name: [extra phrases]}; an unknown class is an error."""
+def phrase_map(class_set: str | ClassSet, synonyms: dict[str, list[str]] | None = None,
+               base: dict[str, list[str]] | None = None) -> PhraseMap:
+    """Default phrases (``base``, a phrase set's {class name: [phrases]}, else the class names; seed5's
+    catch-all "other" is not a concept and is not prompted) plus ``synonyms`` {class name: [extra phrases]};
+    an unknown class is an error."""
     cs = get_class_set(class_set)
-    phrases = {c: [cs.class_names[c]] for c in cs.eval_indices if cs.class_names[c] != OTHER}
+    phrases = {}
+    for c in cs.eval_indices:
+        if cs.class_names[c] != OTHER:
+            given = (base or {}).get(cs.class_names[c], [cs.class_names[c]])
+            phrases[c] = [p for i, p in enumerate(given) if p.lower() not in {q.lower() for q in given[:i]}]
     by_name = {cs.class_names[c]: c for c in phrases}
     for name, extra in (synonyms or {}).items():
         if name not in by_name:

@@ -54,15 +54,17 @@ class CacheHeadDataset(_SplitDataset):
     """Items ``(row, features, target)`` of one split: ``features`` a tuple of (C,h,w) maps in the stored
     dtype (default: the family's main 64x64 map only), ``target`` uint8 (h_f, w_f) in the family's input frame.
 
-    ``mode="eval"`` yields the class-index map at original resolution instead of the frame target.
+    ``mode="eval"`` yields the class-index map at original resolution instead of the frame target, padded to the
+    split's largest image with IGNORE (a split of mixed sizes still stacks; ``heads.evaluate`` crops it).
     """
 
     def __init__(self, cache: str, split: str, class_set: ClassSet | str = "seed5", rows: list[int] | None = None,
                  mode: str = "train", features: tuple[str, ...] | None = None):
         if mode not in ("train", "eval"):
             raise ValueError(f"mode must be 'train' or 'eval', not {mode!r}")
-        self.mode, self.class_set = mode, get_class_set(class_set)
+        self.mode = mode
         super().__init__(cache, split, rows)
+        self.class_set = get_class_set(class_set, self.split.dataset)  # the split's labels, the set's indices
         self.feature_names = tuple(features or (self.split.main_feature,))
 
     def __getitem__(self, i: int):
@@ -70,10 +72,26 @@ class CacheHeadDataset(_SplitDataset):
         split = self.split
         # in the stored dtype (cast on the device: half the IPC for float16)
         features = tuple(torch.from_numpy(split.feature_arrays[name][row]) for name in self.feature_names)
-        labels = split.labels[row]
+        return self._item(row, features, split.labels[row])
+
+    def __getitems__(self, indices: list[int]) -> list:
+        """A batch in one read per array where the store gains from reads in flight (an object store: its chunks
+        are fetched concurrently); elsewhere item by item (the DataLoader's own path)."""
+        if not self.split.read_ahead:
+            return [self[i] for i in indices]
+        rows = [self.rows[i] for i in indices]
+        unique = sorted(set(rows))
+        at = {row: k for k, row in enumerate(unique)}
+        features = {name: self.split.feature_arrays[name][unique] for name in self.feature_names}
+        labels = self.split.labels[unique]
+        return [self._item(row, tuple(torch.from_numpy(features[name][at[row]]) for name in self.feature_names),
+                           labels[at[row]]) for row in rows]
+
+    def _item(self, row: int, features: tuple, labels: np.ndarray):
+        split = self.split
         if self.mode == "eval":
             return row, features, torch.from_numpy(self.class_set.to_index(labels))
-        target = target_in_frame(labels, self.class_set, split.input_sizes[row], split.family.frame)
+        target = target_in_frame(split.crop(row, labels), self.class_set, split.input_sizes[row], split.family.frame)
         return row, features, torch.from_numpy(target)
 
 
@@ -91,13 +109,14 @@ class PromptDataset(_SplitDataset):
 
     def __init__(self, cache: str, split: str, class_set: ClassSet | str, sample: Callable, seed: int,
                  rows: list[int] | None = None):
-        self.class_set, self.sample, self.seed = get_class_set(class_set), sample, seed
+        self.sample, self.seed = sample, seed
         super().__init__(cache, split, rows)
+        self.class_set = get_class_set(class_set, self.split.dataset)
 
     def __getitem__(self, i: int) -> PromptItem:
         row, split = self.rows[i], self.split
-        class_map = self.class_set.to_index(split.labels[row])
-        instances = split.instances[row].astype(np.int32)
+        class_map = self.class_set.to_index(split.crop(row, split.labels[row]))
+        instances = split.crop(row, split.instances[row]).astype(np.int32)
         prompts = self.sample(class_map, instances, np.random.default_rng([self.seed, row]))
         return PromptItem(row, split.features(row), class_map, prompts)
 
@@ -117,13 +136,14 @@ class ObjectDataset(_SplitDataset):
 
     def __init__(self, cache: str, split: str, class_set: ClassSet | str, find_objects: Callable,
                  first_click: Callable, seed: int, rows: list[int] | None = None):
-        self.class_set, self.find_objects, self.first_click, self.seed = (get_class_set(class_set), find_objects,
-                                                                          first_click, seed)
+        self.find_objects, self.first_click, self.seed = find_objects, first_click, seed
         super().__init__(cache, split, rows)
+        self.class_set = get_class_set(class_set, self.split.dataset)
 
     def __getitem__(self, i: int) -> ObjectItem:
         row, split = self.rows[i], self.split
-        labels, instances = split.labels[row], split.instances[row].astype(np.int32)
+        labels = split.crop(row, split.labels[row])
+        instances = split.crop(row, split.instances[row]).astype(np.int32)
         objects = self.find_objects(labels, instances, self.class_set)
         rng = np.random.default_rng([self.seed, row])
         first = [self.first_click(o.mask, rng=rng) for o in objects]

@@ -183,9 +183,9 @@ class Decoding:
 
 def open_decoding(cfg) -> Decoding:
     """A stage's session from its config (``cache``, ``split``, ``classes``, ``limit``, ``checkpoint``, ...)."""
-    class_set = get_class_set(cfg.classes)
     cache = open_cache(cfg.cache)
     split = cache.split(cfg.split)
+    class_set = get_class_set(cfg.classes, split.dataset)  # the set's classes, read from the split's labels
     rows = split.require_complete()[: cfg.limit]
     decoder = Decoder(cache, cfg.checkpoint, cfg.device, split=cfg.split, model_type=cfg.model_type)
     effective = cfg.model_copy(update={"model_type": split.fingerprint.model_type})

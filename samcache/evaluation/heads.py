@@ -57,17 +57,18 @@ def evaluate(model: torch.nn.Module, dataset: CacheHeadDataset, preloaded, batch
         for k, row in enumerate(rows):  # one image at a time: 19 x 2048 x 1024 logits is 150 MB
             full = to_original(logits[k: k + 1], split.family.frame, split.input_sizes[row], split.original_sizes[row])
             pred = full[0].argmax(0).to(torch.uint8)
-            image_conf = confusion_matrix_torch(pred, gts[k], cs.num_classes)
+            gt = split.crop(row, gts[k])  # the image's own size (a split of mixed sizes pads its targets)
+            image_conf = confusion_matrix_torch(pred, gt, cs.num_classes)
             conf += image_conf
             image_id = split.image_ids[row]
             if outputs.per_image is not None:
                 images.append((image_id, image_conf))
             if outputs.predictions_dir is not None:
-                save_prediction(outputs.predictions_dir, image_id, cs.to_label_ids(pred.cpu().numpy()))
+                save_prediction(outputs.predictions_dir, image_id, cs.to_label_ids(pred.cpu().numpy()), cs.source)
             if shown < outputs.visualize:
                 shown += 1
-                image = source_image(split.attrs.get("data_root"), split.name, image_id)
-                save_overlay(outputs.vis_dir / f"{image_id}.png", image, gts[k].cpu().numpy(), pred.cpu().numpy(), cs,
+                image = source_image(split, image_id)
+                save_overlay(outputs.vis_dir / f"{image_id}.png", image, gt.cpu().numpy(), pred.cpu().numpy(), cs,
                              f"{image_id}  semantic head{outputs.title_suffix}")
         if images:  # one host copy per batch
             for (image_id, _), counts in zip(images, torch.stack([c for _, c in images]).cpu().numpy()):
@@ -97,11 +98,11 @@ def evaluate_head(model: torch.nn.Module, cache, split: CacheSplit | str = "val"
     if features is None:
         kind = "multiscale" if isinstance(model, MultiScaleHead) else "main"
         features = head_features(kind, opened.feature_shapes, opened.main_feature)
-    cs = get_class_set(classes)
+    cs = get_class_set(classes, target.dataset)
     where = resolve_device(device or "auto")
     dataset = CacheHeadDataset(target.cache_path, target.name, cs, mode="eval", features=tuple(features))
     conf = evaluate(model.to(where), dataset, None, batch_size, 0, where, None, progress=False)
-    per_class, miou = class_ious(conf, cs)
+    per_class, miou = class_ious(conf, dataset.class_set)
     return {**per_class, "mean": miou}
 
 

@@ -29,6 +29,8 @@ from typing import Iterator
 
 import numpy as np
 
+from samcache.data.datasets import get_dataset
+
 EVALUATORS = {"pixel": "evalPixelLevelSemanticLabeling", "instance": "evalInstanceLevelSemanticLabeling"}
 
 
@@ -60,7 +62,6 @@ def numpy2_compat() -> Iterator[None]:
             del np.in1d
 
 
-GROUND_TRUTH = {"pixel": "_gtFine_labelIds.png", "instance": "_gtFine_instanceIds.png"}
 PREDICTIONS = {"pixel": "_labelIds.png", "instance": "_pred.txt"}  # as samcache writes them
 
 
@@ -70,8 +71,8 @@ def scored_lists(kind: str, results: Path, dataset: Path, split: str) -> tuple[l
     gts = []
     for pred in preds:
         image_id = pred.name[:-len(PREDICTIONS[kind])]
-        city = image_id.rsplit("_", 2)[0]
-        gt = dataset / "gtFine" / split / city / f"{image_id}{GROUND_TRUTH[kind]}"
+        record = get_dataset("cityscapes").record_for(dataset, split, image_id)  # these evaluators' own layout
+        gt = record.label_path if kind == "pixel" else record.instance_path
         if not gt.is_file():
             raise SystemExit(f"Error: no ground truth for {pred}: {gt} is missing")
         gts.append(str(gt))

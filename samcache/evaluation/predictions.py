@@ -1,4 +1,5 @@
-"""Predictions in the layout cityscapesScripts' evaluation reads."""
+"""Prediction PNGs in the dataset's label ids, where the dataset puts them (Cityscapes: the layout
+cityscapesScripts' evaluation reads)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import numpy as np
 from PIL import Image
 
 from samcache import fileio
+from samcache.data.dataset import Dataset
 
 
-def save_prediction(predictions_dir: Path, image_id: str, label_ids: np.ndarray) -> None:
-    """``<dir>/<city>/<image_id>_labelIds.png``, the layout cityscapesScripts' evaluation expects."""
-    city = image_id.rsplit("_", 2)[0]
-    (predictions_dir / city).mkdir(parents=True, exist_ok=True)
-    fileio.write_with(predictions_dir / city / f"{image_id}_labelIds.png",
-                      lambda tmp: Image.fromarray(label_ids).save(tmp, format="PNG"))
+def save_prediction(predictions_dir: Path, image_id: str, label_ids: np.ndarray, dataset: Dataset) -> None:
+    """``<dir>/<dataset.prediction_file(image_id)>`` (Cityscapes: ``<city>/<image_id>_labelIds.png``)."""
+    path = Path(predictions_dir) / dataset.prediction_file(image_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fileio.write_with(path, lambda tmp: Image.fromarray(label_ids).save(tmp, format="PNG"))

@@ -5,8 +5,9 @@
                 pixels in row-major order (``device_prompts`` draws the same points on a device)
 - center:       the point farthest from the mask boundary (distance transform; the image
                 border counts as boundary, as in interactive-segmentation evaluation)
-- per-instance: one center point per instance (instanceIds for thing classes, connected
-                components for stuff); the class prediction is the union
+- per-instance: one center point per instance (the dataset's instances for thing classes,
+                connected components for stuff, and for every class of a dataset without
+                instances); the class prediction is the union
 - multi:        K positive points plus K negatives from other valid classes
 - box:          the mask's bounding box
 """
@@ -16,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from cityscapesscripts.helpers.labels import name2label
 from scipy.ndimage import distance_transform_edt
 from skimage.measure import label as connected_components
 
@@ -68,12 +68,13 @@ def _uniform_points(mask: np.ndarray, k: int, rng: np.random.Generator) -> np.nd
 
 
 def instance_masks(class_mask: np.ndarray, instances: np.ndarray, is_thing: bool) -> list[np.ndarray]:
-    """One mask per instance: instanceIds for things, connected components otherwise."""
+    """One mask per instance: ``instances`` (instance keys, 0 outside any instance: ``ClassSet.instance_keys``)
+    for things, connected components otherwise."""
     parts = []
     if is_thing:
-        ids = np.unique(instances[class_mask & (instances >= 1000)])
+        ids = np.unique(instances[class_mask & (instances > 0)])
         parts = [class_mask & (instances == i) for i in ids]
-        rest = class_mask & (instances < 1000)  # "group" regions that carry no instance id
+        rest = class_mask & (instances == 0)  # "group" regions that carry no instance id
     else:
         rest = class_mask
     if rest.any():
@@ -89,8 +90,8 @@ class ClassRegion:
 
     mask: np.ndarray  # (H, W) bool, non-empty: the class's pixels
     valid: np.ndarray  # (H, W) bool: pixels of any evaluated class (not IGNORE); negatives come from here
-    instances: np.ndarray  # (H, W) instanceIds
-    is_thing: bool  # the class has instances (cityscapesScripts' hasInstances)
+    instances: np.ndarray  # (H, W) instance keys: 0 outside any instance (``ClassSet.instance_keys``)
+    is_thing: bool  # the dataset tells the class's instances apart (``ClassSet.is_thing``)
     rng: np.random.Generator
     points: int = 3  # multi: positives
     negatives: int = 3  # multi: negatives from other classes
@@ -136,7 +137,8 @@ def sample_prompts(strategy: str, region: ClassRegion) -> list[Prompt]:
 
 def image_prompts(strategy: str, class_set: ClassSet, class_map: np.ndarray, instances: np.ndarray,
                   rng: np.random.Generator, points: int = 3, negatives: int = 3) -> list[tuple[int, Prompt]]:
-    """(class index, prompt) for every evaluated class present in the image (absent classes get none).
+    """(class index, prompt) for every evaluated class present in the image (absent classes get none);
+    ``instances``: the dataset's instance ids as the cache holds them.
 
     The random strategy draws one uniform number per evaluated class first (present or not), so a
     device can draw the same ones without knowing which classes are present."""
@@ -144,10 +146,11 @@ def image_prompts(strategy: str, class_set: ClassSet, class_map: np.ndarray, ins
     n = len(class_set.eval_indices)
     draws = rng.random(n) if get_strategy(strategy).per_class_draw else [None] * n
     out = []
+    keys = None
     for c, draw in zip(class_set.eval_indices, draws):
         mask = class_map == c
         if mask.any():
-            is_thing = name2label[class_set.class_names[c]].hasInstances
-            region = ClassRegion(mask, valid, instances, is_thing, rng, points, negatives, draw)
+            keys = class_set.instance_keys(instances) if keys is None else keys
+            region = ClassRegion(mask, valid, keys, class_set.is_thing(c), rng, points, negatives, draw)
             out += [(c, p) for p in sample_prompts(strategy, region)]
     return out

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from samcache.cache.reader import CacheSplit
 from samcache.evaluation.datasets import CacheHeadDataset, target_in_frame
 from samcache.features.memory import usable_bytes
-from samcache.procs import check_interrupt, stop_workers, worker_init_fn
+from samcache.procs import check_interrupt, stop_workers, worker_init_fn, workers_starting
 
 
 def preload(dataset: CacheHeadDataset, device: torch.device, chunk: int = 64
@@ -26,9 +26,10 @@ def preload(dataset: CacheHeadDataset, device: torch.device, chunk: int = 64
         part = rows[start: start + chunk]
         for store, name in zip(features, dataset.feature_names):
             store.append(torch.from_numpy(split.feature_arrays[name].oindex[part]).to(device))
-        labels = split.labels.oindex[part]
+        labels = split.labels.oindex[part]  # padded to the split's largest image with void
         if dataset.mode == "train":
-            frames = [target_in_frame(lab, cs, split.input_sizes[r], split.family.frame) for lab, r in zip(labels, part)]
+            frames = [target_in_frame(split.crop(r, lab), cs, split.input_sizes[r], split.family.frame)
+                      for lab, r in zip(labels, part)]
             targets.append(torch.from_numpy(np.stack(frames)).to(device))
         else:
             targets.append(torch.from_numpy(cs.to_index(labels)).to(device))
@@ -66,7 +67,8 @@ def iterate(dataset: CacheHeadDataset, preloaded: tuple | None, positions: list[
         return
     loader = DataLoader(dataset, batch_size=batch_size, sampler=positions, num_workers=num_workers,
                         pin_memory=device.type == "cuda", worker_init_fn=worker_init_fn() if num_workers else None)
-    batches = iter(loader)
+    with workers_starting():
+        batches = iter(loader)
     try:
         for rows, features, targets in batches:
             check_interrupt()

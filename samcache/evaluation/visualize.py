@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from samcache import fileio  # noqa: E402
-from samcache.data.cityscapes import read_image, record_for  # noqa: E402
+from samcache.data.files import read_image  # noqa: E402
 from samcache.data.labels import IGNORE, ClassSet  # noqa: E402
 from samcache.errors import SamcacheWarning  # noqa: E402
 
@@ -61,12 +61,14 @@ def _same_size(image: np.ndarray | None, labels: np.ndarray) -> None:
                          f"are {labels.shape[1]}x{labels.shape[0]} (the data changed since extraction)")
 
 
-def source_image(data_root: str | None, split: str, image_id: str) -> np.ndarray | None:
-    """The original RGB image if the data is still where extraction found it (display only)."""
+def source_image(split, image_id: str) -> np.ndarray | None:
+    """The original RGB image of a cache split's row if the data is still where extraction found it (display
+    only). ``split``: a ``CacheSplit`` (its dataset knows where its images are)."""
+    data_root = split.attrs.get("data_root")
     if not data_root:
         return None
     try:
-        return read_image(record_for(data_root, split, image_id).image_path)
+        return read_image(split.dataset.record_for(data_root, split.name, image_id).image_path)
     except Exception:
         return None
 

@@ -21,8 +21,8 @@ from samcache.procs import install_signal_handlers
 from samcache.pipeline.cli_group import OneLineGroup, show_warning
 from samcache.pipeline.cli_options import command_options
 from samcache.pipeline.configs import (ClicksConfig, DeleteSplitConfig, DemoConfig, EvaluateConfig, ExportConfig, ExtractConfig,
-                                       HeadConfig, ImportConfig, InfoConfig, ReportConfig, SynthConfig, UpgradeConfig,
-                                       VerifyConfig, ZeroShotConfig)
+                                       HeadConfig, ImportConfig, InfoConfig, ReportConfig, SweepConfig, SynthConfig,
+                                       UpgradeConfig, VerifyConfig, ZeroShotConfig)
 
 
 @click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -39,7 +39,7 @@ def cli() -> None:
 @cli.command()
 @command_options(SynthConfig, config_option=False)
 def synth(cfg: SynthConfig, quiet: bool):
-    """Write deterministic synthetic street scenes in the Cityscapes layout."""
+    """Write deterministic synthetic street scenes in a dataset's official layout (default Cityscapes)."""
     from samcache.choices import parse_size
     from samcache.data.synth import write_synthetic
 
@@ -47,9 +47,9 @@ def synth(cfg: SynthConfig, quiet: bool):
     if not splits:
         raise SamcacheError("nothing to write: give --train, --val or --test a count above 0")
     paths = write_synthetic(cfg.out_dir, splits, size=parse_size(cfg.size), seed=cfg.seed, progress=not quiet,
-                            overwrite=cfg.overwrite)
+                            overwrite=cfg.overwrite, dataset=cfg.dataset)
     click.echo(f"wrote {count(len(paths), 'synthetic image')} ({', '.join(f'{k} {v}' for k, v in splits.items())}) "
-               f"to {cfg.out_dir}")
+               f"to {cfg.out_dir} in the {cfg.dataset} layout")
 
 
 @cli.command()
@@ -163,12 +163,13 @@ def delete_split(cfg: DeleteSplitConfig, quiet: bool):
 @cli.command()
 @command_options(UpgradeConfig, config_option=False)
 def upgrade(cfg: UpgradeConfig, quiet: bool):
-    """Upgrade a format-1 cache to format 2 in place (attributes only; the arrays are not rewritten)."""
+    """Upgrade a format-1 or format-2 cache to format 3 in place (attributes only; no array is rewritten)."""
+    from samcache.cache.schema import FORMAT_VERSION
     from samcache.cache.store import upgrade as run
 
     changed = run(cfg.cache)
-    click.echo(f"upgraded {cfg.cache} to format 2 ({', '.join(changed)})" if changed else
-               f"{cfg.cache} is already format 2; nothing to do")
+    click.echo(f"upgraded {cfg.cache} to format {FORMAT_VERSION}, rewriting attributes only (no array): "
+               f"{'; '.join(changed)}" if changed else f"{cfg.cache} is already format {FORMAT_VERSION}; nothing to do")
 
 
 @cli.command("zero-shot")
@@ -181,6 +182,26 @@ def zero_shot(cfg: ZeroShotConfig, quiet: bool):
     click.echo(summary_table(record))
     click.echo(f"{count(record['prompts'], 'prompt')} on {count(record['images'], 'image')} in {record['seconds']:.1f} s "
                f"({record['prompts_per_s']:.1f} prompts/s); results in {record['out']}")
+
+
+@cli.command()
+@command_options(SweepConfig)
+def sweep(cfg: SweepConfig, quiet: bool):
+    """Score composition settings of SAM 3 text prompts from stored decoder outputs, without the model.
+
+    RUNS are `zero-shot --prompt text --keep-scores` run folders (one per prompt set); every combination of
+    the values given is scored (sweep.csv, sweep_heatmap.png), each cell equal to a full zero-shot run.
+    """
+    from samcache.pipeline.report_sweep import MEANINGLESS
+    from samcache.pipeline.sweep import run_sweep
+
+    record = run_sweep(cfg, progress=not quiet)
+    click.echo(record["table"])
+    if record["random_weights"]:
+        click.echo(MEANINGLESS)
+    click.echo(f"{count(record['settings'], 'setting')} on {count(record['images'], 'image')} in "
+               f"{record['seconds']:.1f} s; best {record['best']} (mIoU {record['best_miou']:.4f}); "
+               f"results in {record['out']}")
 
 
 @cli.command()

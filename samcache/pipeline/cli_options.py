@@ -101,6 +101,7 @@ def command_options(cls: type[StageConfig], config_option: bool = True):
         @functools.wraps(f)
         def callback(config_file=None, quiet=False, **kwargs):
             kwargs = {k: (list(v) or None) if isinstance(v, tuple) else v for k, v in kwargs.items()}
+            use_storage(config_file)
             return f(cfg_builder(cls, config_file, kwargs), quiet)
 
         wrapped = callback
@@ -116,6 +117,19 @@ def command_options(cls: type[StageConfig], config_option: bool = True):
         return wrapped
 
     return decorate
+
+
+def use_storage(config_file) -> None:
+    """The config's ``storage:`` section (remote caches) for this process; recorded in every saved config."""
+    from samcache.pipeline import config
+    from samcache.pipeline.configs.storage import StorageConfig
+
+    storage = resolve(StorageConfig, config_file)
+    config.STORAGE = storage.dump() if storage.given() else None
+    if storage.given():
+        from samcache.cache.stores import configure_kinds
+
+        configure_kinds(storage.dump())
 
 
 def cfg_builder(cls: type[T], config_file, flags: dict) -> T:

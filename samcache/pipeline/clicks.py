@@ -204,7 +204,8 @@ def click_objects(d: Decoding, out: Path, progress: bool) -> tuple[list[dict], i
         if cfg.save_predictions:
             for i, item in enumerate(items):
                 pred = last_masks(dec, split, item, [t for t in tracks if t.image == i])
-                save_prediction(out / "predictions", split.image_ids[item.row], class_set.to_label_ids(pred))
+                save_prediction(out / "predictions", split.image_ids[item.row], class_set.to_label_ids(pred),
+                                class_set.source)
         for track in tracks:
             item = items[track.image]
             n_clicks += len(track.ious)
@@ -221,7 +222,7 @@ def click_objects(d: Decoding, out: Path, progress: bool) -> tuple[list[dict], i
                 image_id, name = split.image_ids[item.row], class_set.class_names[track.obj.class_index]
                 # object ids restart per class for stuff components and group regions: the class makes it unique
                 save_click_overlay(out / "visualizations" / f"{image_id}_{name}_{track.obj.object_id}.png",
-                                   source_image(split.attrs.get("data_root"), cfg.split, image_id),
+                                   source_image(split, image_id),
                                    track.obj.mask, pred, track.clicks[: len(track.ious)], track.ious,
                                    f"{image_id} object {track.obj.object_id} ({name})"
                                    + (ORACLE_FIRST_MASK if cfg.first_mask == "oracle" else "")

@@ -80,7 +80,8 @@ def registry_choice(source: Callable[[], Sequence[str]], *first: str, last: tupl
     def check(value):
         options = choices()
         if value not in options:
-            expected = ", ".join(map(repr, options[:-1])) + " or " * (len(options) > 1) + repr(options[-1])
+            expected = (", ".join(map(repr, options[:-1])) + " or " * (len(options) > 1) + repr(options[-1])
+                        if options else "absent (no choice is registered)")
             raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
         return value
 
@@ -194,6 +195,9 @@ def absolute_path(value):
     return os.path.abspath(value)
 
 
+STORAGE: dict | None = None  # the storage: section this process uses (cli_options.use_storage), saved with runs
+
+
 def save_config(cfg: StageConfig, path: str | Path, device=None) -> None:
     """The effective config of a run, loadable again with --config from any directory: paths absolute,
     and ``device`` the one the run used (``auto`` resolved), when given."""
@@ -203,6 +207,8 @@ def save_config(cfg: StageConfig, path: str | Path, device=None) -> None:
     data.update({k: absolute_path(data[k]) for k in paths})
     if device is not None and "device" in data:
         data["device"] = str(device)
+    if STORAGE is not None:
+        data["storage"] = STORAGE
     fileio.write_text(path, yaml.safe_dump(data, sort_keys=False))
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import re
 import socket
 import time
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from distributed import Client, LocalCluster, Nanny, SpecCluster, WorkerPlugin, as_completed, get_worker
@@ -24,9 +24,10 @@ from distributed.scheduler import Scheduler
 from tqdm import tqdm
 
 from samcache.cache.schema import per_image_arrays
-from samcache.cache.stores import kind_of
-from samcache.cache.writer import PreparedSplit, write_image
-from samcache.data.cityscapes import ImageRecord, load_item, record_for
+from samcache.cache.stores import configure_kinds, kind_of, kind_settings
+from samcache.cache.writer import PreparedSplit, as_registered, write_image
+from samcache.data.dataset import Dataset, ImageRecord
+from samcache.data.datasets import get_dataset
 from samcache.errors import SamcacheError
 from samcache.features.families import backend_for
 from samcache.features.device import configure_matmul, maybe_compile, resolve_device
@@ -35,6 +36,7 @@ from samcache.pipeline.encode import Encoding, LoadedBatch, encode_and_write
 
 PLUGIN = "samcache-encoder"
 WORKER_WAIT_S = 60
+WATCH_S = 10  # slurm:N: how often the jobs are checked while tasks run
 TASK_IMAGES = 8  # images per task when --batch-size is automatic (each worker picks its own batch size)
 
 
@@ -51,6 +53,7 @@ class WorkerEncoder:
     compile_model: bool
     batch_size: int | None  # None: measured on each worker's device
     torch_threads: int | None
+    store_settings: dict  # the driver's storage: settings (endpoint, ...): a worker process starts without them
 
 
 class EncoderPlugin(WorkerPlugin):
@@ -64,6 +67,7 @@ class EncoderPlugin(WorkerPlugin):
 
     def setup(self, worker) -> None:
         spec = self.spec
+        configure_kinds(spec.store_settings)
         if spec.torch_threads:
             torch.set_num_threads(spec.torch_threads)
         self.device = resolve_device(spec.device)  # the worker's GPU, whatever the driver has
@@ -81,7 +85,7 @@ class EncoderPlugin(WorkerPlugin):
 
 
 def encode_rows(cache: str, split: str, items: list[tuple[int, ImageRecord]], precision: str, dtype: str,
-                expected_weights: tuple) -> dict:
+                expected_weights: tuple, dataset: Dataset) -> dict:
     """One task: encode and store ``items`` (row, record); returns counts and per-image read errors."""
     plugin: EncoderPlugin = get_worker().plugins[PLUGIN]
     if (plugin.weights.checkpoint_sha256, plugin.weights.random_seed) != expected_weights:
@@ -92,10 +96,12 @@ def encode_rows(cache: str, split: str, items: list[tuple[int, ImageRecord]], pr
     done = arrays["done"]
     todo = [(row, rec) for row, rec in items if not done[row]]  # a retried task skips what it finished
     written, seconds, errors = 0, 0.0, []
-    step = plugin.batch_for(tuple(int(v) for v in group["original_sizes"][0]))
+    step = plugin.batch_for((int(group.attrs["height"]), int(group.attrs["width"])))  # the split's largest image
+    registered = group["original_sizes"]
     encoding = Encoding(backend, plugin.encoder, precision, dtype)
     for start in range(0, len(todo), step):
-        batch = [(row, load_item(rec, backend.prepare)) for row, rec in todo[start: start + step]]
+        batch = [(row, as_registered(dataset.load_item(rec, backend.prepare), registered[row], rec.image_path))
+                 for row, rec in todo[start: start + step]]
         errors += [it["error"] for _, it in batch if "error" in it]
         batch = [(row, it) for row, it in batch if "error" not in it]
         if not batch:
@@ -107,9 +113,17 @@ def encode_rows(cache: str, split: str, items: list[tuple[int, ImageRecord]], pr
     return {"written": written, "seconds": seconds, "errors": errors}
 
 
-def start_cluster(address: str, resources: dict[str, float]):
-    """``local:N`` -> a cluster on this machine (one worker per GPU when there are GPUs); else join ``address``."""
+def start_cluster(address: str, resources: dict[str, float], cfg=None):
+    """``local:N`` -> a cluster on this machine (one worker per GPU when there are GPUs); ``slurm:N`` -> N SLURM
+    jobs with ``cfg``'s slurm settings; else join ``address``. Returns (client, cluster or None, torch threads)."""
     kind, n = parse_dask_address(address)
+    if kind == "slurm":
+        try:  # dask-jobqueue is imported only for slurm:N
+            from samcache.pipeline.slurm_cluster import start_slurm
+        except ImportError as exc:
+            raise SamcacheError(f"--dask slurm:N needs dask-jobqueue ({exc}): pip install dask-jobqueue") from None
+        client, cluster = start_slurm(cfg, n, resources)
+        return client, cluster, cfg.slurm_cores
     if kind != "local":
         _check_reachable(address)
         try:
@@ -145,8 +159,10 @@ def _check_reachable(address: str) -> None:
 class DaskSession:
     """A client (and the local cluster it started) for one extraction."""
 
-    def __init__(self, client: Client, threads: int | None, resources: dict[str, float]):
+    def __init__(self, client: Client, threads: int | None, resources: dict[str, float],
+                 watch: Callable[[], None] | None = None):
         self.client, self.threads, self.resources = client, threads, resources
+        self.watch = watch  # raises when no worker can come any more (slurm:N: every job ended)
 
     def precision(self, requested: str) -> str:
         """'auto' as the workers see it: bf16 if every worker has CUDA, fp32 if none has."""
@@ -167,27 +183,32 @@ class DaskSession:
         client, resources = self.client, self.resources
         checkpoint = os.path.abspath(cfg.checkpoint) if cfg.checkpoint else None
         client.register_plugin(EncoderPlugin(WorkerEncoder(cfg.model_type, checkpoint, cfg.seed, cfg.device, precision,
-                                                           cfg.attention, cfg.compile, cfg.batch_size, self.threads)))
+                                                           cfg.attention, cfg.compile, cfg.batch_size, self.threads,
+                                                           kind_settings())))
         rows = prepared.pending_rows
         per_task = cfg.batch_size or TASK_IMAGES
         data_root = os.path.abspath(cfg.data)  # workers may run in another directory or on another node
-        tasks = [[(r, record_for(data_root, cfg.split, prepared.image_ids[r])) for r in rows[s: s + per_task]]
+        dataset = get_dataset(cfg.dataset, cfg.condition)
+        tasks = [[(r, dataset.record_for(data_root, cfg.split, prepared.image_ids[r])) for r in rows[s: s + per_task]]
                  for s in range(0, len(rows), per_task)]
         expected = (weights.checkpoint_sha256, weights.random_seed)
         futures = [client.submit(encode_rows, _store_path(cfg.cache), cfg.split, task, precision, cfg.dtype,
-                                 expected, key=f"samcache-{cfg.split}-{task[0][0]}-{time.time_ns()}",
+                                 expected, dataset, key=f"samcache-{cfg.split}-{task[0][0]}-{time.time_ns()}",
                                  retries=cfg.retries, resources=resources or None, pure=False)
                    for task in tasks]
         written, seconds, errors = 0, 0.0, []
         bar = tqdm(total=len(futures), unit="task", desc=f"extract {cfg.split} on dask {cfg.dask}",
                    disable=not progress)
-        for future in as_completed(futures):
-            if future.status == "finished":
-                out = future.result()
-                written, seconds, errors = written + out["written"], seconds + out["seconds"], errors + out["errors"]
-            bar.update(1)
-            bar.set_postfix(images=written, refresh=False)
-        bar.close()
+        try:
+            for future in _completed(futures, self.watch):
+                if future.status == "finished":
+                    out = _result(future, self.watch)
+                    written, seconds = written + out["written"], seconds + out["seconds"]
+                    errors += out["errors"]
+                bar.update(1)
+                bar.set_postfix(images=written, refresh=False)
+        finally:
+            bar.close()
         failures = {f.key: f.exception() if f.status == "error" else f.status for f in futures
                     if f.status != "finished"}
         done = prepared.group["done"][:]
@@ -200,14 +221,40 @@ class DaskSession:
         return written, seconds, errors
 
 
+def _completed(futures: list, watch: Callable[[], None] | None) -> Iterator:
+    """``as_completed(futures)``, calling ``watch`` every WATCH_S while waiting."""
+    if watch is None:
+        yield from as_completed(futures)
+        return
+    pending, checked = as_completed(futures), time.monotonic()
+    while not pending.is_empty():
+        yield from pending.next_batch(block=False)
+        if time.monotonic() - checked > WATCH_S:
+            watch()
+            checked = time.monotonic()
+        time.sleep(0.1)
+
+
+def _result(future, watch: Callable[[], None] | None):
+    """``future.result()``, calling ``watch`` every WATCH_S while it waits: a result held by a worker that died
+    is computed again, which needs a worker."""
+    if watch is None:
+        return future.result()
+    while True:
+        try:
+            return future.result(timeout=WATCH_S)
+        except TimeoutError:
+            watch()
+
+
 @contextlib.contextmanager
 def dask_session(cfg) -> Iterator[DaskSession]:
     """Connect to (or start) the cluster; always close it and restore this process's environment."""
     resources = parse_resources(cfg.resources)
     environ = dict(os.environ)  # LocalCluster sets MKL/OPENBLAS_NUM_THREADS=1 etc. in *this* process too
-    client, cluster, threads = start_cluster(cfg.dask, resources)
+    client, cluster, threads = start_cluster(cfg.dask, resources, cfg)
     try:
-        yield DaskSession(client, threads, resources)
+        yield DaskSession(client, threads, resources, getattr(cluster, "check_alive", None))
     finally:
         client.close()
         if cluster is not None:

@@ -31,7 +31,7 @@ class Encoding:
 
 @dataclass
 class LoadedBatch:
-    """Images read and prepared (``data.cityscapes.load_item``) for one encoder call, with their rows."""
+    """Images read and prepared (``Dataset.load_item``) for one encoder call, with their rows."""
 
     rows: list[int]
     images: torch.Tensor  # (B,3,S,S)

@@ -1,10 +1,12 @@
 """`samcache evaluate`: re-evaluate a saved head on a cache split, into a run folder.
 
 ``--head`` is a checkpoint, or a head run folder (its best epoch by val mIoU, or ``--epoch last``); the cache
-defaults to the one the head was trained on. Scoring the split it was trained on is marked TRAIN=VAL.
+defaults to the one the head was trained on. Scoring the split it was trained on is marked TRAIN=VAL. A cache of
+another dataset (made by the same weights) scores the head there, on the classes both datasets label; the run
+records both datasets (``dataset``, ``train_dataset``).
 
-``--save-predictions`` writes official-style labelIds PNGs (regular Cityscapes ids) that
-cityscapesScripts reads directly. The evaluation itself is ``samcache.evaluation.heads``.
+``--save-predictions`` writes prediction PNGs in the evaluated dataset's label ids (Cityscapes: labelIds that
+cityscapesScripts reads directly). The evaluation itself is ``samcache.evaluation.heads``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from pathlib import Path
 from samcache.cache.reader import open_cache
 from samcache.cache.stores import kind_of
 from samcache.cache.schema import Fingerprint
+from samcache.data.dataset import Dataset
+from samcache.data.datasets import DEFAULT_DATASET, get_dataset
 from samcache.data.labels import get_class_set
 from samcache.errors import SamcacheError
 from samcache.evaluation.heads import EvalOutputs, check_fingerprint, evaluate, load_head, summary_rows
@@ -40,12 +44,18 @@ def head_cache(ckpt: dict) -> str:
 
 def trained_on(ckpt: dict, cache: str, split: str) -> dict:
     """The head's TRAIN_COLUMNS as its checkpoint records them; TRAIN=VAL when ``split`` of ``cache`` is the split
-    it was trained on (older checkpoints name only the split)."""
+    it was trained on (older checkpoints name only the split, and were trained on Cityscapes)."""
     train = ckpt.get("train") or {"split": ckpt["config"].get("train_split")}
     theirs = head_cache(ckpt)
     same_cache = kind_of(cache).same(cache, theirs)
     return training(train.get("split"), train.get("images"), train.get("split_images"),
-                    same_cache and train.get("split") == split, bool(train.get("grew")))
+                    same_cache and train.get("split") == split, bool(train.get("grew")), train_dataset(ckpt).domain)
+
+
+def train_dataset(ckpt: dict) -> Dataset:
+    """The dataset a head was trained on (checkpoints before datasets were data: Cityscapes)."""
+    train = ckpt.get("train") or {}
+    return get_dataset(train.get("dataset", DEFAULT_DATASET), train.get("condition"))
 
 
 def run_evaluate(cfg: EvaluateConfig, progress: bool = True) -> dict:
@@ -63,9 +73,11 @@ def run_evaluate(cfg: EvaluateConfig, progress: bool = True) -> dict:
         raise SamcacheError(f"{exc} (the cache {choice.path} was trained on; pass --cache)") from None
     cfg = cfg.model_copy(update={"cache": cache})  # config.yaml and run.json name the cache evaluated
     check_fingerprint(ckpt["fingerprint"], split, choice.path)
-    cs = get_class_set(ckpt["class_set"])
+    # the head's classes read from the evaluated split's labels, scored on those both datasets label
+    cs = get_class_set(ckpt["class_set"], split.dataset).shared_with(train_dataset(ckpt))
     random = Fingerprint.from_attrs(ckpt["fingerprint"]).random_weights
-    out = Path(cfg.out) if cfg.out else choice.path.parent / f"eval-{cfg.split}-epoch{ckpt['epoch']}"
+    elsewhere = "" if split.dataset == train_dataset(ckpt) else f"{split.dataset.domain}-"  # another dataset's cache
+    out = Path(cfg.out) if cfg.out else choice.path.parent / f"eval-{elsewhere}{cfg.split}-epoch{ckpt['epoch']}"
     with run_stage("evaluate", cfg, out, [cache, choice.path], device=device) as run:
         dataset = CacheHeadDataset(cache, cfg.split, cs, mode="eval", features=ckpt.get("features"))
         prov = {**provenance(split, len(dataset), random), **trained_on(ckpt, cache, cfg.split)}
@@ -75,7 +87,7 @@ def run_evaluate(cfg: EvaluateConfig, progress: bool = True) -> dict:
         outputs = EvalOutputs(out / "predictions" if cfg.save_predictions else None, cfg.visualize,
                               out / "visualizations", random_weights_suffix(random), per_image=[])
         conf = evaluate(model, dataset, None, cfg.batch_size, cfg.num_workers, device, outputs, progress)
-        per_class, miou = class_ious(conf, cs)
+        per_class, miou = class_ious(conf, dataset.class_set)
         rows = summary_rows(per_class, miou)
         write_csv(out / "summary.csv", with_columns(rows, {**prov, "epoch": ckpt["epoch"]}, CSV_COLUMNS[2:]),
                   CSV_COLUMNS)

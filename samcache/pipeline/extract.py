@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
+from torch.utils.data import Dataset as TorchDataset
 from tqdm import tqdm
 
 from samcache.cache.damage_notes import describe_record, read_record
@@ -26,8 +27,10 @@ from samcache.cache.schema import Fingerprint
 from samcache.cache.split_checks import precheck
 from samcache.cache.store import check_location
 from samcache.cache.stores import kind_of
-from samcache.cache.writer import ChunkWriter, PreparedSplit, SplitPlan, prepare_split, record_run
-from samcache.data.cityscapes import ImageRecord, image_size, list_images, load_item
+from samcache.cache.writer import ChunkWriter, PreparedSplit, SplitPlan, as_registered, prepare_split, record_run
+from samcache.data.dataset import Dataset, ImageRecord
+from samcache.data.files import image_size
+from samcache.data.datasets import get_dataset
 from samcache.errors import SamcacheError
 from samcache.features.families import backend_for
 from samcache.features.device import configure_matmul, describe_device, maybe_compile, resolve_device, resolve_precision
@@ -66,15 +69,16 @@ class ExtractResult:
                 f"{per_image / 2**20:.2f} MiB/image")
 
 
-class _RowDataset(Dataset):
-    def __init__(self, rows: list[int], records: list[ImageRecord], prepare):
-        self.rows, self.records, self.prepare = rows, records, prepare
+class _RowDataset(TorchDataset):
+    def __init__(self, rows: list[int], records: list[ImageRecord], prepare, dataset: Dataset, sizes):
+        self.rows, self.records, self.prepare, self.dataset, self.sizes = rows, records, prepare, dataset, sizes
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, i: int) -> dict:
-        return {"row": self.rows[i], **load_item(self.records[i], self.prepare)}
+        item = self.dataset.load_item(self.records[i], self.prepare)
+        return {"row": self.rows[i], **as_registered(item, self.sizes[i], self.records[i].image_path)}
 
 
 def collate_items(items: list[dict]) -> dict:
@@ -93,27 +97,31 @@ def plan(cfg: ExtractConfig, weights, precision: str
          ) -> tuple[PreparedSplit, dict[str, ImageRecord]]:
     """List the images, then create/resume/grow the split; nothing is encoded yet.
 
-    Returns the prepared split and the records by id. Images whose PNG header
-    cannot be read still get a row (with the split's size): encoding them fails and names them, the
+    Returns the prepared split and the records by id. Every listed image's header is read (a new split's label
+    arrays take the largest size, so that the rest of the split fits when it grows past --limit). Images whose
+    header cannot be read still get a row (of the largest size): encoding them fails and names them, the
     split stays incomplete, and Stage 2 refuses it until they are fixed (then encoded) or removed
     (then dropped).
     """
-    listed = list_images(cfg.data, cfg.split)
-    records, sizes, unreadable = [], [], []
-    for record in listed[: cfg.limit] if cfg.limit is not None else listed:
-        records.append(record)
+    dataset = dataset_of_config(cfg)
+    listed = dataset.list_labelled(cfg.data, cfg.split)
+    records = listed[: cfg.limit] if cfg.limit is not None else listed
+    every, unreadable = {}, []
+    for record in listed:
         try:
-            sizes.append(image_size(record.image_path))
+            every[record.image_id] = image_size(record.image_path)
         except SamcacheError as exc:
-            sizes.append(None)
+            every[record.image_id] = None
             unreadable.append(str(exc))
-    readable = [size for size in sizes if size is not None]
+    readable = [size for size in every.values() if size is not None]
     if not readable:
-        raise SamcacheError(f"no readable image in {cfg.data}/leftImg8bit/{cfg.split}; first: {unreadable[0]}")
-    sizes = [size or readable[0] for size in sizes]  # a split holds one size; encoding checks the real one
+        raise SamcacheError(f"no readable image in split {cfg.split} of {cfg.data}; first: {unreadable[0]}")
+    extent = (max(h for h, _ in readable), max(w for _, w in readable))
+    sizes = [every[r.image_id] or extent for r in records]  # encoding checks the real one (writer.as_registered)
     fingerprint = Fingerprint.make(cfg.model_type, weights, cfg.dtype, precision)
     # again under the split lock (extract checked before building the encoder): another dataset is refused
-    moved = precheck(cfg.cache, cfg.split, cfg.model_type, cfg.codec, os.path.abspath(cfg.data), listed, cfg.rebuild)
+    moved = precheck(cfg.cache, cfg.split, cfg.model_type, cfg.codec, os.path.abspath(cfg.data), listed, cfg.rebuild,
+                     dataset)
     existed = True
     try:
         with cache_lock(cfg.cache):
@@ -121,7 +129,8 @@ def plan(cfg: ExtractConfig, weights, precision: str
             kind_of(cfg.cache).remove_partials(cfg.cache, cfg.split)  # temporaries of writes a kill cut short
             prepared = prepare_split(SplitPlan(cfg.cache, cfg.split, [r.image_id for r in records], sizes,
                                                fingerprint, os.path.abspath(cfg.data), cfg.codec, cfg.rebuild,
-                                               present_ids={r.image_id for r in listed}))
+                                               present_ids={r.image_id for r in listed}, dataset=dataset,
+                                               extent=extent))
             if prepared.group.attrs.get("listed") != len(listed):  # what Stage 2 counts a --limit subset against
                 prepared.group.attrs["listed"] = len(listed)
     except (OSError, SamcacheError) as exc:
@@ -138,12 +147,14 @@ def run_local(cfg: ExtractConfig, backend, encoder, precision: str, prepared: Pr
               by_id: dict[str, ImageRecord], progress: bool = True) -> tuple[int, float, list[str]]:
     """Encode the pending rows on this machine; returns (images written, encoder seconds, errors)."""
     device = next(encoder.parameters()).device
-    size = tuple(int(v) for v in prepared.group["original_sizes"][0])
+    registered = prepared.group["original_sizes"][:]
+    size = (int(prepared.group.attrs["height"]), int(prepared.group.attrs["width"]))  # the largest: the batch fits
     encoding = Encoding(backend, encoder, precision, cfg.dtype)
     batch_size = encoding.batch_size(size, cfg.batch_size, device)
     rows = prepared.pending_rows
-    dataset = _RowDataset(rows, [by_id[prepared.image_ids[r]] for r in rows], backend.prepare)
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=cfg.num_workers,
+    items = _RowDataset(rows, [by_id[prepared.image_ids[r]] for r in rows], backend.prepare, dataset_of_config(cfg),
+                        [registered[r] for r in rows])
+    loader = DataLoader(items, batch_size=batch_size, num_workers=cfg.num_workers,
                         collate_fn=collate_items, pin_memory=device.type == "cuda",
                         persistent_workers=False, prefetch_factor=4 if cfg.num_workers else None,
                         worker_init_fn=worker_init_fn() if cfg.num_workers else None)
@@ -173,11 +184,12 @@ def extract(cfg: ExtractConfig, progress: bool = True) -> ExtractResult:
     """Encode every image of ``cfg.split`` that the cache does not hold yet."""
     backend = backend_for(cfg.model_type)
     if not kind_of(cfg.cache).writable:
-        raise SamcacheError(f"{cfg.cache} is {kind_of(cfg.cache).as_cache}, which is read-only; extract into a Zarr store and "
-                            f"`samcache export` it")
+        raise SamcacheError(f"{cfg.cache} is {kind_of(cfg.cache).as_cache}, which is read-only; "
+                            f"{kind_of(cfg.cache).write_advice}")
     check_location(cfg.cache, os.path.abspath(cfg.data))  # before anything is built or written
+    dataset = dataset_of_config(cfg)
     precheck(cfg.cache, cfg.split, cfg.model_type, cfg.codec, os.path.abspath(cfg.data),
-             list_images(cfg.data, cfg.split), cfg.rebuild)
+             dataset.list_labelled(cfg.data, cfg.split), cfg.rebuild, dataset)
     backend.require_weights_file(cfg.model_type, cfg.checkpoint)
     # an unreachable cluster or a wrong checkpoint stops here, before any file (lock or store) is made
     with _session(cfg) as dask:
@@ -210,7 +222,8 @@ def _extract_locked(cfg: ExtractConfig, backend, dask, encoder, weights, precisi
             written, enc_s, failed = run_local(cfg, backend, encoder, precision, prepared, by_id, progress)
         errors += failed
     seconds = time.perf_counter() - t0
-    split = CacheSplit(cfg.split, prepared.group, cfg.cache, backend.info, backend.features, backend.main_feature)
+    split = CacheSplit(cfg.split, prepared.group, cfg.cache, backend.info, backend.features, backend.main_feature,
+                       dataset_of_config(cfg))
     n_done, n_expected = split.progress()
     result = ExtractResult(cfg.split, written, seconds, split.nbytes_stored(), n_expected, n_done,
                            enc_s / written if written else None, device_name, errors, prepared.stale_splits,
@@ -223,6 +236,11 @@ def _extract_locked(cfg: ExtractConfig, backend, dask, encoder, weights, precisi
                                     "attention": cfg.attention, "random_weights": weights.random,
                                     "config": cfg.dump()})
     return result
+
+
+def dataset_of_config(cfg: ExtractConfig) -> Dataset:
+    """The dataset --dataset and --condition choose."""
+    return get_dataset(cfg.dataset, cfg.condition)
 
 
 @contextlib.contextmanager

@@ -47,7 +47,8 @@ def load_data(cfg: HeadConfig, class_set, device,
                             f"({val.fingerprint.describe()}) of {cfg.cache} come from different models")
     train_rows = train.require_complete()[: cfg.limit]
     ids = train.image_ids
-    info = {"split": train.name, "images": len(train_rows),
+    info = {"split": train.name, "dataset": train.dataset.name, "condition": train.dataset.condition,
+            "images": len(train_rows),
             "split_images": provenance(train, len(train_rows), False)["split_images"],
             "image_ids": [ids[r] for r in train_rows]}
     if check is not None:

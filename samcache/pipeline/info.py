@@ -16,12 +16,14 @@ def describe_cache(path: str) -> str:
     attrs = cache.attrs
     written_by = "".join(f", {name} {v}" for name, v in package_versions(attrs).items())
     lines = [f"cache {path}  (format {attrs['samcache_format']}, samcache {attrs.get('samcache_version')}{written_by})",
+             f"store: {kind_of(path).capabilities()}",
              f"fingerprint: {cache.fingerprint.describe()}",
+             f"dataset: {cache.dataset.domain} ({cache.dataset.labels_are})",
              f"family {cache.family}: " + ", ".join(f"{name} {tuple(shape)}" for name, shape in
                                                    cache.feature_shapes.items()) + " per image"]
     if cache.fingerprint.random_weights:
         lines.append(RANDOM_WEIGHTS_NOTE)
-    lines.append(f"{'split':<10}{'images':>8}{'done':>12}{'MiB':>10}{'MiB/img':>9}  size      fingerprint")
+    lines.append(f"{'split':<10}{'images':>8}{'done':>12}{'MiB':>10}{'MiB/img':>9}  size        fingerprint")
     total, damage = 0, []
     for name in cache.splits:
         split = cache.split(name)
@@ -37,13 +39,15 @@ def describe_cache(path: str) -> str:
         damage.append(describe_record(path, name, read_record(path, name), not kind_of(path).writable))
         same = "same" if split.fingerprint == cache.fingerprint else f"STALE {split.fingerprint.describe()}"
         size = f"{split.attrs['width']}x{split.attrs['height']}"
+        if len({tuple(s) for s in split.original_sizes.tolist()}) > 1:  # mixed: the largest bounds them
+            size = f"<={size}"
         dropped = (f"  ({count(len(split.dropped), 'image')} dropped from the dataset: files gone, never encoded, "
                    f"not counted)" if split.dropped else "")
         if (split.listed or 0) > len(split):  # extract --limit: Stage 2 then scores a subset
             dropped += (f"  (subset: {len(split)} of the {split.listed} images in the data folder; extract "
                         f"without --limit adds the rest)")
         lines.append(f"{name:<10}{expected:>8}{f'{done}/{expected}':>12}{nbytes / 2**20:>10.1f}"
-                     f"{nbytes / 2**20 / max(done, 1):>9.2f}  {size:<9} {same}{dropped}")
+                     f"{nbytes / 2**20 / max(done, 1):>9.2f}  {size:<11} {same}{dropped}")
     for name in cache.unfinished_splits:
         what = ("deletion interrupted: run `samcache delete-split` again" if partial_kind(cache.root[name]) == "delete"
                 else "creation interrupted: re-run extract for this split")

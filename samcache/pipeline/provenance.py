@@ -15,10 +15,10 @@ import numpy as np
 
 from samcache.errors import SamcacheError, SamcacheWarning
 
-COLUMNS = ["split", "model", "images", "split_images", "random_weights", "oracle"]
+COLUMNS = ["split", "model", "images", "split_images", "random_weights", "oracle", "dataset"]
 # heads (train-head, evaluate): the split trained on, its images used of those it holds (the last epoch's), whether
 # the scored split is the trained one, and whether the train set grew between epochs (a resumed run)
-TRAIN_COLUMNS = ["train_split", "train_images", "train_split_images", "train_is_val", "train_grew"]
+TRAIN_COLUMNS = ["train_split", "train_images", "train_split_images", "train_is_val", "train_grew", "train_dataset"]
 TRAIN_IS_VAL = "TRAIN=VAL"
 TRAIN_IS_VAL_NOTE = (f"Runs marked {TRAIN_IS_VAL} are scored on the split their head was trained on: their IoUs "
                      f"measure the fit to the training images, not accuracy on unseen ones.")
@@ -30,7 +30,8 @@ def provenance(split, scored: int, random_weights: bool, oracle: bool = False) -
     dropped = len(split.dropped & set(split.image_ids))  # never encoded, gone from the dataset: not in the split
     in_split = max(int(split.listed or 0), len(split) - dropped)
     prov = {"split": split.name, "model": split.fingerprint.model_type, "images": int(scored),
-            "split_images": in_split, "random_weights": bool(random_weights), "oracle": bool(oracle)}
+            "split_images": in_split, "random_weights": bool(random_weights), "oracle": bool(oracle),
+            "dataset": split.dataset.domain}
     return {**prov, "dropped": dropped} if dropped else prov
 
 
@@ -38,6 +39,8 @@ def describe(prov: dict, label: str = "") -> str:
     """'split val, model tiny, 2/4 images (subset), RANDOM weights, ORACLE' (for labels, lists and notes); what
     ``label`` (the run's name in a report) already says is not said again."""
     parts = [f"split {prov.get('split', '?')}", f"model {prov.get('model', '?')}"]
+    if prov.get("dataset"):
+        parts.insert(0, f"dataset {prov['dataset']}")
     if prov.get("images") is not None:
         subset = prov["images"] < prov.get("split_images", prov["images"])
         parts.append(f"{prov['images']}/{prov.get('split_images', prov['images'])} images"
@@ -51,10 +54,12 @@ def describe(prov: dict, label: str = "") -> str:
     return ", ".join(parts)
 
 
-def training(split: str | None, images: int | None, split_images: int | None, is_val: bool, grew: bool) -> dict:
-    """A head's TRAIN_COLUMNS: ``split``/``images``/``split_images`` as ``provenance`` has them for the scored split."""
+def training(split: str | None, images: int | None, split_images: int | None, is_val: bool, grew: bool,
+             dataset: str | None = None) -> dict:
+    """A head's TRAIN_COLUMNS: ``split``/``images``/``split_images``/``dataset`` as ``provenance`` has them for the
+    scored split."""
     return {"train_split": split, "train_images": images, "train_split_images": split_images,
-            "train_is_val": bool(is_val), "train_grew": bool(grew)}
+            "train_is_val": bool(is_val), "train_grew": bool(grew), "train_dataset": dataset}
 
 
 def train_subset(prov: dict) -> bool:
@@ -64,6 +69,8 @@ def train_subset(prov: dict) -> bool:
 def describe_training(prov: dict) -> str:
     """'trained on split train, 2/6 images (subset), train set grew, TRAIN=VAL (scored on its training split)'."""
     text = f"trained on split {prov['train_split']}"
+    if prov.get("train_dataset") and prov.get("train_dataset") != prov.get("dataset"):
+        text += f" of {prov['train_dataset']}"
     if prov.get("train_images") is not None:
         text += f", {prov['train_images']}/{prov.get('train_split_images', prov['train_images'])} images"
         text += " (subset)" if train_subset(prov) else ""

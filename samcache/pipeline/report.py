@@ -26,12 +26,16 @@ from samcache.pipeline.report_gallery import build_gallery
 from samcache.pipeline.report_html import Page, render
 from samcache.pipeline.report_cost import COLUMNS as COST_COLUMNS
 from samcache.pipeline.report_cost import cost_rows, model_of
+from samcache.pipeline.report_domains import CHART as SHIFT_CHART
+from samcache.pipeline.report_domains import chart as shift_chart
+from samcache.pipeline.report_domains import domain_shift, shift_text, tidy_rows as shift_rows
 from samcache.pipeline.provenance import COLUMNS as PROVENANCE_COLUMNS
 from samcache.pipeline.provenance import TRAIN_COLUMNS, TRAIN_IS_VAL, TRAIN_IS_VAL_NOTE, describe
 from samcache.pipeline.provenance import train_subset
 from samcache.pipeline.run_folder import run_folder, settle
 from samcache.pipeline.runs import RunRecord, format_table, read_csv, write_csv
 from samcache.pipeline.stage_registry import COMPARED, stage_of, stages
+from samcache.pipeline import report_sweep  # noqa: F401  (registers the sweep stage: label, table, heat map)
 
 
 def _label(record: dict) -> str:
@@ -64,6 +68,8 @@ def _train_marks(label: str, prov: dict) -> str:
         label += f" (train {prov['train_images']}/{prov['train_split_images']} img)"
     if prov.get("train_grew"):
         label += " (train grew)"
+    if prov.get("train_dataset") and prov.get("train_dataset") != prov.get("dataset"):
+        label += f" (trained on {prov['train_dataset']})"
     return label + (f" {TRAIN_IS_VAL}" if prov.get("train_is_val") else "")
 
 
@@ -77,6 +83,9 @@ def _unique_labels(dirs: list[Path], records: list[dict]) -> list[str]:
     models = [model_of(r) for r in records]
     if len(set(models)) > 1:  # SAM beside SAM 2.1 (or two SAM sizes): every column names its model
         base = [f"{m} {x}" for m, x in zip(models, base)]
+    if len({p.get("dataset") for p in provs}) > 1:  # runs of several datasets: each names its own
+        base = [f"{x} of {p.get('dataset')}" if stage_of(r["stage"]).label_names_split else f"{x} on {p.get('dataset')}"
+                for x, p, r in zip(base, provs, records)]
     if len({p["split"] for p in provs}) > 1:  # a train-split run beside val runs
         base = [f"{x} on {p['split']}" if not stage_of(r["stage"]).label_names_split else x for x, p, r in zip(base, provs, records)]
     base = [f"{x} ({p['images']}/{p['split_images']} img)" if (p.get("images") or 0) < (p.get("split_images") or 0)
@@ -160,6 +169,8 @@ def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = 
     tidy, tables = _tables(records, metrics, labels)
     costs, t_enc = cost_rows(records, labels)
     provs = [provenance_of(r) for r in records]
+    shift = domain_shift(records, metrics, labels, provs)  # none unless the runs span several datasets
+    tidy += shift_rows(shift)
     random_weights = any(p["random_weights"] for p in provs)
     mixed = random_weights and not all(p["random_weights"] for p in provs)
     train_is_val = any(p.get("train_is_val") for p in provs)
@@ -183,6 +194,11 @@ def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = 
                 files.append(stage.chart.file)
                 figures += f"\n![{stage.chart.alt}]({stage.chart.file})\n"
                 charts.append((f"{stage.chart.alt} ({stage.chart.file})", out / stage.chart.file))
+        if shift:
+            shift_chart(shift, out / SHIFT_CHART, title_flag)
+            files.append(SHIFT_CHART)
+            figures += shift_text(shift) + f"\n![domain shift]({SHIFT_CHART})\n"
+            charts.append(("Domain shift", out / SHIFT_CHART))
         models = {model_of(r) for r in records}  # several: every column names its model (_unique_labels)
         of_model = f", model {models.pop()}" if len(models) == 1 else ""
         iou_text = "\n\n".join(f"{title}, class set {cs}{of_model}\n" + format_table(_shown(rows), ["class", *cols])
@@ -216,7 +232,7 @@ def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = 
         folder.commit()
     return {"iou_table": iou_text, "cost_table": cost_text, "tidy": tidy, "cost_rows": costs, "labels": labels,
             "bars": bars, "random_weights": random_weights, "random_mixed": mixed,
-            "train_is_val": train_is_val, "gallery": _gallery_line(shown, why),
+            "train_is_val": train_is_val, "domain_shift": shift, "gallery": _gallery_line(shown, why),
             "runs_text": "\n".join(f"{lab}: {describe(p, lab)}" for lab, p in zip(labels, provs)), "out": str(out), "files": [str(out / n) for n in files]}
 
 

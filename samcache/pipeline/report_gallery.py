@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from cityscapesscripts.helpers.labels import name2label
 from PIL import Image
 
 from samcache.cache.reader import open_cache
@@ -28,7 +27,6 @@ from samcache.evaluation.visualize import source_image
 from samcache.pipeline.stage_registry import stage_of
 
 THUMB_WIDTH = 384  # pixels: sharp at the page's largest panel size, ~5 KB a label map
-UNLABELED = name2label["unlabeled"].id
 
 
 @dataclass
@@ -80,9 +78,9 @@ def photo_thumbnail(rgb: np.ndarray) -> str:
     return data_uri(Image.fromarray(rgb).resize(_size(rgb.shape), Image.LANCZOS), "JPEG")
 
 
-def prediction_path(folder: Path, image_id: str) -> Path:
-    """Where ``evaluation.predictions.save_prediction`` puts an image's labelIds PNG."""
-    return Path(folder) / "predictions" / image_id.rsplit("_", 2)[0] / f"{image_id}_labelIds.png"
+def prediction_path(folder: Path, image_id: str, dataset) -> Path:
+    """Where ``evaluation.predictions.save_prediction`` puts an image's prediction PNG (the dataset's label ids)."""
+    return Path(folder) / "predictions" / dataset.prediction_file(image_id)
 
 
 def _members(dirs, records, labels, provs) -> tuple[list[GalleryRun], list[str], str | None, str | None]:
@@ -93,10 +91,11 @@ def _members(dirs, records, labels, provs) -> tuple[list[GalleryRun], list[str],
             left_out.append(f"{label}: its stage ({r['stage']}) has no per-image results")
             continue
         if split is None:
-            split, classes = prov["split"], r["classes"]
-        if (prov["split"], r["classes"]) != (split, classes):
-            left_out.append(f"{label}: split {prov['split']}, class set {r['classes']} (the gallery shows split "
-                            f"{split}, class set {classes})")
+            split, classes, dataset = prov["split"], r["classes"], prov.get("dataset")
+        if (prov["split"], r["classes"], prov.get("dataset")) != (split, classes, dataset):
+            on = f"dataset {prov['dataset']}, " if prov.get("dataset") != dataset else ""
+            left_out.append(f"{label}: {on}split {prov['split']}, class set {r['classes']} (the gallery shows "
+                            f"split {split}, class set {classes})")
             continue
         runs.append(GalleryRun(label, Path(d), r, declared.scores(Path(d)), declared.score(r)))
     return runs, left_out, split, classes
@@ -115,7 +114,7 @@ def _order(runs: list[GalleryRun], ids: list[str], limit: int) -> tuple[list[str
 def _label_maps(run: GalleryRun, ids: list[str], class_set, scratch: Path) -> dict[str, np.ndarray]:
     """Saved predictions, and the rest replayed from the cache (``run.source`` says which)."""
     wanted = [i for i in ids if not run.scores or i in run.scores]
-    missing = [i for i in wanted if not prediction_path(run.run_dir, i).is_file()]
+    missing = [i for i in wanted if not prediction_path(run.run_dir, i, class_set.source).is_file()]
     folder = {i: run.run_dir for i in wanted}
     replay = stage_of(run.record["stage"]).gallery.replay
     if not wanted:
@@ -138,13 +137,13 @@ def _label_maps(run: GalleryRun, ids: list[str], class_set, scratch: Path) -> di
     fill = other is not None and stage_of(run.record["stage"]).gallery.labels_every_pixel
     maps = {}
     for image_id, base in folder.items():
-        path = prediction_path(base, image_id)
+        path = prediction_path(base, image_id, class_set.source)
         if path.is_file():
             with Image.open(path) as png:
                 label_ids = np.asarray(png)
             maps[image_id] = class_set.to_index(label_ids)
-            if fill:  # a head's "other", saved as unlabeled
-                maps[image_id][label_ids == UNLABELED] = other
+            if fill:  # a head's "other", saved as the dataset's void
+                maps[image_id][label_ids == class_set.source.void_id] = other
     return maps
 
 
@@ -156,22 +155,21 @@ def build_gallery(dirs, records, labels, provs, limit: int) -> tuple[Gallery | N
         return None, "No gallery (--gallery 0)."
     if not runs:
         return None, "No gallery: no run keeps per-image results."
-    class_set = get_class_set(classes)
     try:
         split = open_cache(str(runs[0].record["cache"])).split(split_name)
     except SamcacheError as exc:
         warnings.warn(f"report gallery left out: {exc}", SamcacheWarning)
         return None, f"No gallery: {exc}"
+    class_set = get_class_set(classes, split.dataset)  # read in the split's own label ids
     done = set(split.require_complete())
     ids = [i for row, i in enumerate(split.image_ids) if row in done]
     chosen, scored = _order(runs, ids, limit)
     gallery = Gallery(split_name, class_set, runs, left_out=left_out, images_scored=scored)
     with tempfile.TemporaryDirectory(prefix="samcache-gallery-") as scratch:
         maps = {run.label: _label_maps(run, chosen, class_set, Path(scratch)) for run in runs}
-    data_root = split.attrs.get("data_root")
     for image_id in chosen:
         gt = class_set.to_index(split.label_ids(image_id))
-        rgb = source_image(data_root, split_name, image_id)
+        rgb = source_image(split, image_id)
         present = [class_set.class_names[c] for c in class_set.eval_indices if (gt == c).any()]
         gallery.items.append({
             "id": image_id, "classes": present,

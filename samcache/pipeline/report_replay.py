@@ -35,14 +35,14 @@ def replay_zero_shot(run_dir: Path, record: dict, image_ids: list[str], scratch:
     from samcache.pipeline.configs import ZeroShotConfig
 
     text = record.get("strategy") == "text"
-    cfg = _config(ZeroShotConfig, record, **({"save_instances": False} if text else {}))
+    cfg = _config(ZeroShotConfig, record, **({"save_instances": False, "keep_scores": False} if text else {}))
     d = open_decoding(cfg)
     _rows(d, image_ids)
     if text:
         from samcache.pipeline.zero_shot_text import concept_rules, decode_rows
 
-        phrases, rules = concept_rules(d.cfg)
-        decode_rows(d, phrases, rules, scratch, False)
+        phrases, how = concept_rules(d.cfg)
+        decode_rows(d, phrases, how, scratch, False)
     else:
         from samcache.pipeline.zero_shot import decode_rows
 
@@ -78,7 +78,12 @@ def replay_head(run_dir: Path, record: dict, image_ids: list[str], scratch: Path
     device = resolve_device("auto")
     model, ckpt = load_head(path, device)
     cache = str(record["cache"])
-    rows = sorted(open_cache(cache).split(split).row_of(i) for i in image_ids)
-    dataset = CacheHeadDataset(cache, split, get_class_set(ckpt["class_set"]), rows, mode="eval",
-                               features=ckpt.get("features"))
+    opened = open_cache(cache).split(split)
+    rows = sorted(opened.row_of(i) for i in image_ids)
+    classes = get_class_set(ckpt["class_set"], opened.dataset)
+    if record["stage"] == "evaluate":  # scored on the classes both datasets label (evaluate's own choice)
+        from samcache.pipeline.evaluate import train_dataset
+
+        classes = classes.shared_with(train_dataset(ckpt))
+    dataset = CacheHeadDataset(cache, split, classes, rows, mode="eval", features=ckpt.get("features"))
     evaluate(model, dataset, None, 4, 0, device, EvalOutputs(predictions_dir=scratch / "predictions"), False)

@@ -198,7 +198,7 @@ def _record(cfg: HeadConfig, data: HeadData, state: HeadState, result: HeadResul
     fp, history = data.train.fingerprint, result.history
     prov = {**provenance(data.val_ds.split, len(data.val_ds), fp.random_weights),
             **training(data.train.name, len(data.train_ds), data.train_info["split_images"],
-                       cfg.train_split == cfg.val_split, train_grew(history))}
+                       cfg.train_split == cfg.val_split, train_grew(history), data.train.dataset.domain)}
     best = best_epoch(history)
     sessions = state.session.all(cfg.epochs)
     trained = sum(int(r.get("train_images") or len(data.train_ds)) for r in history)
@@ -273,7 +273,7 @@ def _train(cfg: HeadConfig, class_set, data: HeadData, state: HeadState, device,
             outputs = EvalOutputs(checkpoints.out / "predictions" if cfg.save_predictions else None, cfg.visualize,
                                   checkpoints.out / "visualizations", title, per_image=[])
         conf = evaluate(model, data.val_ds, data.val_mem, cfg.batch_size, cfg.num_workers, device, outputs, progress)
-        per_class, miou = class_ious(conf, class_set)
+        per_class, miou = class_ious(conf, data.val_ds.class_set)  # the set's classes the val split labels
         history.append({"epoch": epoch, "train_loss": train_loss, "val_miou": miou,
                         **{f"iou_{k}": v for k, v in per_class.items()},
                         "epoch_seconds": time.perf_counter() - t0, **data.epoch_columns()})

@@ -107,9 +107,7 @@ def repair(cache: str, check: SplitCheck) -> None:
             rows.setdefault(d.first, set()).add(d.array)
     if not rows:
         return
-    import zarr
-
-    group = zarr.open_group(str(cache), mode="r+")[check.split]
+    group = kind_of(cache).open(str(cache), "r+")[check.split]
     try:
         for row, arrays in sorted(rows.items()):
             group["done"][row] = False
@@ -124,7 +122,7 @@ def repair(cache: str, check: SplitCheck) -> None:
 def verify(cfg: VerifyConfig, progress: bool = True, echo=print) -> list[SplitCheck]:
     """Check ``cfg.split`` (default: every split) of ``cfg.cache``; ``echo`` gets one line per damaged row.
     Raises a one-line ``SamcacheError`` when damage remains (after --repair: damage it could not repair)."""
-    h5 = not kind_of(cfg.cache).writable  # an export: repaired in its Zarr cache, then exported again
+    h5 = kind_of(cfg.cache).is_export  # an export: repaired in its Zarr cache, then exported again
     if cfg.repair and h5:
         raise SamcacheError(f"{cfg.cache} is {kind_of(cfg.cache).as_cache}, which samcache only reads: --repair works on the Zarr "
                             f"cache it was exported from (repair that, extract, and export again); leave out "

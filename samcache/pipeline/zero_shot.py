@@ -197,11 +197,11 @@ class ImageOutputs:
         pred = label_map.cpu().numpy()
         pred_map = np.where(pred == class_set.num_classes, IGNORE, pred).astype(np.uint8)
         if cfg.save_predictions:
-            save_prediction(self.out / "predictions", image_id, class_set.to_label_ids(pred_map))
+            save_prediction(self.out / "predictions", image_id, class_set.to_label_ids(pred_map), class_set.source)
         if self.shown < cfg.visualize:
             label = cfg.multimask + (" (ORACLE: best of 3 against ground truth)" if cfg.multimask == "oracle" else "")
             save_overlay(self.out / "visualizations" / f"{image_id}.png",
-                         source_image(split.attrs.get("data_root"), cfg.split, image_id), it.class_map, pred_map,
+                         source_image(split, image_id), it.class_map, pred_map,
                          class_set, f"{image_id}  prompt={cfg.prompt}  multimask={label}"
                          + random_weights_suffix(self.d.weights.random),
                          [(p.points, p.point_labels) for p in prompts], [p.box for p in prompts if p.box is not None])

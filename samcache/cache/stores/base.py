@@ -20,17 +20,37 @@ class StoreKind:
     as_cache: ClassVar[str]  # "a Zarr cache", "an HDF5 cache": in messages about what samcache may do with it
     writable: ClassVar[bool]  # extract, verify --repair, delete-split and upgrade may change it
     on_this_machine: ClassVar[bool]  # a path here: checked against the dataset, compared by its real path
+    locking: ClassVar[str] = "none"  # how one writer per split is kept: file locks, leases (conditional puts)
+    atomic_rename: ClassVar[bool] = False  # a whole store can be staged and renamed into place (import)
+    listing: ClassVar[str] = "consistent"  # whether a listing shows every finished write at once
+    read_ahead: ClassVar[bool] = False  # reads of many rows at once pay off (requests in flight, not in turn)
+    is_export: ClassVar[bool] = False  # an export (HDF5): finished in its Zarr cache, then exported again
+    write_advice: ClassVar[str] = ""  # what to do instead of writing into a read-only kind
+
+    def capabilities(self) -> str:
+        """One line for ``samcache info``: what this kind can and cannot do."""
+        access = "read/write" if self.writable else "read-only"
+        rename = "atomic rename" if self.atomic_rename else "no rename"
+        return f"{self.as_cache}: {access}, locking: {self.locking}, {rename}, listing: {self.listing}"
 
     def matches(self, cache: str) -> bool:
         """Whether this kind serves ``cache`` (kinds are asked in ``KINDS`` order)."""
         raise NotImplementedError
 
+    def settings(self) -> dict | None:
+        """This kind's process-wide settings (endpoint, region, ...), or None where it has none."""
+        return None
+
+    def configure(self, settings: dict) -> None:
+        """Take this kind's part of a config's ``storage:`` section (the others' keys are ignored)."""
+
     def exists(self, cache: str) -> bool:
         """Something is at ``cache`` (a remote store may answer True and then hold nothing)."""
         return True
 
-    def open(self, cache: str, mode: str):
-        """The root group (zarr's, or an adapter with the part of its interface samcache reads)."""
+    def open(self, cache: str, mode: str, attributes: dict | None = None):
+        """The root group (zarr's, or an adapter with the part of its interface samcache reads); ``attributes``
+        are a new group's, written with its metadata in one put."""
         raise NotImplementedError
 
     def absolute(self, cache: str) -> str:
@@ -65,6 +85,10 @@ class StoreKind:
 
     def check_metadata(self, cache: str) -> None:
         """Name a damaged metadata file in one line before zarr trips over it (where the kind can look)."""
+
+    def remove_tree(self, cache: str) -> None:
+        """Delete a whole store samcache created and never finished (a killed import where no rename exists)."""
+        raise NotImplementedError
 
     def remove_partials(self, cache: str, split: str) -> list[Path]:
         """Delete temporaries that killed writes left behind; returns what was removed."""

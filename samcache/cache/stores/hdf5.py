@@ -17,11 +17,13 @@ class Hdf5File(LocalZarr):
     describe = "an HDF5 file"
     as_cache = "an HDF5 cache"
     writable = False
+    is_export = True
+    write_advice = "extract into a Zarr store and `samcache export` it"
 
     def matches(self, cache: str) -> bool:
         return cache.lower().endswith(H5_SUFFIXES)
 
-    def open(self, cache: str, mode: str):
+    def open(self, cache: str, mode: str, attributes: dict | None = None):
         if mode != "r":
             raise SamcacheError(f"{cache} is an HDF5 cache, which samcache reads only; `samcache import` it "
                                 f"into a Zarr store to change it")

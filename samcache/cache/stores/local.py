@@ -53,6 +53,9 @@ class LocalZarr(StoreKind):
     as_cache = "a Zarr cache"
     writable = True
     on_this_machine = True
+    locking = "file locks beside the store"
+    atomic_rename = True
+    listing = "consistent"
 
     def matches(self, cache: str) -> bool:
         return True
@@ -60,9 +63,9 @@ class LocalZarr(StoreKind):
     def exists(self, cache: str) -> bool:
         return Path(cache).exists()
 
-    def open(self, cache: str, mode: str):
+    def open(self, cache: str, mode: str, attributes: dict | None = None):
         self.check_metadata(cache)
-        return zarr.open_group(cache, mode=mode)
+        return zarr.open_group(cache, mode=mode, attributes=attributes)
 
     def absolute(self, cache: str) -> str:
         return os.path.abspath(cache)

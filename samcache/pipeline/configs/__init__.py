@@ -10,9 +10,11 @@ Nothing here imports torch, numpy or Zarr: `samcache --help` imports these modul
 from samcache.pipeline.configs.encoding import ExtractConfig
 from samcache.pipeline.configs.prompting import ClicksConfig, DecodingConfig, ZeroShotConfig
 from samcache.pipeline.configs.heads import EvaluateConfig, HeadConfig
+from samcache.pipeline.configs.sweeping import SweepConfig
 from samcache.pipeline.configs.tools import (DeleteSplitConfig, DemoConfig, ExportConfig, ImportConfig, InfoConfig,
                                              ReportConfig, SynthConfig, UpgradeConfig, VerifyConfig)
+from samcache.pipeline.configs.storage import StorageConfig
 
 __all__ = ["ExtractConfig", "DecodingConfig", "ZeroShotConfig", "ClicksConfig", "HeadConfig", "EvaluateConfig",
-           "ReportConfig", "SynthConfig", "ExportConfig", "ImportConfig", "UpgradeConfig", "InfoConfig",
-           "DeleteSplitConfig", "DemoConfig", "VerifyConfig"]
+           "ReportConfig", "SweepConfig", "SynthConfig", "ExportConfig", "ImportConfig", "UpgradeConfig", "InfoConfig",
+           "DeleteSplitConfig", "DemoConfig", "VerifyConfig", "StorageConfig"]

@@ -8,16 +8,25 @@ from pydantic import Field, model_validator
 
 from samcache.cache.schema import CODECS, DEFAULT_CACHE, DEFAULT_CODEC, EMBEDDING_DTYPES
 from samcache.choices import ATTENTION_KINDS, PRECISION_CHOICES
-from samcache.pipeline.config import StageConfig, register
-from samcache.pipeline.configs.fields import (ZARR_CACHE_HELP, Batch, Device, ModelType, NonNegInt, PosInt, Seed,
-                                              SplitName, Workers, checked)
-from samcache.pipeline.dask_options import parse_dask_address, parse_resources
+from samcache.data.datasets import DATASETS, DEFAULT_DATASET
+from samcache.pipeline.config import StageConfig, flag, register
+from samcache.pipeline.configs.fields import (ZARR_CACHE_HELP, Batch, ConditionName, DatasetName, Device, ModelType,
+                                              NonNegInt, PosInt, Seed, SplitName, Workers, checked)
+from samcache.pipeline.dask_options import (check_gres, check_walltime, memory_bytes, one_word, parse_dask_address,
+                                            parse_resources, sbatch_option)
+
+Word = Annotated[str, checked(one_word)]
 
 
 @register
 class ExtractConfig(StageConfig):
     SECTION = "extract"
-    data: str = Field("data/cityscapes", description="Cityscapes root (holds leftImg8bit/ and gtFine/).")
+    dataset: DatasetName = Field(DEFAULT_DATASET, description="The dataset and its layout (recorded in the cache).")
+    condition: Optional[ConditionName] = Field(None, description="Datasets with conditions (acdc): one "
+                                                                   "condition, or all (default).")
+    data: str = Field(None, description="The dataset's root folder, in its official layout (default: "
+                                        "data/<dataset>, e.g. data/cityscapes).",
+                      validate_default=False)
     cache: str = Field(DEFAULT_CACHE, description=ZARR_CACHE_HELP)
     split: SplitName = Field("train", description="Split to extract (train, val, test, ...).")
     model_type: ModelType = Field("vit_h", description="SAM image encoder (tiny, sam3_tiny: RANDOM "
@@ -43,13 +52,62 @@ class ExtractConfig(StageConfig):
     rebuild: bool = Field(False, description="Recompute this split from scratch (deletes only its samcache arrays).")
     limit: Optional[PosInt] = Field(None, description="Only the first N images in sorted order (default: all).")
     dask: Optional[Annotated[str, checked(parse_dask_address)]] = Field(
-        None, description="Scale out: local:N workers on this machine, or a scheduler address tcp://HOST:8786.")
+        None, description="Scale out: local:N workers on this machine, slurm:N SLURM jobs (one worker each, "
+                          "through dask-jobqueue), or a scheduler address tcp://HOST:8786.")
     resources: Optional[Annotated[str, checked(parse_resources)]] = Field(
-        None, description="Dask worker resources each task needs, e.g. GPU=1.")
+        None, description="Dask worker resources each task needs, e.g. GPU=1 (slurm:N workers advertise them).")
     retries: NonNegInt = Field(2, description="Dask: times a failed task is retried.")
+    # --dask slurm:N: each job's sbatch settings (dask-jobqueue's jobqueue.yaml fills what these leave unset)
+    slurm_queue: Optional[Word] = Field(None, description="slurm:N: partition of the jobs (sbatch -p; default: "
+                                                          "the cluster's).")
+    slurm_account: Optional[Word] = Field(None, description="slurm:N: account charged (sbatch -A).")
+    slurm_walltime: Annotated[str, checked(check_walltime)] = Field(
+        "01:00:00", description="slurm:N: each job's time limit (sbatch -t), HH:MM:SS or D-HH:MM:SS.")
+    slurm_memory: Annotated[str, checked(memory_bytes)] = Field(
+        "16GB", description="slurm:N: each job's memory (sbatch --mem; 1GB = 1024MB, as in SLURM), also its "
+                            "worker's memory limit.")
+    slurm_cores: Annotated[PosInt, Field(le=1024)] = Field(
+        4, description="slurm:N: CPUs per job (sbatch --cpus-per-task); its worker runs one task at a time, "
+                       "with this many torch threads.")
+    slurm_gres: Optional[Annotated[str, checked(check_gres)]] = Field(
+        None, description="slurm:N: generic resources per job (sbatch --gres), e.g. gpu:1; with --resources "
+                          "GPU=1 encoder tasks run only on these workers.")
+    slurm_directives: list[Annotated[str, checked(sbatch_option)]] = Field(
+        [], description="slurm:N: one more #SBATCH option per job, e.g. --qos=high (repeat the option).",
+        json_schema_extra={"flags": ("--slurm-directive",)})
+    slurm_python: Optional[Word] = Field(None, description="slurm:N: the Python on the compute nodes that has "
+                                                           "samcache (default: the one running this command).")
+    slurm_interface: Optional[Word] = Field(None, description="slurm:N: network interface the scheduler and "
+                                                              "workers use, e.g. ib0 (default: this host's "
+                                                              "address).")
+    slurm_wait: Annotated[PosInt, Field(le=7 * 24 * 3600)] = Field(
+        600, description="slurm:N: seconds to wait for the first job's worker to join; then the jobs are "
+                         "cancelled.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _data_of_dataset(cls, values):
+        """--data defaults to data/<dataset>."""
+        if isinstance(values, dict) and values.get("data") is None:
+            values = {**values, "data": f"data/{values.get('dataset') or DEFAULT_DATASET}"}
+        return values
+
+    @model_validator(mode="after")
+    def _condition_of_dataset(self):
+        conditions = DATASETS[self.dataset].conditions if self.dataset in DATASETS else ()
+        if self.condition is not None and self.condition not in conditions:
+            raise ValueError(f"--condition {self.condition} does not apply to --dataset {self.dataset}"
+                             + (f" (its conditions: {', '.join(conditions)})" if conditions else " (it has none)"))
+        return self
 
     @model_validator(mode="after")
     def _resources_need_dask(self):
         if self.resources and not self.dask:
             raise ValueError("--resources applies to Dask workers; give --dask too")
+        if not str(self.dask or "").startswith("slurm:"):
+            fields = type(self).model_fields
+            given = [name for name, field in fields.items()
+                     if name.startswith("slurm_") and getattr(self, name) != field.default]
+            if given:
+                raise ValueError(f"{flag(given[0])} applies to SLURM jobs; give --dask slurm:N too")
         return self

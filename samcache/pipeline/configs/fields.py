@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field
 
 from samcache.choices import CLASS_SET_NAMES, check_device_name
+from samcache.data.datasets import condition_names, dataset_names
 from samcache.errors import SamcacheError
 from samcache.evaluation.strategies import describe_strategies, strategy_names
 from samcache.features.families import model_types
@@ -57,6 +58,8 @@ Device = Annotated[str, checked(check_device_name)]
 SplitName = Annotated[str, checked(check_split_name)]
 ClassSetName = Literal[CLASS_SET_NAMES]
 ModelType = registry_choice(model_types)  # the registered families' types, read when a command runs
+DatasetName = registry_choice(dataset_names)  # the registered datasets (data/datasets.py)
+ConditionName = registry_choice(condition_names)
 ModelTypeOrAuto = registry_choice(model_types, "auto")
 PromptStrategy = registry_choice(strategy_names, last=("text",), describe=describe_strategies)  # text: SAM 3's noun phrases, not from the ground truth
 

@@ -36,10 +36,12 @@ class DecodingConfig(StageConfig):
     limit: Optional[PosInt] = Field(None, description="Only the first N images (default: all).")
 
 
-TEXT_ONLY = ("compose", "score_threshold", "min_instance_area", "semantic_threshold", "phrases", "save_instances",
-             "instance_threshold")
+FUSED_ONLY = ("fused_presence", "fused_instances", "fused_semantic", "fused_threshold")
+TEXT_ONLY = ("compose", "score_threshold", "min_instance_area", "semantic_threshold", "phrases", "phrase_set",
+             "save_instances", "keep_scores", "keep_scores_from",
+             "instance_threshold") + FUSED_ONLY
 POINTS_ONLY = ("points", "negatives", "multimask")
-INSTANCES_ONLY = ("score_threshold", "min_instance_area", "save_instances", "instance_threshold")
+INSTANCES_ONLY = ("min_instance_area", "save_instances", "instance_threshold")
 
 
 @register
@@ -54,13 +56,33 @@ class ZeroShotConfig(DecodingConfig):
     multimask: Literal[MULTIMASK_MODES] = Field("best-score", description="Which of SAM's masks a prompt keeps.")
     save_predictions: bool = Field(False, description="The composed label maps as official-style labelIds PNGs.")
     compose: Literal[COMPOSE_MODES] = Field(
-        "instances", description="text: label maps from the kept instances (the SAM 3 paper's way) or from the "
-                                 "semantic head's argmax.")
+        "instances", description="text: label maps from the kept instances (the SAM 3 paper's way), from the "
+                                 "semantic head's argmax, or fused (SegEarth-OV3: per class max(instance "
+                                 "probability x score, semantic sigmoid) x presence, then argmax).")
     score_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
-        0.5, description="text, instances: keep an instance when presence x score >= this.")
+        0.5, description="text, instances and fused: keep an instance when presence x score >= this "
+                         "(SegEarth-OV3 uses 0.3).")
     min_instance_area: NonNegInt = Field(100, description="text, instances: and when its area >= this many pixels.")
     semantic_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
         0.5, description="text, semantic-head: pixels whose best class probability is below this are unlabeled.")
+    fused_presence: bool = Field(True, description="text, fused: multiply each phrase's map by its presence score.")
+    fused_instances: bool = Field(True, description="text, fused: the instance term (max over kept instances of "
+                                                    "mask probability x score).")
+    fused_semantic: bool = Field(True, description="text, fused: the semantic term (the semantic head's sigmoid).")
+    fused_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
+        0.0, description="text, fused: pixels whose best class score is below this are unlabeled (0: every pixel "
+                         "is labelled, as SegEarth-OV3).")
+    keep_scores: bool = Field(False, description="text: store per image what every compose rule needs (per "
+                                                 "phrase presence and semantic logits, instances with scores and "
+                                                 "mask logits), compressed, in the run's scores/: `samcache "
+                                                 "sweep` scores other settings from it without the model.")
+    keep_scores_from: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
+        0.1, description="text, --keep-scores: store instances from this presence x score on (a sweep's "
+                         "--score-threshold must be at least this).")
+    phrase_set: str = Field("class_names", description="text: the phrases YAML prompting each class (a class's "
+                                                       "score is the max over its phrases): a file, or a set "
+                                                       "shipped in configs/phrases/ (class_names, "
+                                                       "segearth_ov3_cityscapes).")
     phrases: list[str] = Field([], description="text: an extra noun phrase for a class, as CLASS=PHRASE "
                                                "(repeat the option).", json_schema_extra={"flags": ("--phrase",)})
     save_instances: bool = Field(False, description="text, instances: cityscapesScripts' instance-level result "
@@ -91,10 +113,23 @@ class ZeroShotConfig(DecodingConfig):
             raise ValueError(f"{flags(POINTS_ONLY)} applies to point and box prompts, not --prompt text")
         if self.prompt == "text" and self.compose != "instances" and flags(INSTANCES_ONLY):
             raise ValueError(f"{flags(INSTANCES_ONLY)} applies to --compose instances only")
-        if self.prompt == "text" and self.compose == "instances" and flags(("semantic_threshold",)):
+        if self.prompt == "text" and self.compose == "semantic-head" and flags(("score_threshold",)):
+            raise ValueError("--score-threshold applies to --compose instances and fused only")
+        if self.prompt == "text" and self.compose != "semantic-head" and flags(("semantic_threshold",)):
             raise ValueError("--semantic-threshold applies to --compose semantic-head only")
+        if self.prompt == "text" and self.compose != "fused" and flags(FUSED_ONLY):
+            raise ValueError(f"{flags(FUSED_ONLY)} applies to --compose fused only")
+        if self.compose == "fused" and not (self.fused_instances or self.fused_semantic):
+            raise ValueError("--compose fused needs the instance term or the semantic term (or both): "
+                             "--no-fused-instances and --no-fused-semantic leave nothing to fuse")
         if self.save_instances and self.compose != "instances":
             raise ValueError("--save-instances needs --compose instances")
+        if not self.keep_scores and flags(("keep_scores_from",)):
+            raise ValueError("--keep-scores-from applies with --keep-scores only")
+        if self.keep_scores and self.compose != "semantic-head" and self.keep_scores_from > self.score_threshold:
+            raise ValueError(f"--keep-scores-from {self.keep_scores_from} is above --score-threshold "
+                             f"{self.score_threshold}: the run's own setting could not be scored from its stored "
+                             f"scores")
         if not self.save_instances and flags(("instance_threshold",)):
             raise ValueError("--instance-threshold applies with --save-instances only")
         return self

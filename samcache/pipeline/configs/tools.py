@@ -9,9 +9,10 @@ from pydantic import Field, field_validator
 from samcache.cache.schema import COMPRESSIONS, DEFAULT_CACHE, DEFAULT_COMPRESSION, EMBEDDING_DTYPES, H5_SUFFIXES
 from samcache.choices import MULTIMASK_MODES, parse_size
 from samcache.pipeline.config import StageConfig, register
-from samcache.pipeline.configs.fields import (CACHE_HELP, OUT_HELP, OVERWRITE_HELP, Batch, ClassSetName, Device, Epochs,
-                                              ModelTypeOrAuto, NonNegInt, PosInt, PromptStrategy, Seed, SplitName, Workers,
-                                              checked)
+from samcache.data.datasets import DEFAULT_DATASET
+from samcache.pipeline.configs.fields import (CACHE_HELP, OUT_HELP, OVERWRITE_HELP, Batch, ClassSetName, DatasetName,
+                                              Device, Epochs, ModelTypeOrAuto, NonNegInt, PosInt, PromptStrategy, Seed,
+                                              SplitName, Workers, checked)
 
 
 @register
@@ -36,10 +37,13 @@ class ReportConfig(StageConfig):
 class SynthConfig(StageConfig):
     SECTION = "synth"
     out_dir: str = Field(..., description="Folder to write.", json_schema_extra={"argument": True})
+    dataset: DatasetName = Field(DEFAULT_DATASET, description="Whose official layout and label ids to write (acdc: "
+                                                              "scenes go round fog, night, rain, snow).")
     train: NonNegInt = Field(24, description="Train images.")
     val: NonNegInt = Field(8, description="Val images.")
     test: NonNegInt = Field(0, description="Test images.")
-    size: Annotated[str, checked(parse_size)] = Field("2048x1024", description="WIDTHxHEIGHT of every image.")
+    size: Annotated[str, checked(parse_size)] = Field("2048x1024", description="WIDTHxHEIGHT of every image (gta5: "
+                                                                               "every third image is 3/4 of it).")
     seed: Seed = Field(0, description="Scene seed.")
     overwrite: bool = Field(False, description="Replace synthetic data written with other counts, size or seed "
                                                "(never a folder samcache did not write).")
@@ -73,7 +77,8 @@ class ImportConfig(StageConfig):
 @register
 class UpgradeConfig(StageConfig):
     SECTION = "upgrade"
-    cache: str = Field(DEFAULT_CACHE, description="A format-1 cache to upgrade in place (attributes only).")
+    cache: str = Field(DEFAULT_CACHE, description="A format-1 or format-2 cache to upgrade to format 3 in place "
+                                                  "(attributes only).")
 
 
 @register
