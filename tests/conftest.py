@@ -60,6 +60,15 @@ def cache16(synth_root, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory) -> tuple[Path, str]:
+    """`samcache demo` made small (4 train + 2 val images at 512x256, 1 epoch): its folder and what it printed."""
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    proc = run_cli("demo", "--out", out, "--train", 4, "--val", 2, "--size", "512x256", "--epochs", 1,
+                   "--model-type", "auto", check=True)
+    return out, proc.stdout
+
+
+@pytest.fixture(scope="session")
 def vit_b_checkpoint(tmp_path_factory):
     """A random-init vit_b (random relative-position tables too) saved as the official checkpoints are."""
     import torch

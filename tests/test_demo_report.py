@@ -8,21 +8,13 @@ import pytest
 from PIL import Image
 from skimage.measure import label as connected_components
 
-from conftest import assert_one_line_error, invoke, run_cli
+from conftest import assert_one_line_error, invoke
 from samcache.pipeline.config import resolve
 from samcache.pipeline.configs import DemoConfig, EvaluateConfig, ExtractConfig, HeadConfig, ZeroShotConfig
 from samcache.evaluation.visualize import series_colors
 from samcache.pipeline.runs import read_csv
 
 CONFIGS = Path(__file__).parent.parent / "configs"
-
-
-@pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory) -> tuple[Path, str]:
-    out = tmp_path_factory.mktemp("demo") / "demo"
-    proc = run_cli("demo", "--out", out, "--train", 4, "--val", 2, "--size", "512x256", "--epochs", 1,
-                   "--model-type", "auto", check=True)
-    return out, proc.stdout
 
 
 def test_demo_writes_every_promised_file(demo_dir):
@@ -37,8 +29,11 @@ def test_demo_writes_every_promised_file(demo_dir):
     for name in ("per_object.csv", "summary.csv", "curve.png", "config.yaml", "run.json"):
         assert (out / "clicks" / name).is_file(), name
     assert list((out / "head" / "visualizations").glob("*.png"))
-    for name in ("report.md", "report.csv", "report_iou.png", "report_clicks.png"):
+    for name in ("report.md", "report.csv", "report_iou.png", "report_clicks.png", "report.html"):
         assert (out / "report" / name).is_file(), name
+    for name in ("per_image.csv", "training_curves.png"):
+        assert (out / "head" / name).is_file(), name
+    assert stdout.splitlines()[-1] == f"open the report in a browser: {(out / 'report' / 'report.html').resolve()}"
     assert (out / "config.yaml").is_file() and (out / "cache.zarr" / "zarr.json").is_file()
     # the terminal shows the comparison, the paths and the random-weights warning
     assert "zero-shot random/best-score" in stdout and "head (1 ep)" in stdout
@@ -170,3 +165,9 @@ def test_demo_with_a_checkpoint_and_model_type_auto_detects_the_type(vit_b_check
     with pytest.raises(SamcacheError, match="cannot tell which model") as caught:
         resolve_model(DemoConfig(checkpoint=str(junk)))
     assert caught.value.setting == "model_type"  # the CLI adds "; pass --model-type"
+
+
+def test_demo_heads_tensorboard_log_reads_back_as_its_metrics(demo_dir):
+    from test_head_outputs import assert_log_is_metrics
+
+    assert_log_is_metrics(demo_dir[0] / "head")

@@ -169,7 +169,9 @@ def test_report_gives_every_run_its_own_column(cache16, head_run, tmp_path):
     invoke("evaluate", "--head", head_run / "head_epoch_2.pt", "--cache", cache16, "--out", evaluation,
            "--device", "cpu", "--num-workers", "0", check=True)
     proc = invoke("report", head_run, other_head, tmp_path / "zs0", tmp_path / "zs1", head19, evaluation,
-                  "--out", tmp_path / "report", check=True)
+                  "--out", tmp_path / "report", "--gallery", "1", check=True)
+    page = (tmp_path / "report" / "report.html").read_text()  # the gallery shows one class set, names the other
+    assert "head (1 ep): split val, class set cityscapes19 (the gallery shows split val, class set seed5)" in page
     rows = read_csv(tmp_path / "report" / "report.csv")
     runs = list(dict.fromkeys(r["run"] for r in rows))
     assert runs == ["head (2 ep) (head)", "head (2 ep) (head-seed1)", "zero-shot random/best-score (zs0)",

@@ -41,7 +41,7 @@ def test_report_names_split_model_subset_random_and_oracle_of_every_run(cache16,
     record["provenance"]["random_weights"] = False
     (real / "run.json").write_text(json.dumps(record))
     out = tmp_path / "report"
-    proc = invoke("report", val, train, real, "--out", out, check=True)
+    proc = invoke("report", val, train, real, "--out", out, "--gallery", "0", check=True)  # labels: no gallery
     rows = read_csv(out / "report.csv")
     by_run = {r["run"]: r for r in rows}
     assert len(by_run) == 3

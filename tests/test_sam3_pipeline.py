@@ -54,6 +54,13 @@ def test_text_prompts_score_as_cityscapesscripts_does(sam3_cache, synth_root, tm
     report = tmp_path / "report"
     invoke("report", out, "--out", report, check=True)
     assert "zero-shot, text prompts, no ground truth used" in (report / "report.md").read_text()
+    from PIL import Image
+
+    from samcache.pipeline.report_replay import replay_zero_shot  # the gallery's replay of a run without predictions
+
+    replay_zero_shot(out, record, [preds[0].name[: -len("_labelIds.png")]], tmp_path / "replay")
+    (again,) = (tmp_path / "replay" / "predictions").glob("*/*_labelIds.png")
+    assert np.array_equal(np.asarray(Image.open(again)), np.asarray(Image.open(preds[0])))
 
 
 def _assert_detailed_rows_recount_the_label_maps(out, preds, synth_root):

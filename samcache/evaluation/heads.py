@@ -19,7 +19,7 @@ from samcache.cache.schema import FINGERPRINT_ATTR, Fingerprint
 from samcache.data.labels import get_class_set
 from samcache.errors import SamcacheError
 from samcache.evaluation.datasets import CacheHeadDataset
-from samcache.evaluation.metrics import class_ious, confusion_matrix_torch
+from samcache.evaluation.metrics import class_ious, confusion_matrix_torch, image_rows
 from samcache.evaluation.predictions import save_prediction
 from samcache.evaluation.training_data import iterate
 from samcache.evaluation.visualize import save_overlay, source_image
@@ -31,12 +31,14 @@ from samcache.features.head import MultiScaleHead, build_head, head_features
 
 @dataclass
 class EvalOutputs:
-    """What an evaluation writes besides its confusion matrix: predictions and the first overlays."""
+    """What an evaluation writes besides its confusion matrix: predictions, the first overlays, and (when
+    ``per_image`` is a list) each image's IoU rows (``metrics.image_rows``), appended in the split's order."""
 
     predictions_dir: Path | None = None
     visualize: int = 0
     vis_dir: Path | None = None
     title_suffix: str = ""
+    per_image: list | None = None
 
 
 @torch.no_grad()
@@ -47,7 +49,7 @@ def evaluate(model: torch.nn.Module, dataset: CacheHeadDataset, preloaded, batch
     outputs = outputs or EvalOutputs()
     cs, split = dataset.class_set, dataset.split
     conf = torch.zeros((cs.num_classes, cs.num_classes), dtype=torch.int64, device=device)
-    shown = 0
+    shown, images = 0, []
     bar = tqdm(total=len(dataset), unit="img", desc="evaluate", disable=not progress, leave=False)
     for rows, features, gts in iterate(dataset, preloaded, list(range(len(dataset))), batch_size, num_workers,
                                        device):
@@ -56,8 +58,11 @@ def evaluate(model: torch.nn.Module, dataset: CacheHeadDataset, preloaded, batch
             full = to_original(logits[k: k + 1], split.family.frame, split.input_sizes[row], split.original_sizes[row])
             pred = full[0].argmax(0).to(torch.uint8)
             gt = split.crop(row, gts[k])  # the image's own size (a split of mixed sizes pads its targets)
-            conf += confusion_matrix_torch(pred, gt, cs.num_classes)
+            image_conf = confusion_matrix_torch(pred, gt, cs.num_classes)
+            conf += image_conf
             image_id = split.image_ids[row]
+            if outputs.per_image is not None:
+                images.append((image_id, image_conf))
             if outputs.predictions_dir is not None:
                 save_prediction(outputs.predictions_dir, image_id, cs.to_label_ids(pred.cpu().numpy()), cs.source)
             if shown < outputs.visualize:
@@ -65,6 +70,10 @@ def evaluate(model: torch.nn.Module, dataset: CacheHeadDataset, preloaded, batch
                 image = source_image(split, image_id)
                 save_overlay(outputs.vis_dir / f"{image_id}.png", image, gt.cpu().numpy(), pred.cpu().numpy(), cs,
                              f"{image_id}  semantic head{outputs.title_suffix}")
+        if images:  # one host copy per batch
+            for (image_id, _), counts in zip(images, torch.stack([c for _, c in images]).cpu().numpy()):
+                outputs.per_image += image_rows(image_id, counts, cs)
+            images.clear()
         bar.update(len(rows))
     bar.close()
     return conf.cpu().numpy()

@@ -143,6 +143,21 @@ def compose_by_score(masks: torch.Tensor, scores: torch.Tensor, classes: torch.T
     return label
 
 
+IMAGE_COLUMNS = ["image_id", "class", "iou", "intersection", "union"]  # per-image IoU rows (per_image.csv)
+
+
+def image_rows(image_id: str, confusion: np.ndarray, class_set: ClassSet) -> list[dict]:
+    """One image's confusion matrix (n, n or n+1: an extra "unlabeled" column counts as misses) -> a row per
+    evaluated class in its ground truth or its label map: that image's IoU of the class, void excluded. The
+    report ranks images by these rows without running anything again."""
+    n = class_set.num_classes
+    counts = np.asarray(confusion, np.int64)
+    inter = np.diagonal(counts[:, :n])
+    union = counts.sum(axis=1) + counts[:, :n].sum(axis=0) - inter  # gt + predicted - both
+    return [{"image_id": image_id, "class": class_set.class_names[c], "iou": float(inter[c] / union[c]),
+             "intersection": int(inter[c]), "union": int(union[c])} for c in class_set.eval_indices if union[c]]
+
+
 def class_ious(conf: np.ndarray, class_set: ClassSet) -> tuple[dict[str, float], float]:
     """Per evaluated class IoU and their mean (seed5's 'other' is trained but not averaged)."""
     iou = iou_from_confusion(conf)

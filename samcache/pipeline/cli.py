@@ -266,6 +266,8 @@ def _print_report(report: dict) -> None:
         click.echo("\n" + (RANDOM_WEIGHTS_NOTE_SOME if report["random_mixed"] else RANDOM_WEIGHTS_NOTE))
     if report.get("train_is_val"):
         click.echo("\n" + TRAIN_IS_VAL_NOTE)
+    if report.get("gallery"):
+        click.echo("\n" + report["gallery"])
     click.echo("\nreport: " + "  ".join(report["files"]))
 
 
@@ -274,12 +276,13 @@ def _print_report(report: dict) -> None:
 def report(cfg: ReportConfig, quiet: bool):
     """Compare zero-shot, clicks, train-head and evaluate runs: IoU and click tables, charts, cost.
 
-    RUNS are run folders; writes report.md, report.csv, report_iou.png (and report_clicks.png).
+    RUNS are run folders; writes report.md, report.csv, report_iou.png (and report_clicks.png), and report.html:
+    the same as one web page, with training curves and a per-image gallery.
     """
     from samcache.pipeline.config import new_run_dir
     from samcache.pipeline.report import build_report
 
-    _print_report(build_report(cfg.runs, cfg.out or new_run_dir("report"), cfg.overwrite))
+    _print_report(build_report(cfg.runs, cfg.out or new_run_dir("report"), cfg.overwrite, cfg.gallery))
 
 
 @cli.command()
@@ -292,6 +295,7 @@ def demo(cfg: DemoConfig, quiet: bool):
     _print_report(result)
     click.echo(f"pictures: {cfg.out}/zero-shot-*/visualizations/  {cfg.out}/clicks/visualizations/  {cfg.out}/head/visualizations/")
     click.echo(f"demo finished in {result['seconds']:.0f} s with the {result['model_type']} model")
+    click.echo(f"open the report in a browser: {Path(result['out']).resolve() / 'report.html'}")
 
 
 def main() -> None:

@@ -26,7 +26,9 @@ from tqdm import tqdm
 from samcache.evaluation.datasets import ObjectDataset, ObjectItem
 from samcache.errors import SamcacheError
 from samcache.evaluation.click_metrics import miou_curve, noc, summarize
+from samcache.data.labels import IGNORE
 from samcache.evaluation.metrics import masked_counts
+from samcache.evaluation.predictions import save_prediction
 from samcache.evaluation.visualize import save_click_overlay, save_curve, source_image
 from samcache.evaluation.clicks import ClickObject, first_click, next_click, objects_for_image
 from samcache.evaluation.placement import place_clicks
@@ -157,7 +159,7 @@ def run_clicks(cfg: ClicksConfig, progress: bool = True) -> dict:
     out = Path(cfg.out) if cfg.out else new_run_dir(f"clicks-{cfg.first_mask}")
     prov = decoding_provenance(d, cfg.first_mask == "oracle")
     with run_stage("clicks", cfg, out, [cfg.cache], device=d.device, prov=prov) as run:
-        objects, n_clicks = _run(d, out, progress)
+        objects, n_clicks = click_objects(d, out, progress)
         if not objects:  # nothing to score: an empty curve would read as a result
             raise nothing_to_score(d) or SamcacheError(
                 f"no object of at least --min-area {cfg.min_area} pixels in the {len(d.rows)} image(s) of split "
@@ -179,7 +181,7 @@ def run_clicks(cfg: ClicksConfig, progress: bool = True) -> dict:
             mask_input=cfg.mask_input, stuff=cfg.stuff, min_area=cfg.min_area, summary=summary, provenance=prov))
 
 
-def _run(d: Decoding, out: Path, progress: bool) -> tuple[list[dict], int]:
+def click_objects(d: Decoding, out: Path, progress: bool) -> tuple[list[dict], int]:
     """Every object of the split through the protocol; (per-object rows, clicks decoded)."""
     cfg, class_set, split, rows, dec = d.cfg, d.class_set, d.split, d.rows, d.decoder
     random_weights = d.weights.random
@@ -198,7 +200,13 @@ def _run(d: Decoding, out: Path, progress: bool) -> tuple[list[dict], int]:
         if not items:
             bar.update(len(batch))
             continue
-        for track in run_batch(dec, items, split, cfg):
+        tracks = run_batch(dec, items, split, cfg)
+        if cfg.save_predictions:
+            for i, item in enumerate(items):
+                pred = last_masks(dec, split, item, [t for t in tracks if t.image == i])
+                save_prediction(out / "predictions", split.image_ids[item.row], class_set.to_label_ids(pred),
+                                class_set.source)
+        for track in tracks:
             item = items[track.image]
             n_clicks += len(track.ious)
             objects.append({"image_id": split.image_ids[item.row], "object_id": track.obj.object_id,
@@ -222,6 +230,16 @@ def _run(d: Decoding, out: Path, progress: bool) -> tuple[list[dict], int]:
         bar.update(len(batch))  # once its objects are done: the bar counts finished images
     bar.close()
     return objects, n_clicks
+
+
+def last_masks(dec: Decoder, split, item: ObjectItem, tracks: list[Track]) -> np.ndarray:
+    """One image's objects after their last click as a label map (class indices, IGNORE where no object is):
+    painted from the largest object to the smallest, so that a small object on a large one stays visible."""
+    sizes = (split.input_sizes[item.row], split.original_sizes[item.row])
+    label = np.full(tuple(int(v) for v in split.original_sizes[item.row]), IGNORE, np.uint8)
+    for track in sorted(tracks, key=lambda t: -t.obj.area):
+        label[dec.upscale(track.low_res[None], *sizes)[0, 0].cpu().numpy()] = track.obj.class_index
+    return label
 
 
 def summary_table(record: dict) -> str:

@@ -2,7 +2,7 @@
 
 synthesize a Cityscapes-format set -> extract (tiny model, or ViT-H if its checkpoint is in
 checkpoints/) -> zero-shot with two prompt strategies -> interactive clicks -> train the head
--> report.
+-> report (report.html: the gallery reads the runs' saved predictions).
 Every step is the same Python API the commands use; nothing here is demo-only logic except
 reuse: data and cache from an earlier demo are reused when they were made with the same
 settings (data size and seed; model, checkpoint and dtype), otherwise new ones are built
@@ -170,7 +170,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
         points = {} if prompt == "text" else {"multimask": cfg.multimask}  # text: no mask choice to make
         record = run_zero_shot(ZeroShotConfig(cache=str(cache), split="val", prompt=prompt, **points,
                                               classes=cfg.classes, seed=cfg.seed, visualize=cfg.visualize,
-                                              out=str(out / f"zero-shot-{prompt}"), overwrite=True,
+                                              save_predictions=True, out=str(out / f"zero-shot-{prompt}"), overwrite=True,
                                               device=cfg.device, checkpoint=checkpoint), progress=progress)
         zero_shot_dirs.append(record["out"])
 
@@ -181,7 +181,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
         record = run_clicks(ClicksConfig(cache=str(cache), split="val", max_clicks=cfg.max_clicks,
                                          limit=min(cfg.click_images, cfg.val),
                                          classes=cfg.classes, seed=cfg.seed, visualize=cfg.visualize,
-                                         out=str(out / "clicks"), overwrite=True, device=cfg.device,
+                                         save_predictions=True, out=str(out / "clicks"), overwrite=True, device=cfg.device,
                                          checkpoint=checkpoint),
                             progress=progress)
         run_dirs.append(record["out"])
@@ -189,7 +189,8 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
     _say(5, f"train the semantic head from the cache: {cfg.epochs} epochs", progress)
     head = train_head(HeadConfig(cache=str(cache), classes=cfg.classes, epochs=cfg.epochs,
                                  batch_size=cfg.head_batch_size, seed=cfg.seed, out=str(out / "head"), overwrite=True,
-                                 visualize=cfg.visualize, device=cfg.device, num_workers=0), progress=progress)
+                                 visualize=cfg.visualize, save_predictions=True, device=cfg.device, num_workers=0),
+                      progress=progress)
 
     _say(6, "report: Phase 1 vs Phase 2", progress)
     run_dirs.append(head["out"])

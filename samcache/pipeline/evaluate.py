@@ -21,7 +21,7 @@ from samcache.data.datasets import DEFAULT_DATASET, get_dataset
 from samcache.data.labels import get_class_set
 from samcache.errors import SamcacheError
 from samcache.evaluation.heads import EvalOutputs, check_fingerprint, evaluate, load_head, summary_rows
-from samcache.evaluation.metrics import class_ious
+from samcache.evaluation.metrics import IMAGE_COLUMNS, class_ious
 from samcache.evaluation.datasets import CacheHeadDataset
 from samcache.features.device import describe_device, resolve_device
 from samcache.messages import RANDOM_WEIGHTS_NOTE, random_weights_suffix
@@ -30,7 +30,7 @@ from samcache.pipeline.head_checkpoints import choose_checkpoint
 from samcache.pipeline.provenance import COLUMNS as PROVENANCE_COLUMNS
 from samcache.pipeline.provenance import TRAIN_COLUMNS, provenance, training, warn_subset, warn_train_is_val
 from samcache.pipeline.provenance import with_columns
-from samcache.pipeline.runs import RunRecord, format_table, write_csv
+from samcache.pipeline.runs import PER_IMAGE, RunRecord, format_table, write_csv
 from samcache.pipeline.stage import run_stage
 
 SUMMARY_COLUMNS = ["class", "iou"]  # the terminal's table; summary.csv adds the epoch and the provenance
@@ -85,12 +85,13 @@ def run_evaluate(cfg: EvaluateConfig, progress: bool = True) -> dict:
         if prov["train_is_val"]:
             warn_train_is_val(cfg.split, "evaluate")
         outputs = EvalOutputs(out / "predictions" if cfg.save_predictions else None, cfg.visualize,
-                              out / "visualizations", random_weights_suffix(random))
+                              out / "visualizations", random_weights_suffix(random), per_image=[])
         conf = evaluate(model, dataset, None, cfg.batch_size, cfg.num_workers, device, outputs, progress)
         per_class, miou = class_ious(conf, dataset.class_set)
         rows = summary_rows(per_class, miou)
         write_csv(out / "summary.csv", with_columns(rows, {**prov, "epoch": ckpt["epoch"]}, CSV_COLUMNS[2:]),
                   CSV_COLUMNS)
+        write_csv(out / PER_IMAGE, outputs.per_image, IMAGE_COLUMNS)
         return run.finish(RunRecord.from_json({  # None: filled in by the skeleton, in this place
             "stage": "evaluate", "provenance": prov, "status": "complete", "started": None, "head": str(choice.path),
             "chosen": choice.chosen, "head_choice": choice.note, "epoch": ckpt["epoch"], "split": cfg.split,

@@ -16,11 +16,14 @@ import math
 from pathlib import Path
 
 from samcache import fileio
+from samcache.data.labels import get_class_set
 from samcache.errors import SamcacheError
 from samcache.messages import RANDOM_WEIGHTS_NOTE, RANDOM_WEIGHTS_NOTE_SOME, RANDOM_WEIGHTS_TITLE, RANDOM_WEIGHTS_TITLE_SOME
 from samcache.pipeline.config import now_iso, save_config
 from samcache.pipeline.configs import ReportConfig
-from samcache.pipeline.report_charts import bar_chart
+from samcache.pipeline.report_charts import bar_chart, training_curves
+from samcache.pipeline.report_gallery import build_gallery
+from samcache.pipeline.report_html import Page, render
 from samcache.pipeline.report_cost import COLUMNS as COST_COLUMNS
 from samcache.pipeline.report_cost import cost_rows, model_of
 from samcache.pipeline.report_domains import CHART as SHIFT_CHART
@@ -156,8 +159,9 @@ def _tables(records, metrics, labels) -> tuple[list[dict], list[tuple]]:
     return tidy, tables
 
 
-def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = False) -> dict:
-    """Write report.md, report.csv and report_iou.png (+ report_clicks.png) to ``out``; return tables and paths."""
+def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = False, gallery: int = 50) -> dict:
+    """Write report.md, report.csv, report_iou.png (+ report_clicks.png) and report.html (with a gallery of up to
+    ``gallery`` images) to ``out``; return tables and paths."""
     dirs = [Path(d) for d in run_dirs]
     loaded = [_load(d) for d in dirs]
     records, metrics = [r for r, _ in loaded], [m for _, m in loaded]
@@ -172,7 +176,7 @@ def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = 
     train_is_val = any(p.get("train_is_val") for p in provs)
     by_label = {lab: p for lab, p in zip(labels, provs)}
     tidy = [{**row, **{k: by_label[row["run"]].get(k) for k in PROVENANCE_COLUMNS + TRAIN_COLUMNS}} for row in tidy]
-    cfg = ReportConfig(runs=[str(d) for d in dirs], out=str(out), overwrite=overwrite)
+    cfg = ReportConfig(runs=[str(d) for d in dirs], out=str(out), overwrite=overwrite, gallery=gallery)
     out = Path(out)
     with run_folder(out, "report", overwrite, now_iso(), reads=dirs) as folder:
         save_config(cfg, out / "config.yaml")
@@ -182,17 +186,19 @@ def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = 
         title_flag = (RANDOM_WEIGHTS_TITLE_SOME if mixed else RANDOM_WEIGHTS_TITLE) if random_weights else ""
         bars = bar_chart(semantic, labels, out / "report_iou.png", title_flag)
         files = ["report.md", "report.csv", "report_iou.png"]
-        figures = ""
+        figures, charts = "", [("Semantic IoU per class of every run (dataset-level)", out / "report_iou.png")]
         for stage in stages().values():  # a stage's own chart of its runs (clicks: mIoU after k clicks)
             runs = [(labels[k], d) for k, d in enumerate(dirs) if records[k]["stage"] == stage.name]
             if stage.chart is not None and runs:
                 stage.chart.draw(runs, out / stage.chart.file, title_flag)
                 files.append(stage.chart.file)
                 figures += f"\n![{stage.chart.alt}]({stage.chart.file})\n"
+                charts.append((f"{stage.chart.alt} ({stage.chart.file})", out / stage.chart.file))
         if shift:
             shift_chart(shift, out / SHIFT_CHART, title_flag)
             files.append(SHIFT_CHART)
             figures += shift_text(shift) + f"\n![domain shift]({SHIFT_CHART})\n"
+            charts.append(("Domain shift", out / SHIFT_CHART))
         models = {model_of(r) for r in records}  # several: every column names its model (_unique_labels)
         of_model = f", model {models.pop()}" if len(models) == 1 else ""
         iou_text = "\n\n".join(f"{title}, class set {cs}{of_model}\n" + format_table(_shown(rows), ["class", *cols])
@@ -209,13 +215,47 @@ def build_report(run_dirs: list[str | Path], out: str | Path, overwrite: bool = 
             "stage (zero-shot, clicks and evaluate: once per image; head: every train and val image, every "
             "epoch).\n\n```\n" + cost_text + "\n```\n\nRuns:\n" + "".join(f"- `{d}`: {lab} ({describe(p, lab)})\n"
                                                                        for d, lab, p in zip(dirs, labels, provs)))
+        notes = [RANDOM_WEIGHTS_NOTE_SOME if mixed else RANDOM_WEIGHTS_NOTE] if random_weights else []
+        shown, why = build_gallery(dirs, records, labels, provs, gallery)
+        page = Page(scope(records, provs), notes + ([TRAIN_IS_VAL_NOTE] if train_is_val else []), tables,
+                    {t[0] for t in tables if t[0] in COMPARED.values()}, charts,
+                    training_curves([(d, r, lab, stage_of(r["stage"]).curves) for d, r, lab in
+                                     zip(dirs, records, labels) if stage_of(r["stage"]).curves], title_flag),
+                    costs, COST_COLUMNS,
+                    f"Measured encoder time: {enc}. seed_reencode_s: what re-running the encoder per stage would "
+                    f"have cost.", [(lab, str(d), describe(p, lab)) for d, lab, p in zip(dirs, labels, provs)],
+                    now_iso(), shown, why)
+        fileio.write_text(out / "report.html", render(page))
+        files.append("report.html")
         folder.record({"stage": "report", "status": "complete", "runs": [str(d) for d in dirs],
                        "labels": labels, "random_weights": random_weights, "config": cfg.dump()})
         folder.commit()
     return {"iou_table": iou_text, "cost_table": cost_text, "tidy": tidy, "cost_rows": costs, "labels": labels,
             "bars": bars, "random_weights": random_weights, "random_mixed": mixed,
-            "train_is_val": train_is_val, "domain_shift": shift,
+            "train_is_val": train_is_val, "domain_shift": shift, "gallery": _gallery_line(shown, why),
             "runs_text": "\n".join(f"{lab}: {describe(p, lab)}" for lab, p in zip(labels, provs)), "out": str(out), "files": [str(out / n) for n in files]}
+
+
+def _gallery_line(shown, why: str) -> str:
+    """The terminal's line on report.html's gallery: how many images, and which runs' label maps it recomputed."""
+    if shown is None:
+        return why
+    replayed = [run.label for run in shown.runs if run.source.startswith(("recomputed", "saved predictions; "))]
+    return (f"report.html gallery: {len(shown.items)} of the {shown.images_scored} images scored on {shown.split}"
+            + (f"; label maps of {', '.join(replayed)} recomputed from the cache (no encoder pass)" if replayed else ""))
+
+
+def scope(records: list[dict], provs: list[dict]) -> list[str]:
+    """What the report scores, in words: per split and class set, the images, the classes averaged and the model."""
+    lines = []
+    for split, classes in dict.fromkeys((p["split"], r["classes"]) for r, p in zip(records, provs)):
+        mine = [(r, p) for r, p in zip(records, provs) if (p["split"], r["classes"]) == (split, classes)]
+        images = max(int(p.get("split_images") or 0) for _, p in mine)
+        models = ", ".join(dict.fromkeys(model_of(r) for r, _ in mine))
+        names = ", ".join(get_class_set(classes).eval_names)
+        lines.append(f"Scored: split {split} ({images} images), class set {classes} ({names}; mIoU is their mean), "
+                     f"model {models}, {len(mine)} run{'s' if len(mine) > 1 else ''}")
+    return lines
 
 
 def _shown(rows: list[dict]) -> list[dict]:

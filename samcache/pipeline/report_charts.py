@@ -68,3 +68,35 @@ def click_chart(runs: list[tuple[str, Path]], path: Path, flag: str) -> None:
     fig.tight_layout()
     fileio.write_with(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png", bbox_inches="tight"))
     plt.close(fig)
+
+
+def training_curves(runs: list[tuple[Path, dict, str, str]], flag: str) -> list[tuple]:
+    """(label, PNG bytes or None, note) of each (run folder, record, label, its curves file) given: the run's own
+    picture, else drawn here from its metrics.csv."""
+    import io
+
+    from samcache.data.labels import get_class_set
+    from samcache.pipeline.head_log import TB_DIR, curves_figure
+
+    shown = []
+    for run_dir, record, label, name in runs:
+        run_dir = Path(run_dir)
+        logged = f"; TensorBoard log: {run_dir / TB_DIR}" if (run_dir / TB_DIR).is_dir() else ""
+        if (run_dir / name).is_file():
+            shown.append((label, (run_dir / name).read_bytes(), f"{run_dir / name}{logged}"))
+        elif (run_dir / "metrics.csv").is_file():
+            cs = get_class_set(record["classes"])
+            try:
+                fig = curves_figure(read_csv(run_dir / "metrics.csv"), {n: cs.color(i) for i, n in
+                                                                       enumerate(cs.class_names)}, f"{label}  {flag}")
+                buffer = io.BytesIO()
+                fig.savefig(buffer, dpi=100, format="png", bbox_inches="tight")
+                plt.close(fig)
+            except Exception as exc:  # a picture: the report stands without it
+                plt.close("all")
+                shown.append((label, None, f"no curves: {run_dir / 'metrics.csv'} cannot be drawn ({exc})"))
+                continue
+            shown.append((label, buffer.getvalue(), f"drawn by the report from {run_dir / 'metrics.csv'}{logged}"))
+        else:
+            shown.append((label, None, f"{run_dir} has no metrics.csv"))
+    return shown

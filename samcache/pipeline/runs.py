@@ -18,6 +18,7 @@ from samcache.errors import SamcacheError
 
 RUN_RECORD = "run.json"
 SET_ASIDE = ".samcache-replaced"  # a replaced run's files, until the new run has a first result (run_folder.py)
+PER_IMAGE = "per_image.csv"  # a head's (train-head, evaluate) IoU per image and class in its ground truth or prediction
 # zero-shot's detailed_results.csv, one row per image and class, for point, box and text prompts alike
 DETAIL_COLUMNS = ["image_id", "class", "strategy", "multimask", "points", "point_labels", "box", "score", "iou",
                   "intersection", "union"]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from samcache.errors import SamcacheError
+from samcache.pipeline.head_log import CURVES
 
 # metrics compared across runs: one table per class set, one column per run (and the bar chart: semantic_iou)
 COMPARED = {"semantic_iou": "Semantic IoU: one label map per image, false positives counted (dataset-level)",
@@ -29,6 +30,21 @@ class Chart:
 
 
 @dataclass(frozen=True)
+class Gallery:
+    """How a stage's runs join report.html's gallery. ``scores(run folder)``: {image id: that image's score}, from
+    files the run kept (nothing runs again); ``score(record)``: what that score is, in words. ``replay(run folder,
+    record, image ids, scratch)``: writes the run's label maps of those images into ``scratch/predictions`` as its
+    ``--save-predictions`` would, from the cache without the encoder (None: only saved predictions are shown).
+    ``labels_every_pixel``: the stage predicts a class everywhere (a head), so an unlabeled pixel of its saved
+    labelIds is the class set's ``other`` (which official labelIds cannot name)."""
+
+    scores: Callable[[Path], dict[str, float]]
+    score: Callable[[dict], str]
+    replay: Callable[[Path, dict, list[str], Path], None] | None = None
+    labels_every_pixel: bool = False
+
+
+@dataclass(frozen=True)
 class Stage:
     """A stage as reports see it.
 
@@ -36,7 +52,9 @@ class Stage:
     form the run's own table titled ``table``. ``label``: the run's column name, from its record.
     ``label_names_split``: the label already says which split was scored. ``resume``: the command that
     finishes an unfinished run with --resume. ``seed_images``: encoder passes the seed workflow spends on
-    the run (default: its images). ``provenance``: fills in what older records of the stage lack.
+    the run (default: its images). ``provenance``: fills in what older records of the stage lack. ``gallery``:
+    its runs' per-image scores and label maps in report.html (None: left out of the gallery). ``curves``: a file of
+    the run folder shown as its training curves, drawn from ``metrics.csv`` when missing.
     """
 
     name: str
@@ -48,6 +66,8 @@ class Stage:
     chart: Chart | None = None
     seed_images: Callable[[dict], int] | None = None
     provenance: Callable[[dict, dict], dict] | None = None
+    gallery: Gallery | None = None
+    curves: str = ""
 
     def own_metrics(self) -> list[str]:
         """The metrics shown in the run's own table (not compared across runs), in declared order."""
@@ -117,10 +137,39 @@ def _click_chart(runs: list[tuple[str, Path]], path: Path, flag: str) -> None:
     click_chart(runs, path, flag)
 
 
-register_stage(Stage("zero-shot", _zero_shot_label, {"iou_semantic": "semantic_iou", "iou_dataset": "prompted_iou"}))
+def _lazy(module: str, name: str) -> Callable:
+    """A function of a heavier module (torch, matplotlib), imported when it is called: this registry stays light."""
+    def call(*args):
+        import importlib
+
+        return getattr(importlib.import_module(module), name)(*args)
+
+    return call
+
+
+_SCORES, _REPLAY = "samcache.pipeline.report_scores", "samcache.pipeline.report_replay"
+_HEAD_GALLERY = Gallery(_lazy(_SCORES, "head_scores"),
+                        lambda r: "mean IoU of the classes in the image's ground truth or prediction (per_image.csv)",
+                        _lazy(_REPLAY, "replay_head"), labels_every_pixel=True)
+
+
+def _zero_shot_score(record: dict) -> str:
+    if record.get("strategy") == "text":
+        return "mean IoU of the classes in the image's ground truth or label map (detailed_results.csv)"
+    return "mean prompted-class IoU of the classes in the image's ground truth (detailed_results.csv)"
+
+
+register_stage(Stage("zero-shot", _zero_shot_label, {"iou_semantic": "semantic_iou", "iou_dataset": "prompted_iou"},
+                     gallery=Gallery(_lazy(_SCORES, "zero_shot_scores"), _zero_shot_score,
+                                     _lazy(_REPLAY, "replay_zero_shot"))))
 register_stage(Stage("head", _head_label, {"iou": "semantic_iou"}, resume="train-head",
-                     seed_images=_head_seed_images, provenance=_head_provenance))
-register_stage(Stage("evaluate", _evaluate_label, {"iou": "semantic_iou"}, label_names_split=True))
+                     seed_images=_head_seed_images, provenance=_head_provenance, gallery=_HEAD_GALLERY,
+                     curves=CURVES))
+register_stage(Stage("evaluate", _evaluate_label, {"iou": "semantic_iou"}, label_names_split=True,
+                     gallery=_HEAD_GALLERY))
 register_stage(Stage("clicks", _clicks_label,
                      {"miou@1": "miou@1", "miou@5": "miou@5", "noc@85": "noc@85", "noc@90": "noc@90"},
-                     table="Interactive clicks, per object", chart=Chart("report_clicks.png", "clicks", _click_chart)))
+                     table="Interactive clicks, per object", chart=Chart("report_clicks.png", "clicks", _click_chart),
+                     gallery=Gallery(_lazy(_SCORES, "clicks_scores"),
+                                     lambda r: "mean IoU of the image's objects after their last click (per_object.csv)",
+                                     _lazy(_REPLAY, "replay_clicks"))))

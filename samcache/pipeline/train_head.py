@@ -2,8 +2,9 @@
 
 Read top to bottom: config -> run folder (new, or the run being resumed) -> data (cache split,
 preloaded or via DataLoader) -> model and Adam, or the last good checkpoint (its train set unchanged)
--> epochs of (shuffle, forward, CE in the family's input frame, step) -> val mIoU -> checkpoint (atomic;
-``--keep`` prunes older ones, ``head_checkpoints.py``) -> summary. Every epoch records what it trained on;
+-> epochs of (shuffle, forward, CE in the family's input frame, step) -> val mIoU -> the epoch in the TensorBoard
+log (``head_log.py``) -> checkpoint (atomic; ``--keep`` prunes older ones, ``head_checkpoints.py``) -> summary,
+the last epoch's per-image IoUs, training_curves.png. Every epoch records what it trained on;
 the record sums every session's time (a resumed run's too). ``fit_head`` is the same loop for a notebook:
 it returns the model, and writes files only with ``out=``.
 """
@@ -25,7 +26,7 @@ from samcache.cache.schema import FINGERPRINT_ATTR
 from samcache.data.labels import IGNORE, get_class_set
 from samcache.errors import Interrupted, SamcacheError
 from samcache.evaluation.heads import EvalOutputs, check_fingerprint, evaluate, summary_rows
-from samcache.evaluation.metrics import class_ious
+from samcache.evaluation.metrics import IMAGE_COLUMNS, class_ious
 from samcache.evaluation.training_data import iterate
 from samcache.features.device import autocast, configure_matmul, describe_device, resolve_device
 from samcache.features.frames import to_frame
@@ -37,11 +38,12 @@ from samcache.pipeline.configs import HeadConfig
 from samcache.pipeline.head_checkpoints import (CheckpointWriter, best_epoch, check_train_set, checkpoint_path,
                                                 last_good_checkpoint, saved_epochs, train_grew)
 from samcache.pipeline.head_data import HeadData, load_data
+from samcache.pipeline.head_log import CURVES, TrainingLog, open_log, save_curves, steps_done
 from samcache.pipeline.head_sessions import Session, earlier_sessions, totals
 from samcache.pipeline.provenance import COLUMNS as PROVENANCE_COLUMNS
 from samcache.pipeline.provenance import TRAIN_COLUMNS, provenance, training, warn_subset, warn_train_is_val
 from samcache.pipeline.provenance import with_columns
-from samcache.pipeline.runs import RunRecord, read_csv, read_record, write_csv
+from samcache.pipeline.runs import PER_IMAGE, RunRecord, read_csv, read_record, write_csv
 from samcache.pipeline.stage import run_stage
 
 SUMMARY_COLUMNS = ["class", "iou", "epoch"] + PROVENANCE_COLUMNS + TRAIN_COLUMNS  # epoch: the one the IoUs are of
@@ -63,6 +65,7 @@ class HeadState:
     start_epoch: int = 1
     history: list = field(default_factory=list)  # one metrics row per epoch done
     session: Session | None = None  # this invocation, and the run's earlier ones (run folders only)
+    log: TrainingLog | None = None  # the run's TensorBoard log (run folders only)
 
 
 @dataclass
@@ -74,6 +77,7 @@ class HeadResult:
     per_class: dict[str, float]
     miou: float
     train_seconds: float
+    per_image: list[dict] | None = None  # the last epoch's IoU rows per val image (run folders only)
 
 
 def _new_state(cfg: HeadConfig, class_set, data: HeadData, device) -> HeadState:
@@ -153,6 +157,7 @@ def _train_in_folder(cfg: HeadConfig, progress: bool) -> tuple[dict, HeadResult]
             session.earlier = earlier_sessions(out, state.history)
         session.first_epoch, session.load_seconds = state.start_epoch, time.perf_counter() - session.t0
         state.session = session
+        state.log = open_log(out, steps_done(state.history, cfg.batch_size, len(data.train_ds)) + 1)
         try:
             result = _train(cfg, class_set, data, state, device, CheckpointWriter(out, run), progress)
         except Exception:  # Ctrl-C may surface first as a DataLoader worker's death (the signal hit it too)
@@ -161,6 +166,14 @@ def _train_in_folder(cfg: HeadConfig, progress: bool) -> tuple[dict, HeadResult]
             interrupted(out, run, 130 if pending_signal() != signal.SIGTERM else 143)
         except KeyboardInterrupt as exc:
             interrupted(out, run, getattr(exc, "exit_code", 130))
+        finally:
+            if state.log is not None:
+                state.log.close()
+        if result.per_image is not None:
+            write_csv(out / PER_IMAGE, result.per_image, IMAGE_COLUMNS)
+        save_curves(out / CURVES, result.history, {n: class_set.color(i) for i, n in enumerate(class_set.class_names)},
+                    f"head training: class set {cfg.classes}, train {cfg.train_split}, val {cfg.val_split}"
+                    + random_weights_suffix(data.train.fingerprint.random_weights))
         record = _record(cfg, data, state, result, device)
         record.fields["checkpoints"] = [checkpoint_path(out, e).name for e in saved_epochs(out)]
         write_csv(out / "summary.csv", with_columns(record.summary, {**record.provenance, "epoch": cfg.epochs},
@@ -219,7 +232,7 @@ def _train(cfg: HeadConfig, class_set, data: HeadData, state: HeadState, device,
     """The epochs: shuffle, forward, CE in the input frame, step; then val IoU and (in a run folder) a checkpoint."""
     model, optimizer, history = state.model, state.optimizer, state.history
     frame = data.train.family.frame
-    train_seconds, per_class, miou = 0.0, {}, float("nan")
+    train_seconds, per_class, miou, outputs = 0.0, {}, float("nan"), None
     title = random_weights_suffix(data.train.fingerprint.random_weights)
     for epoch in range(state.start_epoch, cfg.epochs + 1):
         t0 = time.perf_counter()
@@ -258,12 +271,15 @@ def _train(cfg: HeadConfig, class_set, data: HeadData, state: HeadState, device,
         outputs = None
         if checkpoints is not None and last:
             outputs = EvalOutputs(checkpoints.out / "predictions" if cfg.save_predictions else None, cfg.visualize,
-                                  checkpoints.out / "visualizations", title)
+                                  checkpoints.out / "visualizations", title, per_image=[])
         conf = evaluate(model, data.val_ds, data.val_mem, cfg.batch_size, cfg.num_workers, device, outputs, progress)
         per_class, miou = class_ious(conf, data.val_ds.class_set)  # the set's classes the val split labels
         history.append({"epoch": epoch, "train_loss": train_loss, "val_miou": miou,
                         **{f"iou_{k}": v for k, v in per_class.items()},
                         "epoch_seconds": time.perf_counter() - t0, **data.epoch_columns()})
+        if state.log is not None:  # before the checkpoint: a resume purges what lies past its own
+            state.log.epoch(torch.stack(losses).tolist() if losses else [], optimizer.param_groups[0]["lr"],
+                            history[-1])
         if checkpoints is not None:
             checkpoints.save(cfg, class_set, data, state, epoch, miou)
             checkpoints.run.log(f"epoch {epoch}: train loss {train_loss:.4f}, val mIoU {miou:.4f}")
@@ -272,4 +288,4 @@ def _train(cfg: HeadConfig, class_set, data: HeadData, state: HeadState, device,
     if not per_class:  # resumed a finished run: report its last epoch
         per_class = {k[4:]: float(v) for k, v in history[-1].items() if k.startswith("iou_")}
         miou = float(history[-1]["val_miou"])
-    return HeadResult(model, history, per_class, miou, train_seconds)
+    return HeadResult(model, history, per_class, miou, train_seconds, outputs.per_image if outputs else None)

@@ -79,7 +79,7 @@ def run_zero_shot(cfg: ZeroShotConfig, progress: bool = True) -> dict:
     out = Path(cfg.out) if cfg.out else new_run_dir(f"zero-shot-{cfg.prompt}-{cfg.multimask}")
     prov = decoding_provenance(d, cfg.multimask == "oracle")
     with run_stage("zero-shot", cfg, out, [cfg.cache], device=d.device, prov=prov) as run:
-        result = _decode_split(d, out, progress)
+        result = decode_rows(d, out, progress)
         if not result["prompts"]:  # an empty table would read as a result
             raise nothing_to_score(d) or SamcacheError(f"no prompt in the {len(d.rows)} image(s) of split {cfg.split}")
         seconds = run.seconds()
@@ -114,7 +114,7 @@ def _loader(cfg: ZeroShotConfig, class_set: ClassSet, rows: list[int], per_batch
                       prefetch_factor=4 if cfg.num_workers else None)
 
 
-def _decode_split(d: Decoding, out: Path, progress: bool) -> dict:
+def decode_rows(d: Decoding, out: Path, progress: bool) -> dict:
     """Every image's prompts decoded, masks chosen and scored on the device; one host copy per batch."""
     cfg, class_set, split, rows, dec, device = d.cfg, d.class_set, d.split, d.rows, d.decoder, d.device
     per_batch = cfg.images_per_batch or (8 if device.type == "cuda" else 1)

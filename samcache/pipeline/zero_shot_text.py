@@ -28,7 +28,7 @@ from samcache.evaluation.phrase_sets import load_phrase_set
 from samcache.evaluation.stored_scores import SCORES_DIR, store_image
 from samcache.evaluation.decoding import open_decoding
 from samcache.evaluation.instance_results import write_instances
-from samcache.evaluation.metrics import class_ious, confusion_matrix_torch
+from samcache.evaluation.metrics import class_ious, confusion_matrix_torch, image_rows
 from samcache.evaluation.predictions import save_prediction
 from samcache.evaluation.visualize import save_overlay, source_image
 from samcache.fileio import write_text
@@ -60,9 +60,7 @@ def parse_phrases(items: list[str]) -> dict[str, list[str]]:
 
 def run_text_zero_shot(cfg, progress: bool = True) -> dict:
     """Decode every image of the split by concept prompts; write the run folder; return its record."""
-    phrases = phrase_map(cfg.classes, parse_phrases(cfg.phrases),  # bad phrase maps fail before anything
-                         load_phrase_set(cfg.phrase_set, cfg.classes))
-    how = composition_of(cfg)
+    phrases, how = concept_rules(cfg)  # bad phrase maps fail before anything
     d = open_decoding(cfg)
     if not d.decoder.backend.text_prompts:
         raise SamcacheError(f"--prompt text needs a SAM 3 cache; {cfg.cache} holds "
@@ -72,7 +70,7 @@ def run_text_zero_shot(cfg, progress: bool = True) -> dict:
     prov = decoding_provenance(d, oracle=False)
     with run_stage("zero-shot", cfg, out, [cfg.cache], prov=prov) as run:
         write_text(out / "phrases.yaml", yaml.safe_dump(phrases.as_config(class_set), sort_keys=False))
-        confusion, listed, details, stored = _decode_split(d, phrases, how, out, progress)
+        confusion, listed, details, stored = decode_rows(d, phrases, how, out, progress)
         seconds = run.seconds()
         semantic, miou = class_ious(confusion, class_set)
         names = phrases.as_config(class_set)
@@ -90,6 +88,12 @@ def run_text_zero_shot(cfg, progress: bool = True) -> dict:
             instance_threshold=cfg.instance_threshold if cfg.save_instances else None,
             instances_listed=listed if cfg.save_instances else None,
             prompts_per_s=prompts / seconds if seconds else 0.0))
+
+
+def concept_rules(cfg) -> tuple:
+    """(the class phrases, the composition) that make a text run's label maps."""
+    return (phrase_map(cfg.classes, parse_phrases(cfg.phrases), load_phrase_set(cfg.phrase_set, cfg.classes)),
+            composition_of(cfg))
 
 
 def composition_of(cfg) -> Composition:
@@ -113,7 +117,7 @@ def composition_record(how: Composition) -> dict:
             "fused_instances": f.instances, "fused_semantic": f.semantic, "fused_threshold": f.threshold}
 
 
-def _decode_split(d, phrases, how: Composition, out: Path, progress: bool) -> tuple[np.ndarray, int, list[dict], int]:
+def decode_rows(d, phrases, how: Composition, out: Path, progress: bool) -> tuple[np.ndarray, int, list[dict], int]:
     """The split's confusion matrix, the number of instances listed for AP (``--save-instances``), the
     per-image rows of ``detailed_results.csv``, and the bytes of stored scores (``--keep-scores``)."""
     cfg, class_set, split, device = d.cfg, d.class_set, d.split, d.device
@@ -167,11 +171,5 @@ def _decode_split(d, phrases, how: Composition, out: Path, progress: bool) -> tu
 
 def _image_rows(image_id: str, confusion: torch.Tensor, class_set, compose: str) -> list[dict]:
     """One image's (n, n+1) confusion matrix -> a row per evaluated class in its ground truth or label map."""
-    n = class_set.num_classes
-    counts = confusion.cpu().numpy().astype(np.int64)
-    inter = np.diagonal(counts[:, :n])
-    union = counts.sum(axis=1) + counts[:, :n].sum(axis=0) - inter  # gt + predicted - both, void excluded
-    return [{"image_id": image_id, "class": class_set.class_names[c], "strategy": "text", "multimask": compose,
-             "points": "", "point_labels": "", "box": "", "score": "", "iou": float(inter[c] / union[c]),
-             "intersection": int(inter[c]), "union": int(union[c])}
-            for c in class_set.eval_indices if union[c]]
+    return [{**row, "strategy": "text", "multimask": compose, "points": "", "point_labels": "", "box": "", "score": ""}
+            for row in image_rows(image_id, confusion.cpu().numpy(), class_set)]

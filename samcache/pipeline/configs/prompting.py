@@ -149,5 +149,8 @@ class ClicksConfig(DecodingConfig):
                                   "ground truth (ORACLE).")
     mask_input: bool = Field(True, description="Feed the previous click's low-res logits back as mask_input.")
     min_area: NonNegInt = Field(100, description="Objects smaller than this many pixels are skipped.")
+    save_predictions: bool = Field(False, description="Each image's objects after their last click as one label map "
+                                                      "(official-style labelIds PNGs; larger objects first, smaller "
+                                                      "ones on top).")
     stuff: Literal[STUFF_MODES] = Field("components", description="Stuff classes and group regions: each "
                                                                   "connected component, or the whole class region.")

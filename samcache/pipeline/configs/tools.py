@@ -22,6 +22,8 @@ class ReportConfig(StageConfig):
                             json_schema_extra={"argument": True})
     out: Optional[str] = Field(None, description=OUT_HELP.format(kind="report"))
     overwrite: bool = Field(False, description=OVERWRITE_HELP)
+    gallery: NonNegInt = Field(50, description="Images in report.html's gallery: those with the lowest per-image "
+                                               "score of the first run first (0: no gallery).")
 
     @field_validator("runs")
     @classmethod
