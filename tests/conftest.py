@@ -61,11 +61,21 @@ def cache16(synth_root, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory) -> tuple[Path, str]:
-    """`samcache demo` made small (4 train + 2 val images at 512x256, 1 epoch): its folder and what it printed."""
-    out = tmp_path_factory.mktemp("demo") / "demo"
-    proc = run_cli("demo", "--out", out, "--train", 4, "--val", 2, "--size", "512x256", "--epochs", 1,
-                   "--model-type", "auto", check=True)
-    return out, proc.stdout
+    """`samcache demo` made small (4 train + 2 val images at 512x256, 1 epoch): its folder and what it printed.
+    Made once per test session, whichever pytest-xdist worker asks first (the others wait for it and read it:
+    the tests only read and copy it)."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    out, printed = shared / "shared-demo" / "demo", shared / "shared-demo" / "stdout.txt"
+    with FileLock(str(shared / "shared-demo.lock")):
+        if not printed.exists():
+            out.parent.mkdir(exist_ok=True)
+            proc = run_cli("demo", "--out", out, "--train", 4, "--val", 2, "--size", "512x256", "--epochs", 1,
+                           "--model-type", "auto", check=True)
+            printed.write_text(proc.stdout)
+    return out, printed.read_text()
 
 
 @pytest.fixture(scope="session")
