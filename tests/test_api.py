@@ -92,6 +92,7 @@ def test_decoder_predict_equals_upstream_sam1(cache32, synth_root):
         _assert_same_prediction(result, _upstream_sam1(synth_root, r).predict(POINTS, LABELS))
 
 
+@pytest.mark.slow  # make test's 6 minutes: heavy, and covered in part by faster checks
 def test_cache_predictor_and_decoder_equal_set_image_sam2(sam2_cache, sam2_checkpoint, synth_root):
     from sam2.sam2_image_predictor import SAM2ImagePredictor
 

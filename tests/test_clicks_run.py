@@ -94,7 +94,8 @@ def replay_with(predict, obj_mask, valid, clicks, first_mask, mask_input=True):
     return ious
 
 
-@pytest.mark.parametrize("first_mask,mask_input", [("best-score", True),  # the oracle variant: make test-slow
+@pytest.mark.slow  # make test's 6 minutes (test_clicks_ritm checks the click rule against RITM's in make test)
+@pytest.mark.parametrize("first_mask,mask_input", [("best-score", True),
                                                    pytest.param("oracle", False, marks=pytest.mark.slow)])
 def test_every_recorded_iou_replays_through_upstream(cache32, tmp_path, first_mask, mask_input):
     record = run_clicks(clicks_cfg(cache32, tmp_path, first_mask=first_mask, mask_input=mask_input), progress=False)

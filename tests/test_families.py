@@ -76,6 +76,7 @@ def test_registry_lookups():
         family_of("vit_x")
 
 
+@pytest.mark.slow  # make test's 6 minutes: heavy, and covered in part by faster checks
 def test_a_family_registered_from_outside_runs_through_every_stage(synth_root, tmp_path):
     """Extract, zero-shot (points and text prompts), clicks, train-head and the notebook API on a family whose
     arrays no stage knows."""

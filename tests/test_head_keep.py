@@ -54,7 +54,7 @@ def straight_run(cache16, tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("keep,expected", [pytest.param("all", [1, 2, 3, 4], marks=pytest.mark.slow), ("best", [2, 4]),
+@pytest.mark.parametrize("keep,expected", [pytest.param("all", [1, 2, 3, 4], marks=pytest.mark.slow), pytest.param("best", [2, 4], marks=pytest.mark.slow),
                                            pytest.param("last", [4], marks=pytest.mark.slow)])
 def test_keep_modes_record_the_best_epoch_and_resume(cache16, tmp_path, scripted_miou, straight_run, keep, expected):
     run = tmp_path / keep

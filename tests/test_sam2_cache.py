@@ -75,6 +75,7 @@ def test_masks_from_the_cache_equal_predict(sam2_cache, sam2_checkpoint, synth_r
             assert masks.shape == ref_masks.shape and (masks != ref_masks).mean() < 1e-4, (kind, multimask)
 
 
+@pytest.mark.slow  # make test's 6 minutes: heavy, and covered in part by faster checks
 def test_stage2_commands_run_on_a_sam2_cache(sam2_cache, sam2_checkpoint, tmp_path):
     common = ["--cache", sam2_cache, "--device", "cpu"]
     ck = ["--checkpoint", sam2_checkpoint]
@@ -121,6 +122,7 @@ def test_info_export_lock_and_h5_errors_on_sam2(sam2_cache, tmp_path):
         split.feature_arrays["high_res_feats_0"][2]
 
 
+@pytest.mark.slow  # make test's 6 minutes: heavy, and covered in part by faster checks
 def test_report_puts_sam_and_sam2_side_by_side_with_their_costs(sam2_cache, sam2_checkpoint, cache16, tmp_path):
     invoke("zero-shot", "--cache", sam2_cache, "--checkpoint", sam2_checkpoint, "--out", tmp_path / "zs2",
            "--device", "cpu", "--visualize", "0", "--num-workers", "0", check=True)

@@ -119,6 +119,7 @@ def test_text_prompts_need_a_sam3_cache(cache32, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow  # make test's 6 minutes: heavy, and covered in part by faster checks
 def test_head_on_sam3_features_scores_as_cityscapesscripts_and_reports_beside_sam1(sam3_cache, cache16, synth_root,
                                                                                   tmp_path):
     """Phase 2 on SAM 3: the head reads the trunk map (channels from the family descriptor); `evaluate`

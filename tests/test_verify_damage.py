@@ -63,6 +63,7 @@ def unreadable_by_plain_zarr(cache: Path) -> set[tuple[str, str, int]]:
     return bad
 
 
+@pytest.mark.slow  # make test's 6 minutes: heavy, and covered in part by faster checks
 def test_a_damaged_chunk_is_one_line_in_every_command_and_info_and_extract_say_so(cache, synth_root, tmp_path):
     truncate(chunk_file(cache, "val", "embeddings", 1))
     needles = (str(cache), "val/embeddings row 1", f"samcache verify --cache {cache} --split val")

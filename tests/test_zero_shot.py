@@ -174,7 +174,8 @@ def test_aggregations_match_a_hand_computed_example():
     assert rows["mean"]["iou_dataset"] == pytest.approx((10 / 12 + 0.25) / 2)
 
 
-@pytest.mark.parametrize("prompt,multimask", [("random", "best-score"), ("box", "single"), ("multi", "oracle"),
+@pytest.mark.parametrize("prompt,multimask", [("random", "best-score"), pytest.param("box", "single", marks=pytest.mark.slow),
+                                              pytest.param("multi", "oracle", marks=pytest.mark.slow),
                                               pytest.param("per-instance", "best-score", marks=pytest.mark.slow)])
 def test_run_outputs_agree_with_sampredictor(cache32, tmp_path, prompt, multimask):
     """Every CSV row: replaying its prompts through upstream SamPredictor gives the reported IoU."""
