@@ -87,6 +87,7 @@ def test_same_seed_same_weights_and_preload_modes_agree(cache32, tmp_path):
         assert torch.equal(a[k], c[k]), k  # DataLoader from Zarr == preloaded
 
 
+@pytest.mark.slow  # make test's 6 minutes: heavy, and covered in part by faster checks
 def test_resume_continues_without_repeating(cache32, tmp_path):
     train_head(cfg(cache32, tmp_path / "full", epochs=3), progress=False)
     train_head(cfg(cache32, tmp_path / "part", epochs=2), progress=False)

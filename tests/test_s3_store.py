@@ -161,6 +161,7 @@ def test_of_racing_writers_exactly_one_takes_the_lease(s3):
     assert keys(s3, bucket) == []
 
 
+@pytest.mark.slow  # make test's 6 minutes
 def test_bad_buckets_endpoints_credentials_and_foreign_prefixes_are_one_line_errors(s3, synth_root, tmp_path):
     common = ["extract", "--data", synth_root, "--split", "val", "--model-type", "tiny", "--num-workers", "0"]
     assert_one_line_error(invoke(*common, "--cache", "s3://no-such-bucket/c.zarr"), "no bucket 'no-such-bucket'")

@@ -45,6 +45,7 @@ def test_cache_equals_sam2_image_predictor_features(sam2_cache, sam2_checkpoint,
             assert np.abs(val[name][row] - value).max() / np.abs(value).max() <= 1e-5, name
 
 
+@pytest.mark.slow  # make test's 6 minutes: heavy, and covered in part by faster checks
 def test_masks_from_the_cache_equal_predict(sam2_cache, sam2_checkpoint, synth_root):
     """Points, a box, both; multimask or not: one set_image, six predictions."""
     backend = backend_for("sam2")

@@ -131,7 +131,7 @@ def take(ops: ObjectOps, key: str, purpose: str, busy_message, wait_s: float = 0
             continue  # released between our put and our read
         content, etag, age = found
         holder = Holder.parse(content)
-        if age > holder.lease_s or holder.dead_here():
+        if age >= holder.lease_s or holder.dead_here():  # HTTP dates count whole seconds
             try:
                 return Lease(ops, key, me, ops.replace(key, me.body(), etag))
             except Taken:
@@ -148,4 +148,4 @@ def held(ops: ObjectOps, key: str) -> Holder | None:
         return None
     content, _, age = found
     holder = Holder.parse(content)
-    return None if age > holder.lease_s or holder.dead_here() else holder
+    return None if age >= holder.lease_s or holder.dead_here() else holder
