@@ -1,5 +1,6 @@
 """Stage 1 on Dask: a LocalCluster and an explicitly started scheduler write the same cache as one process."""
 
+import contextlib
 import json
 import os
 import signal
@@ -41,9 +42,10 @@ def _wait_for(predicate, seconds: float, what: str) -> None:
         time.sleep(0.1)
 
 
-@pytest.mark.slow
-def test_explicit_scheduler_with_gpu_resources_survives_a_killed_worker(synth_root, cache32, tmp_path):
-    """`dask scheduler` + two `dask worker --resources GPU=1` on loopback; one worker is killed mid-run."""
+@contextlib.contextmanager
+def scheduler_and_two_workers(tmp_path: Path, *worker_args: str):
+    """`dask scheduler` + two `dask worker` (one process, one thread each) on loopback, started as the README
+    says; yields (address, processes: the scheduler first); every process is killed at the end."""
     scheduler_file = tmp_path / "scheduler.json"
     procs = [_spawn("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
                     "--scheduler-file", str(scheduler_file))]
@@ -51,8 +53,20 @@ def test_explicit_scheduler_with_gpu_resources_survives_a_killed_worker(synth_ro
         _wait_for(scheduler_file.exists, 60, "the scheduler")
         address = json.loads(scheduler_file.read_text())["address"]
         for _ in range(2):
-            procs.append(_spawn("worker", address, "--nworkers", "1", "--nthreads", "1", "--resources", "GPU=1",
+            procs.append(_spawn("worker", address, "--nworkers", "1", "--nthreads", "1", *worker_args,
                                 "--host", "127.0.0.1", "--no-dashboard"))
+        yield address, procs
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.mark.slow
+def test_explicit_scheduler_with_gpu_resources_survives_a_killed_worker(synth_root, cache32, tmp_path):
+    """`dask scheduler` + two `dask worker --resources GPU=1` on loopback; one worker is killed mid-run."""
+    with scheduler_and_two_workers(tmp_path, "--resources", "GPU=1") as (address, procs):
         cache = tmp_path / "remote.zarr"
         args = ["extract", "--data", synth_root, "--cache", cache, "--split", "train", "--model-type", "tiny",
                 "--batch-size", "1", "--dtype", "float32", "--dask", address, "--resources", "GPU=1",
@@ -68,11 +82,6 @@ def test_explicit_scheduler_with_gpu_resources_survives_a_killed_worker(synth_ro
             run_cli(*args, check=True)
         assert open_cache(cache).split("train").done_mask().all()
         assert_same_split(cache, cache32, "train")
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def test_unreachable_scheduler_and_bad_flags_are_one_line_errors(synth_root, tmp_path):

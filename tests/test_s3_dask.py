@@ -3,7 +3,6 @@ cache's bytes, and a worker killed mid-run costs nothing a plain re-run does not
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -16,7 +15,7 @@ import zarr
 
 from conftest import ARRAYS, extract_cfg, run_cli
 from samcache.pipeline.extract import extract
-from test_dask import _spawn, _wait_for
+from test_dask import _wait_for, scheduler_and_two_workers
 
 
 def assert_same_as_local(server, url: str, local, split: str) -> None:
@@ -44,15 +43,8 @@ def test_a_local_cluster_writes_the_single_process_cache_into_s3(s3, synth_root,
 @pytest.mark.slow
 def test_a_worker_killed_mid_extract_on_s3_then_a_plain_rerun_gives_the_uninterrupted_cache(s3, synth_root, cache32,
                                                                                             tmp_path):
-    scheduler_file = tmp_path / "scheduler.json"
-    procs = [_spawn("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                    "--scheduler-file", str(scheduler_file))]
-    try:
-        _wait_for(scheduler_file.exists, 60, "the scheduler")
-        address = json.loads(scheduler_file.read_text())["address"]
-        for _ in range(2):  # they inherit AWS_ENDPOINT_URL and the keys from this process, as on a real cluster
-            procs.append(_spawn("worker", address, "--nworkers", "1", "--nthreads", "1", "--host", "127.0.0.1",
-                                "--no-dashboard"))
+    # the workers inherit AWS_ENDPOINT_URL and the keys from this process, as on a real cluster
+    with scheduler_and_two_workers(tmp_path) as (address, procs):
         url = f"s3://{s3.bucket()}/killed.zarr"
         args = ["extract", "--data", synth_root, "--cache", url, "--split", "train", "--model-type", "tiny",
                 "--batch-size", "1", "--dtype", "float32", "--dask", address, "--attention", "upstream"]
@@ -68,8 +60,3 @@ def test_a_worker_killed_mid_extract_on_s3_then_a_plain_rerun_gives_the_uninterr
         run_cli(*args, check=True)  # the plain re-run
         assert done_on_s3(s3, url, "train") == 6
         assert_same_as_local(s3, url, cache32, "train")
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()

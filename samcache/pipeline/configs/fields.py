@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from samcache.choices import CLASS_SET_NAMES, check_device_name
 from samcache.data.datasets import condition_names, dataset_names
@@ -67,3 +67,12 @@ CACHE_HELP = "Cache: a Zarr store (a .zarr folder or fsspec URL), or an exported
 ZARR_CACHE_HELP = "Cache to write: a Zarr store (a .zarr folder or fsspec URL; an .h5 export is read-only)."
 OUT_HELP = "Run folder (default runs/<timestamp>-{kind}); must be new or empty unless --overwrite."
 OVERWRITE_HELP = "Replace an earlier samcache run in --out (never a folder samcache did not make)."
+
+
+def _some_runs(runs: list[str]) -> list[str]:
+    if not runs:
+        raise ValueError("give at least one run folder")
+    return runs
+
+
+RunFolders = Annotated[list[str], AfterValidator(_some_runs)]  # report's and sweep's RUN... arguments

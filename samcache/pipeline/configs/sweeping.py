@@ -8,7 +8,7 @@ from pydantic import Field, field_validator
 
 from samcache.choices import COMPOSE_MODES
 from samcache.pipeline.config import StageConfig, register
-from samcache.pipeline.configs.fields import OUT_HELP, OVERWRITE_HELP
+from samcache.pipeline.configs.fields import OUT_HELP, OVERWRITE_HELP, RunFolders
 
 LISTS = "Comma-separated values (or repeat the option); default: the first run's own setting."
 YES_NO = {"yes": True, "no": False, "true": True, "false": False}
@@ -26,7 +26,7 @@ def _split(values) -> list[str]:
 @register
 class SweepConfig(StageConfig):
     SECTION = "sweep"
-    runs: list[str] = Field(..., description="zero-shot --prompt text --keep-scores runs of one cache split (one "
+    runs: RunFolders = Field(..., description="zero-shot --prompt text --keep-scores runs of one cache split (one "
                                              "per prompt set).", json_schema_extra={"argument": True})
     compose: list[str] = Field([], description=f"Rules to score: {', '.join(COMPOSE_MODES)}. " + LISTS)
     score_threshold: list[str] = Field([], description="instances and fused: presence x score thresholds. " + LISTS)
@@ -38,13 +38,6 @@ class SweepConfig(StageConfig):
     fused_threshold: list[str] = Field([], description="fused: thresholds on the best class score. " + LISTS)
     out: Optional[str] = Field(None, description=OUT_HELP.format(kind="sweep"))
     overwrite: bool = Field(False, description=OVERWRITE_HELP)
-
-    @field_validator("runs")
-    @classmethod
-    def _some(cls, runs: list[str]) -> list[str]:
-        if not runs:
-            raise ValueError("give at least one run folder")
-        return runs
 
     @field_validator("compose", "score_threshold", "min_instance_area", "semantic_threshold", "fused_presence",
                      "fused_instances", "fused_semantic", "fused_threshold", mode="before")

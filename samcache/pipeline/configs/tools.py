@@ -12,25 +12,18 @@ from samcache.pipeline.config import StageConfig, register
 from samcache.data.datasets import DEFAULT_DATASET
 from samcache.pipeline.configs.fields import (CACHE_HELP, OUT_HELP, OVERWRITE_HELP, Batch, ClassSetName, DatasetName,
                                               Device, Epochs, ModelTypeOrAuto, NonNegInt, PosInt, PromptStrategy, Seed,
-                                              SplitName, Workers, checked)
+                                              RunFolders, SplitName, Workers, checked)
 
 
 @register
 class ReportConfig(StageConfig):
     SECTION = "report"
-    runs: list[str] = Field(..., description="Run folders to compare (zero-shot, clicks, train-head, evaluate).",
+    runs: RunFolders = Field(..., description="Run folders to compare (zero-shot, clicks, train-head, evaluate).",
                             json_schema_extra={"argument": True})
     out: Optional[str] = Field(None, description=OUT_HELP.format(kind="report"))
     overwrite: bool = Field(False, description=OVERWRITE_HELP)
     gallery: NonNegInt = Field(50, description="Images in report.html's gallery: those with the lowest per-image "
                                                "score of the first run first (0: no gallery).")
-
-    @field_validator("runs")
-    @classmethod
-    def _some(cls, runs: list[str]) -> list[str]:
-        if not runs:
-            raise ValueError("give at least one run folder")
-        return runs
 
 
 @register
