@@ -11,6 +11,7 @@ The notebook API (the CLI is a thin layer over it)::
     masks, scores, low_res = dec.predict(val, val.image_ids[0], points=[[1000, 500]], labels=[1])
     model, metrics = samcache.fit_head(cache, train="train", val="val", epochs=20)
     ious = samcache.evaluate_head(model, cache, "val")
+    masks = samcache.everything(cache, "val", val.image_ids[0], "checkpoints/sam_vit_h_4b8939.pth")  # SAM's AMG
 
 Names are imported on first use, so ``import samcache`` stays light.
 """
@@ -18,7 +19,7 @@ Names are imported on first use, so ``import samcache`` stays light.
 __version__ = "0.4.0"  # recorded in every cache and run as the writer's version
 
 __all__ = ["__version__", "open_cache", "Cache", "CacheSplit", "predictor", "set_precomputed", "Decoder",
-           "PromptRequest", "fit_head", "evaluate_head", "families", "Family", "register_family", "register_strategy",
+           "PromptRequest", "everything", "fit_head", "evaluate_head", "families", "Family", "register_family", "register_strategy",
            "SamcacheError"]
 
 _LAZY = {
@@ -29,6 +30,7 @@ _LAZY = {
     "set_precomputed": "samcache.cache.predictors",
     "Decoder": "samcache.evaluation.decoding",
     "PromptRequest": "samcache.evaluation.requests",
+    "everything": "samcache.evaluation.everything",
     "fit_head": "samcache.pipeline.train_head",
     "evaluate_head": "samcache.evaluation.heads",
     "Family": "samcache.features.families",

@@ -55,6 +55,9 @@ class Backend(ABC):
     """A model family's code; ``self.info`` is its descriptor, the one place for its facts."""
 
     text_prompts = False  # the decoder also answers noun phrases (``decode_text``); SAM 3 sets it
+    # the automatic mask generator's min_mask_region_area cleans its final masks (SamAutomaticMaskGenerator's
+    # postprocess_small_regions); SAM2AutomaticMaskGenerator only fills the low-res logits (fill_small_regions)
+    cleans_final_masks = True
 
     def __init__(self, info: Family):
         self.info = info
@@ -138,6 +141,11 @@ class Backend(ABC):
     def set_features(self, predictor, features: dict[str, torch.Tensor], original_size: tuple[int, int],
                      input_size: tuple[int, int]) -> None:
         """Put one image's cached maps ({name: (1,C,h,w) float32}) into ``predictor`` as its ``set_image`` would."""
+
+    def fill_small_regions(self, low_res: torch.Tensor, area: int) -> torch.Tensor:
+        """(K,r,r) low-res logits -> what the family's automatic mask generator upsamples when its
+        ``min_mask_region_area`` is ``area`` > 0 (SAM 1: unchanged; it cleans the final masks only)."""
+        return low_res
 
     def feedback(self, low_res: torch.Tensor) -> torch.Tensor:
         """The chosen low-res logits as the next ``mask_input``, as upstream's predictor returns them."""

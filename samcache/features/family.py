@@ -32,6 +32,9 @@ class Family:
     # a loaded checkpoint file -> the model type it holds, or None; torch-free (keys and shapes only), so that
     # ``features.checkpoints`` asks every family without importing any family's upstream package
     identify: Callable[[object], str | None] = lambda contents: None
+    # upstream's automatic mask generator's defaults for this family (pred_iou_thresh, ...); None: upstream
+    # ships no automatic mask generator for it, and `samcache everything` refuses its caches
+    mask_generator: Mapping[str, float] | None = None
 
     def head_channels(self) -> dict[str, int]:
         """Input channels a head sees per feature array."""

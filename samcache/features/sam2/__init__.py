@@ -58,4 +58,7 @@ SAM2 = Family(
     packages=("sam2",),
     official_checkpoints=MappingProxyType({t: v.checkpoint for t, v in VARIANTS.items()}),
     identify=identify,
+    mask_generator=MappingProxyType({"points_per_side": 32, "pred_iou_thresh": 0.8, "stability_score_thresh": 0.95,
+                                    "stability_score_offset": 1.0, "box_nms_thresh": 0.7,
+                                    "min_mask_region_area": 0}),  # SAM2AutomaticMaskGenerator's
 )

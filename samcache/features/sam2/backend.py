@@ -79,7 +79,28 @@ def postprocess(low_res: torch.Tensor, original_size: tuple[int, int]) -> torch.
     return F.interpolate(low_res.float(), size, mode="bilinear", align_corners=False)
 
 
+def fill_holes_and_sprinkles(low_res: torch.Tensor, area: int, threshold: float) -> torch.Tensor:
+    """(K,r,r) logits -> SAM2Transforms.postprocess_masks' low-res step with max_hole_area = max_sprinkle_area =
+    ``area`` (what SAM2AutomaticMaskGenerator sets from min_mask_region_area): background components (8-connected)
+    of at most ``area`` pixels become threshold + 10, foreground ones threshold - 10, both found on the input.
+
+    Upstream labels components with sam2's CUDA extension and skips this step, with a warning, where the
+    extension is missing (CPU installs); here scikit-image labels them on the host, on every device."""
+    from skimage.measure import label
+
+    masks = low_res.float().cpu().numpy()
+    out = masks.copy()
+    for k, logits in enumerate(masks):
+        for region, value in ((logits <= threshold, threshold + 10.0), (logits > threshold, threshold - 10.0)):
+            labels = label(region, connectivity=2)
+            sizes = np.bincount(labels.ravel())
+            small = (labels > 0) & (sizes[labels] <= area)
+            out[k][small] = value
+    return torch.from_numpy(out).to(low_res.device)
+
+
 class Sam2Backend(Backend):
+    cleans_final_masks = False
     def input_size(self, original_size):
         return SAM2.frame
 
@@ -122,6 +143,9 @@ class Sam2Backend(Backend):
 
     def postprocess(self, low_res, input_size, original_size):
         return postprocess(low_res, original_size)
+
+    def fill_small_regions(self, low_res, area):
+        return fill_holes_and_sprinkles(low_res, area, SAM2.mask_threshold)
 
     def feedback(self, low_res):
         return low_res.clamp(-LOW_RES_CLAMP, LOW_RES_CLAMP)  # SAM2ImagePredictor returns (and users feed back) clamped logits
