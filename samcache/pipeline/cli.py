@@ -20,7 +20,8 @@ from samcache.plugins import load_plugins
 from samcache.procs import install_signal_handlers
 from samcache.pipeline.cli_group import OneLineGroup, show_warning
 from samcache.pipeline.cli_options import command_options
-from samcache.pipeline.configs import (ClicksConfig, DeleteSplitConfig, DemoConfig, EvaluateConfig, ExportConfig, ExtractConfig,
+from samcache.pipeline.configs import (ClicksConfig, DeleteSplitConfig, DemoConfig, EvaluateConfig, EverythingConfig,
+                                       ExportConfig, ExtractConfig,
                                        HeadConfig, ImportConfig, InfoConfig, ReportConfig, SweepConfig, SynthConfig,
                                        UpgradeConfig, VerifyConfig, ZeroShotConfig)
 
@@ -202,6 +203,18 @@ def sweep(cfg: SweepConfig, quiet: bool):
     click.echo(f"{count(record['settings'], 'setting')} on {count(record['images'], 'image')} in "
                f"{record['seconds']:.1f} s; best {record['best']} (mIoU {record['best_miou']:.4f}); "
                f"results in {record['out']}")
+
+
+@cli.command()
+@command_options(EverythingConfig)
+def everything(cfg: EverythingConfig, quiet: bool):
+    """Phase 1 + 2: SAM's automatic mask generator on the cache (upstream's pipeline, no encoder): masks/ of
+    COCO RLE records per image; --refine-with a head: each mask takes the head's majority class, scored."""
+    from samcache.pipeline.everything import run_everything, summary_table
+
+    record = run_everything(cfg, progress=not quiet)
+    click.echo(summary_table(record))
+    click.echo(f"{count(record['images'], 'image')} in {record['seconds']:.1f} s; results in {record['out']}")
 
 
 @cli.command()

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from samcache import fileio
-from samcache.errors import SamcacheError, SamcacheWarning
+from samcache.errors import SamcacheError, SamcacheWarning, setting
 from samcache.pipeline.config import absolute_path
 from samcache.pipeline.runs import read_csv, read_record, write_csv
 
@@ -146,22 +146,24 @@ class HeadChoice:
     note: str = ""
 
 
-def choose_checkpoint(head: str | Path, epoch: str | None) -> HeadChoice:
-    """``head``: a checkpoint file, or a head run folder whose best (default) or last kept epoch is taken."""
+def choose_checkpoint(head: str | Path, epoch: str | None, option: str = "head") -> HeadChoice:
+    """``head``: a checkpoint file, or a head run folder whose best (default) or last kept epoch is taken.
+    ``option``: the setting that named it (messages name it)."""
+    name = setting(option)
     head = Path(head)
     if not head.is_dir():
         if epoch is not None:
-            raise SamcacheError(f"--epoch {epoch} picks a checkpoint of a run folder; --head {head} is a file "
-                                f"(give --head its run folder, or leave out --epoch)")
+            raise SamcacheError(f"--epoch {epoch} picks a checkpoint of a run folder; {name} {head} is a file "
+                                f"(give {name} its run folder, or leave out --epoch)")
         return HeadChoice(head)
     stage = read_record(head)["stage"] if (head / "run.json").is_file() else None
     if stage != "head":
         held = f"it holds a samcache {stage} run" if stage else "no run.json"
-        raise SamcacheError(f"--head {head} is a folder but not a head run ({held}); give a train-head run folder "
+        raise SamcacheError(f"{name} {head} is a folder but not a head run ({held}); give a train-head run folder "
                             f"or a head_epoch_N.pt file")
     saved = saved_epochs(head)
     if not saved:
-        raise SamcacheError(f"--head {head}: the head run has no checkpoint (head_epoch_N.pt) yet")
+        raise SamcacheError(f"{name} {head}: the head run has no checkpoint (head_epoch_N.pt) yet")
     last = saved[-1]
     if epoch == "last":
         return HeadChoice(checkpoint_path(head, last), "last", f"epoch {last} of {head}: its last")

@@ -173,3 +173,18 @@ register_stage(Stage("clicks", _clicks_label,
                      gallery=Gallery(_lazy(_SCORES, "clicks_scores"),
                                      lambda r: "mean IoU of the image's objects after their last click (per_object.csv)",
                                      _lazy(_REPLAY, "replay_clicks"))))
+
+
+def _everything_label(record: dict) -> str:
+    if record.get("refined"):
+        return f"head + SAM masks (ep {record.get('epoch')})"
+    return f"SAM masks (points_per_side {(record.get('generator') or {}).get('points_per_side')})"
+
+
+register_stage(Stage("everything", _everything_label,
+                     {"iou": "semantic_iou", "iou_head": "the head alone", "masks_per_image": "masks per image",
+                      "covered": "fraction of pixels in a mask"},
+                     table="SAM's automatic masks (head alone: the same head before refinement)",
+                     gallery=Gallery(_lazy(_SCORES, "head_scores"),
+                                     lambda r: "mean IoU of the classes in the image's ground truth or refined map "
+                                               "(per_image.csv)", labels_every_pixel=True)))

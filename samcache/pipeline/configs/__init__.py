@@ -10,11 +10,12 @@ Nothing here imports torch, numpy or Zarr: `samcache --help` imports these modul
 from samcache.pipeline.configs.encoding import ExtractConfig
 from samcache.pipeline.configs.prompting import ClicksConfig, DecodingConfig, ZeroShotConfig
 from samcache.pipeline.configs.heads import EvaluateConfig, HeadConfig
+from samcache.pipeline.configs.everything import EverythingConfig
 from samcache.pipeline.configs.sweeping import SweepConfig
 from samcache.pipeline.configs.tools import (DeleteSplitConfig, DemoConfig, ExportConfig, ImportConfig, InfoConfig,
                                              ReportConfig, SynthConfig, UpgradeConfig, VerifyConfig)
 from samcache.pipeline.configs.storage import StorageConfig
 
-__all__ = ["ExtractConfig", "DecodingConfig", "ZeroShotConfig", "ClicksConfig", "HeadConfig", "EvaluateConfig",
+__all__ = ["ExtractConfig", "DecodingConfig", "ZeroShotConfig", "ClicksConfig", "HeadConfig", "EvaluateConfig", "EverythingConfig",
            "ReportConfig", "SweepConfig", "SynthConfig", "ExportConfig", "ImportConfig", "UpgradeConfig", "InfoConfig",
            "DeleteSplitConfig", "DemoConfig", "VerifyConfig", "StorageConfig"]
