@@ -95,3 +95,18 @@ def test_bad_values_are_one_line_and_leave_nothing(cache32, head_checkpoint, tmp
         proc = invoke("everything", "--cache", cache32, "--device", "cpu", "--out", out, "-q", *extra)
         assert_one_line_error(proc, needle)
         assert not out.exists()
+
+
+def test_the_documented_notebook_block_runs_as_written(cache32):
+    from docs_text import code
+
+    block = code("everything-api")
+    for old, new in ((' "cache/cityscapes_vit_h.zarr"', f" {str(cache32)!r}"),
+                     (' "checkpoints/sam_vit_h_4b8939.pth"', " None"),  # a random-weight cache has no checkpoint
+                     ("points_per_side=32)", "points_per_side=2, pred_iou_thresh=0, stability_score_thresh=0)")):
+        assert old in block, old
+        block = block.replace(old, new)
+    scope: dict = {}
+    exec(compile(block, "docs/everything.md", "exec"), scope)  # noqa: S102 - the documented block itself
+    assert scope["records"] and set(scope["per_image"]) == set(scope["val"].image_ids[:2])
+    assert scope["per_image"][scope["val"].image_ids[0]] == scope["records"]
