@@ -301,12 +301,16 @@ def report(cfg: ReportConfig, quiet: bool):
 @cli.command()
 @command_options(DemoConfig)
 def demo(cfg: DemoConfig, quiet: bool):
-    """Run everything on the embedded default: synth -> extract -> zero-shot x2 -> clicks -> head -> report."""
+    """The whole pipeline on the embedded default: synth -> extract -> zero-shot x2 -> clicks -> head -> SAM's
+    automatic masks refining the head -> report."""
     from samcache.pipeline.demo import run_demo
 
     result = run_demo(cfg, progress=not quiet)
     _print_report(result)
-    click.echo(f"pictures: {cfg.out}/zero-shot-*/visualizations/  {cfg.out}/clicks/visualizations/  {cfg.out}/head/visualizations/")
+    click.echo(f"pictures: {cfg.out}/zero-shot-*/visualizations/  {cfg.out}/clicks/visualizations/  "
+               f"{cfg.out}/head/visualizations/" + ("  " + str(Path(cfg.out) / "head-sam-masks" / "visualizations/")
+                                                    if any(Path(r).name == "head-sam-masks" for r in result["run_dirs"])
+                                                    else ""))
     click.echo(f"demo finished in {result['seconds']:.0f} s with the {result['model_type']} model")
     click.echo(f"open the report in a browser: {Path(result['out']).resolve() / 'report.html'}")
 

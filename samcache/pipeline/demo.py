@@ -29,7 +29,9 @@ from samcache.errors import SamcacheError
 from samcache.features.checkpoints import identify_checkpoint
 from samcache.features.families import backend_for
 from samcache.pipeline.clicks import run_clicks
-from samcache.pipeline.configs import ClicksConfig, DemoConfig, ExtractConfig, HeadConfig, ZeroShotConfig
+from samcache.pipeline.configs import (ClicksConfig, DemoConfig, EverythingConfig, ExtractConfig, HeadConfig,
+                                       ZeroShotConfig)
+from samcache.pipeline.everything import run_everything
 from samcache.pipeline.config import save_config
 from samcache.pipeline.extract import extract
 from samcache.pipeline.report import build_report
@@ -38,6 +40,7 @@ from samcache.pipeline.zero_shot import run_zero_shot
 
 VIT_H_CHECKPOINT = Path("checkpoints/sam_vit_h_4b8939.pth")
 STATE = "demo-state.json"  # what data/ and cache.zarr were made from, written once they are complete
+EVERYTHING = "head-sam-masks"  # the run folder of the step refining the head with SAM's automatic masks
 STAGING = "demo-staging.json"  # what data.next/ and cache.next.zarr are being made from (resumable)
 
 
@@ -53,7 +56,7 @@ def resolve_model(cfg: DemoConfig) -> tuple[str, str | None]:
 
 def _say(step: int, text: str, progress: bool) -> None:
     if progress:
-        print(f"\n[{step}/6] {text}", flush=True)
+        print(f"\n[{step}/7] {text}", flush=True)
 
 
 def _remove_own(path: Path) -> None:
@@ -86,7 +89,7 @@ def _check_out(cfg: DemoConfig, out: Path, prompts: list[str]) -> None:
         if path.exists() and read_marker(path) is None and not is_samcache_store(path) and \
                 not (path / "demo-data.json").is_file():
             raise SamcacheError(f"{path} exists and was not made by samcache; move it away to run the demo here")
-    for name in ("report", "head", "clicks", *(f"zero-shot-{p}" for p in prompts)):
+    for name in ("report", "head", "clicks", EVERYTHING, *(f"zero-shot-{p}" for p in prompts)):
         path = out / name
         if path.is_dir() and any(path.iterdir()) and not (path / "run.json").is_file():
             raise SamcacheError(f"{path} is not a samcache run folder; move it away to run the demo here")
@@ -192,8 +195,20 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
                                  visualize=cfg.visualize, save_predictions=True, device=cfg.device, num_workers=0),
                       progress=progress)
 
-    _say(6, "report: Phase 1 vs Phase 2", progress)
     run_dirs.append(head["out"])
+    if cfg.points_per_side and backend_for(model_type).info.mask_generator is not None:
+        random = checkpoint is None  # random weights keep no mask at upstream's thresholds
+        _say(6, f"SAM's automatic masks from the cache ({cfg.points_per_side}x{cfg.points_per_side} points"
+                + (", thresholds 0: random weights" if random else "") + ") refining the head", progress)
+        thresholds = {"pred_iou_thresh": 0.0, "stability_score_thresh": 0.0} if random else {}
+        record = run_everything(EverythingConfig(cache=str(cache), split="val", checkpoint=checkpoint,
+                                                 points_per_side=cfg.points_per_side, **thresholds,
+                                                 refine_with=head["out"], visualize=cfg.visualize, device=cfg.device,
+                                                 out=str(out / EVERYTHING), overwrite=True, num_workers=0),
+                                progress=progress)
+        run_dirs.append(record["out"])
+
+    _say(7, "report: Phase 1 vs Phase 2", progress)
     report = build_report(run_dirs, out / "report", overwrite=True)
     report.update(seconds=time.perf_counter() - t0, model_type=model_type,
                   extracted=[vars(r) for r in extracted], run_dirs=run_dirs)

@@ -113,6 +113,9 @@ class DemoConfig(StageConfig):
     click_images: PosInt = Field(3, description="Val images of the clicks step (per object, the slowest step on "
                                                 "a CPU; the report marks it a subset).")
     classes: ClassSetName = Field("seed5", description="Class set.")
+    points_per_side: Annotated[NonNegInt, Field(le=64)] = Field(
+        4, description="The last step's automatic mask generator grid (SAM's masks refining the head; 0: skip "
+                        "the step). Random weights: its IoU and stability thresholds are 0, or it keeps no mask.")
     epochs: Epochs = Field(6, description="Head training epochs.")
     head_batch_size: Batch = Field(8, description="Head batch size.")
     visualize: NonNegInt = Field(2, description="Overlays per run.")
