@@ -68,7 +68,8 @@ def upstream_sam1(model, image, **options) -> list[dict]:
     return SamAutomaticMaskGenerator(model, output_mode="coco_rle", **options).generate(image)
 
 
-@pytest.mark.parametrize("extra", [{}, {"min_mask_region_area": 400}, {"box_nms_thresh": 0.7}])
+@pytest.mark.parametrize("extra", [pytest.param({}, marks=pytest.mark.slow), {"min_mask_region_area": 400},
+                                   pytest.param({"box_nms_thresh": 0.7}, marks=pytest.mark.slow)])
 def test_tiny_sam1_equals_upstream_generate(cache32, extra):
     pytest.importorskip("cv2")  # upstream's small-region pass
     from samcache.features.sam1.build import build_random_sam
@@ -115,7 +116,7 @@ def sam2_logits(model, image):
     return logits_of
 
 
-@pytest.mark.parametrize("extra", [{}, {"min_mask_region_area": 30}])
+@pytest.mark.parametrize("extra", [pytest.param({}, marks=pytest.mark.slow), {"min_mask_region_area": 30}])
 def test_sam2_equals_upstream_generate(sam2_cache, sam2_checkpoint, monkeypatch, extra):
     pytest.importorskip("cv2")
     import sam2.utils.misc
@@ -132,3 +133,23 @@ def test_sam2_equals_upstream_generate(sam2_cache, sam2_checkpoint, monkeypatch,
     image = source_image(split, image_id)
     ref = SAM2AutomaticMaskGenerator(model, output_mode="coco_rle", **options).generate(image)
     assert_same_records(ours, ref, 2, sam2_logits(model, image))
+
+
+@pytest.mark.slow  # a random ViT-B encodes the image twice and upstream decodes 64 points at 512x256: ~4.5 min
+def test_official_format_vit_b_equals_upstream_generate(synth_root, vit_b_checkpoint, tmp_path):
+    """The issue's check: an official-format ViT-B checkpoint (random weights), a denser grid, the cache built by
+    `samcache extract --checkpoint` and the generator's masks against upstream's on the same image."""
+    from conftest import extract_cfg
+    from samcache.pipeline.extract import extract
+
+    path, sam = vit_b_checkpoint
+    cache = tmp_path / "vit_b.zarr"
+    extract(extract_cfg(synth_root, cache, "val", model_type="vit_b", checkpoint=str(path), limit=1), progress=False)
+    split = samcache.open_cache(str(cache)).split("val")
+    image_id = split.image_ids[0]
+    for options in ({**TINY, "points_per_side": 8}, {**TINY, "points_per_side": 8, "box_nms_thresh": 0.7,
+                                                      "min_mask_region_area": 100}):
+        ours = samcache.everything(str(cache), "val", image_id, str(path), device="cpu", **options)
+        image = source_image(split, image_id)
+        ref = upstream_sam1(sam, image, **options)
+        assert_same_records(ours, ref, 2 if options["box_nms_thresh"] == 1.0 else 1, sam1_logits(sam, image))

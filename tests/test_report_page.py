@@ -16,7 +16,7 @@ from PIL import Image
 
 from browser import Browser, chromium_path
 
-GALLERY_RUNS = ("zero-shot-random", "zero-shot-center", "clicks", "head")
+GALLERY_RUNS = ("zero-shot-random", "zero-shot-center", "clicks", "head", "head-sam-masks")
 
 
 class Page(HTMLParser):
@@ -64,7 +64,9 @@ def expected_scores(out: Path) -> dict[str, dict[str, float]]:
                                                                                "detailed_results.csv")),
         "clicks": mean_by_image((r["image_id"], json.loads(r["ious"])[-1]) for r in rows(out / "clicks" /
                                                                                        "per_object.csv")),
-        "head": mean_by_image((r["image_id"], r["iou"]) for r in rows(out / "head" / "per_image.csv"))}
+        "head": mean_by_image((r["image_id"], r["iou"]) for r in rows(out / "head" / "per_image.csv")),
+        "head-sam-masks": mean_by_image((r["image_id"], r["iou"]) for r in rows(out / "head-sam-masks" /
+                                                                             "per_image.csv"))}
 
 
 def labels_of(out: Path) -> dict[str, str]:
