@@ -26,6 +26,7 @@ from samcache.evaluation.mask_records import (coco_rle, mask_boxes, point_grid, 
                                               rle_to_mask, run_lengths, stability_scores)
 
 UPSCALE_CHUNK = 16  # masks upsampled to the original size at once (16 x 2048 x 1024 float32: 128 MiB)
+MAX_STEP = 1024  # prompts per step at most (768 MiB of low-res logits); the decoder's budget chunks each step
 CROP_NMS_THRESH = 0.7  # upstream's crop_nms_thresh default: the small-region pass's NMS uses max(box, crop)
 
 
@@ -107,7 +108,8 @@ def generate(decoder, features: dict[str, torch.Tensor], images: list[ImageFrame
     slots = torch.as_tensor([images[i].slot for i in owner], device=device)
     labels = torch.ones((len(owner), 1), dtype=torch.int, device=device)
     kept = [_Kept([], [], [], [], []) for _ in images]
-    step = settings.points_per_batch or max(64, decoder.budget or 0)
+    # prompts decoded per step: their low-res logits (3 x 256 x 256 float32 = 768 KiB each) stay until measured
+    step = settings.points_per_batch or min(MAX_STEP, max(64, decoder.budget or 0))
     for start in range(0, len(owner), step):
         part = slice(start, start + step)
         logits, scores = decoder.decode(features, slots[part], coords[part], labels[part], None, True)
