@@ -17,23 +17,29 @@ from conftest import SAM2_MODEL
 from samcache.evaluation.everything import masks_of
 from samcache.evaluation.visualize import source_image
 
-TINY = dict(points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0)
+TINY = dict(points_per_side=3, pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0)
 
 
 ROUNDING = 1e-4  # |logit| below which a pixel's side of the threshold is float rounding (logits agree to ~1e-6)
 
 
-def assert_same_records(ours: list[dict], ref: list[dict], least: int, logits_of) -> int:
+def assert_same_records(ours: list[dict], ref: list[dict], least: int, logits_of, fills_holes: bool = False) -> int:
     """Record for record equal; a mask may differ from upstream's only in pixels whose upstream logit is within
     ROUNDING of the threshold (samcache's batched decoder equals upstream's up to float rounding), checked with
-    ``logits_of(record)``: upstream's full-resolution logits of that record's mask. Returns how many differ."""
+    ``logits_of(record)``: upstream's (full-resolution, low-res) logits of that record's mask. With SAM 2.1's
+    low-res hole filling (``fills_holes``) a rounding flip at low resolution may change a filled component: then
+    the mask must have a low-res logit within ROUNDING of the threshold and differ in at most 1% of its area.
+    Returns how many differ."""
     assert len(ours) == len(ref) >= least
     differing = 0
     for a, b in zip(ours, ref):
         if a["segmentation"] != b["segmentation"]:  # COCO RLE: size and counts string
             differing += 1
             diff = masks_of([a])[0] ^ masks_of([b])[0]
-            assert np.abs(logits_of(b)[diff]).max() < ROUNDING
+            full, low_res = logits_of(b)
+            if np.abs(full[diff]).max() >= ROUNDING:  # SAM 2.1's hole filling: a low-res pixel that rounding put
+                # on the other side of the threshold joins or splits a small component, which is then filled
+                assert fills_holes and np.abs(low_res).min() < ROUNDING and diff.sum() <= b["area"] // 100
             assert abs(a["area"] - b["area"]) <= diff.sum()
         else:
             assert a["area"] == b["area"] and a["bbox"] == b["bbox"]
@@ -41,7 +47,9 @@ def assert_same_records(ours: list[dict], ref: list[dict], least: int, logits_of
         np.testing.assert_allclose(a["point_coords"], b["point_coords"], rtol=1e-6)
         assert a["predicted_iou"] == pytest.approx(b["predicted_iou"], abs=1e-5)
         # counts of pixels above +-1: a logit on either side of a cut by float rounding moves it by 1/area
-        assert a["stability_score"] == pytest.approx(b["stability_score"], abs=1e-4)
+        if abs(a["stability_score"] - b["stability_score"]) > 1e-4:  # a filled component that rounding changed
+            assert fills_holes and np.abs(logits_of(b)[1]).min() < ROUNDING
+            assert a["stability_score"] == pytest.approx(b["stability_score"], abs=1e-2)
     assert set(ours[0]) == set(ref[0])
     assert differing <= len(ref) // 10
     return differing
@@ -53,11 +61,15 @@ def sam1_logits(model, image):
     from segment_anything import SamPredictor
 
     predictor = SamPredictor(model)
-    predictor.set_image(image)
 
-    def logits_of(record: dict) -> np.ndarray:
-        logits, scores, _ = predictor.predict(np.array(record["point_coords"]), np.array([1]), return_logits=True)
-        return logits[int(np.argmin(np.abs(scores - record["predicted_iou"])))]
+    def logits_of(record: dict) -> tuple[np.ndarray, np.ndarray]:
+        if not getattr(predictor, "_samcache_test_set", False):  # the encoder runs only if a mask differs
+            predictor.set_image(image)
+            predictor._samcache_test_set = True
+        logits, scores, low_res = predictor.predict(np.array(record["point_coords"]), np.array([1]),
+                                                    return_logits=True)
+        k = int(np.argmin(np.abs(scores - record["predicted_iou"])))
+        return logits[k], low_res[k]
 
     return logits_of
 
@@ -107,11 +119,15 @@ def sam2_logits(model, image):
     from sam2.sam2_image_predictor import SAM2ImagePredictor
 
     predictor = SAM2ImagePredictor(model)
-    predictor.set_image(image)
 
-    def logits_of(record: dict) -> np.ndarray:
-        logits, scores, _ = predictor.predict(np.array(record["point_coords"]), np.array([1]), return_logits=True)
-        return logits[int(np.argmin(np.abs(scores - record["predicted_iou"])))]
+    def logits_of(record: dict) -> tuple[np.ndarray, np.ndarray]:
+        if not getattr(predictor, "_samcache_test_set", False):  # the encoder runs only if a mask differs
+            predictor.set_image(image)
+            predictor._samcache_test_set = True
+        logits, scores, low_res = predictor.predict(np.array(record["point_coords"]), np.array([1]),
+                                                    return_logits=True)
+        k = int(np.argmin(np.abs(scores - record["predicted_iou"])))
+        return logits[k], low_res[k]
 
     return logits_of
 
@@ -132,7 +148,7 @@ def test_sam2_equals_upstream_generate(sam2_cache, sam2_checkpoint, monkeypatch,
     model = build_sam2(SAM2_MODEL, str(sam2_checkpoint), 0)[0]
     image = source_image(split, image_id)
     ref = SAM2AutomaticMaskGenerator(model, output_mode="coco_rle", **options).generate(image)
-    assert_same_records(ours, ref, 2, sam2_logits(model, image))
+    assert_same_records(ours, ref, 2, sam2_logits(model, image), fills_holes="min_mask_region_area" in extra)
 
 
 @pytest.mark.slow  # a random ViT-B encodes the image twice and upstream decodes 64 points at 512x256: ~4.5 min
