@@ -2,7 +2,7 @@
 
 Speed goals are ratios measured side by side in the same run, never absolute timings in tests.
 Usage: python -m benchmarks.run_all [name ...]
-(names: cli extract attention codecs dask s3 zero_shot clicks head families hdf5 sam3)
+(names: cli extract attention codecs dask s3 zero_shot clicks head families hdf5 sam3 everything)
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from benchmarks.common import OUT, machine
 from samcache.pipeline.runs import format_table
 
 BENCHMARKS = ("cli", "extract", "attention", "codecs", "dask", "s3", "zero_shot", "clicks", "head", "families", "hdf5",
-              "sam3")
+              "sam3", "everything")
 RESULTS = Path(__file__).parent / "RESULTS.md"
 NOTES = """
 ## How to read these numbers
