@@ -10,6 +10,7 @@ important first (a row that fails is marked and the rest run; --deadline skips w
   extract       samcache extract end to end (PNG decode, encoder, Zarr write), bf16, automatic batch;
   zero-shot     per-instance prompts/s from that cache; clicks: clicks/s (SAM paper protocol);
   head          one epoch over GPU-preloaded images, then evaluation of the val split;
+  everything    SAM's automatic mask generator from the cache against upstream's generate() (bench_everything);
   cap 10 GiB    the same stages under torch.cuda.set_per_process_memory_fraction (the seed's RTX 3080),
                 and where --preload auto puts the full Cityscapes train+val there (10.7 GiB: not the GPU);
   compile       encoder eager vs torch.compile at one batch shape, both after warm-up; compile s apart;
@@ -60,16 +61,17 @@ class Params:
     sam2_images: int = 64
     seed_images: int = 6
     compile_batch: int = 16
+    everything: tuple[int, int, int] = (8, 8, 32)  # images, images per batch, points_per_side
     scale: float = 1.0  # row time estimates (seconds on one H100) are multiplied by this
 
 
 MODES = {
     "quick": Params(),
     "full": Params(unique=16, images=2048, zero_shot_images=500, click_images=64, train=2975, val=500,
-                   capped_images=128, sam2_images=128, seed_images=12, scale=2.0),
+                   capped_images=128, sam2_images=128, seed_images=12, everything=(32, 8, 32), scale=2.0),
     "smoke": Params(model="tiny", sam2="sam2.1_hiera_t", size=(512, 256), unique=2, images=8, zero_shot_images=4,
                     click_images=2, max_clicks=2, train=12, val=4, head_batch=4, capped_images=4, sam2_images=4,
-                    seed_images=2, compile_batch=2, scale=0.0),
+                    seed_images=2, compile_batch=2, everything=(2, 2, 2), scale=0.0),
 }
 
 
@@ -192,6 +194,11 @@ class Bench:
         return [(f"epoch s, {self.p.train} images", f"{record['train_seconds']:.2f}"),
                 ("preload", record["preload"]), (f"evaluate s, {self.p.val} images", f"{time.perf_counter() - t0:.2f}")]
 
+    def everything(self, state):
+        from benchmarks.bench_everything import gpu_rows
+
+        return gpu_rows(state["cache"], _str(state["checkpoint"]), self.p.model, self.device, *self.p.everything)
+
     def capped(self, method, **kw):
         def run(state):
             with memory_cap(self.device, CAP_BYTES):
@@ -261,6 +268,8 @@ class Bench:
             Row("clicks", self.clicks, 25 * s, needs=("cache",)),
             Row("click placement alone: device vs scipy", self.placement, 5 * s, needs=("cache",)),
             Row("head epoch (preloaded) + evaluate", self.head, 35 * s, needs=("cache",)),
+            Row("everything: samcache vs upstream generate(), with and without the encoder", self.everything, 45 * s,
+                needs=("cache",)),
             Row("extract", self.capped(self.extract, images=self.p.capped_images, name="capped.zarr"), 15 * s,
                 needs=("data",), cap=cap),
             Row("zero-shot per-instance", self.capped(self.zero_shot, cache_key="capped_cache",

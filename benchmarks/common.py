@@ -37,10 +37,14 @@ def synth_data(n_train: int, n_val: int, size=(2048, 1024), name: str = "data") 
 
 
 @contextmanager
-def timer():
+def timer(device: torch.device | None = None):
+    """Wall seconds of the block in ``box["s"]``; on a CUDA ``device`` the work it queued is waited for."""
+    sync = torch.cuda.synchronize if device is not None and device.type == "cuda" else lambda device: None
     box = {}
+    sync(device)
     t0 = time.perf_counter()
     yield box
+    sync(device)
     box["s"] = time.perf_counter() - t0
 
 

@@ -18,8 +18,9 @@
 #     3. tests/test_cuda.py (ViT-H on the GPU, fresh-process budget, 10 GiB cap ...)     ~120 s (limit 190 s)
 #     4. bench_gpu --quick --deadline (what is left), most important rows first         ~250 s (limit: the rest)
 #        (rows, estimated: setup 30, correctness 25, extract 40, zero-shot 20, clicks 25, head 35,
-#        the four capped stages 60, ceiling 10, compile 150, sam2.1 25, seed's way 15: what does not fit
-#        the deadline is marked skipped; rerun those with: bench_gpu --quick --only compile --only sam2)
+#        everything 45, the four capped stages 60, ceiling 10, compile 150, sam2.1 25, seed's way 15:
+#        what does not fit the deadline is marked skipped; rerun those with: bench_gpu --quick --only compile
+#        --only sam2; everything needs the extract row: --only extract --only everything)
 # The machine's start (1-2 min) is not included. A part that fails is recorded and the next one runs.
 set -uo pipefail
 RESULTS=${1:?usage: gpu_first_run.sh RESULTS_DIR}

@@ -2,7 +2,7 @@
 
 Speed goals are ratios measured side by side in the same run, never absolute timings in tests.
 Usage: python -m benchmarks.run_all [name ...]
-(names: cli extract attention codecs dask s3 zero_shot clicks head families hdf5 sam3)
+(names: cli extract attention codecs dask s3 zero_shot clicks head families hdf5 sam3 everything)
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from benchmarks.common import OUT, machine
 from samcache.pipeline.runs import format_table
 
 BENCHMARKS = ("cli", "extract", "attention", "codecs", "dask", "s3", "zero_shot", "clicks", "head", "families", "hdf5",
-              "sam3")
+              "sam3", "everything")
 RESULTS = Path(__file__).parent / "RESULTS.md"
 NOTES = """
 ## How to read these numbers
@@ -61,6 +61,13 @@ NOTES = """
 - **families**: SAM 2.1 stores three feature arrays (8 MiB raw per image in float16 against SAM's
   2 MiB); Hiera-T is smaller than ViT-B. The head rows use RANDOM weights: they show what each head
   costs and that both train, not which is better on real features.
+- **everything** (RANDOM weights; `python -m benchmarks.run_all everything`): SAM's automatic mask
+  generator from the cache (a) against upstream's `generate(image)` (b, its `set_image` runs the encoder)
+  and upstream's generator fed the cached features (c), the same images, taking turns. b/a is what a user
+  gains, c/a what batching and on-device filtering save. On a CPU the grid is 4x4 (the mask decoder runs
+  a few prompts per second on 2 shared cores) and the thresholds 0 (random weights keep nothing at
+  upstream's 0.88 / 0.95; one row at those defaults, labelled). Mask counts of (a) and (c) are checked in
+  the run. The GPU row (2048x1024, points_per_side 32, 8 images per batch) is unmeasured.
 - **cli**: `samcache --help` and a command's `--help` in a fresh process, as a user types them; nothing
   behind the options (torch, the models, Zarr, Dask) is imported until a command runs.
 - **hdf5**: one file instead of one file per chunk; gzip is smaller, lzf faster to write.
