@@ -19,6 +19,8 @@ INTERRUPT_ADVICE = {
                         "`samcache train-head --resume {out}`"),
     "train-head-none": "interrupted before the first epoch finished; nothing was kept: re-run the command",
     "evaluate": "interrupted; evaluate wrote no results: re-run the command",
+    "everything": "interrupted; everything does not resume and wrote no results (an earlier run in its folder is kept): "
+                  "re-run the command",
     "report": "interrupted; the report was not written: re-run the command",
     "demo": "interrupted; re-run the same demo command: the data and images already cached are reused",
     "synth": "interrupted; re-run the same command: images already written are kept",

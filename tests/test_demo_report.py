@@ -56,9 +56,9 @@ def test_report_numbers_are_the_runs_summaries(demo_dir):
                ("head (1 ep)", "semantic_iou"): (out / "head", "iou"),
                # the demo's default 5 clicks; the label names the cap that NoC depends on
                **{("clicks max 5", m): (out / "clicks", m) for m in ("miou@1", "miou@5", "noc@85", "noc@90")},
-               # SAM's automatic masks refining the head (Phase 1 + 2), and the same head alone in that run
+               # SAM's automatic masks refining the head (Phase 1 + 2), and the same head before refinement
                **{("head + SAM masks (ep 1)", m): (out / "head-sam-masks", c)
-                  for m, c in (("semantic_iou", "iou"), ("the head alone", "iou_head"),
+                  for m, c in (("semantic_iou", "iou"), ("the head before refinement", "iou_head"),
                                ("masks per image", "masks_per_image"), ("fraction of pixels in a mask", "covered"))}}
     assert {(r["run"], r["metric"]) for r in report} == set(sources)
     assert {r["class_set"] for r in report} == {"seed5"}

@@ -110,3 +110,14 @@ def test_the_documented_notebook_block_runs_as_written(cache32):
     exec(compile(block, "docs/everything.md", "exec"), scope)  # noqa: S102 - the documented block itself
     assert scope["records"] and set(scope["per_image"]) == set(scope["val"].image_ids[:2])
     assert scope["per_image"][scope["val"].image_ids[0]] == scope["records"]
+
+
+def test_random_weights_at_upstream_defaults_say_how_to_see_masks(cache32, tmp_path):
+    """Random weights keep no mask at upstream's thresholds: the run says which settings show masks."""
+    proc = invoke("everything", "--cache", cache32, "--device", "cpu", "--num-workers", "0", "--limit", "1",
+                  "--points-per-side", "2", "--visualize", "1", "--out", tmp_path / "run", "-q", check=True)
+    assert "0 masks on 1 image" in proc.stdout and "--pred-iou-thresh 0 --stability-score-thresh 0" in proc.stdout
+    assert "picture" not in proc.stderr  # the picture of an image without masks is drawn
+    assert list((tmp_path / "run" / "visualizations").glob("*_masks.png"))
+    summary = read_csv(tmp_path / "run" / "summary.csv")
+    assert "iou" not in summary[0] and float(summary[0]["masks_per_image"]) == 0.0  # no semantic column without a head

@@ -65,6 +65,12 @@ class GeneratorSettings:
                                 f"image's); only 0 is supported")
         if self.points_per_side < 1 or (self.points_per_batch is not None and self.points_per_batch < 1):
             raise SamcacheError(f"{setting('points_per_side')} and {setting('points_per_batch')} must be at least 1")
+        for name in ("pred_iou_thresh", "stability_score_thresh", "box_nms_thresh"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise SamcacheError(f"{setting(name)} {getattr(self, name)} is outside [0, 1]")
+        if self.stability_score_offset < 0 or self.min_mask_region_area < 0:
+            raise SamcacheError(f"{setting('stability_score_offset')} and {setting('min_mask_region_area')} must "
+                                f"not be negative")
         return self
 
     def as_dict(self) -> dict:

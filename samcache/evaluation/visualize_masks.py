@@ -16,10 +16,10 @@ MASK_ALPHA = 0.35  # upstream's notebook (show_anns) draws each mask in a random
 def paint_masks(image: np.ndarray | None, masks: np.ndarray, seed: int = 0) -> np.ndarray:
     """(H,W,3) uint8: ``masks`` (K,H,W) in random colours over the image, largest first (smaller ones stay
     visible on top), as upstream's notebook shows a generator's output; the colours are seeded."""
-    h, w = masks.shape[1:] if len(masks) else (image.shape[:2] if image is not None else (1, 1))
+    h, w = image.shape[:2] if image is not None else masks.shape[1:]
     out = (image if image is not None else np.full((h, w, 3), 96, np.uint8)).astype(np.float32)
     colours = np.random.default_rng(seed).random((len(masks), 3)) * 255
-    for k in np.argsort(-masks.reshape(len(masks), -1).sum(axis=1), kind="stable"):
+    for k in np.argsort(-masks.sum(axis=(1, 2)), kind="stable"):
         out[masks[k]] = (1 - MASK_ALPHA) * out[masks[k]] + MASK_ALPHA * colours[k]
     return out.astype(np.uint8)
 

@@ -183,7 +183,7 @@ def resolve(cls: type[T], config_file: str | Path | None = None, **overrides: An
     return build(cls, values, sources)
 
 
-PATH_FIELDS = ("data", "cache", "checkpoint", "out", "head", "resume", "out_dir", "h5", "runs")
+PATH_FIELDS = ("data", "cache", "checkpoint", "out", "head", "resume", "out_dir", "h5", "runs", "refine_with")
 
 
 def absolute_path(value):

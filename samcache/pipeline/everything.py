@@ -34,13 +34,13 @@ from samcache.evaluation.visualize import source_image
 from samcache.evaluation.visualize_masks import save_masks_picture, save_refined_picture
 from samcache.features.device import describe_device
 from samcache.features.frames import to_original
-from samcache.messages import RANDOM_WEIGHTS_NOTE, random_weights_suffix
+from samcache.messages import RANDOM_WEIGHTS_NOTE, count, random_weights_suffix
 from samcache.pipeline.config import new_run_dir
 from samcache.pipeline.configs import EverythingConfig
 from samcache.pipeline.evaluate import train_dataset, trained_on
 from samcache.pipeline.head_checkpoints import HeadChoice, choose_checkpoint
 from samcache.pipeline.provenance import COLUMNS as PROVENANCE_COLUMNS
-from samcache.pipeline.provenance import provenance, with_columns
+from samcache.pipeline.provenance import provenance, warn_train_is_val, with_columns
 from samcache.pipeline.runs import PER_IMAGE, RunRecord, format_table, write_csv
 from samcache.pipeline.stage import run_stage
 
@@ -94,10 +94,13 @@ def run_everything(cfg: EverythingConfig, progress: bool = True) -> dict:
     with run_stage("everything", cfg, out, reads, device=decoder.device, prov=prov) as run:
         if head:
             prov.update(trained_on(head.ckpt, cfg.cache, cfg.split))
+            if prov["train_is_val"]:
+                warn_train_is_val(cfg.split, "everything")
         result = _segment(cfg, split, rows, decoder, settings, head, out, random, progress)
         per_image, summary = result["per_image"], result["summary"]
         write_csv(out / "masks.csv", per_image, MASK_COLUMNS)
-        write_csv(out / "summary.csv", with_columns(summary, prov), SUMMARY_COLUMNS + PROVENANCE_COLUMNS)
+        columns = SUMMARY_COLUMNS if head else [c for c in SUMMARY_COLUMNS if c not in ("iou", "iou_head")]
+        write_csv(out / "summary.csv", with_columns(summary, prov), columns + PROVENANCE_COLUMNS)
         if head:
             write_csv(out / PER_IMAGE, result["image_ious"], IMAGE_COLUMNS)
         n_masks = sum(r["masks"] for r in per_image)
@@ -180,8 +183,8 @@ def _summaries(per_image: list[dict], image_ious: list[dict], confusion: dict, c
     mean_masks = float(np.mean([r["masks"] for r in per_image])) if per_image else 0.0
     covered = float(np.mean([r["covered"] for r in per_image])) if per_image else 0.0
     if class_set is None:
-        return {"per_image": per_image, "summary": [{"class": "mean", "iou": "", "iou_head": "",
-                                                     "masks_per_image": mean_masks, "covered": covered}]}
+        return {"per_image": per_image, "summary": [{"class": "all", "masks_per_image": mean_masks,
+                                                     "covered": covered}]}
     refined, miou = class_ious(confusion["refined"].cpu().numpy(), class_set)
     alone, miou_head = class_ious(confusion["head"].cpu().numpy(), class_set)
     rows = [{"class": c, "iou": refined[c], "iou_head": alone[c], "masks_per_image": "", "covered": ""}
@@ -193,11 +196,16 @@ def _summaries(per_image: list[dict], image_ious: list[dict], confusion: dict, c
 
 def summary_table(record: dict) -> str:
     """What the command prints: the masks found, and with a head, per class IoU before and after refinement."""
-    text = (f"{record['masks']} masks on {record['images']} image(s) ({record['masks_per_image']:.1f} per image; "
+    text = (f"{count(record['masks'], 'mask')} on {count(record['images'], 'image')} "
+            f"({record['masks_per_image']:.1f} per image; "
             f"points_per_side {record['generator']['points_per_side']}, pred_iou_thresh "
             f"{record['generator']['pred_iou_thresh']}, stability_score_thresh "
             f"{record['generator']['stability_score_thresh']})")
+    if record["masks"] == 0 and record["random_weights"]:
+        text += ("\nno mask passed the thresholds: random weights score below upstream's defaults; pass "
+                 "--pred-iou-thresh 0 --stability-score-thresh 0 to see masks (as make demo does)")
     if record.get("refined"):
-        rows = [{"class": r["class"], "head": r["iou_head"], HEAD_LABEL: r["iou"]} for r in record["summary"]]
-        text += "\n" + format_table(rows, ["class", "head", HEAD_LABEL])
+        head = f"head (epoch {record['epoch']})"
+        rows = [{"class": r["class"], head: r["iou_head"], HEAD_LABEL: r["iou"]} for r in record["summary"]]
+        text += "\n" + format_table(rows, ["class", head, HEAD_LABEL])
     return text + ("\n" + RANDOM_WEIGHTS_NOTE if record["random_weights"] else "")

@@ -182,9 +182,9 @@ def _everything_label(record: dict) -> str:
 
 
 register_stage(Stage("everything", _everything_label,
-                     {"iou": "semantic_iou", "iou_head": "the head alone", "masks_per_image": "masks per image",
-                      "covered": "fraction of pixels in a mask"},
-                     table="SAM's automatic masks (head alone: the same head before refinement)",
+                     {"iou": "semantic_iou", "iou_head": "the head before refinement", "masks_per_image":
+                      "masks per image", "covered": "fraction of pixels in a mask"},
+                     table="SAM's automatic masks",
                      gallery=Gallery(_lazy(_SCORES, "head_scores"),
                                      lambda r: "mean IoU of the classes in the image's ground truth or refined map "
                                                "(per_image.csv)", labels_every_pixel=True)))
