@@ -60,18 +60,7 @@ def sam1_logits(model, image):
     whose predicted IoU it has)."""
     from segment_anything import SamPredictor
 
-    predictor = SamPredictor(model)
-
-    def logits_of(record: dict) -> tuple[np.ndarray, np.ndarray]:
-        if not getattr(predictor, "_samcache_test_set", False):  # the encoder runs only if a mask differs
-            predictor.set_image(image)
-            predictor._samcache_test_set = True
-        logits, scores, low_res = predictor.predict(np.array(record["point_coords"]), np.array([1]),
-                                                    return_logits=True)
-        k = int(np.argmin(np.abs(scores - record["predicted_iou"])))
-        return logits[k], low_res[k]
-
-    return logits_of
+    return predictor_logits(SamPredictor(model), image)
 
 
 def upstream_sam1(model, image, **options) -> list[dict]:
@@ -118,8 +107,12 @@ def scipy_components(mask):
 def sam2_logits(model, image):
     from sam2.sam2_image_predictor import SAM2ImagePredictor
 
-    predictor = SAM2ImagePredictor(model)
+    return predictor_logits(SAM2ImagePredictor(model), image)
 
+
+def predictor_logits(predictor, image):
+    """record -> an upstream predictor's (full-resolution, low-res) logits of the record's mask: its point, the
+    candidate whose predicted IoU it has. The image is encoded on first use."""
     def logits_of(record: dict) -> tuple[np.ndarray, np.ndarray]:
         if not getattr(predictor, "_samcache_test_set", False):  # the encoder runs only if a mask differs
             predictor.set_image(image)
